@@ -1,0 +1,304 @@
+/*
+ * cio_internal.h - what the files of core/ share. Not installed, not used
+ * outside core/ (proto/ and server/ see only cio.h).
+ */
+#ifndef CIO_INTERNAL_H
+#define CIO_INTERNAL_H
+
+#include "cio.h"
+
+#include <assert.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CIO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CIO_ASAN 1
+#endif
+#endif
+
+#define cio__likely(x) __builtin_expect(!!(x), 1)
+#define cio__unlikely(x) __builtin_expect(!!(x), 0)
+#define cio__container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
+
+/* ---- intrusive doubly linked lists ------------------------------------- */
+
+static inline void cio__list_init(cio_list *l)
+{
+    l->next = l->prev = l;
+}
+static inline bool cio__list_empty(const cio_list *l)
+{
+    return l->next == l;
+}
+static inline void cio__list_push(cio_list *head, cio_list *n)
+{
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
+}
+static inline void cio__list_del(cio_list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = n;
+}
+static inline cio_list *cio__list_pop(cio_list *head)
+{
+    if (cio__list_empty(head))
+        return NULL;
+    cio_list *n = head->next;
+    cio__list_del(n);
+    return n;
+}
+
+/* ---- machine context --------------------------------------------------- */
+
+#if defined(CIO_CORO_UCONTEXT)
+#include <ucontext.h>
+typedef struct cio__ctx {
+    ucontext_t uc;
+} cio__ctx;
+#else
+typedef struct cio__ctx {
+    void *sp; /* saved stack pointer; registers are on that stack */
+} cio__ctx;
+/* Implemented in switch_<arch>.S: saves callee-saved registers on the current
+ * stack, stores the stack pointer in *save, loads to and restores from it. */
+void cio__switch(void **save, void *to);
+#endif
+
+/* A coroutine stack. The descriptor sits at the top of its own mapping, in the
+ * page the coroutine touches first anyway. */
+typedef struct cio__stack {
+    struct cio__stack *next; /* free list */
+    char *lo;                /* lowest usable byte (above the guard page) */
+    size_t size;             /* usable bytes below the descriptor */
+    unsigned vg_id;          /* valgrind stack id */
+    bool dirty;              /* used since last trimmed */
+} cio__stack;
+
+/* ---- waits: the one mechanism behind every awaiting call --------------- */
+
+enum { CIO__WHY_NONE, CIO__WHY_TIMEOUT, CIO__WHY_CANCEL };
+
+/* A task suspended in an awaiting call owns one cio__wait on its stack. The
+ * call's completer sets the result with cio__wait_complete(). If the deadline
+ * passes or the task is cancelled first, interrupt() runs once; it must
+ * complete the wait now (removing it from wherever it was queued) or arrange
+ * for a completion later (an async cancel in the ring). 'why' says which. */
+typedef struct cio__wait {
+    cio_task *task;
+    void (*interrupt)(struct cio__wait *w);
+    intptr_t result;
+    cio_time deadline; /* the call's own deadline */
+    cio_timer timer;   /* armed at the effective deadline */
+    uint8_t why;
+    bool done;
+} cio__wait;
+
+/* Starts a wait: returns -ECANCELED or -ETIMEDOUT without suspending if the
+ * task is already cancelled or past an effective deadline, else 0 (and the
+ * deadline timer is armed). Between begin and suspend nothing may await. */
+int cio__wait_begin(cio__wait *w, cio_time deadline, void (*interrupt)(cio__wait *));
+/* Suspends until the wait completes; returns its result. */
+intptr_t cio__wait_suspend(cio__wait *w);
+/* Completes the wait with result and makes its task ready. */
+void cio__wait_complete(cio__wait *w, intptr_t result);
+/* The error an interrupted wait reports: -ETIMEDOUT or -ECANCELED. */
+static inline intptr_t cio__wait_error(const cio__wait *w)
+{
+    return w->why == CIO__WHY_TIMEOUT ? -ETIMEDOUT : -ECANCELED;
+}
+
+/* A list-queued waiter (events, semaphores, channels, futures). */
+typedef struct cio__qwait {
+    cio__wait w;
+    cio_list link;
+    intptr_t item; /* channel payload */
+} cio__qwait;
+
+/* Queues the running task on q and suspends; the interrupt unlinks it. */
+intptr_t cio__qwait_on(cio_list *q, cio__qwait *qw, cio_time deadline);
+/* Wakes the first waiter of q with result; false if none. */
+bool cio__qwait_wake_one(cio_list *q, intptr_t result);
+void cio__qwait_wake_all(cio_list *q, intptr_t result);
+
+/* ---- tasks -------------------------------------------------------------- */
+
+enum { CIO__T_READY, CIO__T_RUNNING, CIO__T_SUSPENDED, CIO__T_DONE };
+
+struct cio_task {
+    cio__ctx ctx;
+    cio__stack *stack;
+    cio_loop *loop;
+    cio_fn fn;
+    void *arg;
+    cio_task *next_ready;
+    cio__wait *wait;      /* while suspended in an awaiting call */
+    cio_scope *scope;     /* innermost active scope */
+    cio_group *groups;    /* innermost open group of this task */
+    cio_group *parent;    /* group this task is a child of */
+    cio_list group_link;  /* in parent->children */
+    cio_list all_link;    /* in loop->tasks while alive */
+    cio_scope root;       /* the task-wide scope (cio_task_cancel) */
+    cio_future done;
+    uint8_t state;
+    uint8_t refs; /* handle/group + running */
+#if CIO_ASAN
+    void *asan_fake;
+#endif
+};
+
+void cio__task_wake(cio_task *t);
+void cio__run_ready(cio_loop *l);
+void cio__tasks_fini(cio_loop *l);
+/* Effective cancellation state of t's innermost scope chain. */
+bool cio__task_is_cancelled(const cio_task *t, cio_time *deadline_out, cio_scope **why);
+/* Cancels a task scope-wise, interrupting its wait and its groups' children. */
+void cio__scope_cancel_internal(cio_scope *s, bool by_deadline);
+
+/* ---- loop --------------------------------------------------------------- */
+
+typedef struct cio__post {
+    struct cio__post *next;
+    void (*fn)(void *arg);
+    void *arg;
+} cio__post;
+
+typedef struct cio__slab {
+    struct cio__slab *next;
+    void *base;
+    size_t len;
+} cio__slab;
+
+struct cio_loop {
+    struct io_uring ring;
+    unsigned ring_flags;
+    cio_time now;
+    pthread_t thread;
+
+    /* scheduler */
+    cio__ctx sched;
+    cio_task *current;
+    cio_task *ready_head, *ready_tail;
+    size_t ready_len;
+    cio_list tasks; /* all live tasks */
+    cio_task *task_free;
+    size_t task_free_len;
+    unsigned turns_since_enter;
+    cio_time wait_slice; /* longest single wait (0 = unbounded) */
+
+    /* timers: binary min-heap, 1-based */
+    cio_timer **heap;
+    uint32_t heap_len, heap_cap;
+    uint32_t weak_timers; /* armed timers that do not keep the loop alive */
+
+    /* coroutine stacks */
+    size_t stack_size, slot_size;
+    cio__stack *stack_free;
+    size_t stack_free_len;
+    cio__slab *slabs;
+    char *slab_next, *slab_end; /* carving position in the newest slab */
+    size_t stacks_mapped;
+    bool guard_madvise; /* MADV_GUARD_INSTALL works */
+    cio_timer trim_timer;
+
+    /* cross-thread posts: a mutex-guarded list and an eventfd read in the ring */
+    pthread_mutex_t post_lock;
+    cio__post *post_head, *post_tail;
+    int efd;
+    uint64_t efd_val;
+    cio_completion efd_comp;
+    atomic_bool efd_signalled;
+    bool efd_armed;
+    bool msg_ring_ok; /* IORING_OP_MSG_RING supported */
+
+    uint64_t inflight;     /* ring operations awaiting their last CQE */
+    uint64_t external;     /* pool jobs in flight (complete via the ring) */
+    atomic_bool stop;
+    bool closing; /* being destroyed: do not re-arm the wake-up read */
+
+    /* lag monitor */
+    cio_timer lag_timer;
+    cio_time lag_interval, lag_start, lag_next;
+    cio_lag_stats lag;
+    uint64_t lag_hist[64];
+    cio_time lag_sum;
+
+    cio_loop_stats stats;
+    cio_list writers;   /* cio_writer flushed at the end of each turn */
+    cio_writer *log;    /* this loop's process-log writer (stderr) */
+
+#if CIO_ASAN
+    const void *main_stack_bottom;
+    size_t main_stack_size;
+#endif
+};
+
+extern _Thread_local cio_loop *cio__tls_loop;
+
+/* An SQE, flushing the SQ to the kernel if it is full. Never NULL. */
+struct io_uring_sqe *cio__sqe(cio_loop *l);
+/* Attaches c to sqe and counts it in flight (until a CQE without F_MORE). */
+static inline void cio__sqe_set_comp(cio_loop *l, struct io_uring_sqe *sqe, cio_completion *c)
+{
+    io_uring_sqe_set_data(sqe, c);
+    l->inflight++;
+}
+/* Submits an async cancel for the operation whose user_data is c; its own
+ * CQE is ignored. */
+void cio__cancel_op(cio_loop *l, cio_completion *c);
+
+/* Awaiting a single ring operation from a task. */
+typedef struct cio__uop {
+    cio_completion comp;
+    cio__wait w;
+    uint32_t cqe_flags;
+} cio__uop;
+
+/* begin -> (sqe = cio__sqe(), prep it) -> submit -> end. begin returns
+ * -ECANCELED/-ETIMEDOUT without touching the ring. */
+int cio__uop_begin(cio__uop *op, cio_time deadline);
+void cio__uop_submit(cio__uop *op, struct io_uring_sqe *sqe);
+intptr_t cio__uop_end(cio__uop *op);
+
+/* stacks (coro.c) */
+int cio__stacks_init(cio_loop *l, size_t stack_size);
+void cio__stacks_fini(cio_loop *l);
+cio__stack *cio__stack_get(cio_loop *l);
+void cio__stack_put(cio_loop *l, cio__stack *s);
+void cio__stacks_trim(cio_loop *l, size_t keep);
+/* Prepares t->ctx so that switching to it runs cio__task_main(t) on
+ * t->stack; cio__task_main calls cio__ctx_first_entry(t) first. */
+void cio__ctx_make(cio_task *t);
+void cio__ctx_first_entry(cio_task *t);
+void cio__task_main(cio_task *t);
+/* Switches from the running context to 'to'; 'exiting' when the current
+ * coroutine never runs again (sanitizer bookkeeping). */
+void cio__ctx_switch(cio_loop *l, cio__ctx *from, cio__ctx *to, cio_task *from_task,
+                     cio_task *to_task, bool exiting);
+
+/* timers (timer.c) */
+void cio__timers_fire(cio_loop *l);
+cio_time cio__timers_next(const cio_loop *l);
+void cio__timer_set_weak(cio_timer *t, bool weak);
+
+/* pool (pool.c): per-loop teardown hook */
+void cio__lag_tick(cio_timer *t);
+
+/* log (log.c) */
+void cio__log_flush(cio_loop *l);
+/* Writes out the writer linked by n (already unlinked) synchronously. */
+void cio__writer_detach_link(cio_list *n);
+
+static inline cio_loop *cio__loop_or_current(cio_loop *l)
+{
+    return l ? l : cio__tls_loop;
+}
+
+#endif /* CIO_INTERNAL_H */

@@ -1,0 +1,242 @@
+/*
+ * log.c - non-blocking writers (for the process log and access logs) and the
+ * process logger.
+ *
+ * A writer has two buffers: tasks append to the active one while the other
+ * is being written through the ring. At the end of each loop turn the loop
+ * swaps them if no write is in flight. Logging thus never blocks the loop,
+ * even on a slow disk or a full pipe; past max_buffer it drops and counts.
+ */
+#include "cio_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct cio_writer {
+    cio_loop *loop;
+    int fd;
+    cio_list link; /* in loop->writers */
+    char *buf[2];
+    size_t len[2], cap[2];
+    int cur; /* index of the buffer being appended to */
+    size_t max, off;
+    bool inflight, destroying;
+    cio_completion comp;
+    uint64_t dropped;
+};
+
+static void write_sync(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return; /* nowhere to report it: give up */
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+static void writer_free(cio_writer *w)
+{
+    free(w->buf[0]);
+    free(w->buf[1]);
+    free(w);
+}
+
+static void writer_submit(cio_writer *w)
+{
+    int b = 1 - w->cur;
+    struct io_uring_sqe *sqe = cio__sqe(w->loop);
+    io_uring_prep_write(sqe, w->fd, w->buf[b] + w->off, (unsigned)(w->len[b] - w->off),
+                        (uint64_t)-1);
+    cio__sqe_set_comp(w->loop, sqe, &w->comp);
+}
+
+static void writer_done(cio_completion *c, int32_t res, uint32_t flags)
+{
+    (void)flags;
+    cio_writer *w = cio__container_of(c, cio_writer, comp);
+    int b = 1 - w->cur;
+    if (res > 0)
+        w->off += (size_t)res;
+    if (res == -EINTR || res == -EAGAIN || (res > 0 && w->off < w->len[b])) {
+        if (!w->destroying) {
+            writer_submit(w); /* the rest */
+            return;
+        }
+    } else if (res <= 0) {
+        w->dropped += w->len[b] - w->off;
+        w->off = w->len[b];
+    }
+    if (w->destroying) {
+        /* Teardown: finish synchronously, in order, then free. */
+        write_sync(w->fd, w->buf[b] + w->off, w->len[b] - w->off);
+        write_sync(w->fd, w->buf[w->cur], w->len[w->cur]);
+        writer_free(w);
+        return;
+    }
+    w->len[b] = 0;
+    w->off = 0;
+    w->inflight = false;
+}
+
+int cio_writer_create(cio_loop *loop, int fd, size_t max_buffer, cio_writer **out)
+{
+    loop = cio__loop_or_current(loop);
+    if (!loop || fd < 0)
+        return -EINVAL;
+    cio_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->loop = loop;
+    w->fd = fd;
+    w->max = max_buffer ? max_buffer : 1024 * 1024;
+    w->comp.fn = writer_done;
+    cio__list_push(&loop->writers, &w->link);
+    *out = w;
+    return 0;
+}
+
+char *cio_writer_reserve(cio_writer *w, size_t n)
+{
+    int b = w->cur;
+    if (w->len[b] + n > w->cap[b]) {
+        if (w->len[b] + n > w->max) {
+            w->dropped += n;
+            return NULL;
+        }
+        size_t cap = w->cap[b] ? w->cap[b] : 4096;
+        while (cap < w->len[b] + n)
+            cap *= 2;
+        if (cap > w->max)
+            cap = w->max;
+        char *nb = realloc(w->buf[b], cap);
+        if (!nb) {
+            w->dropped += n;
+            return NULL;
+        }
+        w->buf[b] = nb;
+        w->cap[b] = cap;
+    }
+    return w->buf[b] + w->len[b];
+}
+
+void cio_writer_commit(cio_writer *w, size_t n)
+{
+    w->len[w->cur] += n;
+}
+
+int cio_writer_append(cio_writer *w, const void *data, size_t n)
+{
+    char *p = cio_writer_reserve(w, n);
+    if (!p)
+        return -ENOBUFS;
+    memcpy(p, data, n);
+    cio_writer_commit(w, n);
+    return 0;
+}
+
+uint64_t cio_writer_dropped(const cio_writer *w)
+{
+    return w->dropped;
+}
+
+static void writer_flush(cio_writer *w)
+{
+    if (w->inflight || w->len[w->cur] == 0)
+        return;
+    w->cur = 1 - w->cur;
+    w->off = 0;
+    w->inflight = true;
+    writer_submit(w);
+}
+
+void cio__log_flush(cio_loop *l)
+{
+    for (cio_list *n = l->writers.next; n != &l->writers; n = n->next)
+        writer_flush(cio__container_of(n, cio_writer, link));
+}
+
+void cio__writer_detach_link(cio_list *n)
+{
+    cio_writer *w = cio__container_of(n, cio_writer, link);
+    write_sync(w->fd, w->buf[w->cur], w->len[w->cur]);
+    w->len[w->cur] = 0;
+    cio__list_init(&w->link);
+}
+
+void cio_writer_destroy(cio_writer *w)
+{
+    if (!w)
+        return;
+    cio__list_del(&w->link);
+    if (w->inflight) {
+        w->destroying = true; /* writer_done finishes and frees */
+        return;
+    }
+    write_sync(w->fd, w->buf[w->cur], w->len[w->cur]);
+    writer_free(w);
+}
+
+/* ---- process log ------------------------------------------------------------------- */
+
+static _Atomic int log_level = CIO_LOG_INFO;
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void cio_log_set_level(enum cio_log_level level)
+{
+    atomic_store(&log_level, (int)level);
+}
+
+enum cio_log_level cio_log_get_level(void)
+{
+    return (enum cio_log_level)atomic_load(&log_level);
+}
+
+int cio_log_parse_level(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, level_names[i]) == 0)
+            return i;
+    return -EINVAL;
+}
+
+void cio_log(enum cio_log_level level, const char *fmt, ...)
+{
+    if ((int)level > atomic_load(&log_level))
+        return;
+    char line[2048];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%d] ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], (int)getpid());
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2; /* truncated */
+    line[len++] = '\n';
+
+    cio_loop *l = cio__tls_loop;
+    if (l && !l->closing) {
+        if (!l->log && cio_writer_create(l, STDERR_FILENO, 0, &l->log) < 0)
+            l->log = NULL;
+        if (l->log) {
+            (void)cio_writer_append(l->log, line, len);
+            return;
+        }
+    }
+    write_sync(STDERR_FILENO, line, len);
+}

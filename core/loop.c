@@ -1,0 +1,423 @@
+/*
+ * loop.c - the io_uring back end: ring setup, the loop turn, completion
+ * dispatch, cross-thread posts and the run functions.
+ *
+ * One turn = one io_uring_enter (submit what the turn queued and, if no task
+ * is ready, wait for a completion or the earliest timer), then dispatch the
+ * completions, fire due timers and run the tasks that became ready. When
+ * tasks are ready and nothing was queued for the kernel, a turn may skip the
+ * enter, but never more than ENTER_EVERY turns in a row, so a busy loop keeps
+ * reaping I/O.
+ */
+#include "cio_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#ifdef CIO_HAVE_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+
+#define ENTER_EVERY 16
+
+
+/* ---- submission ------------------------------------------------------------- */
+
+struct io_uring_sqe *cio__sqe(cio_loop *l)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+    for (int tries = 0; !sqe && tries < 64; tries++) {
+        /* SQ full: hand what is queued to the kernel now. */
+        int rc = io_uring_submit(&l->ring);
+        l->stats.enters++;
+        if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR)
+            break;
+        if (rc <= 0)
+            (void)io_uring_get_events(&l->ring);
+        sqe = io_uring_get_sqe(&l->ring);
+    }
+    if (!sqe) {
+        fprintf(stderr, "corio: io_uring submission queue stuck full\n");
+        abort();
+    }
+    return sqe;
+}
+
+void cio__cancel_op(cio_loop *l, cio_completion *c)
+{
+    struct io_uring_sqe *sqe = cio__sqe(l);
+    io_uring_prep_cancel(sqe, c, 0);
+    io_uring_sqe_set_data(sqe, NULL);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+/* ---- cross-thread posts -------------------------------------------------------- */
+
+static void efd_arm(cio_loop *l)
+{
+    struct io_uring_sqe *sqe = cio__sqe(l);
+    io_uring_prep_read(sqe, l->efd, &l->efd_val, sizeof(l->efd_val), 0);
+    cio__sqe_set_comp(l, sqe, &l->efd_comp);
+    l->efd_armed = true;
+}
+
+static void posts_drain(cio_loop *l)
+{
+    pthread_mutex_lock(&l->post_lock);
+    cio__post *p = l->post_head;
+    l->post_head = l->post_tail = NULL;
+    pthread_mutex_unlock(&l->post_lock);
+    while (p) {
+        cio__post *next = p->next;
+        void (*fn)(void *) = p->fn;
+        void *arg = p->arg;
+        free(p);
+        if (fn)
+            fn(arg);
+        p = next;
+    }
+}
+
+static bool loop_closing(const cio_loop *l);
+
+static void efd_done(cio_completion *c, int32_t res, uint32_t flags)
+{
+    (void)flags;
+    cio_loop *l = cio__container_of(c, cio_loop, efd_comp);
+    l->efd_armed = false;
+    /* Clear before draining: a post that lands after the drain signals again. */
+    atomic_store(&l->efd_signalled, false);
+    posts_drain(l);
+    if (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN)
+        fprintf(stderr, "corio: loop wake-up read failed: %s\n", strerror(-res));
+    if (!loop_closing(l))
+        efd_arm(l);
+}
+
+static void efd_signal(cio_loop *l)
+{
+    if (!atomic_exchange(&l->efd_signalled, true)) {
+        uint64_t one = 1;
+        ssize_t n = write(l->efd, &one, sizeof(one));
+        (void)n; /* only fails if the counter would overflow: already signalled */
+    }
+}
+
+int cio_loop_post(cio_loop *l, void (*fn)(void *arg), void *arg)
+{
+    cio__post *p = malloc(sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->next = NULL;
+    p->fn = fn;
+    p->arg = arg;
+    pthread_mutex_lock(&l->post_lock);
+    if (l->post_tail)
+        l->post_tail->next = p;
+    else
+        l->post_head = p;
+    l->post_tail = p;
+    pthread_mutex_unlock(&l->post_lock);
+    efd_signal(l);
+    return 0;
+}
+
+void cio_loop_stop(cio_loop *l)
+{
+    atomic_store(&l->stop, true);
+    if (!pthread_equal(pthread_self(), l->thread))
+        efd_signal(l);
+}
+
+/* ---- setup ---------------------------------------------------------------------- */
+
+static int ring_setup(cio_loop *l, unsigned sq, unsigned cq)
+{
+    static const unsigned attempts[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+        IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    const char *plain = getenv("CORIO_PLAIN_RING"); /* test hook for the fallback path */
+    size_t first = plain && *plain && *plain != '0' ? 3 : 0;
+    int rc = -EINVAL;
+    for (size_t i = first; i < sizeof(attempts) / sizeof(attempts[0]); i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof(p));
+        p.flags = attempts[i] | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+        p.cq_entries = cq;
+        rc = io_uring_queue_init_params(sq, &l->ring, &p);
+        if (rc == 0) {
+            l->ring_flags = p.flags;
+            if (!(p.features & IORING_FEAT_NODROP))
+                fprintf(stderr, "corio: kernel lacks IORING_FEAT_NODROP; completions may be lost\n");
+            return 0;
+        }
+        if (rc != -EINVAL)
+            break;
+    }
+    return rc;
+}
+
+int cio_loop_create(cio_loop **out, const cio_loop_opts *opts)
+{
+    cio_loop_opts o = {0};
+    if (opts)
+        o = *opts;
+    if (!o.sq_entries)
+        o.sq_entries = 1024;
+    if (!o.cq_entries)
+        o.cq_entries = o.sq_entries * 16;
+
+    cio_loop *l = calloc(1, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    int rc = ring_setup(l, o.sq_entries, o.cq_entries);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    (void)io_uring_register_ring_fd(&l->ring);
+
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&l->ring);
+    if (probe) {
+        l->msg_ring_ok = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+        io_uring_free_probe(probe);
+    }
+
+    l->efd = eventfd(0, EFD_CLOEXEC);
+    if (l->efd < 0) {
+        rc = -errno;
+        io_uring_queue_exit(&l->ring);
+        free(l);
+        return rc;
+    }
+    pthread_mutex_init(&l->post_lock, NULL);
+    atomic_init(&l->efd_signalled, false);
+    atomic_init(&l->stop, false);
+    l->efd_comp.fn = efd_done;
+    l->thread = pthread_self();
+    cio__list_init(&l->tasks);
+    cio__list_init(&l->writers);
+    l->now = cio_clock();
+    cio__stacks_init(l, o.stack_size);
+    cio_timer_init(&l->lag_timer, l, cio__lag_tick);
+#ifdef CIO_HAVE_VALGRIND
+    /* valgrind (3.19) does not count io_uring_enter as a blocking call: it
+     * keeps its big thread lock across it, so pool workers would never run.
+     * Under valgrind only, wait in slices of 10 ms and yield after each. */
+    if (RUNNING_ON_VALGRIND)
+        l->wait_slice = CIO_MS(10);
+#endif
+    cio__tls_loop = l;
+    efd_arm(l);
+    *out = l;
+    return 0;
+}
+
+static bool loop_closing(const cio_loop *l)
+{
+    return l->closing;
+}
+
+/* ---- the turn ---------------------------------------------------------------------- */
+
+static unsigned reap(cio_loop *l)
+{
+    unsigned head, n = 0;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&l->ring, head, cqe)
+    {
+        n++;
+        cio_completion *c = io_uring_cqe_get_data(cqe);
+        if (!c)
+            continue; /* a cancel request's own completion */
+        if (!(cqe->flags & IORING_CQE_F_MORE))
+            l->inflight--;
+        c->fn(c, cqe->res, cqe->flags);
+    }
+    io_uring_cq_advance(&l->ring, n);
+    return n;
+}
+
+static int turn(cio_loop *l)
+{
+    int rc = 0;
+    bool ready = l->ready_head != NULL;
+    if (ready) {
+        if (io_uring_sq_ready(&l->ring) || ++l->turns_since_enter >= ENTER_EVERY) {
+            rc = io_uring_submit_and_get_events(&l->ring);
+            l->stats.enters++;
+            l->turns_since_enter = 0;
+        }
+    } else {
+        cio_time next = cio__timers_next(l);
+        if (l->wait_slice && next - l->now > l->wait_slice)
+            next = l->now + l->wait_slice;
+        l->turns_since_enter = 0;
+        l->stats.enters++;
+        if (next == CIO_NEVER) {
+            rc = io_uring_submit_and_wait(&l->ring, 1);
+        } else {
+            cio_time wait = next - cio_clock();
+            if (wait <= 0) {
+                rc = io_uring_submit_and_get_events(&l->ring);
+            } else {
+                struct __kernel_timespec ts = {.tv_sec = wait / 1000000000,
+                                               .tv_nsec = wait % 1000000000};
+                struct io_uring_cqe *cqe;
+                rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+            }
+        }
+    }
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+        return rc;
+    if (l->wait_slice)
+        sched_yield();
+
+    unsigned n = reap(l);
+    while (io_uring_cq_has_overflow(&l->ring)) {
+        /* The kernel kept what did not fit (IORING_FEAT_NODROP); flush it. */
+        l->stats.cq_overflows++;
+        (void)io_uring_get_events(&l->ring);
+        n += reap(l);
+    }
+    l->stats.cqes += n;
+    l->stats.turns++;
+    l->now = cio_clock();
+    cio__timers_fire(l);
+    cio__run_ready(l);
+    cio__log_flush(l);
+    return 0;
+}
+
+/* Nothing can happen any more unless another thread posts. */
+static bool quiet(const cio_loop *l)
+{
+    return !l->ready_head && l->inflight - (l->efd_armed ? 1 : 0) == 0 && l->external == 0 &&
+           l->heap_len - l->weak_timers == 0;
+}
+
+/* Turns until 'until' is done (if given; then quietness does not end the run,
+ * since a post from another thread may still complete it), stop is requested
+ * (if honoured), there are no tasks (if asked) or the loop is quiet. */
+static int run(cio_loop *l, cio_future *until, bool honour_stop, bool until_no_tasks)
+{
+    cio_loop *prev = cio__tls_loop;
+    cio__tls_loop = l;
+    l->now = cio_clock();
+    int rc = 0;
+    for (;;) {
+        if (honour_stop && atomic_load(&l->stop))
+            break;
+        if (until && until->done)
+            break;
+        if (until_no_tasks && cio__list_empty(&l->tasks))
+            break;
+        if (!until && quiet(l))
+            break;
+        rc = turn(l);
+        if (rc < 0)
+            break;
+    }
+    cio__tls_loop = prev ? prev : l;
+    return rc;
+}
+
+int cio_loop_run(cio_loop *l)
+{
+    int rc = run(l, NULL, true, false);
+    atomic_store(&l->stop, false);
+    return rc;
+}
+
+intptr_t cio_run(cio_loop *l, cio_fn fn, void *arg)
+{
+    cio_task *main;
+    int rc = cio_spawn(l, &main, fn, arg);
+    if (rc < 0)
+        return rc;
+    rc = run(l, &main->done, true, false);
+    atomic_store(&l->stop, false);
+    /* Cancel whatever is still alive (the main task too, if the loop was
+     * stopped or deadlocked) and let it unwind. */
+    while (rc == 0 && !cio__list_empty(&l->tasks)) {
+        for (cio_list *n = l->tasks.next; n != &l->tasks; n = n->next)
+            cio_task_cancel(cio__container_of(n, cio_task, all_link));
+        rc = run(l, NULL, false, true);
+        if (rc == 0 && quiet(l) && !cio__list_empty(&l->tasks)) {
+            /* Suspended where cancellation cannot reach (a shielded wait on
+             * something nobody will complete): report, do not spin. */
+            fprintf(stderr, "corio: %llu task(s) deadlocked at exit\n",
+                    (unsigned long long)l->stats.tasks_live);
+            break;
+        }
+    }
+    intptr_t result = main->done.done ? main->done.result : (rc < 0 ? rc : -ECANCELED);
+    cio_detach(main);
+    return result;
+}
+
+/* ---- teardown and introspection -------------------------------------------------------- */
+
+void cio_loop_destroy(cio_loop *l)
+{
+    if (!l)
+        return;
+    l->closing = true;
+    cio__tls_loop = l;
+    if (l->efd_armed) {
+        cio__cancel_op(l, &l->efd_comp);
+        while (l->efd_armed) {
+            if (io_uring_submit_and_wait(&l->ring, 1) < 0 && !l->efd_armed)
+                break;
+            reap(l);
+        }
+    }
+    cio__log_flush(l);
+    while (l->inflight > 0) {
+        /* Operations left behind (e.g. log writes): let them finish. */
+        if (io_uring_submit_and_wait(&l->ring, 1) < 0)
+            break;
+        reap(l);
+    }
+    cio_writer_destroy(l->log);
+    l->log = NULL;
+    /* Writers the application forgot: write out and detach (a later
+     * cio_writer_destroy still frees them). */
+    for (cio_list *n; (n = cio__list_pop(&l->writers)) != NULL;)
+        cio__writer_detach_link(n);
+    posts_drain(l);
+    io_uring_queue_exit(&l->ring);
+    close(l->efd);
+    pthread_mutex_destroy(&l->post_lock);
+    cio__stacks_fini(l);
+    cio__tasks_fini(l);
+    free(l->heap);
+    if (cio__tls_loop == l)
+        cio__tls_loop = NULL;
+    free(l);
+}
+
+cio_loop *cio_loop_current(void)
+{
+    return cio__tls_loop;
+}
+
+unsigned cio_loop_ring_flags(const cio_loop *l)
+{
+    return l->ring_flags;
+}
+
+void cio_loop_get_stats(const cio_loop *l, cio_loop_stats *out)
+{
+    *out = l->stats;
+    out->stacks_mapped = l->stacks_mapped;
+    out->ops_inflight = l->inflight;
+}

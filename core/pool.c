@@ -1,0 +1,453 @@
+/*
+ * pool.c - the executor for blocking and CPU-heavy work.
+ *
+ * Workers take jobs from a mutex-guarded FIFO. A finished job travels back
+ * to its loop through the ring: the worker sends IORING_OP_MSG_RING from a
+ * small ring of its own, which posts a CQE carrying the job's completion
+ * record straight into the loop's CQ (no queue, no lock, no eventfd). Where
+ * MSG_RING is missing (or fails), finished jobs go on a list and the loop is
+ * woken through its eventfd post. Either way the loop is never polled.
+ *
+ * Backpressure: a loop-side semaphore holds one unit per job the pool may
+ * have in flight (queue capacity + workers); a submitter that finds none
+ * waits, as an awaiting call, until a job completes.
+ */
+#include "cio_internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+struct cio_pool {
+    cio_loop *loop;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    cio_job *head, *tail; /* queued jobs */
+    pthread_t *tids;
+    unsigned threads, alive;
+    size_t queued, running;
+    bool shutting, joined;
+    bool silent_exit; /* being destroyed: workers must not post to the loop */
+    atomic_bool cancel_all;
+    bool use_msg_ring;
+    int nice;
+
+    /* finished jobs for the fallback path, handed over by one post */
+    cio_job *done_head;
+    bool done_posted;
+
+    cio_sem space;      /* loop side: jobs that may still be submitted */
+    size_t outstanding; /* loop side: submitted jobs whose future is not done */
+    cio_event exited;   /* loop side: every worker has exited */
+    cio_event drained;  /* loop side: shutting down and nothing outstanding */
+    uint64_t submitted, completed, cancelled, waits_full;
+};
+
+static _Thread_local cio_job *tls_job;
+
+bool cio_job_cancelled(void)
+{
+    cio_job *j = tls_job;
+    return j && (atomic_load(&j->cancel_requested) || atomic_load(&j->pool->cancel_all));
+}
+
+/* ---- loop side ------------------------------------------------------------------ */
+
+static void job_finish(cio_job *job, intptr_t result)
+{
+    cio_pool *p = job->pool;
+    atomic_store(&job->state, JOB_DONE);
+    p->completed++;
+    p->outstanding--;
+    cio_sem_release(&p->space);
+    if (p->shutting && p->outstanding == 0)
+        cio_event_set(&p->drained);
+    (void)cio_future_set(&job->fut, result);
+}
+
+/* MSG_RING completion: the CQE's user_data is &job->comp. */
+static void job_cqe(cio_completion *c, int32_t res, uint32_t flags)
+{
+    (void)res;
+    (void)flags;
+    cio_job *job = cio__container_of(c, cio_job, comp);
+    job_finish(job, job->result);
+}
+
+static void done_list_drain(void *arg)
+{
+    cio_pool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    cio_job *j = p->done_head;
+    p->done_head = NULL;
+    p->done_posted = false;
+    pthread_mutex_unlock(&p->lock);
+    while (j) {
+        cio_job *next = j->next;
+        p->loop->inflight--; /* counted at submission; no CQE came for it */
+        job_finish(j, j->result);
+        j = next;
+    }
+}
+
+static void workers_exited(void *arg)
+{
+    cio_pool *p = arg;
+    p->loop->external--; /* counted by begin_shutdown */
+    cio_event_set(&p->exited);
+}
+
+/* ---- worker side ------------------------------------------------------------------- */
+
+static void deliver_fallback(cio_pool *p, cio_job *job)
+{
+    pthread_mutex_lock(&p->lock);
+    job->next = p->done_head;
+    p->done_head = job;
+    bool post = !p->done_posted;
+    p->done_posted = true;
+    pthread_mutex_unlock(&p->lock);
+    /* cio_loop_post can only fail on ENOMEM; retry rather than lose the job. */
+    while (post && cio_loop_post(p->loop, done_list_drain, p) < 0)
+        sched_yield();
+}
+
+static bool deliver_msg_ring(struct io_uring *r, int loop_fd, cio_job *job)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+    if (!sqe)
+        return false;
+    io_uring_prep_msg_ring(sqe, loop_fd, 0, (uint64_t)(uintptr_t)&job->comp, 0);
+    io_uring_sqe_set_data64(sqe, 1);
+    struct io_uring_cqe *cqe;
+    if (io_uring_submit_and_wait(r, 1) < 1 || io_uring_wait_cqe(r, &cqe) < 0)
+        return false;
+    bool ok = cqe->res >= 0;
+    io_uring_cqe_seen(r, cqe);
+    return ok;
+}
+
+static void *worker_main(void *arg)
+{
+    cio_pool *p = arg;
+    if (p->nice) {
+        /* Linux nice values are per thread. */
+        pid_t tid = gettid();
+        errno = 0;
+        int cur = getpriority(PRIO_PROCESS, (id_t)tid);
+        if (errno == 0)
+            (void)setpriority(PRIO_PROCESS, (id_t)tid, cur + p->nice);
+    }
+    struct io_uring ring;
+    bool have_ring = p->use_msg_ring && io_uring_queue_init(4, &ring, 0) == 0;
+    int loop_fd = p->loop->ring.ring_fd;
+
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->head && !p->shutting)
+            pthread_cond_wait(&p->cond, &p->lock);
+        cio_job *job = p->head;
+        if (!job)
+            break; /* shutting down and nothing left */
+        p->head = job->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->queued--;
+        p->running++;
+        atomic_store(&job->state, JOB_RUNNING);
+        pthread_mutex_unlock(&p->lock);
+
+        tls_job = job;
+        job->result = job->fn(job->arg);
+        tls_job = NULL;
+
+        pthread_mutex_lock(&p->lock);
+        p->running--;
+        pthread_mutex_unlock(&p->lock);
+        /* After delivery the job belongs to the loop again: do not touch it. */
+        if (!have_ring || !deliver_msg_ring(&ring, loop_fd, job))
+            deliver_fallback(p, job);
+        pthread_mutex_lock(&p->lock);
+    }
+    bool last = --p->alive == 0 && !p->silent_exit;
+    pthread_mutex_unlock(&p->lock);
+    if (have_ring)
+        io_uring_queue_exit(&ring);
+    if (last) {
+        while (cio_loop_post(p->loop, workers_exited, p) < 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+/* ---- API ------------------------------------------------------------------------------ */
+
+static unsigned cpus_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return (unsigned)n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+int cio_pool_create(cio_loop *loop, cio_pool **out, const cio_pool_opts *opts)
+{
+    loop = cio__loop_or_current(loop);
+    if (!loop)
+        return -EINVAL;
+    cio_pool_opts o = {.nice = 10};
+    if (opts)
+        o = *opts;
+    if (!o.threads)
+        o.threads = cpus_available();
+    if (!o.queue)
+        o.queue = 1024;
+    if (!o.stack_size)
+        o.stack_size = 256 * 1024;
+
+    cio_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->tids = calloc(o.threads, sizeof(pthread_t));
+    if (!p->tids) {
+        free(p);
+        return -ENOMEM;
+    }
+    p->loop = loop;
+    p->nice = o.nice;
+    const char *no_msg = getenv("CORIO_NO_MSG_RING"); /* test hook for the fallback */
+    p->use_msg_ring = loop->msg_ring_ok && !(no_msg && *no_msg && *no_msg != '0');
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    cio_sem_init(&p->space, (int64_t)o.queue + o.threads);
+    cio_event_init(&p->exited);
+    cio_event_init(&p->drained);
+    atomic_init(&p->cancel_all, false);
+
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, o.stack_size);
+    /* Workers must not take the process's signals: those belong to the loop. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = 0;
+    for (unsigned i = 0; i < o.threads; i++) {
+        rc = -pthread_create(&p->tids[i], &attr, worker_main, p);
+        if (rc < 0)
+            break;
+        pthread_mutex_lock(&p->lock);
+        p->threads++;
+        p->alive++;
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc < 0) {
+        cio_pool_destroy(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+static void enqueue(cio_pool *p, cio_job *job, cio_fn fn, void *arg)
+{
+    cio_future_init(&job->fut);
+    job->fn = fn;
+    job->arg = arg;
+    job->next = NULL;
+    job->pool = p;
+    job->result = 0;
+    job->comp.fn = job_cqe;
+    atomic_store(&job->state, JOB_QUEUED);
+    atomic_store(&job->cancel_requested, false);
+    pthread_mutex_lock(&p->lock);
+    if (p->tail)
+        p->tail->next = job;
+    else
+        p->head = job;
+    p->tail = job;
+    p->queued++;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    p->loop->inflight++; /* completes through a CQE (or the fallback list) */
+    p->submitted++;
+    p->outstanding++;
+}
+
+int cio_pool_try_submit(cio_pool *p, cio_job *job, cio_fn fn, void *arg)
+{
+    if (p->shutting)
+        return -ESHUTDOWN;
+    if (cio_sem_try_acquire(&p->space) < 0)
+        return -EAGAIN;
+    enqueue(p, job, fn, arg);
+    return 0;
+}
+
+int cio_pool_submit(cio_pool *p, cio_job *job, cio_fn fn, void *arg, cio_time deadline)
+{
+    if (p->shutting)
+        return -ESHUTDOWN;
+    if (cio_cancelled())
+        return -ECANCELED;
+    if (cio_sem_try_acquire(&p->space) < 0) {
+        p->waits_full++;
+        int rc = cio_sem_acquire(&p->space, deadline);
+        if (rc < 0)
+            return rc;
+        if (p->shutting) {
+            cio_sem_release(&p->space);
+            return -ESHUTDOWN;
+        }
+    }
+    enqueue(p, job, fn, arg);
+    return 0;
+}
+
+/* Removes a queued job. Returns true if it was still queued. */
+static bool unqueue(cio_pool *p, cio_job *job)
+{
+    bool found = false;
+    pthread_mutex_lock(&p->lock);
+    if (atomic_load(&job->state) == JOB_QUEUED) {
+        for (cio_job **pp = &p->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+            if (*pp == job) {
+                *pp = job->next;
+                if (p->tail == job)
+                    p->tail = prev;
+                p->queued--;
+                found = true;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return found;
+}
+
+void cio_job_cancel(cio_job *job)
+{
+    cio_pool *p = job->pool;
+    if (job->fut.done)
+        return;
+    if (unqueue(p, job)) {
+        p->cancelled++;
+        p->loop->inflight--;
+        job_finish(job, -ECANCELED);
+        return;
+    }
+    atomic_store(&job->cancel_requested, true);
+}
+
+intptr_t cio_job_join(cio_job *job, cio_time deadline)
+{
+    intptr_t r = cio_await(&job->fut, deadline);
+    if (job->fut.done)
+        return r;
+    /* Interrupted: the job's memory may be in use on a worker; wait it out. */
+    intptr_t why = r;
+    cio_job_cancel(job);
+    cio_scope shield;
+    cio_scope_enter(&shield, CIO_NEVER, true);
+    (void)cio_await(&job->fut, CIO_NEVER);
+    (void)cio_scope_exit(&shield);
+    return why;
+}
+
+intptr_t cio_pool_run(cio_pool *p, cio_fn fn, void *arg, cio_time deadline)
+{
+    cio_job job;
+    int rc = cio_pool_submit(p, &job, fn, arg, deadline);
+    if (rc < 0)
+        return rc;
+    return cio_job_join(&job, deadline);
+}
+
+static void begin_shutdown(cio_pool *p, enum cio_pool_shutdown_mode mode, bool silent)
+{
+    cio_job *dropped = NULL;
+    pthread_mutex_lock(&p->lock);
+    p->shutting = true;
+    p->silent_exit = silent;
+    if (!silent && p->alive > 0)
+        p->loop->external++; /* until the last worker's exit notice arrives */
+    if (mode == CIO_POOL_CANCEL) {
+        atomic_store(&p->cancel_all, true);
+        dropped = p->head;
+        p->head = p->tail = NULL;
+        p->queued = 0;
+    }
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    while (dropped) {
+        cio_job *next = dropped->next;
+        p->cancelled++;
+        p->loop->inflight--;
+        job_finish(dropped, -ECANCELED);
+        dropped = next;
+    }
+}
+
+int cio_pool_shutdown(cio_pool *p, enum cio_pool_shutdown_mode mode, cio_time deadline)
+{
+    if (!p->shutting || (mode == CIO_POOL_CANCEL && !atomic_load(&p->cancel_all)))
+        begin_shutdown(p, mode, false);
+    if (p->outstanding == 0)
+        cio_event_set(&p->drained);
+    /* Workers exit once the queue is empty; jobs they finished may still be
+     * on their way through the ring, so also wait for every future. */
+    int rc = p->threads > 0 ? cio_event_wait(&p->exited, deadline) : 0;
+    if (rc == 0)
+        rc = cio_event_wait(&p->drained, deadline);
+    if (rc < 0)
+        return rc;
+    if (!p->joined) {
+        /* Every worker has posted its exit, so these joins do not block. */
+        for (unsigned i = 0; i < p->threads; i++)
+            pthread_join(p->tids[i], NULL);
+        p->joined = true;
+    }
+    return 0;
+}
+
+void cio_pool_destroy(cio_pool *p)
+{
+    if (!p)
+        return;
+    if (!p->joined) {
+        /* Never shut down: stop idle workers and wait for them (blocking, at
+         * teardown). Running jobs are asked to stop. */
+        begin_shutdown(p, CIO_POOL_CANCEL, true);
+        for (unsigned i = 0; i < p->threads; i++)
+            pthread_join(p->tids[i], NULL);
+    }
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p->tids);
+    free(p);
+}
+
+void cio_pool_get_stats(cio_pool *p, cio_pool_stats *out)
+{
+    pthread_mutex_lock(&p->lock);
+    out->queued = p->queued;
+    out->running = p->running;
+    pthread_mutex_unlock(&p->lock);
+    out->threads = p->threads;
+    out->submitted = p->submitted;
+    out->completed = p->completed;
+    out->cancelled = p->cancelled;
+    out->waits_full = p->waits_full;
+}

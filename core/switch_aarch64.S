@@ -1,0 +1,54 @@
+/*
+ * void cio__switch(void **save, void *to)   (AAPCS64)
+ *
+ * Saves x19-x30 and d8-d15 (the callee-saved set) in a 160-byte frame on
+ * the current stack, stores sp in *save, switches to 'to' and restores.
+ * coro.c builds the same frame for a fresh coroutine, with x30 (the return
+ * address) = cio__coro_start, x19 = task and x20 = entry function.
+ */
+    .text
+    .globl  cio__switch
+    .hidden cio__switch
+    .type   cio__switch, %function
+    .p2align 4
+cio__switch:
+    sub     sp, sp, #160
+    stp     x19, x20, [sp, #0]
+    stp     x21, x22, [sp, #16]
+    stp     x23, x24, [sp, #32]
+    stp     x25, x26, [sp, #48]
+    stp     x27, x28, [sp, #64]
+    stp     x29, x30, [sp, #80]
+    stp     d8, d9, [sp, #96]
+    stp     d10, d11, [sp, #112]
+    stp     d12, d13, [sp, #128]
+    stp     d14, d15, [sp, #144]
+    mov     x2, sp
+    str     x2, [x0]
+    mov     sp, x1
+    ldp     x19, x20, [sp, #0]
+    ldp     x21, x22, [sp, #16]
+    ldp     x23, x24, [sp, #32]
+    ldp     x25, x26, [sp, #48]
+    ldp     x27, x28, [sp, #64]
+    ldp     x29, x30, [sp, #80]
+    ldp     d8, d9, [sp, #96]
+    ldp     d10, d11, [sp, #112]
+    ldp     d12, d13, [sp, #128]
+    ldp     d14, d15, [sp, #144]
+    add     sp, sp, #160
+    ret
+    .size   cio__switch, .-cio__switch
+
+    .globl  cio__coro_start
+    .hidden cio__coro_start
+    .type   cio__coro_start, %function
+    .p2align 4
+cio__coro_start:
+    mov     x29, #0
+    mov     x0, x19
+    blr     x20
+    brk     #0
+    .size   cio__coro_start, .-cio__coro_start
+
+    .section .note.GNU-stack,"",%progbits

@@ -1,0 +1,533 @@
+/*
+ * task.c - tasks, the wait mechanism behind every awaiting call, cancel
+ * scopes, joins and task groups.
+ *
+ * A task switches only between itself and the loop's scheduler context: it
+ * suspends inside cio__wait_suspend() (or cio_yield()), and the scheduler
+ * resumes it once cio__wait_complete() made it ready. Finished tasks hand
+ * their stack back right after the switch off it.
+ */
+#include "cio_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define TASK_FREE_MAX 4096
+
+_Thread_local cio_loop *cio__tls_loop;
+
+static_assert(sizeof(cio_task) <= 256, "cio_task is on every spawn's path: keep it small");
+
+/* ---- allocation ---------------------------------------------------------- */
+
+static cio_task *task_alloc(cio_loop *l)
+{
+    cio_task *t = l->task_free;
+    if (t) {
+        l->task_free = t->next_ready;
+        l->task_free_len--;
+        return t;
+    }
+    return malloc(sizeof(cio_task));
+}
+
+static void task_release(cio_task *t)
+{
+    cio_loop *l = t->loop;
+    if (--t->refs != 0)
+        return;
+    if (l->task_free_len < TASK_FREE_MAX) {
+        t->next_ready = l->task_free;
+        l->task_free = t;
+        l->task_free_len++;
+    } else {
+        free(t);
+    }
+}
+
+void cio__tasks_fini(cio_loop *l)
+{
+    while (l->task_free) {
+        cio_task *t = l->task_free;
+        l->task_free = t->next_ready;
+        free(t);
+    }
+    l->task_free_len = 0;
+}
+
+/* ---- scheduling ----------------------------------------------------------- */
+
+static void ready_push(cio_loop *l, cio_task *t)
+{
+    t->state = CIO__T_READY;
+    t->next_ready = NULL;
+    if (l->ready_tail)
+        l->ready_tail->next_ready = t;
+    else
+        l->ready_head = t;
+    l->ready_tail = t;
+    l->ready_len++;
+}
+
+void cio__task_wake(cio_task *t)
+{
+    if (t->state == CIO__T_SUSPENDED)
+        ready_push(t->loop, t);
+}
+
+/* Runs up to the number of tasks that were ready when the turn began, so that
+ * two tasks yielding to each other cannot starve I/O. */
+void cio__run_ready(cio_loop *l)
+{
+    size_t n = l->ready_len;
+    while (n-- > 0 && l->ready_head) {
+        cio_task *t = l->ready_head;
+        l->ready_head = t->next_ready;
+        if (!l->ready_head)
+            l->ready_tail = NULL;
+        l->ready_len--;
+        t->state = CIO__T_RUNNING;
+        l->current = t;
+        cio__ctx_switch(l, &l->sched, &t->ctx, NULL, t, false);
+        l->current = NULL;
+        if (t->state == CIO__T_DONE) {
+            cio__stack_put(l, t->stack);
+            t->stack = NULL;
+            task_release(t); /* the running reference */
+        }
+    }
+}
+
+static void task_suspend(cio_task *t)
+{
+    t->state = CIO__T_SUSPENDED;
+    cio__ctx_switch(t->loop, &t->ctx, &t->loop->sched, t, NULL, false);
+}
+
+static void group_child_done(cio_group *g, cio_task *t, intptr_t r);
+
+void cio__task_main(cio_task *t)
+{
+    cio__ctx_first_entry(t);
+    intptr_t r = t->fn(t->arg);
+    if (t->scope != &t->root || t->groups) {
+        fprintf(stderr, "corio: task %p returned inside a scope or group it did not leave\n",
+                (void *)t);
+        abort();
+    }
+    cio_loop *l = t->loop;
+    cio__list_del(&t->all_link);
+    l->stats.tasks_live--;
+    t->state = CIO__T_DONE;
+    (void)cio_future_set(&t->done, r);
+    if (t->parent)
+        group_child_done(t->parent, t, r);
+    cio__ctx_switch(l, &t->ctx, &l->sched, t, NULL, true);
+    abort(); /* a finished task is never resumed */
+}
+
+static int spawn(cio_loop *l, cio_task **out, cio_fn fn, void *arg, cio_group *g)
+{
+    cio_task *t = task_alloc(l);
+    if (!t)
+        return -ENOMEM;
+    t->stack = cio__stack_get(l);
+    if (!t->stack) {
+        t->refs = 1;
+        t->loop = l;
+        task_release(t);
+        return -ENOMEM;
+    }
+    t->loop = l;
+    t->fn = fn;
+    t->arg = arg;
+    t->wait = NULL;
+    t->groups = NULL;
+    t->parent = g;
+    cio__list_init(&t->group_link);
+    t->root = (cio_scope){.parent = g ? &g->scope : NULL, .task = t, .deadline = CIO_NEVER};
+    t->scope = &t->root;
+    cio_future_init(&t->done);
+    t->refs = 1 + (out != NULL || g != NULL);
+#if CIO_ASAN
+    t->asan_fake = NULL;
+#endif
+    cio__ctx_make(t);
+    cio__list_push(&l->tasks, &t->all_link);
+    l->stats.tasks_spawned++;
+    l->stats.tasks_live++;
+    ready_push(l, t);
+    if (out)
+        *out = t;
+    return 0;
+}
+
+int cio_spawn(cio_loop *l, cio_task **out, cio_fn fn, void *arg)
+{
+    l = cio__loop_or_current(l);
+    if (!l || !fn)
+        return -EINVAL;
+    return spawn(l, out, fn, arg, NULL);
+}
+
+cio_task *cio_current(void)
+{
+    cio_loop *l = cio__tls_loop;
+    return l ? l->current : NULL;
+}
+
+cio_future *cio_task_future(cio_task *t)
+{
+    return &t->done;
+}
+
+void cio_detach(cio_task *t)
+{
+    task_release(t);
+}
+
+/* ---- scopes and the cancellation state ------------------------------------ */
+
+/* Walks the scope chain from s outwards, up to and including the first
+ * shielded scope. */
+static bool chain_state(cio_scope *s, cio_time now, cio_time *deadline_out)
+{
+    cio_time d = CIO_NEVER;
+    bool cancelled = false;
+    for (; s; s = s->parent) {
+        if (!s->cancelled && s->deadline <= now)
+            s->cancelled = s->expired = true; /* noticed lazily */
+        if (s->cancelled)
+            cancelled = true;
+        if (s->deadline < d)
+            d = s->deadline;
+        if (s->shield)
+            break;
+    }
+    if (deadline_out)
+        *deadline_out = d;
+    return cancelled;
+}
+
+static bool chain_reaches(cio_scope *from, const cio_scope *target)
+{
+    for (cio_scope *s = from; s; s = s->parent) {
+        if (s == target)
+            return true;
+        if (s->shield)
+            return false;
+    }
+    return false;
+}
+
+bool cio__task_is_cancelled(const cio_task *t, cio_time *deadline_out, cio_scope **why)
+{
+    (void)why;
+    return chain_state(t->scope, t->loop->now, deadline_out);
+}
+
+bool cio_cancelled(void)
+{
+    cio_task *t = cio_current();
+    return t && chain_state(t->scope, t->loop->now, NULL);
+}
+
+static void wait_interrupt(cio__wait *w, uint8_t why)
+{
+    if (w->done || w->why != CIO__WHY_NONE)
+        return;
+    w->why = why;
+    cio_timer_stop(&w->timer);
+    w->interrupt(w);
+}
+
+static void group_cancel_children(cio_group *g);
+
+void cio__scope_cancel_internal(cio_scope *s, bool by_deadline)
+{
+    if (by_deadline)
+        s->expired = true;
+    if (s->cancelled && !by_deadline)
+        return;
+    s->cancelled = true;
+    cio_task *t = s->task;
+    if (t->state == CIO__T_DONE)
+        return;
+    if (t->state == CIO__T_SUSPENDED && t->wait && chain_reaches(t->scope, s))
+        wait_interrupt(t->wait, CIO__WHY_CANCEL);
+    for (cio_group *g = t->groups; g; g = g->outer)
+        if (chain_reaches(&g->scope, s))
+            group_cancel_children(g);
+}
+
+void cio_scope_enter(cio_scope *s, cio_time deadline, bool shield)
+{
+    cio_task *t = cio_current();
+    assert(t && "cio_scope_enter outside a task");
+    *s = (cio_scope){.parent = t->scope, .task = t, .deadline = deadline, .shield = shield};
+    t->scope = s;
+}
+
+int cio_scope_exit(cio_scope *s)
+{
+    cio_task *t = s->task;
+    if (t->scope != s) {
+        fprintf(stderr, "corio: cancel scopes exited out of order\n");
+        abort();
+    }
+    t->scope = s->parent;
+    if (s->expired)
+        return -ETIMEDOUT;
+    return s->cancelled ? -ECANCELED : 0;
+}
+
+void cio_scope_cancel(cio_scope *s)
+{
+    cio__scope_cancel_internal(s, false);
+}
+
+void cio_task_cancel(cio_task *t)
+{
+    if (t->state != CIO__T_DONE)
+        cio__scope_cancel_internal(&t->root, false);
+}
+
+/* ---- waits ------------------------------------------------------------------ */
+
+static void wait_timer_fired(cio_timer *tm)
+{
+    cio__wait *w = cio__container_of(tm, cio__wait, timer);
+    cio_loop *l = tm->loop;
+    /* A scope deadline that passed marks that scope cancelled (and is what the
+     * call reports); otherwise it was the call's own deadline. */
+    cio_time d;
+    if (chain_state(w->task->scope, l->now, &d))
+        wait_interrupt(w, CIO__WHY_CANCEL);
+    else if (w->deadline <= l->now)
+        wait_interrupt(w, CIO__WHY_TIMEOUT);
+    else
+        (void)cio_timer_start(tm, w->deadline < d ? w->deadline : d); /* clock skew guard */
+}
+
+int cio__wait_begin(cio__wait *w, cio_time deadline, void (*interrupt)(cio__wait *))
+{
+    cio_loop *l = cio__tls_loop;
+    cio_task *t = l ? l->current : NULL;
+    if (!t) {
+        fprintf(stderr, "corio: awaiting call outside a task\n");
+        abort();
+    }
+    cio_time d;
+    if (chain_state(t->scope, l->now, &d))
+        return -ECANCELED;
+    if (deadline <= l->now)
+        return -ETIMEDOUT;
+    w->task = t;
+    w->interrupt = interrupt;
+    w->result = 0;
+    w->deadline = deadline;
+    w->why = CIO__WHY_NONE;
+    w->done = false;
+    cio_timer_init(&w->timer, l, wait_timer_fired);
+    cio_time fire = deadline < d ? deadline : d;
+    if (fire != CIO_NEVER) {
+        int rc = cio_timer_start(&w->timer, fire);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+intptr_t cio__wait_suspend(cio__wait *w)
+{
+    cio_task *t = w->task;
+    t->wait = w;
+    while (!w->done)
+        task_suspend(t);
+    t->wait = NULL;
+    return w->result;
+}
+
+void cio__wait_complete(cio__wait *w, intptr_t result)
+{
+    if (w->done)
+        return;
+    w->done = true;
+    w->result = result;
+    cio_timer_stop(&w->timer);
+    cio__task_wake(w->task);
+}
+
+int cio_yield(void)
+{
+    cio_task *t = cio_current();
+    assert(t && "cio_yield outside a task");
+    if (chain_state(t->scope, t->loop->now, NULL))
+        return -ECANCELED;
+    ready_push(t->loop, t);
+    cio__ctx_switch(t->loop, &t->ctx, &t->loop->sched, t, NULL, false);
+    return chain_state(t->scope, t->loop->now, NULL) ? -ECANCELED : 0;
+}
+
+static void qwait_interrupt(cio__wait *w)
+{
+    cio__qwait *q = cio__container_of(w, cio__qwait, w);
+    cio__list_del(&q->link);
+    cio__wait_complete(w, cio__wait_error(w));
+}
+
+intptr_t cio__qwait_on(cio_list *q, cio__qwait *qw, cio_time deadline)
+{
+    int rc = cio__wait_begin(&qw->w, deadline, qwait_interrupt);
+    if (rc < 0)
+        return rc;
+    cio__list_push(q, &qw->link);
+    return cio__wait_suspend(&qw->w);
+}
+
+bool cio__qwait_wake_one(cio_list *q, intptr_t result)
+{
+    cio_list *n = cio__list_pop(q);
+    if (!n)
+        return false;
+    cio__wait_complete(&cio__container_of(n, cio__qwait, link)->w, result);
+    return true;
+}
+
+void cio__qwait_wake_all(cio_list *q, intptr_t result)
+{
+    while (cio__qwait_wake_one(q, result)) {
+    }
+}
+
+/* ---- join --------------------------------------------------------------------- */
+
+intptr_t cio_join(cio_task *t, cio_time deadline)
+{
+    cio_task *self = cio_current();
+    assert(self && "cio_join outside a task");
+    if (t == self)
+        return -EDEADLK;
+    intptr_t r = 0;
+    if (!t->done.done) {
+        r = cio_await(&t->done, deadline);
+        if (!t->done.done) {
+            /* Interrupted: cancel t and wait for it, so it cannot outlive us. */
+            intptr_t why = r;
+            cio_task_cancel(t);
+            cio_scope shield;
+            cio_scope_enter(&shield, CIO_NEVER, true);
+            (void)cio_await(&t->done, CIO_NEVER);
+            (void)cio_scope_exit(&shield);
+            r = t->done.result == -ECANCELED ? why : t->done.result;
+            task_release(t);
+            return r;
+        }
+    }
+    r = t->done.result;
+    task_release(t);
+    return r;
+}
+
+/* ---- groups --------------------------------------------------------------------- */
+
+void cio_group_init(cio_group *g, cio_time deadline)
+{
+    cio_task *t = cio_current();
+    assert(t && "cio_group_init outside a task");
+    cio_scope_enter(&g->scope, deadline, false);
+    cio__list_init(&g->children);
+    g->live = 0;
+    g->first_error = 0;
+    g->outer = t->groups;
+    g->owner = t;
+    g->waiting = NULL;
+    t->groups = g;
+}
+
+int cio_group_spawn(cio_group *g, cio_task **out, cio_fn fn, void *arg)
+{
+    cio_task *t;
+    int rc = spawn(g->owner->loop, &t, fn, arg, g);
+    if (rc < 0)
+        return rc;
+    cio__list_push(&g->children, &t->group_link);
+    g->live++;
+    if (out)
+        *out = t;
+    return 0;
+}
+
+static void group_cancel_children(cio_group *g)
+{
+    for (cio_list *n = g->children.next; n != &g->children; n = n->next) {
+        cio_task *c = cio__container_of(n, cio_task, group_link);
+        cio_task_cancel(c);
+    }
+}
+
+void cio_group_cancel(cio_group *g)
+{
+    cio__scope_cancel_internal(&g->scope, false);
+    group_cancel_children(g); /* also when the scope was already cancelled */
+}
+
+static void group_child_done(cio_group *g, cio_task *t, intptr_t r)
+{
+    (void)t;
+    g->live--;
+    bool cancelling = g->scope.cancelled;
+    if (r < 0 && !(r == -ECANCELED && cancelling) && g->first_error == 0) {
+        g->first_error = r;
+        cio_group_cancel(g);
+    }
+    if (g->live == 0 && g->waiting)
+        cio__wait_complete(g->waiting, 0);
+}
+
+static void group_wait_interrupt(cio__wait *w)
+{
+    cio__wait_complete(w, cio__wait_error(w));
+}
+
+intptr_t cio_group_wait(cio_group *g)
+{
+    cio_task *t = g->owner;
+    assert(t == cio_current() && "cio_group_wait from another task");
+    while (g->live > 0) {
+        cio__wait w;
+        int rc = cio__wait_begin(&w, CIO_NEVER, group_wait_interrupt);
+        if (rc == 0) {
+            g->waiting = &w;
+            rc = (int)cio__wait_suspend(&w);
+            g->waiting = NULL;
+            if (rc == 0)
+                continue;
+        }
+        /* Cancelled or past a deadline: cancel the children and wait for
+         * them, shielded, however long they take to finish. */
+        cio_group_cancel(g);
+        cio_scope shield;
+        cio_scope_enter(&shield, CIO_NEVER, true);
+        while (g->live > 0) {
+            rc = cio__wait_begin(&w, CIO_NEVER, group_wait_interrupt);
+            assert(rc == 0);
+            g->waiting = &w;
+            (void)cio__wait_suspend(&w);
+            g->waiting = NULL;
+        }
+        (void)cio_scope_exit(&shield);
+    }
+    bool outer_cancelled = g->scope.parent && chain_state(g->scope.parent, t->loop->now, NULL);
+    int scope_rc = cio_scope_exit(&g->scope);
+    t->groups = g->outer;
+    cio_list *n;
+    while ((n = cio__list_pop(&g->children)) != NULL)
+        task_release(cio__container_of(n, cio_task, group_link));
+    if (g->first_error)
+        return g->first_error;
+    if (scope_rc)
+        return scope_rc;
+    return outer_cancelled ? -ECANCELED : 0;
+}
