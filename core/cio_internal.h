@@ -190,7 +190,7 @@ struct cio_loop {
     cio_list tasks; /* all live tasks */
     cio_task *task_free;
     size_t task_free_len;
-    unsigned turns_since_enter;
+    cio_time last_enter;  /* when the loop last entered the kernel */
     cio_time wait_slice; /* longest single wait (0 = unbounded) */
 
     /* timers: binary min-heap, 1-based */
@@ -278,10 +278,29 @@ void cio__stacks_trim(cio_loop *l, size_t keep);
 void cio__ctx_make(cio_task *t);
 void cio__ctx_first_entry(cio_task *t);
 void cio__task_main(cio_task *t);
+static inline void cio__raw_switch(cio__ctx *from, cio__ctx *to)
+{
+#if defined(CIO_CORO_UCONTEXT)
+    swapcontext(&from->uc, &to->uc);
+#else
+    cio__switch(&from->sp, to->sp);
+#endif
+}
+
 /* Switches from the running context to 'to'; 'exiting' when the current
- * coroutine never runs again (sanitizer bookkeeping). */
+ * coroutine never runs again (sanitizer bookkeeping). Without ASan this is
+ * the bare switch, inlined at the call site. */
+#if CIO_ASAN
 void cio__ctx_switch(cio_loop *l, cio__ctx *from, cio__ctx *to, cio_task *from_task,
                      cio_task *to_task, bool exiting);
+#else
+static inline void cio__ctx_switch(cio_loop *l, cio__ctx *from, cio__ctx *to,
+                                   cio_task *from_task, cio_task *to_task, bool exiting)
+{
+    (void)l, (void)from_task, (void)to_task, (void)exiting;
+    cio__raw_switch(from, to);
+}
+#endif
 
 /* timers (timer.c) */
 void cio__timers_fire(cio_loop *l);

@@ -226,10 +226,6 @@ void cio__ctx_make(cio_task *t)
     makecontext(&t->ctx.uc, (void (*)(void))uc_entry, 2, (unsigned)(p >> 32), (unsigned)p);
 }
 
-static inline void raw_switch(cio__ctx *from, cio__ctx *to)
-{
-    swapcontext(&from->uc, &to->uc);
-}
 
 #else
 
@@ -261,24 +257,20 @@ void cio__ctx_make(cio_task *t)
     t->ctx.sp = sp;
 }
 
-static inline void raw_switch(cio__ctx *from, cio__ctx *to)
-{
-    cio__switch(&from->sp, to->sp);
-}
 
 #endif
 
+#if CIO_ASAN
 void cio__ctx_switch(cio_loop *l, cio__ctx *from, cio__ctx *to, cio_task *from_task,
                      cio_task *to_task, bool exiting)
 {
-#if CIO_ASAN
     static _Thread_local void *sched_fake;
     void **save = exiting ? NULL : (from_task ? &from_task->asan_fake : &sched_fake);
     if (to_task)
         __sanitizer_start_switch_fiber(save, to_task->stack->lo, to_task->stack->size);
     else
         __sanitizer_start_switch_fiber(save, l->main_stack_bottom, l->main_stack_size);
-    raw_switch(from, to);
+    cio__raw_switch(from, to);
     /* Back in 'from'. Only the scheduler switches to a task, so a task that
      * resumes learns the scheduler's stack bounds here. */
     if (from_task)
@@ -286,11 +278,5 @@ void cio__ctx_switch(cio_loop *l, cio__ctx *from, cio__ctx *to, cio_task *from_t
                                         &l->main_stack_size);
     else
         __sanitizer_finish_switch_fiber(sched_fake, NULL, NULL);
-#else
-    (void)l;
-    (void)from_task;
-    (void)to_task;
-    (void)exiting;
-    raw_switch(from, to);
-#endif
 }
+#endif

@@ -2,12 +2,13 @@
  * loop.c - the io_uring back end: ring setup, the loop turn, completion
  * dispatch, cross-thread posts and the run functions.
  *
- * One turn = one io_uring_enter (submit what the turn queued and, if no task
- * is ready, wait for a completion or the earliest timer), then dispatch the
- * completions, fire due timers and run the tasks that became ready. When
- * tasks are ready and nothing was queued for the kernel, a turn may skip the
- * enter, but never more than ENTER_EVERY turns in a row, so a busy loop keeps
- * reaping I/O.
+ * One turn = at most one io_uring_enter (submit what the last turn queued
+ * and, if no task is ready, wait for a completion or the earliest timer),
+ * then dispatch the completions, fire due timers and run ready tasks. While
+ * tasks are ready and nothing is queued for the kernel, the enter is skipped
+ * unless ENTER_INTERVAL has passed since the last one: a busy loop still
+ * reaps completions every few tens of microseconds, without a system call
+ * per turn.
  */
 #include "cio_internal.h"
 
@@ -23,7 +24,7 @@
 #include <valgrind/valgrind.h>
 #endif
 
-#define ENTER_EVERY 16
+#define ENTER_INTERVAL CIO_US(50)
 
 
 /* ---- submission ------------------------------------------------------------- */
@@ -251,16 +252,15 @@ static int turn(cio_loop *l)
     int rc = 0;
     bool ready = l->ready_head != NULL;
     if (ready) {
-        if (io_uring_sq_ready(&l->ring) || ++l->turns_since_enter >= ENTER_EVERY) {
+        if (io_uring_sq_ready(&l->ring) || l->now - l->last_enter >= ENTER_INTERVAL) {
             rc = io_uring_submit_and_get_events(&l->ring);
             l->stats.enters++;
-            l->turns_since_enter = 0;
+            l->last_enter = l->now;
         }
     } else {
         cio_time next = cio__timers_next(l);
         if (l->wait_slice && next - l->now > l->wait_slice)
             next = l->now + l->wait_slice;
-        l->turns_since_enter = 0;
         l->stats.enters++;
         if (next == CIO_NEVER) {
             rc = io_uring_submit_and_wait(&l->ring, 1);
@@ -291,9 +291,12 @@ static int turn(cio_loop *l)
     l->stats.cqes += n;
     l->stats.turns++;
     l->now = cio_clock();
+    if (!ready)
+        l->last_enter = l->now;
     cio__timers_fire(l);
     cio__run_ready(l);
-    cio__log_flush(l);
+    if (!cio__list_empty(&l->writers))
+        cio__log_flush(l);
     return 0;
 }
 

@@ -14,10 +14,13 @@
 #include <stdlib.h>
 
 #define TASK_FREE_MAX 4096
+#define RUN_BUDGET 128
 
 _Thread_local cio_loop *cio__tls_loop;
 
+#if !defined(CIO_CORO_UCONTEXT) /* ucontext_t alone is ~1 KiB: the fallback is for portability */
 static_assert(sizeof(cio_task) <= 256, "cio_task is on every spawn's path: keep it small");
+#endif
 
 /* ---- allocation ---------------------------------------------------------- */
 
@@ -76,11 +79,13 @@ void cio__task_wake(cio_task *t)
         ready_push(t->loop, t);
 }
 
-/* Runs up to the number of tasks that were ready when the turn began, so that
- * two tasks yielding to each other cannot starve I/O. */
+/* Runs ready tasks in FIFO order, including those made ready meanwhile, up
+ * to a budget of task runs: the turn's fixed costs (clock, timers, kernel
+ * entry) are shared by many runs, while tasks that keep yielding to each
+ * other still cannot keep the loop from reaping I/O for long. */
 void cio__run_ready(cio_loop *l)
 {
-    size_t n = l->ready_len;
+    size_t n = RUN_BUDGET;
     while (n-- > 0 && l->ready_head) {
         cio_task *t = l->ready_head;
         l->ready_head = t->next_ready;

@@ -48,7 +48,8 @@ static inline intptr_t t_run(cio_fn fn, void *arg)
     int main(void)                                                                                 \
     {                                                                                              \
         SRunner *sr = srunner_create(make_suite());                                                \
-        srunner_set_fork_status(sr, CK_FORK);                                                      \
+        if (!getenv("CK_FORK")) /* CK_FORK=no to debug in-process */                             \
+            srunner_set_fork_status(sr, CK_FORK);                                                  \
         srunner_run_all(sr, CK_NORMAL);                                                            \
         int failed = srunner_ntests_failed(sr);                                                    \
         srunner_free(sr);                                                                          \

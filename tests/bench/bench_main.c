@@ -1,0 +1,32 @@
+/*
+ * corio-bench - corio's benchmark program (built by default, never run as a
+ * test: speed and memory targets live here, not in timed unit tests).
+ *
+ *   corio-bench core [--cpu N] [--scale K]   runtime figures, "name value unit"
+ *
+ * HTTP load benchmarks against nginx are scripts next to this file.
+ */
+#include "bench.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+
+void bench_pin_cpu(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0)
+        perror("corio-bench: sched_setaffinity");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "core") == 0)
+        return bench_core(argc - 2, argv + 2);
+    fprintf(stderr, "usage: corio-bench core [--cpu N] [--scale K]\n");
+    return 2;
+}

@@ -1,0 +1,434 @@
+/* The thread pool: offloading, backpressure, cancellation, shutdown, posts. */
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+static void spin(cio_time ns)
+{
+    cio_time end = cio_clock() + ns;
+    while (cio_clock() < end) {
+    }
+}
+
+static intptr_t job_tid(void *arg)
+{
+    (void)arg;
+    return gettid();
+}
+
+static intptr_t job_sleep_ms(void *arg)
+{
+    usleep((useconds_t)((intptr_t)arg * 1000));
+    return (intptr_t)arg;
+}
+
+static intptr_t job_spin_ms(void *arg)
+{
+    spin(CIO_MS((intptr_t)arg));
+    return 0;
+}
+
+static cio_pool *make_pool(unsigned threads, unsigned queue)
+{
+    cio_pool *p;
+    cio_pool_opts o = {.threads = threads, .queue = queue, .nice = 10};
+    ck_assert_int_eq(cio_pool_create(NULL, &p, &o), 0);
+    return p;
+}
+
+static void finish_pool(cio_pool *p)
+{
+    ck_assert_int_eq(cio_pool_shutdown(p, CIO_POOL_DRAIN, CIO_NEVER), 0);
+    cio_pool_destroy(p);
+}
+
+static intptr_t main_runs_elsewhere(void *arg)
+{
+    (void)arg;
+    cio_pool *p = make_pool(2, 8);
+    intptr_t tid = cio_pool_run(p, job_tid, NULL, CIO_NEVER);
+    ck_assert_int_gt(tid, 0);
+    ck_assert_int_ne(tid, gettid());
+    finish_pool(p);
+    return 0;
+}
+
+START_TEST(job_runs_on_a_worker_thread)
+{
+    ck_assert_int_eq(t_run(main_runs_elsewhere, NULL), 0);
+}
+END_TEST
+
+static int ticks;
+
+static intptr_t ticker_task(void *arg)
+{
+    (void)arg;
+    cio_ticker t;
+    cio_ticker_init(&t, CIO_MS(5));
+    while (cio_ticker_wait(&t, CIO_NEVER) > 0)
+        ticks++;
+    return 0;
+}
+
+static intptr_t main_loop_keeps_serving(void *arg)
+{
+    (void)arg;
+    cio_pool *p = make_pool(1, 8);
+    cio_task *t;
+    cio_spawn(NULL, &t, ticker_task, NULL);
+    ck_assert_int_eq(cio_lag_start(NULL, CIO_MS(5)), 0);
+    /* A CPU-bound job of 300 ms on the pool... */
+    ck_assert_int_eq(cio_pool_run(p, job_spin_ms, (void *)300, CIO_NEVER), 0);
+    cio_task_cancel(t);
+    cio_join(t, CIO_NEVER);
+    /* ...while the loop kept ticking, never blocked for long. */
+    cio_lag_stats s;
+    cio_lag_get(cio_loop_current(), &s);
+    ck_assert_int_ge(ticks, 20);
+    ck_assert_int_lt(s.max_ns, CIO_MS(100));
+    finish_pool(p);
+    return 0;
+}
+
+START_TEST(loop_is_not_blocked_while_a_job_runs)
+{
+    ck_assert_int_eq(t_run(main_loop_keeps_serving, NULL), 0);
+}
+END_TEST
+
+typedef struct {
+    cio_pool *p;
+    int i;
+} sat_arg;
+
+static atomic_int running_now, running_max;
+
+static intptr_t job_counted(void *arg)
+{
+    int now = atomic_fetch_add(&running_now, 1) + 1;
+    int max = atomic_load(&running_max);
+    while (now > max && !atomic_compare_exchange_weak(&running_max, &max, now)) {
+    }
+    usleep(2000);
+    atomic_fetch_sub(&running_now, 1);
+    return (intptr_t)arg;
+}
+
+static intptr_t submitter(void *arg)
+{
+    sat_arg *a = arg;
+    return cio_pool_run(a->p, job_counted, (void *)(intptr_t)a->i, CIO_NEVER) == a->i ? 0 : -EIO;
+}
+
+static intptr_t main_saturation(void *arg)
+{
+    (void)arg;
+    enum { N = 64 };
+    cio_pool *p = make_pool(2, 4);
+    static sat_arg args[N];
+    cio_group g;
+    cio_group_init(&g, CIO_NEVER);
+    for (int i = 0; i < N; i++) {
+        args[i] = (sat_arg){p, i};
+        cio_group_spawn(&g, NULL, submitter, &args[i]);
+    }
+    ck_assert_int_eq(cio_group_wait(&g), 0);
+    cio_pool_stats st;
+    cio_pool_get_stats(p, &st);
+    ck_assert_int_eq(st.completed, N);
+    ck_assert_int_gt(st.waits_full, 0); /* submitters waited: backpressure */
+    ck_assert_int_le(atomic_load(&running_max), 2);
+    finish_pool(p);
+    return 0;
+}
+
+START_TEST(saturated_pool_makes_submitters_wait)
+{
+    ck_assert_int_eq(t_run(main_saturation, NULL), 0);
+}
+END_TEST
+
+static intptr_t main_try_submit_full(void *arg)
+{
+    (void)arg;
+    cio_pool *p = make_pool(1, 1);
+    cio_job a, b, c;
+    ck_assert_int_eq(cio_pool_try_submit(p, &a, job_sleep_ms, (void *)20), 0);
+    ck_assert_int_eq(cio_pool_try_submit(p, &b, job_sleep_ms, (void *)1), 0);
+    int rc = cio_pool_try_submit(p, &c, job_sleep_ms, (void *)1);
+    cio_job_join(&a, CIO_NEVER);
+    cio_job_join(&b, CIO_NEVER);
+    finish_pool(p);
+    return rc;
+}
+
+START_TEST(try_submit_on_full_queue_is_eagain)
+{
+    ck_assert_int_eq(t_run(main_try_submit_full, NULL), -EAGAIN);
+}
+END_TEST
+
+static atomic_bool release_gate;
+static atomic_int ran_queued;
+
+static intptr_t job_gate(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&release_gate))
+        usleep(500);
+    return 1;
+}
+
+static intptr_t job_mark(void *arg)
+{
+    (void)arg;
+    atomic_store(&ran_queued, 1);
+    return 2;
+}
+
+static intptr_t main_cancel_queued(void *arg)
+{
+    (void)arg;
+    cio_pool *p = make_pool(1, 4);
+    cio_job first, second;
+    cio_pool_submit(p, &first, job_gate, NULL, CIO_NEVER);
+    cio_pool_submit(p, &second, job_mark, NULL, CIO_NEVER);
+    cio_sleep(CIO_MS(5)); /* the only worker is busy with 'first' */
+    cio_job_cancel(&second);
+    ck_assert(cio_future_done(&second.fut));
+    intptr_t r = cio_future_result(&second.fut);
+    atomic_store(&release_gate, true);
+    ck_assert_int_eq(cio_job_join(&first, CIO_NEVER), 1);
+    finish_pool(p);
+    ck_assert_int_eq(atomic_load(&ran_queued), 0); /* it never ran */
+    return r;
+}
+
+START_TEST(cancel_queued_job_never_runs)
+{
+    ck_assert_int_eq(t_run(main_cancel_queued, NULL), -ECANCELED);
+}
+END_TEST
+
+static atomic_int saw_cancel;
+
+static intptr_t job_cooperative(void *arg)
+{
+    (void)arg;
+    cio_time end = cio_clock() + CIO_SEC(10);
+    while (cio_clock() < end) {
+        if (cio_job_cancelled()) {
+            atomic_store(&saw_cancel, 1);
+            return -ECANCELED;
+        }
+        usleep(200);
+    }
+    return 0;
+}
+
+static intptr_t main_deadline_running(void *arg)
+{
+    (void)arg;
+    cio_pool *p = make_pool(1, 4);
+    cio_time t0 = cio_clock();
+    intptr_t r = cio_pool_run(p, job_cooperative, NULL, cio_after(CIO_MS(20)));
+    ck_assert_int_lt(cio_clock() - t0, CIO_SEC(5));
+    ck_assert_int_eq(atomic_load(&saw_cancel), 1);
+    finish_pool(p);
+    return r;
+}
+
+START_TEST(deadline_on_running_job_asks_it_to_stop)
+{
+    ck_assert_int_eq(t_run(main_deadline_running, NULL), -ETIMEDOUT);
+}
+END_TEST
+
+static cio_pool *shared_pool;
+
+static intptr_t awaits_job(void *arg)
+{
+    (void)arg;
+    return cio_pool_run(shared_pool, job_cooperative, NULL, CIO_NEVER);
+}
+
+static intptr_t main_cancel_awaiter(void *arg)
+{
+    (void)arg;
+    shared_pool = make_pool(1, 4);
+    cio_task *t;
+    cio_spawn(NULL, &t, awaits_job, NULL);
+    cio_sleep(CIO_MS(10));
+    cio_task_cancel(t);
+    intptr_t r = cio_join(t, CIO_NEVER);
+    ck_assert_int_eq(atomic_load(&saw_cancel), 1);
+    finish_pool(shared_pool);
+    return r;
+}
+
+START_TEST(cancel_task_waiting_on_job)
+{
+    ck_assert_int_eq(t_run(main_cancel_awaiter, NULL), -ECANCELED);
+}
+END_TEST
+
+static intptr_t main_drain(void *arg)
+{
+    (void)arg;
+    enum { N = 10 };
+    cio_pool *p = make_pool(2, 16);
+    cio_job jobs[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(cio_pool_submit(p, &jobs[i], job_sleep_ms, (void *)5, CIO_NEVER), 0);
+    /* Shut down with all of it in flight: every job still completes. */
+    ck_assert_int_eq(cio_pool_shutdown(p, CIO_POOL_DRAIN, CIO_NEVER), 0);
+    intptr_t sum = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert(cio_future_done(&jobs[i].fut));
+        sum += cio_future_result(&jobs[i].fut);
+    }
+    cio_job late;
+    ck_assert_int_eq(cio_pool_submit(p, &late, job_sleep_ms, NULL, CIO_NEVER), -ESHUTDOWN);
+    cio_pool_destroy(p);
+    return sum;
+}
+
+START_TEST(shutdown_drain_completes_work_in_flight)
+{
+    ck_assert_int_eq(t_run(main_drain, NULL), 50);
+}
+END_TEST
+
+static intptr_t main_shutdown_cancel(void *arg)
+{
+    (void)arg;
+    enum { N = 6 };
+    cio_pool *p = make_pool(1, 16);
+    cio_job jobs[N];
+    ck_assert_int_eq(cio_pool_submit(p, &jobs[0], job_cooperative, NULL, CIO_NEVER), 0);
+    for (int i = 1; i < N; i++)
+        cio_pool_submit(p, &jobs[i], job_mark, NULL, CIO_NEVER);
+    cio_sleep(CIO_MS(5));
+    ck_assert_int_eq(cio_pool_shutdown(p, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))), 0);
+    int cancelled = 0;
+    for (int i = 0; i < N; i++)
+        cancelled += cio_future_result(&jobs[i].fut) == -ECANCELED;
+    ck_assert_int_eq(atomic_load(&ran_queued), 0);
+    ck_assert_int_eq(atomic_load(&saw_cancel), 1);
+    cio_pool_destroy(p);
+    return cancelled;
+}
+
+START_TEST(shutdown_cancel_drops_queue_and_stops_running)
+{
+    ck_assert_int_eq(t_run(main_shutdown_cancel, NULL), 6);
+}
+END_TEST
+
+START_TEST(completion_without_msg_ring_uses_eventfd_post)
+{
+    setenv("CORIO_NO_MSG_RING", "1", 1);
+    ck_assert_int_eq(t_run(main_saturation, NULL), 0);
+}
+END_TEST
+
+START_TEST(pool_works_on_a_plain_ring)
+{
+    setenv("CORIO_PLAIN_RING", "1", 1);
+    ck_assert_int_eq(t_run(main_saturation, NULL), 0);
+}
+END_TEST
+
+/* ---- cio_loop_post from foreign threads ------------------------------------------ */
+
+enum { POSTS = 1000 };
+static int posted;
+static cio_event posts_done;
+
+static void on_post(void *arg)
+{
+    (void)arg;
+    if (++posted == 2 * POSTS)
+        cio_event_set(&posts_done);
+}
+
+static void *poster(void *arg)
+{
+    for (int i = 0; i < POSTS; i++)
+        ck_assert_int_eq(cio_loop_post(arg, on_post, NULL), 0);
+    return NULL;
+}
+
+static intptr_t main_posts(void *arg)
+{
+    (void)arg;
+    cio_event_init(&posts_done);
+    pthread_t a, b;
+    pthread_create(&a, NULL, poster, cio_loop_current());
+    pthread_create(&b, NULL, poster, cio_loop_current());
+    int rc = cio_event_wait(&posts_done, cio_after(CIO_SEC(10)));
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    return rc;
+}
+
+START_TEST(posts_from_threads_all_run_on_the_loop)
+{
+    ck_assert_int_eq(t_run(main_posts, NULL), 0);
+    ck_assert_int_eq(posted, 2 * POSTS);
+}
+END_TEST
+
+static void *stopper(void *arg)
+{
+    usleep(20000);
+    cio_loop_stop(arg);
+    return NULL;
+}
+
+static void forever_cb(cio_timer *t)
+{
+    cio_timer_start(t, cio_now() + CIO_SEC(1));
+}
+
+START_TEST(stop_from_another_thread_wakes_the_loop)
+{
+    cio_loop *l;
+    ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
+    cio_timer t;
+    cio_timer_init(&t, l, forever_cb);
+    cio_timer_start(&t, cio_clock() + CIO_SEC(100));
+    pthread_t th;
+    pthread_create(&th, NULL, stopper, l);
+    cio_time t0 = cio_clock();
+    ck_assert_int_eq(cio_loop_run(l), 0);
+    ck_assert_int_lt(cio_clock() - t0, CIO_SEC(5));
+    pthread_join(th, NULL);
+    cio_timer_stop(&t);
+    cio_loop_destroy(l);
+}
+END_TEST
+
+static Suite *pool_suite(void)
+{
+    Suite *s = suite_create("pool");
+    T_CASE(s, job_runs_on_a_worker_thread, 5);
+    T_CASE(s, loop_is_not_blocked_while_a_job_runs, 10);
+    T_CASE(s, saturated_pool_makes_submitters_wait, 10);
+    T_CASE(s, try_submit_on_full_queue_is_eagain, 5);
+    T_CASE(s, cancel_queued_job_never_runs, 5);
+    T_CASE(s, deadline_on_running_job_asks_it_to_stop, 10);
+    T_CASE(s, cancel_task_waiting_on_job, 10);
+    T_CASE(s, shutdown_drain_completes_work_in_flight, 5);
+    T_CASE(s, shutdown_cancel_drops_queue_and_stops_running, 10);
+    T_CASE(s, completion_without_msg_ring_uses_eventfd_post, 10);
+    T_CASE(s, pool_works_on_a_plain_ring, 10);
+    T_CASE(s, posts_from_threads_all_run_on_the_loop, 10);
+    T_CASE(s, stop_from_another_thread_wakes_the_loop, 10);
+    return s;
+}
+
+T_MAIN(pool_suite)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs corio's build and test dependencies (apt-get), builds, and runs the
+# whole suite through ctest: the Release tree, the unit tests again under
+# AddressSanitizer+UBSan, and core's tests on the portable ucontext switch.
+# Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. deploy/deps.sh
+corio_install_deps test
+jobs=$(nproc)
+
+echo "== Release build: every test"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs")
+
+echo "== AddressSanitizer + UBSan build: unit tests"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCORIO_SANITIZE=address,undefined >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ctest --output-on-failure -j"$jobs" -L unit)
+
+echo "== Portable ucontext coroutine switch: core unit tests"
+cmake -S . -B build-ucontext -DCMAKE_BUILD_TYPE=Release -DCORIO_CORO_BACKEND=ucontext >/dev/null
+cmake --build build-ucontext -j"$jobs"
+(cd build-ucontext && ctest --output-on-failure -j"$jobs" -L core)
+
+echo "== all tests passed"
