@@ -52,6 +52,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,10 +67,10 @@ extern "C" {
 /* Absolute CLOCK_MONOTONIC time in nanoseconds. */
 typedef int64_t cio_time;
 
-#define CIO_NEVER INT64_MAX
-#define CIO_US(x) ((cio_time)(x) * 1000)
-#define CIO_MS(x) ((cio_time)(x) * 1000000)
-#define CIO_SEC(x) ((cio_time)(x) * 1000000000)
+#define CIO_NEVER  INT64_MAX
+#define CIO_US(x)  ((cio_time)(x)*1000)
+#define CIO_MS(x)  ((cio_time)(x)*1000000)
+#define CIO_SEC(x) ((cio_time)(x)*1000000000)
 
 /* A fresh reading of CLOCK_MONOTONIC. */
 cio_time cio_clock(void);
@@ -140,14 +141,14 @@ int cio_loop_post(cio_loop *loop, void (*fn)(void *arg), void *arg);
 unsigned cio_loop_ring_flags(const cio_loop *loop);
 
 typedef struct cio_loop_stats {
-    uint64_t turns;          /* loop iterations */
-    uint64_t enters;         /* io_uring_enter calls made by the loop */
-    uint64_t cqes;           /* completions handled */
-    uint64_t cq_overflows;   /* times the CQ overflowed and was flushed */
-    uint64_t tasks_spawned;  /* tasks created */
-    uint64_t tasks_live;     /* tasks not yet finished */
-    uint64_t stacks_mapped;  /* coroutine stacks mapped (live + pooled) */
-    uint64_t ops_inflight;   /* ring operations awaiting completion */
+    uint64_t turns;         /* loop iterations */
+    uint64_t enters;        /* io_uring_enter calls made by the loop */
+    uint64_t cqes;          /* completions handled */
+    uint64_t cq_overflows;  /* times the CQ overflowed and was flushed */
+    uint64_t tasks_spawned; /* tasks created */
+    uint64_t tasks_live;    /* tasks not yet finished */
+    uint64_t stacks_mapped; /* coroutine stacks mapped (live + pooled) */
+    uint64_t ops_inflight;  /* ring operations awaiting completion */
 } cio_loop_stats;
 
 void cio_loop_get_stats(const cio_loop *loop, cio_loop_stats *out);
@@ -162,10 +163,10 @@ void cio_loop_get_stats(const cio_loop *loop, cio_loop_stats *out);
 typedef struct cio_lag_stats {
     uint64_t ticks;
     cio_time interval_ns;
-    cio_time last_ns;  /* lateness of the latest tick */
-    cio_time max_ns;   /* worst lateness since start (or reset) */
+    cio_time last_ns; /* lateness of the latest tick */
+    cio_time max_ns;  /* worst lateness since start (or reset) */
     cio_time mean_ns;
-    cio_time p50_ns;   /* from a log2 histogram: upper bound of the bucket */
+    cio_time p50_ns; /* from a log2 histogram: upper bound of the bucket */
     cio_time p99_ns;
     cio_time drift_ns; /* actual time of the latest tick minus its ideal time */
 } cio_lag_stats;
@@ -245,9 +246,44 @@ void cio_scope_cancel(cio_scope *s);
 /* Futures                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* An intrusive doubly linked list (the head is a cio_list of its own). */
 typedef struct cio_list {
     struct cio_list *next, *prev;
 } cio_list;
+
+#define cio_container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
+
+static inline void cio_list_init(cio_list *l)
+{
+    l->next = l->prev = l;
+}
+static inline bool cio_list_empty(const cio_list *l)
+{
+    return l->next == l;
+}
+/* Appends n at the tail of head. */
+static inline void cio_list_push(cio_list *head, cio_list *n)
+{
+    n->prev = head->prev;
+    n->next = head;
+    head->prev->next = n;
+    head->prev = n;
+}
+/* Unlinks n (harmless on an unlinked, self-linked node). */
+static inline void cio_list_del(cio_list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = n;
+}
+static inline cio_list *cio_list_pop(cio_list *head)
+{
+    if (cio_list_empty(head))
+        return NULL;
+    cio_list *n = head->next;
+    cio_list_del(n);
+    return n;
+}
 
 /* A one-shot result holder (a promise). Single-threaded: completed on the
  * loop thread (the thread pool completes its futures through the ring). */
@@ -557,6 +593,146 @@ ssize_t cio_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_
                    unsigned flags, cio_time deadline);
 
 /* ------------------------------------------------------------------------ */
+/* Transports: callback-driven byte streams for protocol code                */
+/* ------------------------------------------------------------------------ */
+
+/* A transport delivers received bytes to callbacks and sends what it is
+ * given, without any task: an idle connection costs only its struct (no
+ * stack, no buffer). The socket transport (cio_sock) runs on the ring with a
+ * multishot receive into the loop's provided buffers; the memory transport
+ * (cio_memconn) runs protocol code in tests and fuzzers without sockets.
+ *
+ * Every callback runs on the loop thread, never inside the transport call
+ * that caused it. After close(), on_closed is the last callback; only then
+ * may the owner free the memory holding the transport. */
+typedef struct cio_transport cio_transport;
+
+typedef struct cio_transport_cbs {
+    /* Bytes arrived; data is valid only during the call. */
+    void (*on_data)(void *ud, const uint8_t *data, size_t len);
+    /* The peer finished sending (err 0) or the connection failed (err < 0).
+     * No more on_data follows. */
+    void (*on_eof)(void *ud, int err);
+    /* The send() in flight completed: 0 when every byte went out, or -errno. */
+    void (*on_sent)(void *ud, int err);
+    /* The transport is closed: nothing else will be called. */
+    void (*on_closed)(void *ud);
+} cio_transport_cbs;
+
+typedef struct cio_transport_ops {
+    /* Starts (or resumes) delivering on_data. 0 or -errno. */
+    int (*read_start)(cio_transport *t);
+    /* Stops delivering on_data (backpressure); read_start resumes. */
+    void (*read_stop)(cio_transport *t);
+    /* Sends every byte of iov[0..n). One send at a time; the iov array and
+     * the bytes must stay valid until on_sent (the array may be modified to
+     * track progress). 0 or -errno (then on_sent is not called). */
+    int (*send)(cio_transport *t, struct iovec *iov, unsigned n);
+    /* Half-closes the sending side (the peer sees end of stream). */
+    void (*shutdown_write)(cio_transport *t);
+    /* Cancels whatever is in flight and closes; on_closed follows. */
+    void (*close)(cio_transport *t);
+} cio_transport_ops;
+
+struct cio_transport {
+    const cio_transport_ops *ops;
+    const cio_transport_cbs *cbs;
+    void *ud;
+};
+
+/* The socket transport. Embed it; it is owned by whoever embeds it. */
+typedef struct cio_sock {
+    cio_transport t;
+    cio_loop *loop;
+    struct msghdr msg; /* sendmsg of more than one iovec */
+    struct iovec *iov;
+    unsigned niov;
+    int fd;
+    uint8_t flags;
+    uint8_t pending; /* operations whose last completion has not arrived */
+    cio_completion recv_comp, send_comp, aux_comp;
+    cio_list bufwait_link; /* waiting for provided buffers to re-arm */
+} cio_sock;
+
+/* Takes ownership of the connected socket fd (closed by close()). */
+void cio_sock_init(cio_sock *s, cio_loop *loop, int fd, const cio_transport_cbs *cbs, void *ud);
+
+/* The in-memory transport, for tests and fuzzers: bytes written with
+ * cio_memconn_feed() arrive through on_data in a later loop turn, and what
+ * the protocol sends is collected in 'out'. */
+typedef struct cio_memconn {
+    cio_transport t;
+    cio_loop *loop;
+    uint8_t *out; /* everything sent so far (malloc'ed) */
+    size_t out_len, out_cap;
+    uint8_t *in; /* fed but not yet delivered */
+    size_t in_len;
+    cio_timer timer; /* delivers input and completions one turn later */
+    struct iovec *send_iov;
+    unsigned send_n;
+    size_t chunk; /* deliver input in pieces of at most this size (0 = all) */
+    bool reading, eof_pending, eof_sent, write_shut, closing, closed;
+} cio_memconn;
+
+void cio_memconn_init(cio_memconn *m, cio_loop *loop, const cio_transport_cbs *cbs, void *ud);
+/* Queues bytes for delivery (copied). 0 or -ENOMEM. */
+int cio_memconn_feed(cio_memconn *m, const void *data, size_t len);
+/* Queues an end of stream after the fed bytes. */
+void cio_memconn_feed_eof(cio_memconn *m);
+/* Frees the buffers; call after on_closed, or when the protocol never ran. */
+void cio_memconn_fini(cio_memconn *m);
+
+/* A listening socket with a multishot accept. */
+typedef struct cio_listener {
+    cio_loop *loop;
+    int fd;
+    bool armed, paused, closing;
+    cio_completion comp;
+    cio_timer retry; /* re-arms after EMFILE/ENFILE */
+    void (*on_accept)(struct cio_listener *ls, int fd);
+    void (*on_closed)(struct cio_listener *ls);
+    void *ud;
+} cio_listener;
+
+/* Binds and listens (SO_REUSEADDR; SO_REUSEPORT when reuseport; IPV6_V6ONLY
+ * for IPv6) and arms the accept. on_accept receives each new non-blocking,
+ * close-on-exec fd and owns it. 0 or -errno. */
+int cio_listener_open(cio_listener *ls, cio_loop *loop, const struct sockaddr *addr,
+                      socklen_t addrlen, int backlog, bool reuseport,
+                      void (*on_accept)(cio_listener *ls, int fd), void *ud);
+/* Stops accepting (connections wait in the kernel backlog) / resumes. */
+void cio_listener_pause(cio_listener *ls);
+void cio_listener_resume(cio_listener *ls);
+/* Stops and closes; on_closed (optional) runs when the last completion is in. */
+void cio_listener_close(cio_listener *ls, void (*on_closed)(cio_listener *ls));
+/* The bound address (e.g. to learn the port chosen for port 0). 0 or -errno. */
+int cio_listener_address(const cio_listener *ls, struct sockaddr_storage *out, socklen_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* Arenas: per-request memory with a defer list                              */
+/* ------------------------------------------------------------------------ */
+
+/* Bump allocation in chunks, freed all at once by reset/fini, which first
+ * runs the deferred cleanups in reverse order. Allocation failure returns
+ * NULL. */
+typedef struct cio_arena {
+    struct cio__chunk *chunk;
+    char *ptr, *end;
+    struct cio__defer *defers;
+    size_t first_size;
+} cio_arena;
+
+void cio_arena_init(cio_arena *a, size_t first_chunk);
+void *cio_arena_alloc(cio_arena *a, size_t n); /* 16-byte aligned */
+char *cio_arena_strndup(cio_arena *a, const char *s, size_t n);
+char *cio_arena_printf(cio_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs fn(arg) at reset/fini. 0 or -ENOMEM (then fn is not registered). */
+int cio_arena_defer(cio_arena *a, void (*fn)(void *arg), void *arg);
+/* Runs the defers and frees all but the first chunk (kept for reuse). */
+void cio_arena_reset(cio_arena *a);
+void cio_arena_fini(cio_arena *a);
+
+/* ------------------------------------------------------------------------ */
 /* Streams: buffered socket reader/writer for tasks                          */
 /* ------------------------------------------------------------------------ */
 
@@ -630,12 +806,11 @@ enum cio_log_level cio_log_get_level(void);
 int cio_log_parse_level(const char *s);
 /* Writes one line to the process log (stderr) if level is enabled. On a loop
  * thread the line is queued and written through the ring, never blocking. */
-void cio_log(enum cio_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void cio_log(enum cio_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define cio_error(...) cio_log(CIO_LOG_ERROR, __VA_ARGS__)
-#define cio_warn(...) cio_log(CIO_LOG_WARN, __VA_ARGS__)
-#define cio_info(...) cio_log(CIO_LOG_INFO, __VA_ARGS__)
+#define cio_warn(...)  cio_log(CIO_LOG_WARN, __VA_ARGS__)
+#define cio_info(...)  cio_log(CIO_LOG_INFO, __VA_ARGS__)
 #define cio_debug(...) cio_log(CIO_LOG_DEBUG, __VA_ARGS__)
 
 #ifdef __cplusplus

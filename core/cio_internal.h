@@ -20,41 +20,8 @@
 #endif
 #endif
 
-#define cio__likely(x) __builtin_expect(!!(x), 1)
+#define cio__likely(x)   __builtin_expect(!!(x), 1)
 #define cio__unlikely(x) __builtin_expect(!!(x), 0)
-#define cio__container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
-
-/* ---- intrusive doubly linked lists ------------------------------------- */
-
-static inline void cio__list_init(cio_list *l)
-{
-    l->next = l->prev = l;
-}
-static inline bool cio__list_empty(const cio_list *l)
-{
-    return l->next == l;
-}
-static inline void cio__list_push(cio_list *head, cio_list *n)
-{
-    n->prev = head->prev;
-    n->next = head;
-    head->prev->next = n;
-    head->prev = n;
-}
-static inline void cio__list_del(cio_list *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->next = n->prev = n;
-}
-static inline cio_list *cio__list_pop(cio_list *head)
-{
-    if (cio__list_empty(head))
-        return NULL;
-    cio_list *n = head->next;
-    cio__list_del(n);
-    return n;
-}
 
 /* ---- machine context --------------------------------------------------- */
 
@@ -139,13 +106,13 @@ struct cio_task {
     cio_fn fn;
     void *arg;
     cio_task *next_ready;
-    cio__wait *wait;      /* while suspended in an awaiting call */
-    cio_scope *scope;     /* innermost active scope */
-    cio_group *groups;    /* innermost open group of this task */
-    cio_group *parent;    /* group this task is a child of */
-    cio_list group_link;  /* in parent->children */
-    cio_list all_link;    /* in loop->tasks while alive */
-    cio_scope root;       /* the task-wide scope (cio_task_cancel) */
+    cio__wait *wait;     /* while suspended in an awaiting call */
+    cio_scope *scope;    /* innermost active scope */
+    cio_group *groups;   /* innermost open group of this task */
+    cio_group *parent;   /* group this task is a child of */
+    cio_list group_link; /* in parent->children */
+    cio_list all_link;   /* in loop->tasks while alive */
+    cio_scope root;      /* the task-wide scope (cio_task_cancel) */
     cio_future done;
     uint8_t state;
     uint8_t refs; /* handle/group + running */
@@ -190,7 +157,7 @@ struct cio_loop {
     cio_list tasks; /* all live tasks */
     cio_task *task_free;
     size_t task_free_len;
-    cio_time last_enter;  /* when the loop last entered the kernel */
+    cio_time last_enter; /* when the loop last entered the kernel */
     cio_time wait_slice; /* longest single wait (0 = unbounded) */
 
     /* timers: binary min-heap, 1-based */
@@ -218,8 +185,16 @@ struct cio_loop {
     bool efd_armed;
     bool msg_ring_ok; /* IORING_OP_MSG_RING supported */
 
-    uint64_t inflight;     /* ring operations awaiting their last CQE */
-    uint64_t external;     /* pool jobs in flight (complete via the ring) */
+    /* provided receive buffers (net.c), set up on first use */
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    unsigned buf_count, buf_size, buf_mask;
+    bool br_failed;   /* registration refused: transports cannot read */
+    bool recv_single; /* no multishot receive: one-shot receives instead */
+    cio_list bufwait; /* cio_sock waiting for buffers to re-arm */
+
+    uint64_t inflight; /* ring operations awaiting their last CQE */
+    uint64_t external; /* pool jobs in flight (complete via the ring) */
     atomic_bool stop;
     bool closing; /* being destroyed: do not re-arm the wake-up read */
 
@@ -231,8 +206,8 @@ struct cio_loop {
     cio_time lag_sum;
 
     cio_loop_stats stats;
-    cio_list writers;   /* cio_writer flushed at the end of each turn */
-    cio_writer *log;    /* this loop's process-log writer (stderr) */
+    cio_list writers; /* cio_writer flushed at the end of each turn */
+    cio_writer *log;  /* this loop's process-log writer (stderr) */
 
 #if CIO_ASAN
     const void *main_stack_bottom;
@@ -294,8 +269,8 @@ static inline void cio__raw_switch(cio__ctx *from, cio__ctx *to)
 void cio__ctx_switch(cio_loop *l, cio__ctx *from, cio__ctx *to, cio_task *from_task,
                      cio_task *to_task, bool exiting);
 #else
-static inline void cio__ctx_switch(cio_loop *l, cio__ctx *from, cio__ctx *to,
-                                   cio_task *from_task, cio_task *to_task, bool exiting)
+static inline void cio__ctx_switch(cio_loop *l, cio__ctx *from, cio__ctx *to, cio_task *from_task,
+                                   cio_task *to_task, bool exiting)
 {
     (void)l, (void)from_task, (void)to_task, (void)exiting;
     cio__raw_switch(from, to);
@@ -309,6 +284,10 @@ void cio__timer_set_weak(cio_timer *t, bool weak);
 
 /* pool (pool.c): per-loop teardown hook */
 void cio__lag_tick(cio_timer *t);
+
+/* net (net.c) */
+void cio__net_rearm(cio_loop *l);
+void cio__bufring_fini(cio_loop *l);
 
 /* log (log.c) */
 void cio__log_flush(cio_loop *l);

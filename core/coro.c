@@ -34,7 +34,7 @@
 #define MADV_GUARD_INSTALL 102
 #endif
 
-#define SLAB_SLOTS 64
+#define SLAB_SLOTS  64
 #define STACKS_WARM 64
 #define TRIM_PERIOD CIO_SEC(1)
 
@@ -121,8 +121,8 @@ static int slab_new(cio_loop *l)
     cio__slab *sl = malloc(sizeof(*sl));
     if (!sl)
         return -ENOMEM;
-    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *base =
+        mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED) {
         free(sl);
         return -ENOMEM;
@@ -226,7 +226,6 @@ void cio__ctx_make(cio_task *t)
     makecontext(&t->ctx.uc, (void (*)(void))uc_entry, 2, (unsigned)(p >> 32), (unsigned)p);
 }
 
-
 #else
 
 void cio__coro_start(void); /* switch_<arch>.S */
@@ -236,15 +235,15 @@ void cio__ctx_make(cio_task *t)
     uint64_t *top = (uint64_t *)(void *)((uintptr_t)t->stack & ~(uintptr_t)15);
     uint64_t *sp = top;
 #if defined(__x86_64__)
-    sp -= 2;                               /* rsp after 'ret' is 16-byte aligned */
+    sp -= 2;                                      /* rsp after 'ret' is 16-byte aligned */
     *--sp = (uint64_t)(uintptr_t)cio__coro_start; /* return address */
-    *--sp = 0;                             /* rbp */
-    *--sp = 0;                             /* rbx */
-    *--sp = (uint64_t)(uintptr_t)t;        /* r12: argument */
-    *--sp = (uint64_t)(uintptr_t)cio__task_main; /* r13: entry */
-    *--sp = 0;                             /* r14 */
-    *--sp = 0;                             /* r15 */
-    *--sp = 0x1F80 | (0x037FULL << 32);    /* default MXCSR | x87 control word */
+    *--sp = 0;                                    /* rbp */
+    *--sp = 0;                                    /* rbx */
+    *--sp = (uint64_t)(uintptr_t)t;               /* r12: argument */
+    *--sp = (uint64_t)(uintptr_t)cio__task_main;  /* r13: entry */
+    *--sp = 0;                                    /* r14 */
+    *--sp = 0;                                    /* r15 */
+    *--sp = 0x1F80 | (0x037FULL << 32);           /* default MXCSR | x87 control word */
 #elif defined(__aarch64__)
     sp -= 20; /* 160-byte frame: x19..x30, d8..d15 */
     memset(sp, 0, 160);
@@ -256,7 +255,6 @@ void cio__ctx_make(cio_task *t)
 #endif
     t->ctx.sp = sp;
 }
-
 
 #endif
 

@@ -13,7 +13,7 @@
 
 void cio_future_init(cio_future *f)
 {
-    cio__list_init(&f->waiters);
+    cio_list_init(&f->waiters);
     f->result = 0;
     f->done = false;
 }
@@ -25,8 +25,8 @@ int cio_future_set(cio_future *f, intptr_t result)
     f->done = true;
     f->result = result;
     cio_list *n;
-    while ((n = cio__list_pop(&f->waiters)) != NULL) {
-        cio_waiter *w = cio__container_of(n, cio_waiter, link);
+    while ((n = cio_list_pop(&f->waiters)) != NULL) {
+        cio_waiter *w = cio_container_of(n, cio_waiter, link);
         w->fn(w, f);
     }
     return 0;
@@ -36,16 +36,16 @@ void cio_future_subscribe(cio_future *f, cio_waiter *w, void (*fn)(cio_waiter *,
 {
     w->fn = fn;
     if (f->done) {
-        cio__list_init(&w->link);
+        cio_list_init(&w->link);
         fn(w, f);
         return;
     }
-    cio__list_push(&f->waiters, &w->link);
+    cio_list_push(&f->waiters, &w->link);
 }
 
 void cio_future_unsubscribe(cio_waiter *w)
 {
-    cio__list_del(&w->link);
+    cio_list_del(&w->link);
 }
 
 /* ---- await one ------------------------------------------------------------ */
@@ -57,13 +57,13 @@ typedef struct {
 
 static void await_one_done(cio_waiter *sub, cio_future *f)
 {
-    await_one *a = cio__container_of(sub, await_one, sub);
+    await_one *a = cio_container_of(sub, await_one, sub);
     cio__wait_complete(&a->w, f->result);
 }
 
 static void await_one_interrupt(cio__wait *w)
 {
-    await_one *a = cio__container_of(w, await_one, w);
+    await_one *a = cio_container_of(w, await_one, w);
     cio_future_unsubscribe(&a->sub);
     cio__wait_complete(w, cio__wait_error(w));
 }
@@ -79,7 +79,7 @@ intptr_t cio_await(cio_future *f, cio_time deadline)
         return f->result;
     }
     a.sub.fn = await_one_done;
-    cio__list_push(&f->waiters, &a.sub.link);
+    cio_list_push(&f->waiters, &a.sub.link);
     return cio__wait_suspend(&a.w);
 }
 
@@ -107,13 +107,13 @@ static void many_unsubscribe(await_many *m)
 {
     for (size_t i = 0; i < m->n; i++)
         if (m->subs[i].w.fn)
-            cio__list_del(&m->subs[i].w.link);
+            cio_list_del(&m->subs[i].w.link);
 }
 
 static void many_sub_done(cio_waiter *sub, cio_future *f)
 {
     (void)f;
-    await_many *m = cio__container_of(sub, many_sub, w)->m;
+    await_many *m = cio_container_of(sub, many_sub, w)->m;
     if (m->w.done || m->w.why != CIO__WHY_NONE)
         return;
     if (m->any || --m->pending == 0)
@@ -122,7 +122,7 @@ static void many_sub_done(cio_waiter *sub, cio_future *f)
 
 static void many_interrupt(cio__wait *w)
 {
-    await_many *m = cio__container_of(w, await_many, w);
+    await_many *m = cio_container_of(w, await_many, w);
     many_unsubscribe(m);
     cio__wait_complete(w, cio__wait_error(w));
 }
@@ -156,7 +156,7 @@ static int wait_many(cio_future *const *fs, size_t n, cio_time deadline, bool an
     for (size_t i = 0; i < n; i++) {
         m.subs[i].m = &m;
         m.subs[i].w.fn = many_sub_done;
-        cio__list_push(&fs[i]->waiters, &m.subs[i].w.link);
+        cio_list_push(&fs[i]->waiters, &m.subs[i].w.link);
     }
     intptr_t r = cio__wait_suspend(&m.w);
     many_unsubscribe(&m);
@@ -190,7 +190,7 @@ typedef struct {
 static void ac_done(cio_waiter *sub, cio_future *f)
 {
     (void)f;
-    ac_sub *s = cio__container_of(sub, ac_sub, w);
+    ac_sub *s = cio_container_of(sub, ac_sub, w);
     cio_as_completed *it = s->it;
     it->order[it->queued++] = s->index;
     if (it->wait)

@@ -14,9 +14,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef CIO_HAVE_VALGRIND
+#include <valgrind/memcheck.h>
+/* The kernel fills these buffers through io_uring, which valgrind does not
+ * model: tell it they are defined. */
+#define FILLED(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
+#else
+#define FILLED(p, n) ((void)(p), (void)(n))
+#endif
+
 static void uop_done(cio_completion *c, int32_t res, uint32_t flags)
 {
-    cio__uop *op = cio__container_of(c, cio__uop, comp);
+    cio__uop *op = cio_container_of(c, cio__uop, comp);
     op->cqe_flags = flags;
     intptr_t r = res;
     if (res == -ECANCELED && op->w.why != CIO__WHY_NONE)
@@ -26,7 +35,7 @@ static void uop_done(cio_completion *c, int32_t res, uint32_t flags)
 
 static void uop_interrupt(cio__wait *w)
 {
-    cio__uop *op = cio__container_of(w, cio__uop, w);
+    cio__uop *op = cio_container_of(w, cio__uop, w);
     /* Completion (with -ECANCELED or a real result) arrives through uop_done. */
     cio__cancel_op(w->task->loop, &op->comp);
 }
@@ -49,16 +58,16 @@ intptr_t cio__uop_end(cio__uop *op)
 }
 
 /* Queues one operation prepared by PREP (which may use 'sqe') and awaits it. */
-#define RING_AWAIT(deadline, PREP)                                                                 \
-    do {                                                                                           \
-        cio__uop op_;                                                                              \
-        int rc_ = cio__uop_begin(&op_, (deadline));                                                \
-        if (rc_ < 0)                                                                               \
-            return rc_;                                                                            \
-        struct io_uring_sqe *sqe = cio__sqe(cio__tls_loop);                                        \
-        PREP;                                                                                      \
-        cio__uop_submit(&op_, sqe);                                                                \
-        return cio__uop_end(&op_);                                                                 \
+#define RING_AWAIT(deadline, PREP)                          \
+    do {                                                    \
+        cio__uop op_;                                       \
+        int rc_ = cio__uop_begin(&op_, (deadline));         \
+        if (rc_ < 0)                                        \
+            return rc_;                                     \
+        struct io_uring_sqe *sqe = cio__sqe(cio__tls_loop); \
+        PREP;                                               \
+        cio__uop_submit(&op_, sqe);                         \
+        return cio__uop_end(&op_);                          \
     } while (0)
 
 int cio_socket(int domain, int type, int protocol)
@@ -67,9 +76,19 @@ int cio_socket(int domain, int type, int protocol)
     return fd < 0 ? -errno : fd;
 }
 
-int cio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, cio_time deadline)
+static int ring_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, cio_time deadline)
 {
     RING_AWAIT(deadline, io_uring_prep_accept(sqe, fd, addr, addrlen, SOCK_CLOEXEC));
+}
+
+int cio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, cio_time deadline)
+{
+    int rc = ring_accept(fd, addr, addrlen, deadline);
+    if (rc >= 0 && addr && addrlen) {
+        FILLED(addrlen, sizeof(*addrlen));
+        FILLED(addr, *addrlen);
+    }
+    return rc;
 }
 
 int cio_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, cio_time deadline)
@@ -77,9 +96,17 @@ int cio_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, cio_time
     RING_AWAIT(deadline, io_uring_prep_connect(sqe, fd, addr, addrlen));
 }
 
-ssize_t cio_recv(int fd, void *buf, size_t len, int flags, cio_time deadline)
+static ssize_t ring_recv(int fd, void *buf, size_t len, int flags, cio_time deadline)
 {
     RING_AWAIT(deadline, io_uring_prep_recv(sqe, fd, buf, len, flags));
+}
+
+ssize_t cio_recv(int fd, void *buf, size_t len, int flags, cio_time deadline)
+{
+    ssize_t n = ring_recv(fd, buf, len, flags, deadline);
+    if (n > 0)
+        FILLED(buf, (size_t)n);
+    return n;
 }
 
 ssize_t cio_send(int fd, const void *buf, size_t len, int flags, cio_time deadline)
@@ -92,9 +119,17 @@ ssize_t cio_sendmsg(int fd, const struct msghdr *msg, int flags, cio_time deadli
     RING_AWAIT(deadline, io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)(flags | MSG_NOSIGNAL)));
 }
 
-ssize_t cio_read(int fd, void *buf, size_t len, int64_t off, cio_time deadline)
+static ssize_t ring_read(int fd, void *buf, size_t len, int64_t off, cio_time deadline)
 {
     RING_AWAIT(deadline, io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)off));
+}
+
+ssize_t cio_read(int fd, void *buf, size_t len, int64_t off, cio_time deadline)
+{
+    ssize_t n = ring_read(fd, buf, len, off, deadline);
+    if (n > 0)
+        FILLED(buf, (size_t)n);
+    return n;
 }
 
 ssize_t cio_write(int fd, const void *buf, size_t len, int64_t off, cio_time deadline)
@@ -107,10 +142,19 @@ int cio_openat2(int dirfd, const char *path, const struct open_how *how, cio_tim
     RING_AWAIT(deadline, io_uring_prep_openat2(sqe, dirfd, path, (struct open_how *)how));
 }
 
+static int ring_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out,
+                      cio_time deadline)
+{
+    RING_AWAIT(deadline, io_uring_prep_statx(sqe, dirfd, path, flags, mask, out));
+}
+
 int cio_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *out,
               cio_time deadline)
 {
-    RING_AWAIT(deadline, io_uring_prep_statx(sqe, dirfd, path, flags, mask, out));
+    int rc = ring_statx(dirfd, path, flags, mask, out, deadline);
+    if (rc == 0)
+        FILLED(out, sizeof(*out));
+    return rc;
 }
 
 int cio_fsync(int fd, cio_time deadline)

@@ -62,7 +62,7 @@ static void writer_submit(cio_writer *w)
 static void writer_done(cio_completion *c, int32_t res, uint32_t flags)
 {
     (void)flags;
-    cio_writer *w = cio__container_of(c, cio_writer, comp);
+    cio_writer *w = cio_container_of(c, cio_writer, comp);
     int b = 1 - w->cur;
     if (res > 0)
         w->off += (size_t)res;
@@ -99,7 +99,7 @@ int cio_writer_create(cio_loop *loop, int fd, size_t max_buffer, cio_writer **ou
     w->fd = fd;
     w->max = max_buffer ? max_buffer : 1024 * 1024;
     w->comp.fn = writer_done;
-    cio__list_push(&loop->writers, &w->link);
+    cio_list_push(&loop->writers, &w->link);
     *out = w;
     return 0;
 }
@@ -161,22 +161,22 @@ static void writer_flush(cio_writer *w)
 void cio__log_flush(cio_loop *l)
 {
     for (cio_list *n = l->writers.next; n != &l->writers; n = n->next)
-        writer_flush(cio__container_of(n, cio_writer, link));
+        writer_flush(cio_container_of(n, cio_writer, link));
 }
 
 void cio__writer_detach_link(cio_list *n)
 {
-    cio_writer *w = cio__container_of(n, cio_writer, link);
+    cio_writer *w = cio_container_of(n, cio_writer, link);
     write_sync(w->fd, w->buf[w->cur], w->len[w->cur]);
     w->len[w->cur] = 0;
-    cio__list_init(&w->link);
+    cio_list_init(&w->link);
 }
 
 void cio_writer_destroy(cio_writer *w)
 {
     if (!w)
         return;
-    cio__list_del(&w->link);
+    cio_list_del(&w->link);
     if (w->inflight) {
         w->destroying = true; /* writer_done finishes and frees */
         return;
@@ -218,8 +218,8 @@ void cio_log(enum cio_log_level level, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s [%d] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], (int)getpid());
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level], (int)getpid());
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -26,7 +26,6 @@
 
 #define ENTER_INTERVAL CIO_US(50)
 
-
 /* ---- submission ------------------------------------------------------------- */
 
 struct io_uring_sqe *cio__sqe(cio_loop *l)
@@ -89,7 +88,7 @@ static bool loop_closing(const cio_loop *l);
 static void efd_done(cio_completion *c, int32_t res, uint32_t flags)
 {
     (void)flags;
-    cio_loop *l = cio__container_of(c, cio_loop, efd_comp);
+    cio_loop *l = cio_container_of(c, cio_loop, efd_comp);
     l->efd_armed = false;
     /* Clear before draining: a post that lands after the drain signals again. */
     atomic_store(&l->efd_signalled, false);
@@ -157,7 +156,8 @@ static int ring_setup(cio_loop *l, unsigned sq, unsigned cq)
         if (rc == 0) {
             l->ring_flags = p.flags;
             if (!(p.features & IORING_FEAT_NODROP))
-                fprintf(stderr, "corio: kernel lacks IORING_FEAT_NODROP; completions may be lost\n");
+                fprintf(stderr,
+                        "corio: kernel lacks IORING_FEAT_NODROP; completions may be lost\n");
             return 0;
         }
         if (rc != -EINVAL)
@@ -204,8 +204,16 @@ int cio_loop_create(cio_loop **out, const cio_loop_opts *opts)
     atomic_init(&l->stop, false);
     l->efd_comp.fn = efd_done;
     l->thread = pthread_self();
-    cio__list_init(&l->tasks);
-    cio__list_init(&l->writers);
+    cio_list_init(&l->tasks);
+    cio_list_init(&l->writers);
+    cio_list_init(&l->bufwait);
+    unsigned bc = o.buf_count ? o.buf_count : 1024;
+    if (bc > 32768)
+        bc = 32768;
+    l->buf_count = 1;
+    while (l->buf_count < bc)
+        l->buf_count <<= 1; /* the ring size must be a power of 2 */
+    l->buf_size = o.buf_size ? o.buf_size : 16 * 1024;
     l->now = cio_clock();
     cio__stacks_init(l, o.stack_size);
     cio_timer_init(&l->lag_timer, l, cio__lag_tick);
@@ -288,6 +296,8 @@ static int turn(cio_loop *l)
         (void)io_uring_get_events(&l->ring);
         n += reap(l);
     }
+    if (!cio_list_empty(&l->bufwait))
+        cio__net_rearm(l); /* buffers went back during the reap */
     l->stats.cqes += n;
     l->stats.turns++;
     l->now = cio_clock();
@@ -295,7 +305,7 @@ static int turn(cio_loop *l)
         l->last_enter = l->now;
     cio__timers_fire(l);
     cio__run_ready(l);
-    if (!cio__list_empty(&l->writers))
+    if (!cio_list_empty(&l->writers))
         cio__log_flush(l);
     return 0;
 }
@@ -321,7 +331,7 @@ static int run(cio_loop *l, cio_future *until, bool honour_stop, bool until_no_t
             break;
         if (until && until->done)
             break;
-        if (until_no_tasks && cio__list_empty(&l->tasks))
+        if (until_no_tasks && cio_list_empty(&l->tasks))
             break;
         if (!until && quiet(l))
             break;
@@ -350,11 +360,11 @@ intptr_t cio_run(cio_loop *l, cio_fn fn, void *arg)
     atomic_store(&l->stop, false);
     /* Cancel whatever is still alive (the main task too, if the loop was
      * stopped or deadlocked) and let it unwind. */
-    while (rc == 0 && !cio__list_empty(&l->tasks)) {
+    while (rc == 0 && !cio_list_empty(&l->tasks)) {
         for (cio_list *n = l->tasks.next; n != &l->tasks; n = n->next)
-            cio_task_cancel(cio__container_of(n, cio_task, all_link));
+            cio_task_cancel(cio_container_of(n, cio_task, all_link));
         rc = run(l, NULL, false, true);
-        if (rc == 0 && quiet(l) && !cio__list_empty(&l->tasks)) {
+        if (rc == 0 && quiet(l) && !cio_list_empty(&l->tasks)) {
             /* Suspended where cancellation cannot reach (a shielded wait on
              * something nobody will complete): report, do not spin. */
             fprintf(stderr, "corio: %llu task(s) deadlocked at exit\n",
@@ -394,9 +404,10 @@ void cio_loop_destroy(cio_loop *l)
     l->log = NULL;
     /* Writers the application forgot: write out and detach (a later
      * cio_writer_destroy still frees them). */
-    for (cio_list *n; (n = cio__list_pop(&l->writers)) != NULL;)
+    for (cio_list *n; (n = cio_list_pop(&l->writers)) != NULL;)
         cio__writer_detach_link(n);
     posts_drain(l);
+    cio__bufring_fini(l);
     io_uring_queue_exit(&l->ring);
     close(l->efd);
     pthread_mutex_destroy(&l->post_lock);

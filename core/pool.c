@@ -76,7 +76,7 @@ static void job_cqe(cio_completion *c, int32_t res, uint32_t flags)
 {
     (void)res;
     (void)flags;
-    cio_job *job = cio__container_of(c, cio_job, comp);
+    cio_job *job = cio_container_of(c, cio_job, comp);
     job_finish(job, job->result);
 }
 

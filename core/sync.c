@@ -18,7 +18,7 @@ static int checkpoint(void)
 
 void cio_event_init(cio_event *e)
 {
-    cio__list_init(&e->waiters);
+    cio_list_init(&e->waiters);
     e->set = false;
 }
 
@@ -45,14 +45,14 @@ int cio_event_wait(cio_event *e, cio_time deadline)
 
 void cio_sem_init(cio_sem *s, int64_t count)
 {
-    cio__list_init(&s->waiters);
+    cio_list_init(&s->waiters);
     s->count = count;
 }
 
 int cio_sem_try_acquire(cio_sem *s)
 {
     /* Waiters are served first (FIFO): no barging. */
-    if (s->count > 0 && cio__list_empty(&s->waiters)) {
+    if (s->count > 0 && cio_list_empty(&s->waiters)) {
         s->count--;
         return 0;
     }
@@ -90,8 +90,8 @@ int cio_chan_init(cio_chan *c, size_t capacity)
     c->cap = capacity;
     c->head = c->len = 0;
     c->closed = false;
-    cio__list_init(&c->senders);
-    cio__list_init(&c->receivers);
+    cio_list_init(&c->senders);
+    cio_list_init(&c->receivers);
     return 0;
 }
 
@@ -103,7 +103,7 @@ void cio_chan_fini(cio_chan *c)
 
 static cio__qwait *first_waiter(cio_list *q)
 {
-    return cio__list_empty(q) ? NULL : cio__container_of(q->next, cio__qwait, link);
+    return cio_list_empty(q) ? NULL : cio_container_of(q->next, cio__qwait, link);
 }
 
 int cio_chan_try_send(cio_chan *c, intptr_t item)

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 #define TASK_FREE_MAX 4096
-#define RUN_BUDGET 128
+#define RUN_BUDGET    128
 
 _Thread_local cio_loop *cio__tls_loop;
 
@@ -122,7 +122,7 @@ void cio__task_main(cio_task *t)
         abort();
     }
     cio_loop *l = t->loop;
-    cio__list_del(&t->all_link);
+    cio_list_del(&t->all_link);
     l->stats.tasks_live--;
     t->state = CIO__T_DONE;
     (void)cio_future_set(&t->done, r);
@@ -150,7 +150,7 @@ static int spawn(cio_loop *l, cio_task **out, cio_fn fn, void *arg, cio_group *g
     t->wait = NULL;
     t->groups = NULL;
     t->parent = g;
-    cio__list_init(&t->group_link);
+    cio_list_init(&t->group_link);
     t->root = (cio_scope){.parent = g ? &g->scope : NULL, .task = t, .deadline = CIO_NEVER};
     t->scope = &t->root;
     cio_future_init(&t->done);
@@ -159,7 +159,7 @@ static int spawn(cio_loop *l, cio_task **out, cio_fn fn, void *arg, cio_group *g
     t->asan_fake = NULL;
 #endif
     cio__ctx_make(t);
-    cio__list_push(&l->tasks, &t->all_link);
+    cio_list_push(&l->tasks, &t->all_link);
     l->stats.tasks_spawned++;
     l->stats.tasks_live++;
     ready_push(l, t);
@@ -302,7 +302,7 @@ void cio_task_cancel(cio_task *t)
 
 static void wait_timer_fired(cio_timer *tm)
 {
-    cio__wait *w = cio__container_of(tm, cio__wait, timer);
+    cio__wait *w = cio_container_of(tm, cio__wait, timer);
     cio_loop *l = tm->loop;
     /* A scope deadline that passed marks that scope cancelled (and is what the
      * call reports); otherwise it was the call's own deadline. */
@@ -377,8 +377,8 @@ int cio_yield(void)
 
 static void qwait_interrupt(cio__wait *w)
 {
-    cio__qwait *q = cio__container_of(w, cio__qwait, w);
-    cio__list_del(&q->link);
+    cio__qwait *q = cio_container_of(w, cio__qwait, w);
+    cio_list_del(&q->link);
     cio__wait_complete(w, cio__wait_error(w));
 }
 
@@ -387,16 +387,16 @@ intptr_t cio__qwait_on(cio_list *q, cio__qwait *qw, cio_time deadline)
     int rc = cio__wait_begin(&qw->w, deadline, qwait_interrupt);
     if (rc < 0)
         return rc;
-    cio__list_push(q, &qw->link);
+    cio_list_push(q, &qw->link);
     return cio__wait_suspend(&qw->w);
 }
 
 bool cio__qwait_wake_one(cio_list *q, intptr_t result)
 {
-    cio_list *n = cio__list_pop(q);
+    cio_list *n = cio_list_pop(q);
     if (!n)
         return false;
-    cio__wait_complete(&cio__container_of(n, cio__qwait, link)->w, result);
+    cio__wait_complete(&cio_container_of(n, cio__qwait, link)->w, result);
     return true;
 }
 
@@ -442,7 +442,7 @@ void cio_group_init(cio_group *g, cio_time deadline)
     cio_task *t = cio_current();
     assert(t && "cio_group_init outside a task");
     cio_scope_enter(&g->scope, deadline, false);
-    cio__list_init(&g->children);
+    cio_list_init(&g->children);
     g->live = 0;
     g->first_error = 0;
     g->outer = t->groups;
@@ -457,7 +457,7 @@ int cio_group_spawn(cio_group *g, cio_task **out, cio_fn fn, void *arg)
     int rc = spawn(g->owner->loop, &t, fn, arg, g);
     if (rc < 0)
         return rc;
-    cio__list_push(&g->children, &t->group_link);
+    cio_list_push(&g->children, &t->group_link);
     g->live++;
     if (out)
         *out = t;
@@ -467,7 +467,7 @@ int cio_group_spawn(cio_group *g, cio_task **out, cio_fn fn, void *arg)
 static void group_cancel_children(cio_group *g)
 {
     for (cio_list *n = g->children.next; n != &g->children; n = n->next) {
-        cio_task *c = cio__container_of(n, cio_task, group_link);
+        cio_task *c = cio_container_of(n, cio_task, group_link);
         cio_task_cancel(c);
     }
 }
@@ -528,8 +528,8 @@ intptr_t cio_group_wait(cio_group *g)
     int scope_rc = cio_scope_exit(&g->scope);
     t->groups = g->outer;
     cio_list *n;
-    while ((n = cio__list_pop(&g->children)) != NULL)
-        task_release(cio__container_of(n, cio_task, group_link));
+    while ((n = cio_list_pop(&g->children)) != NULL)
+        task_release(cio_container_of(n, cio_task, group_link));
     if (g->first_error)
         return g->first_error;
     if (scope_rc)

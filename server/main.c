@@ -1,59 +1,213 @@
 /*
- * corio - the daemon. At this stage it answers every request with a fixed
- * response; the HTTP issue replaces this with the real server.
+ * corio - the daemon: configuration in, HTTP server out.
+ *
+ * Signals are read through the ring from a signalfd: SIGINT or SIGTERM starts
+ * a graceful shutdown (stop accepting, let in-flight requests finish within
+ * timeouts.drain_ms, exit 0); a second one cuts the drain short.
+ *
+ * Exit status: 0 after a clean shutdown, 1 when the server cannot start
+ * (e.g. the address is in use), 2 for configuration errors.
  */
-#include "cio.h"
+#include "cio_config.h"
+#include "server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
-static const char response[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                               "Content-Length: 13\r\nConnection: close\r\n\r\ncorio is up.\n";
+typedef struct daemon {
+    cio_config cfg;
+    int sigfd;
+    cio_event stop;
+    cio_scope *drain; /* the shutdown in progress, cancelled by a second signal */
+    int signals;
+} daemon_t;
+
+static intptr_t watch_signals(void *arg)
+{
+    daemon_t *d = arg;
+    for (;;) {
+        struct signalfd_siginfo si;
+        ssize_t n = cio_read(d->sigfd, &si, sizeof(si), -1, CIO_NEVER);
+        if (n != (ssize_t)sizeof(si))
+            return n < 0 ? n : -EIO;
+        d->signals++;
+        if (d->signals == 1) {
+            cio_info("%s: shutting down gracefully (drain %llu ms)", strsignal((int)si.ssi_signo),
+                     (unsigned long long)d->cfg.timeouts.drain_ms);
+            cio_event_set(&d->stop);
+        } else {
+            cio_warn("%s again: closing all connections now", strsignal((int)si.ssi_signo));
+            if (d->drain)
+                cio_scope_cancel(d->drain);
+        }
+    }
+}
+
+static int open_access_log(const char *spec, cio_writer **out, int *fd_out)
+{
+    *out = NULL;
+    *fd_out = -1;
+    if (strcmp(spec, "off") == 0)
+        return 0;
+    int fd = STDERR_FILENO;
+    if (strcmp(spec, "-") != 0) {
+        /* At startup, before serving: a blocking open is fine here. */
+        fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return -errno;
+        *fd_out = fd;
+    }
+    return cio_writer_create(NULL, fd, 4 * 1024 * 1024, out);
+}
 
 static intptr_t serve(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
-    cio_stream s;
-    if (cio_stream_init(&s, fd, 8192, 0) == 0) {
-        const uint8_t *head;
-        if (cio_stream_read_until(&s, "\r\n\r\n", 4, 8192, &head, cio_after(CIO_SEC(10))) > 0)
-            cio_stream_write_all(&s, response, sizeof(response) - 1, cio_after(CIO_SEC(10)));
-        cio_stream_fini(&s);
-    }
-    cio_close(fd);
-    return 0;
-}
+    daemon_t *d = arg;
+    cio_config *cfg = &d->cfg;
+    corio_app app = {0};
+    cio_http_server *srv = NULL;
+    cio_writer *access = NULL;
+    int access_fd = -1;
+    intptr_t result = 1;
 
-static intptr_t serve_forever(void *arg)
-{
-    int port = (int)(intptr_t)arg;
-    int lfd = cio_socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1024) < 0) {
-        cio_error("cannot listen on port %d: %s", port, strerror(errno));
-        return -1;
+    cio_pool_opts po = {.threads = cfg->pool_threads, .nice = 10};
+    int rc = cio_pool_create(NULL, &app.pool, &po);
+    if (rc < 0) {
+        cio_error("thread pool: %s", strerror(-rc));
+        return 1;
     }
-    cio_info("corio %s listening on 0.0.0.0:%d", CIO_VERSION, port);
-    for (;;) {
-        int c = cio_accept(lfd, NULL, NULL, CIO_NEVER);
-        if (c >= 0)
-            cio_spawn(NULL, NULL, serve, (void *)(intptr_t)c);
+    rc = open_access_log(cfg->log.access, &access, &access_fd);
+    if (rc < 0) {
+        cio_error("access log %s: %s", cfg->log.access, strerror(-rc));
+        goto out;
     }
+    cio_http_opts o = {
+        .max_connections = cfg->limits.max_connections,
+        .max_header_bytes = cfg->limits.max_header_bytes,
+        .max_uri_bytes = cfg->limits.max_uri_bytes,
+        .max_body_bytes = cfg->limits.max_body_bytes,
+        .max_requests_per_conn = cfg->limits.max_requests_per_connection,
+        .header_timeout = CIO_MS(cfg->timeouts.header_ms),
+        .body_timeout = CIO_MS(cfg->timeouts.body_ms),
+        .keepalive_timeout = CIO_MS(cfg->timeouts.keepalive_ms),
+        .write_timeout = CIO_MS(cfg->timeouts.write_ms),
+        .root = cfg->root,
+        .access_log = access,
+    };
+    rc = cio_http_server_create(NULL, &o, &srv);
+    if (rc < 0) {
+        cio_error("cannot start: %s%s%s", cfg->root ? cfg->root : "", cfg->root ? ": " : "",
+                  strerror(-rc));
+        goto out;
+    }
+    if (corio_routes_register(srv, &app) < 0)
+        goto out;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        char bound[64];
+        rc = cio_http_listen(srv, (struct sockaddr *)&cfg->listen[i].addr, cfg->listen[i].addrlen,
+                             false, bound);
+        if (rc < 0) {
+            cio_error("cannot listen on %s: %s", cfg->listen[i].text, strerror(-rc));
+            goto out;
+        }
+        cio_info("listening on %s", bound);
+    }
+    cio_lag_start(NULL, CIO_MS(100));
+    cio_info("corio %s ready (pool: %u threads, root: %s)", CIO_VERSION,
+             cfg->pool_threads ? cfg->pool_threads : 0, cfg->root ? cfg->root : "none");
+
+    cio_task *watcher;
+    cio_spawn(NULL, &watcher, watch_signals, d);
+    cio_event_wait(&d->stop, CIO_NEVER);
+
+    cio_scope drain;
+    cio_scope_enter(&drain, CIO_NEVER, false);
+    d->drain = &drain;
+    rc = cio_http_server_shutdown(srv, cio_after(CIO_MS(cfg->timeouts.drain_ms)));
+    d->drain = NULL;
+    cio_scope_exit(&drain);
+    if (rc < 0)
+        cio_warn("drain ended early: connections were closed with requests in flight");
+    cio_task_cancel(watcher);
+    cio_join(watcher, CIO_NEVER);
+    result = 0;
+out:
+    if (srv) {
+        if (!result)
+            cio_http_server_destroy(srv);
+        else {
+            cio_http_server_shutdown(srv, cio_now());
+            cio_http_server_destroy(srv);
+        }
+    }
+    cio_pool_shutdown(app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5)));
+    cio_pool_destroy(app.pool);
+    cio_writer_destroy(access);
+    if (access_fd >= 0)
+        close(access_fd);
+    if (result == 0)
+        cio_info("stopped");
+    return result;
 }
 
 int main(int argc, char **argv)
 {
-    int port = argc > 1 ? atoi(argv[1]) : 8080;
-    cio_loop *loop;
-    if (cio_loop_create(&loop, NULL) < 0)
+    daemon_t d = {.sigfd = -1};
+    char err[512];
+    cio_config_action action;
+    if (cio_config_from_args(&d.cfg, argc, argv, &action, err, sizeof(err)) < 0) {
+        fprintf(stderr, "corio: %s\n", err);
+        cio_config_free(&d.cfg);
+        return 2;
+    }
+    switch (action) {
+    case CIO_CONFIG_VERSION:
+        printf("corio %s\n", CIO_VERSION);
+        cio_config_free(&d.cfg);
+        return 0;
+    case CIO_CONFIG_HELP:
+        cio_config_usage(stdout, argv[0]);
+        cio_config_free(&d.cfg);
+        return 0;
+    case CIO_CONFIG_CHECK:
+        printf("corio: configuration OK\n");
+        cio_config_free(&d.cfg);
+        return 0;
+    case CIO_CONFIG_RUN:
+        break;
+    }
+
+    /* Signals go to the signalfd (blocked before any thread exists, so every
+     * thread inherits the mask); a vanished peer gives EPIPE, not SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    d.sigfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (d.sigfd < 0) {
+        perror("corio: signalfd");
         return 1;
-    intptr_t r = cio_run(loop, serve_forever, (void *)(intptr_t)port);
+    }
+    cio_log_set_level((enum cio_log_level)d.cfg.log.level);
+    cio_event_init(&d.stop);
+
+    cio_loop *loop;
+    int rc = cio_loop_create(&loop, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "corio: io_uring: %s\n", strerror(-rc));
+        return 1;
+    }
+    intptr_t r = cio_run(loop, serve, &d);
     cio_loop_destroy(loop);
-    return r < 0 ? 1 : 0;
+    close(d.sigfd);
+    cio_config_free(&d.cfg);
+    return r == 0 ? 0 : 1;
 }

@@ -144,7 +144,8 @@ static intptr_t main_tcp(void *arg)
     (void)arg;
     listen_fd = cio_socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(listen_fd, 0);
-    listen_addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    listen_addr =
+        (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ck_assert_int_eq(bind(listen_fd, (struct sockaddr *)&listen_addr, sizeof(listen_addr)), 0);
     socklen_t len = sizeof(listen_addr);
     getsockname(listen_fd, (struct sockaddr *)&listen_addr, &len);
@@ -152,7 +153,8 @@ static intptr_t main_tcp(void *arg)
     cio_task *srv;
     cio_spawn(NULL, &srv, accept_task, NULL);
     int c = cio_socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_eq(cio_connect(c, (struct sockaddr *)&listen_addr, sizeof(listen_addr), CIO_NEVER), 0);
+    ck_assert_int_eq(
+        cio_connect(c, (struct sockaddr *)&listen_addr, sizeof(listen_addr), CIO_NEVER), 0);
     ck_assert_int_eq(cio_send(c, "ping", 4, 0, CIO_NEVER), 4);
     char b[8] = {0};
     ck_assert_int_eq(cio_recv(c, b, sizeof(b), 0, cio_after(CIO_SEC(5))), 4);

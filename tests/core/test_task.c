@@ -275,7 +275,7 @@ static intptr_t main_tightest_wins(void *arg)
     int rc = cio_sleep(CIO_SEC(10));
     cio_time took = cio_clock() - t0;
     ck_assert_int_eq(rc, -ECANCELED);
-    ck_assert_int_eq(cio_scope_exit(&inner), 0);      /* not its deadline */
+    ck_assert_int_eq(cio_scope_exit(&inner), 0); /* not its deadline */
     ck_assert_int_eq(cio_scope_exit(&outer), -ETIMEDOUT);
     ck_assert_int_ge(took, CIO_MS(15));
     ck_assert_int_lt(took, CIO_SEC(5));

@@ -1,0 +1,98 @@
+/*
+ * cio_config.h - corio's configuration model: built-in defaults, then a JSON
+ * file, then command-line flags, validated into one struct that the daemon
+ * treats as immutable once loaded. Knows nothing of sockets or HTTP.
+ */
+#ifndef CIO_CONFIG_H
+#define CIO_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CIO_CONFIG_MAX_LISTEN 16
+
+/* One listen address, parsed and resolved (numeric only, no DNS). */
+typedef struct cio_listen {
+    struct sockaddr_storage addr; /* AF_INET or AF_INET6, port in network order */
+    socklen_t addrlen;
+    char text[64]; /* as written by the user, e.g. "0.0.0.0:8080" or "[::1]:8080" */
+} cio_listen;
+
+typedef struct cio_config {
+    cio_listen listen[CIO_CONFIG_MAX_LISTEN];
+    size_t nlisten;
+    char *root;            /* document root (absolute or as given), or NULL: none */
+    unsigned pool_threads; /* 0 = number of CPUs */
+    struct {
+        uint64_t max_connections;             /* open connections; past it, accepting pauses */
+        uint64_t max_header_bytes;            /* request line + headers; over it -> 431 */
+        uint64_t max_uri_bytes;               /* request target; over it -> 414 */
+        uint64_t max_body_bytes;              /* over it -> 413 */
+        uint64_t max_requests_per_connection; /* 0 = unlimited */
+    } limits;
+    struct {
+        uint64_t header_ms;    /* to receive a complete request head -> 408 */
+        uint64_t body_ms;      /* between body bytes -> 408 */
+        uint64_t keepalive_ms; /* idle between requests; 0 = no keep-alive */
+        uint64_t write_ms;     /* without send progress -> close */
+        uint64_t drain_ms;     /* graceful shutdown: in-flight requests get this long */
+    } timeouts;
+    struct {
+        int level;    /* CIO_LOG_* from cio.h: 0 error, 1 warn, 2 info, 3 debug */
+        char *access; /* "-" = stderr, "off", or a file path (opened for append) */
+    } log;
+} cio_config;
+
+/* What the command line asked for. */
+typedef enum cio_config_action {
+    CIO_CONFIG_RUN,   /* run the daemon */
+    CIO_CONFIG_CHECK, /* --check-config: validate and exit 0 */
+    CIO_CONFIG_VERSION,
+    CIO_CONFIG_HELP,
+} cio_config_action;
+
+/* Fills c with the built-in defaults:
+ *   listen ["0.0.0.0:8080"], root NULL, pool_threads 0,
+ *   limits {max_connections 100000, max_header_bytes 8192, max_uri_bytes 8192,
+ *           max_body_bytes 1048576, max_requests_per_connection 0},
+ *   timeouts {header_ms 10000, body_ms 30000, keepalive_ms 75000, write_ms 30000,
+ *             drain_ms 10000},
+ *   log {level "info", access "-"}. */
+void cio_config_defaults(cio_config *c);
+
+/* Applies the JSON file at path on top of c. Unknown keys and wrong types are
+ * errors naming the key ("limits.max_body_bytes: expected a non-negative
+ * integer"); syntax errors give "path:line:column: message". Returns 0 or
+ * -EINVAL (err holds one line, no trailing newline). */
+int cio_config_load_file(cio_config *c, const char *path, char *err, size_t errlen);
+
+/* Applies a JSON document held in memory (same rules; 'name' is used in
+ * messages in place of a path). */
+int cio_config_load_string(cio_config *c, const char *json, const char *name, char *err,
+                           size_t errlen);
+
+/* Checks cross-field rules (ranges, root is a directory, ...). 0 or -EINVAL. */
+int cio_config_validate(const cio_config *c, char *err, size_t errlen);
+
+/* The whole command line: defaults, then --config FILE, then the other flags
+ *   corio [--config FILE] [--listen ADDR:PORT]... [--root DIR] [--log-level L]
+ *         [--access-log FILE|-|off] [--check-config] [--version] [--help]
+ * (flags override the file; repeated --listen replaces the file's list), then
+ * validation. Returns 0 with *action set, or -EINVAL with a one-line message. */
+int cio_config_from_args(cio_config *c, int argc, char **argv, cio_config_action *action,
+                         char *err, size_t errlen);
+
+/* Parses "IPv4:port", "[IPv6]:port", "*:port" (0.0.0.0) or "localhost:port"
+ * (127.0.0.1); port 0..65535 (0 = any free port). 0 or -EINVAL. */
+int cio_listen_parse(const char *text, cio_listen *out);
+
+/* Frees what c owns (strings). c may then be reused with cio_config_defaults. */
+void cio_config_free(cio_config *c);
+
+/* Usage text for --help. */
+void cio_config_usage(FILE *out, const char *argv0);
+
+#endif

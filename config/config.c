@@ -1,0 +1,772 @@
+/*
+ * config.c - corio's configuration: built-in defaults, a JSON file (jansson)
+ * and the command line, folded into one cio_config and validated.
+ *
+ * Loading is all-or-nothing: a file is applied to a copy that replaces the
+ * caller's config only when the whole document was accepted, so a bad file
+ * never leaves a half-applied config behind. Every error is one line in the
+ * caller's buffer; nothing here prints or exits.
+ */
+#include "cio_config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define LISTEN_HINT "(expected IPv4:port, [IPv6]:port, *:port or localhost:port)"
+#define LEVEL_HINT  "expected one of error, warn, info, debug"
+#define MAX_MS      UINT64_C(86400000)  /* one day */
+#define MAX_BODY    (UINT64_C(1) << 40) /* 1 TiB */
+#define MAX_THREADS 1024
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+/* ---- errors ---- */
+
+/* Control bytes would break the one-line promise (JSON keys and paths may hold
+ * any of them); a multi-byte UTF-8 sequence cut by truncation is dropped. */
+static void one_line(char *s, bool truncated)
+{
+    for (char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    if (!truncated)
+        return;
+    size_t n = strlen(s), i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--;
+    if (i > 0 && (unsigned char)s[i - 1] >= 0xc0) {
+        unsigned char lead = (unsigned char)s[i - 1];
+        size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+        if (n - (i - 1) < need)
+            s[i - 1] = '\0';
+    }
+}
+
+/* Writes "prefix: message" (or just the message) and returns -EINVAL. */
+static int verr(char *err, size_t errlen, const char *prefix, const char *fmt, va_list ap)
+{
+    if (!err || errlen == 0)
+        return -EINVAL;
+    size_t n = 0;
+    int k = 0;
+    if (prefix) {
+        k = snprintf(err, errlen, "%s: ", prefix);
+        n = k < 0 ? 0 : (size_t)k >= errlen ? errlen - 1 : (size_t)k;
+    }
+    int m = vsnprintf(err + n, errlen - n, fmt, ap);
+    bool truncated = (size_t)k >= errlen || (m >= 0 && (size_t)m >= errlen - n);
+    one_line(err, truncated);
+    return -EINVAL;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = verr(err, errlen, NULL, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* ---- defaults, copy, free ---- */
+
+void cio_config_defaults(cio_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    cio_listen_parse("0.0.0.0:8080", &c->listen[0]);
+    c->nlisten = 1;
+    c->root = NULL;
+    c->pool_threads = 0;
+    c->limits.max_connections = 100000;
+    c->limits.max_header_bytes = 8192;
+    c->limits.max_uri_bytes = 8192;
+    c->limits.max_body_bytes = 1048576;
+    c->limits.max_requests_per_connection = 0;
+    c->timeouts.header_ms = 10000;
+    c->timeouts.body_ms = 30000;
+    c->timeouts.keepalive_ms = 75000;
+    c->timeouts.write_ms = 30000;
+    c->timeouts.drain_ms = 10000;
+    c->log.level = 2;            /* CIO_LOG_INFO */
+    c->log.access = strdup("-"); /* NULL only on OOM: validate then rejects it */
+}
+
+void cio_config_free(cio_config *c)
+{
+    if (!c)
+        return;
+    free(c->root);
+    free(c->log.access);
+    c->root = NULL;
+    c->log.access = NULL;
+}
+
+static int config_dup(cio_config *dst, const cio_config *src)
+{
+    *dst = *src;
+    dst->root = src->root ? strdup(src->root) : NULL;
+    dst->log.access = src->log.access ? strdup(src->log.access) : NULL;
+    if ((src->root && !dst->root) || (src->log.access && !dst->log.access)) {
+        cio_config_free(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Replaces *slot with a copy of s (NULL clears it). */
+static int set_string(char **slot, const char *s)
+{
+    char *copy = NULL;
+    if (s && !(copy = strdup(s)))
+        return -ENOMEM;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int parse_level(const char *s)
+{
+    for (int i = 0; i < (int)(sizeof(level_names) / sizeof(level_names[0])); i++)
+        if (strcmp(s, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- listen addresses ---- */
+
+/* Decimal digits only, 0..65535: no sign, no spaces, no suffix. */
+static int parse_port(const char *s, uint16_t *port)
+{
+    unsigned long v = 0;
+    if (!*s)
+        return -EINVAL;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -EINVAL;
+        v = v * 10 + (unsigned long)(*s - '0');
+        if (v > 65535)
+            return -EINVAL;
+    }
+    *port = (uint16_t)v;
+    return 0;
+}
+
+int cio_listen_parse(const char *text, cio_listen *out)
+{
+    if (!text || !out)
+        return -EINVAL;
+    char host[INET6_ADDRSTRLEN];
+    const char *port_text;
+    bool v6 = text[0] == '[';
+    if (v6) {
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':')
+            return -EINVAL;
+        size_t n = (size_t)(close - text - 1);
+        if (n == 0 || n >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, text + 1, n);
+        host[n] = '\0';
+        port_text = close + 2;
+    } else {
+        /* The first colon ends the host, so a bare IPv6 address fails both
+         * the IPv4 and the port check. */
+        const char *colon = strchr(text, ':');
+        if (!colon)
+            return -EINVAL;
+        size_t n = (size_t)(colon - text);
+        if (n == 0 || n >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, text, n);
+        host[n] = '\0';
+        port_text = colon + 1;
+    }
+
+    uint16_t port;
+    if (parse_port(port_text, &port) < 0)
+        return -EINVAL;
+
+    cio_listen l;
+    memset(&l, 0, sizeof(l));
+    if (v6) {
+        struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&l.addr;
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons(port);
+        if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
+            return -EINVAL;
+        l.addrlen = sizeof(*sa);
+    } else {
+        struct sockaddr_in *sa = (struct sockaddr_in *)&l.addr;
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons(port);
+        if (strcmp(host, "*") == 0)
+            sa->sin_addr.s_addr = htonl(INADDR_ANY);
+        else if (strcasecmp(host, "localhost") == 0)
+            sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+            return -EINVAL;
+        l.addrlen = sizeof(*sa);
+    }
+    snprintf(l.text, sizeof(l.text), "%s", text);
+    *out = l;
+    return 0;
+}
+
+static uint16_t listen_port(const cio_listen *l)
+{
+    if (l->addr.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
+}
+
+/* ---- JSON ---- */
+
+/* Where messages come from: "name: key: message". */
+typedef struct load_ctx {
+    const char *name;
+    char *err;
+    size_t errlen;
+} load_ctx;
+
+__attribute__((format(printf, 2, 3))) static int lfail(load_ctx *x, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = verr(x->err, x->errlen, x->name, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static int oom(load_ctx *x)
+{
+    lfail(x, "out of memory");
+    return -ENOMEM;
+}
+
+/* JSON integers are signed 64-bit in jansson; we accept the non-negative
+ * ones only (reals such as 1.0 or 1e6 are rejected, not truncated). */
+static int get_u64(load_ctx *x, const char *path, json_t *v, uint64_t *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return lfail(x, "%s: expected a non-negative integer", path);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+typedef struct u64_field {
+    const char *name;
+    size_t off; /* of a uint64_t inside cio_config */
+} u64_field;
+
+static const u64_field limit_fields[] = {
+    {"max_connections", offsetof(cio_config, limits.max_connections)},
+    {"max_header_bytes", offsetof(cio_config, limits.max_header_bytes)},
+    {"max_uri_bytes", offsetof(cio_config, limits.max_uri_bytes)},
+    {"max_body_bytes", offsetof(cio_config, limits.max_body_bytes)},
+    {"max_requests_per_connection", offsetof(cio_config, limits.max_requests_per_connection)},
+    {NULL, 0},
+};
+
+static const u64_field timeout_fields[] = {
+    {"header_ms", offsetof(cio_config, timeouts.header_ms)},
+    {"body_ms", offsetof(cio_config, timeouts.body_ms)},
+    {"keepalive_ms", offsetof(cio_config, timeouts.keepalive_ms)},
+    {"write_ms", offsetof(cio_config, timeouts.write_ms)},
+    {"drain_ms", offsetof(cio_config, timeouts.drain_ms)},
+    {NULL, 0},
+};
+
+/* An object of integers: "limits" and "timeouts". */
+static int apply_u64_object(load_ctx *x, cio_config *c, const char *section, json_t *obj,
+                            const u64_field *fields)
+{
+    if (!json_is_object(obj))
+        return lfail(x, "%s: expected an object", section);
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        const u64_field *f = fields;
+        while (f->name && strcmp(f->name, key) != 0)
+            f++;
+        if (!f->name)
+            return lfail(x, "unknown key \"%s.%s\"", section, key);
+        char path[96];
+        snprintf(path, sizeof(path), "%s.%s", section, key);
+        int r = get_u64(x, path, v, (uint64_t *)((char *)c + f->off));
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int apply_listen(load_ctx *x, cio_config *c, json_t *arr)
+{
+    if (!json_is_array(arr))
+        return lfail(x, "listen: expected an array of addresses");
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return lfail(x, "listen: expected at least one address");
+    if (n > CIO_CONFIG_MAX_LISTEN)
+        return lfail(x, "listen: too many addresses (%zu, at most %d)", n, CIO_CONFIG_MAX_LISTEN);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(arr, i);
+        if (!json_is_string(v))
+            return lfail(x, "listen[%zu]: expected a string", i);
+        if (cio_listen_parse(json_string_value(v), &c->listen[i]) < 0)
+            return lfail(x, "listen[%zu]: invalid address \"%s\" " LISTEN_HINT, i,
+                         json_string_value(v));
+    }
+    c->nlisten = n;
+    return 0;
+}
+
+static int apply_log(load_ctx *x, cio_config *c, json_t *obj)
+{
+    if (!json_is_object(obj))
+        return lfail(x, "log: expected an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (strcmp(key, "level") == 0) {
+            int level = json_is_string(v) ? parse_level(json_string_value(v)) : -1;
+            if (level < 0)
+                return lfail(x, "log.level: " LEVEL_HINT);
+            c->log.level = level;
+        } else if (strcmp(key, "access") == 0) {
+            if (!json_is_string(v))
+                return lfail(x, "log.access: expected a string (\"-\", \"off\" or a path)");
+            if (set_string(&c->log.access, json_string_value(v)) < 0)
+                return oom(x);
+        } else {
+            return lfail(x, "unknown key \"log.%s\"", key);
+        }
+    }
+    return 0;
+}
+
+static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
+{
+    if (!json_is_object(doc))
+        return lfail(x, "expected a JSON object at the top level");
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v)
+    {
+        int r;
+        if (strcmp(key, "listen") == 0) {
+            r = apply_listen(x, c, v);
+        } else if (strcmp(key, "root") == 0) {
+            if (!json_is_null(v) && (!json_is_string(v) || !*json_string_value(v)))
+                return lfail(x, "root: expected a directory path or null");
+            r = set_string(&c->root, json_is_null(v) ? NULL : json_string_value(v));
+            if (r < 0)
+                return oom(x);
+        } else if (strcmp(key, "pool_threads") == 0) {
+            uint64_t n = 0;
+            if ((r = get_u64(x, "pool_threads", v, &n)) < 0)
+                return r;
+            if (n > MAX_THREADS)
+                return lfail(x, "pool_threads: %" PRIu64 " is out of range (0..%d)", n,
+                             MAX_THREADS);
+            c->pool_threads = (unsigned)n;
+        } else if (strcmp(key, "limits") == 0) {
+            r = apply_u64_object(x, c, "limits", v, limit_fields);
+        } else if (strcmp(key, "timeouts") == 0) {
+            r = apply_u64_object(x, c, "timeouts", v, timeout_fields);
+        } else if (strcmp(key, "log") == 0) {
+            r = apply_log(x, c, v);
+        } else {
+            return lfail(x, "unknown key \"%s\"", key);
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Applies a parsed document (or its parse error) to c, all or nothing. */
+static int apply_parsed(load_ctx *x, cio_config *c, json_t *doc, const json_error_t *jerr)
+{
+    if (!doc) {
+        if (jerr->line > 0)
+            return fail(x->err, x->errlen, "%s:%d:%d: %s", x->name, jerr->line, jerr->column,
+                        jerr->text);
+        return lfail(x, "%s", jerr->text);
+    }
+    cio_config tmp;
+    if (config_dup(&tmp, c) < 0) {
+        json_decref(doc);
+        return oom(x);
+    }
+    int r = apply_document(x, &tmp, doc);
+    json_decref(doc);
+    if (r < 0) {
+        cio_config_free(&tmp);
+        return r;
+    }
+    cio_config_free(c);
+    *c = tmp;
+    return 0;
+}
+
+int cio_config_load_string(cio_config *c, const char *json, const char *name, char *err,
+                           size_t errlen)
+{
+    load_ctx x = {name ? name : "<string>", err, errlen};
+    if (!json)
+        return lfail(&x, "no document");
+    json_error_t jerr;
+    json_t *doc = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    return apply_parsed(&x, c, doc, &jerr);
+}
+
+int cio_config_load_file(cio_config *c, const char *path, char *err, size_t errlen)
+{
+    load_ctx x = {path ? path : "<null>", err, errlen};
+    if (!path)
+        return lfail(&x, "no file name");
+    /* Opened here rather than by jansson for errno-style messages, and so a
+     * directory is reported as one instead of as a read error. */
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return lfail(&x, "%s", strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return lfail(&x, "%s", strerror(EISDIR));
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    fclose(f);
+    return apply_parsed(&x, c, doc, &jerr);
+}
+
+/* ---- validation ---- */
+
+static int check_range(char *err, size_t errlen, const char *key, uint64_t v, uint64_t lo,
+                       uint64_t hi)
+{
+    if (v < lo || v > hi)
+        return fail(err, errlen, "%s: %" PRIu64 " is out of range (%" PRIu64 "..%" PRIu64 ")", key,
+                    v, lo, hi);
+    return 0;
+}
+
+static int validate_listen(const cio_config *c, char *err, size_t errlen)
+{
+    if (c->nlisten == 0)
+        return fail(err, errlen, "listen: at least one address is required");
+    if (c->nlisten > CIO_CONFIG_MAX_LISTEN)
+        return fail(err, errlen, "listen: too many addresses (%zu, at most %d)", c->nlisten,
+                    CIO_CONFIG_MAX_LISTEN);
+    for (size_t i = 0; i < c->nlisten; i++) {
+        const cio_listen *a = &c->listen[i];
+        int fam = a->addr.ss_family;
+        socklen_t want = fam == AF_INET    ? sizeof(struct sockaddr_in)
+                         : fam == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                           : 0;
+        if (want == 0 || a->addrlen != want)
+            return fail(err, errlen, "listen[%zu]: not an IPv4 or IPv6 address", i);
+        /* The same address twice can only fail at bind time; port 0 is
+         * exempt since each such socket gets its own port. */
+        for (size_t j = 0; j < i; j++)
+            if (listen_port(a) != 0 && c->listen[j].addrlen == a->addrlen &&
+                memcmp(&c->listen[j].addr, &a->addr, a->addrlen) == 0)
+                return fail(err, errlen, "listen[%zu]: \"%s\" duplicates listen[%zu] \"%s\"", i,
+                            a->text, j, c->listen[j].text);
+    }
+    return 0;
+}
+
+int cio_config_validate(const cio_config *c, char *err, size_t errlen)
+{
+    int r;
+    if ((r = validate_listen(c, err, errlen)) < 0)
+        return r;
+
+    static const struct {
+        const char *key;
+        size_t off;
+        uint64_t lo, hi;
+    } ranges[] = {
+        {"limits.max_connections", offsetof(cio_config, limits.max_connections), 1, 1000000},
+        {"limits.max_header_bytes", offsetof(cio_config, limits.max_header_bytes), 1024, 1048576},
+        {"limits.max_body_bytes", offsetof(cio_config, limits.max_body_bytes), 0, MAX_BODY},
+        {"timeouts.header_ms", offsetof(cio_config, timeouts.header_ms), 1, MAX_MS},
+        {"timeouts.body_ms", offsetof(cio_config, timeouts.body_ms), 1, MAX_MS},
+        {"timeouts.keepalive_ms", offsetof(cio_config, timeouts.keepalive_ms), 0, MAX_MS},
+        {"timeouts.write_ms", offsetof(cio_config, timeouts.write_ms), 1, MAX_MS},
+        {"timeouts.drain_ms", offsetof(cio_config, timeouts.drain_ms), 0, MAX_MS},
+    };
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        uint64_t v = *(const uint64_t *)((const char *)c + ranges[i].off);
+        if ((r = check_range(err, errlen, ranges[i].key, v, ranges[i].lo, ranges[i].hi)) < 0)
+            return r;
+    }
+    /* The target is part of the head, so it can never be longer. */
+    if (c->limits.max_uri_bytes < 16 || c->limits.max_uri_bytes > c->limits.max_header_bytes)
+        return fail(err, errlen,
+                    "limits.max_uri_bytes: %" PRIu64 " is out of range (16..%" PRIu64
+                    ", at most limits.max_header_bytes)",
+                    c->limits.max_uri_bytes, c->limits.max_header_bytes);
+    if ((r = check_range(err, errlen, "pool_threads", c->pool_threads, 0, MAX_THREADS)) < 0)
+        return r;
+
+    if (c->log.level < 0 || c->log.level > 3)
+        return fail(err, errlen, "log.level: %d is out of range (0..3)", c->log.level);
+    if (!c->log.access || !*c->log.access)
+        return fail(err, errlen, "log.access: expected \"-\", \"off\" or a file path");
+
+    if (c->root) {
+        struct stat st;
+        if (!*c->root)
+            return fail(err, errlen, "root: empty path");
+        if (stat(c->root, &st) < 0)
+            return fail(err, errlen, "root: %s: %s", c->root, strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            return fail(err, errlen, "root: %s: not a directory", c->root);
+    }
+    return 0;
+}
+
+/* ---- command line ---- */
+
+enum { OPT_ACCESS_LOG = 256, OPT_LOG_LEVEL };
+
+static const struct option long_options[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"listen", required_argument, NULL, 'l'},
+    {"root", required_argument, NULL, 'r'},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"check-config", no_argument, NULL, 't'},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* '+': stop at the first operand instead of permuting argv, so operands
+ * are reported; ':': tell a missing argument apart from an unknown option. */
+static const char short_options[] = "+:c:l:r:tVh";
+
+/* What the command line said, applied only once it was all read, so the
+ * file never overrides a flag whatever their order. */
+typedef struct cli {
+    const char *config, *root, *level, *access;
+    const char *listen[CIO_CONFIG_MAX_LISTEN];
+    size_t nlisten;
+    bool help, version, check;
+} cli;
+
+/* The option as typed: "--name" (without "=value") or "-x". */
+static void option_name(char *buf, size_t len, const char *arg, int opt)
+{
+    if (arg && strncmp(arg, "--", 2) == 0)
+        snprintf(buf, len, "%.*s", (int)strcspn(arg, "="), arg);
+    else
+        snprintf(buf, len, "-%c", opt > 0 && opt < 256 ? opt : '?');
+}
+
+/* How many long options "--prefix" abbreviates (getopt_long accepts any
+ * unique prefix). */
+static int long_matches(const char *prefix)
+{
+    int n = 0;
+    for (const struct option *o = long_options; o->name; o++)
+        n += strncmp(o->name, prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+static int parse_cli(cli *a, int argc, char **argv, char *err, size_t errlen)
+{
+    char name[64];
+    optind = 0; /* glibc: full re-initialisation, callers may parse repeatedly */
+    opterr = 0;
+    for (;;) {
+        int opt = getopt_long(argc, argv, short_options, long_options, NULL);
+        if (opt == -1)
+            break;
+        switch (opt) {
+        case 'c':
+            a->config = optarg;
+            break;
+        case 'l':
+            if (a->nlisten == CIO_CONFIG_MAX_LISTEN)
+                return fail(err, errlen, "--listen: too many addresses (at most %d)",
+                            CIO_CONFIG_MAX_LISTEN);
+            a->listen[a->nlisten++] = optarg;
+            break;
+        case 'r':
+            a->root = optarg;
+            break;
+        case OPT_LOG_LEVEL:
+            a->level = optarg;
+            break;
+        case OPT_ACCESS_LOG:
+            a->access = optarg;
+            break;
+        case 't':
+            a->check = true;
+            break;
+        case 'V':
+            a->version = true;
+            break;
+        case 'h':
+            a->help = true;
+            break;
+        case ':': /* only ever the last argument, which getopt has passed */
+            option_name(name, sizeof(name), argv[optind - 1], optopt);
+            return fail(err, errlen, "option \"%s\" requires an argument (see --help)", name);
+        default:
+            /* glibc leaves optopt 0 for an unknown long option and sets it to
+             * the option's value for "--flag=value" on a flag without one;
+             * otherwise optopt is an unknown short option, maybe mid-group
+             * ("-hx"), where argv[optind - 1] is not the current argument. */
+            if (optopt == 0) {
+                option_name(name, sizeof(name), argv[optind - 1], 0);
+                if (long_matches(name + 2) > 1)
+                    return fail(err, errlen, "ambiguous option \"%s\" (see --help)", name);
+            } else if (optopt != ':' && optopt < 256 && strchr(short_options + 2, optopt)) {
+                option_name(name, sizeof(name), argv[optind - 1], optopt);
+                return fail(err, errlen, "option \"%s\" takes no argument (see --help)", name);
+            } else {
+                option_name(name, sizeof(name), NULL, optopt);
+            }
+            return fail(err, errlen, "unknown option \"%s\" (see --help)", name);
+        }
+    }
+    if (optind < argc)
+        return fail(err, errlen, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    return 0;
+}
+
+static int oom_cli(char *err, size_t errlen)
+{
+    fail(err, errlen, "out of memory");
+    return -ENOMEM;
+}
+
+static int apply_cli(cio_config *c, const cli *a, char *err, size_t errlen)
+{
+    int r;
+    if (a->config && (r = cio_config_load_file(c, a->config, err, errlen)) < 0)
+        return r;
+    if (a->nlisten > 0) {
+        cio_listen parsed[CIO_CONFIG_MAX_LISTEN];
+        for (size_t i = 0; i < a->nlisten; i++)
+            if (cio_listen_parse(a->listen[i], &parsed[i]) < 0)
+                return fail(err, errlen, "--listen: invalid address \"%s\" " LISTEN_HINT,
+                            a->listen[i]);
+        memcpy(c->listen, parsed, a->nlisten * sizeof(parsed[0]));
+        c->nlisten = a->nlisten;
+    }
+    if (a->root) {
+        if (!*a->root)
+            return fail(err, errlen, "--root: expected a directory path");
+        if (set_string(&c->root, a->root) < 0)
+            return oom_cli(err, errlen);
+    }
+    if (a->level) {
+        int level = parse_level(a->level);
+        if (level < 0)
+            return fail(err, errlen, "--log-level: " LEVEL_HINT " (got \"%s\")", a->level);
+        c->log.level = level;
+    }
+    if (a->access) {
+        if (!*a->access)
+            return fail(err, errlen, "--access-log: expected \"-\", \"off\" or a file path");
+        if (set_string(&c->log.access, a->access) < 0)
+            return oom_cli(err, errlen);
+    }
+    return cio_config_validate(c, err, errlen);
+}
+
+int cio_config_from_args(cio_config *c, int argc, char **argv, cio_config_action *action, char *err,
+                         size_t errlen)
+{
+    cio_config_defaults(c);
+    if (action)
+        *action = CIO_CONFIG_RUN;
+    if (err && errlen)
+        err[0] = '\0';
+
+    cli a;
+    memset(&a, 0, sizeof(a));
+    int r = parse_cli(&a, argc, argv, err, errlen);
+    if (r < 0)
+        return r;
+    /* --help and --version answer without looking at the configuration. */
+    if (a.help || a.version) {
+        if (action)
+            *action = a.help ? CIO_CONFIG_HELP : CIO_CONFIG_VERSION;
+        return 0;
+    }
+    if ((r = apply_cli(c, &a, err, errlen)) < 0)
+        return r;
+    if (action && a.check)
+        *action = CIO_CONFIG_CHECK;
+    return 0;
+}
+
+/* ---- usage ---- */
+
+void cio_config_usage(FILE *out, const char *argv0)
+{
+    const char *prog = argv0 && *argv0 ? argv0 : "corio";
+    const char *slash = strrchr(prog, '/');
+    if (slash && slash[1])
+        prog = slash + 1;
+    fprintf(out,
+            "Usage: %s [OPTION]...\n"
+            "Serve HTTP with io_uring.\n"
+            "\n"
+            "Options (flags override the configuration file, whatever their order):\n"
+            "  -c, --config FILE        read settings from the JSON file FILE\n"
+            "  -l, --listen ADDR:PORT   listen on ADDR:PORT; repeat for up to %d addresses\n"
+            "                           (replaces the file's list); ADDR is an IPv4 address,\n"
+            "                           [IPv6], * (all IPv4) or localhost; PORT 0 = any free\n"
+            "  -r, --root DIR           serve files from the directory DIR\n"
+            "      --log-level LEVEL    error, warn, info or debug\n"
+            "      --access-log FILE    append the access log to FILE; - = stderr, off = none\n"
+            "  -t, --check-config       validate the configuration and exit\n"
+            "  -V, --version            print the version and exit\n"
+            "  -h, --help               print this help and exit\n"
+            "\n"
+            "Configuration file (JSON; every key is optional, unknown keys are errors):\n"
+            "  {\n"
+            "    \"listen\": [\"0.0.0.0:8080\"],          1..%d addresses\n"
+            "    \"root\": null,                        document root directory, or null\n"
+            "    \"pool_threads\": 0,                   thread pool size, 0 = one per CPU\n"
+            "    \"limits\": {\n"
+            "      \"max_connections\": 100000,         1..1000000; past it, accepting pauses\n"
+            "      \"max_header_bytes\": 8192,          1024..1048576; request head, else 431\n"
+            "      \"max_uri_bytes\": 8192,             16..max_header_bytes; else 414\n"
+            "      \"max_body_bytes\": 1048576,         0..1099511627776 (1 TiB); else 413\n"
+            "      \"max_requests_per_connection\": 0   0 = unlimited\n"
+            "    },\n"
+            "    \"timeouts\": {                        milliseconds, at most 86400000 (1 day)\n"
+            "      \"header_ms\": 10000,                to receive a request head, else 408\n"
+            "      \"body_ms\": 30000,                  between body bytes, else 408\n"
+            "      \"keepalive_ms\": 75000,             idle between requests; 0 = no keep-alive\n"
+            "      \"write_ms\": 30000,                 without send progress, then close\n"
+            "      \"drain_ms\": 10000                  graceful shutdown grace period\n"
+            "    },\n"
+            "    \"log\": {\n"
+            "      \"level\": \"info\",                   error, warn, info or debug\n"
+            "      \"access\": \"-\"                      - = stderr, off, or a file path\n"
+            "    }\n"
+            "  }\n",
+            prog, CIO_CONFIG_MAX_LISTEN, CIO_CONFIG_MAX_LISTEN);
+}

@@ -1,0 +1,162 @@
+/*
+ * memconn.c - an in-memory transport: protocol code driven by tests and
+ * fuzzers without sockets. Input is delivered, and sends and closes complete,
+ * from a timer one loop turn later, like the ring would.
+ */
+#include "cio_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void mem_schedule(cio_memconn *m)
+{
+    if (!cio_timer_armed(&m->timer))
+        (void)cio_timer_start(&m->timer, m->loop->now);
+}
+
+static void mem_tick(cio_timer *tm)
+{
+    cio_memconn *m = cio_container_of(tm, cio_memconn, timer);
+    const cio_transport_cbs *cb = m->t.cbs;
+    if (m->closing) {
+        if (!m->closed) {
+            m->closed = true;
+            cb->on_closed(m->t.ud);
+        }
+        return;
+    }
+    if (m->send_iov) {
+        m->send_iov = NULL;
+        cb->on_sent(m->t.ud, 0);
+        if (m->closing) {
+            mem_schedule(m);
+            return;
+        }
+    }
+    if (m->reading && m->in_len) {
+        size_t n = m->chunk && m->chunk < m->in_len ? m->chunk : m->in_len;
+        /* Deliver from a private copy: on_data may feed more input. */
+        uint8_t *piece = malloc(n);
+        if (piece) {
+            memcpy(piece, m->in, n);
+            memmove(m->in, m->in + n, m->in_len - n);
+            m->in_len -= n;
+            cb->on_data(m->t.ud, piece, n);
+            free(piece);
+        }
+    } else if (m->reading && m->eof_pending && !m->eof_sent) {
+        m->eof_sent = true;
+        cb->on_eof(m->t.ud, 0);
+    }
+    if (m->closing || m->send_iov ||
+        (m->reading && (m->in_len || (m->eof_pending && !m->eof_sent))))
+        mem_schedule(m);
+}
+
+static int mem_read_start(cio_transport *t)
+{
+    cio_memconn *m = cio_container_of(t, cio_memconn, t);
+    if (m->closing)
+        return -EPIPE;
+    m->reading = true;
+    mem_schedule(m);
+    return 0;
+}
+
+static void mem_read_stop(cio_transport *t)
+{
+    cio_container_of(t, cio_memconn, t)->reading = false;
+}
+
+static int mem_send(cio_transport *t, struct iovec *iov, unsigned n)
+{
+    cio_memconn *m = cio_container_of(t, cio_memconn, t);
+    if (m->closing || m->write_shut)
+        return -EPIPE;
+    if (m->send_iov)
+        return -EBUSY;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (m->out_len + total > m->out_cap) {
+        size_t cap = m->out_cap ? m->out_cap : 4096;
+        while (cap < m->out_len + total)
+            cap *= 2;
+        uint8_t *nb = realloc(m->out, cap);
+        if (!nb)
+            return -ENOMEM;
+        m->out = nb;
+        m->out_cap = cap;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(m->out + m->out_len, iov[i].iov_base, iov[i].iov_len);
+        m->out_len += iov[i].iov_len;
+    }
+    m->send_iov = iov;
+    m->send_n = n;
+    mem_schedule(m);
+    return 0;
+}
+
+static void mem_shutdown_write(cio_transport *t)
+{
+    cio_container_of(t, cio_memconn, t)->write_shut = true;
+}
+
+static void mem_close(cio_transport *t)
+{
+    cio_memconn *m = cio_container_of(t, cio_memconn, t);
+    if (m->closing)
+        return;
+    m->closing = true;
+    m->reading = false;
+    mem_schedule(m);
+}
+
+static const cio_transport_ops mem_ops = {
+    .read_start = mem_read_start,
+    .read_stop = mem_read_stop,
+    .send = mem_send,
+    .shutdown_write = mem_shutdown_write,
+    .close = mem_close,
+};
+
+void cio_memconn_init(cio_memconn *m, cio_loop *loop, const cio_transport_cbs *cbs, void *ud)
+{
+    memset(m, 0, sizeof(*m));
+    m->t.ops = &mem_ops;
+    m->t.cbs = cbs;
+    m->t.ud = ud;
+    m->loop = cio__loop_or_current(loop);
+    cio_timer_init(&m->timer, m->loop, mem_tick);
+}
+
+int cio_memconn_feed(cio_memconn *m, const void *data, size_t len)
+{
+    uint8_t *nb = realloc(m->in, m->in_len + len + 1);
+    if (!nb)
+        return -ENOMEM;
+    m->in = nb;
+    memcpy(m->in + m->in_len, data, len);
+    m->in_len += len;
+    if (m->reading)
+        mem_schedule(m);
+    return 0;
+}
+
+void cio_memconn_feed_eof(cio_memconn *m)
+{
+    m->eof_pending = true;
+    if (m->reading)
+        mem_schedule(m);
+}
+
+void cio_memconn_fini(cio_memconn *m)
+{
+    cio_timer_stop(&m->timer);
+    free(m->in);
+    free(m->out);
+    m->in = m->out = NULL;
+    m->in_len = m->out_len = m->out_cap = 0;
+}

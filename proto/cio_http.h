@@ -1,0 +1,175 @@
+/*
+ * cio_http.h - HTTP/1.1 server on corio's runtime: connections, router,
+ * handlers as coroutines, responses, static files, access log.
+ *
+ * CONNECTIONS. An idle keep-alive connection is a small struct with an armed
+ * multishot receive: no task, no stack, no buffer. When a complete request
+ * arrives, a task is spawned for the connection; it runs the handlers of all
+ * requests available (pipelining: responses keep request order) and ends
+ * when the input is drained, handing the stack back.
+ *
+ * HANDLERS run as tasks: they may await anything core offers (thread-pool
+ * jobs, timers, channels, other sockets) while other connections are served.
+ * A handler responds with cio_http_respond() (fixed body) or with
+ * cio_http_start() + cio_http_write()... + cio_http_end() (streamed; chunked
+ * for HTTP/1.1 when the length is unknown). A handler that returns without
+ * responding gets a 500. Memory for the request's lifetime comes from
+ * cio_http_arena(); request strings stay valid until the handler returns.
+ */
+#ifndef CIO_HTTP_H
+#define CIO_HTTP_H
+
+#include "cio.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A byte string that is not NUL-terminated. */
+typedef struct cio_str {
+    const char *p;
+    size_t n;
+} cio_str;
+
+#define CIO_STR(lit) ((cio_str){(lit), sizeof(lit) - 1})
+
+typedef struct cio_http_server cio_http_server;
+typedef struct cio_http_req cio_http_req;
+
+/* Returns 0, or -errno: the connection is then closed (after a 500 if
+ * nothing was sent yet). */
+typedef int (*cio_http_handler)(cio_http_req *req, void *ud);
+
+typedef struct cio_http_opts {
+    uint64_t max_connections;       /* past it, accepting pauses (default 100000) */
+    uint64_t max_header_bytes;      /* -> 431 (default 8192) */
+    uint64_t max_uri_bytes;         /* -> 414 (default 8192) */
+    uint64_t max_body_bytes;        /* -> 413 (default 1 MiB) */
+    uint64_t max_requests_per_conn; /* 0 = unlimited */
+    cio_time header_timeout;        /* -> 408 (default 10 s) */
+    cio_time body_timeout;          /* -> 408 (default 30 s) */
+    cio_time keepalive_timeout;     /* idle close; 0 = no keep-alive (default 75 s) */
+    cio_time write_timeout;         /* no send progress -> close (default 30 s) */
+    const char *root;               /* document root for GET/HEAD, or NULL */
+    cio_writer *access_log;         /* combined log format, or NULL */
+    const char *server_header;      /* default "corio/<version>" */
+} cio_http_opts;
+
+/* Creates a server on loop with opts (NULL = defaults; zero fields take their
+ * defaults). Returns 0, -ENOMEM, or -errno from opening the document root. */
+int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_server **out);
+
+/* Adds a route: method ("GET", "POST", ...) and a path pattern whose segments
+ * are literal or ":name" parameters ("/users/:id"). A GET route also answers
+ * HEAD. Literal segments win over parameters. 0, -EINVAL or -ENOMEM. */
+int cio_http_route(cio_http_server *srv, const char *method, const char *pattern,
+                   cio_http_handler fn, void *ud);
+
+/* Listens on addr (port 0 picks a free port); text_out (optional, 64 bytes)
+ * gets the bound address as "IP:port". 0 or -errno. */
+int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
+                    bool reuseport, char *text_out);
+
+/* Serves one connection over any transport the caller created with
+ * cio_http_conn_cbs() and cio_http_conn_ud() (tests, fuzzers: cio_memconn). */
+typedef struct cio_http_conn cio_http_conn;
+cio_http_conn *cio_http_conn_new(cio_http_server *srv);
+const cio_transport_cbs *cio_http_conn_cbs(void);
+/* Starts serving c over t (which must call back with c as ud). 0 or -errno. */
+int cio_http_conn_start(cio_http_conn *c, cio_transport *t);
+
+/* [awaits] Graceful shutdown: stops accepting, closes idle connections,
+ * lets requests in flight finish (their responses carry Connection: close),
+ * and at the deadline closes whatever is left. Returns 0 when every
+ * connection was gone before the deadline, -ETIMEDOUT otherwise. */
+int cio_http_server_shutdown(cio_http_server *srv, cio_time deadline);
+
+/* Frees a server that has been shut down (no connections left). */
+void cio_http_server_destroy(cio_http_server *srv);
+
+typedef struct cio_http_stats {
+    uint64_t connections;   /* open now */
+    uint64_t accepted;      /* since start */
+    uint64_t requests;      /* responses started */
+    uint64_t accept_pauses; /* times max_connections paused accepting */
+    uint64_t errors_4xx, errors_5xx;
+    uint64_t idle; /* connections with no request in progress */
+} cio_http_stats;
+
+void cio_http_server_stats(const cio_http_server *srv, cio_http_stats *out);
+
+/* ---- requests ------------------------------------------------------------ */
+
+cio_str cio_http_method(const cio_http_req *req);
+cio_str cio_http_target(const cio_http_req *req); /* as sent: path?query */
+cio_str cio_http_path(const cio_http_req *req);   /* raw (not decoded) path */
+cio_str cio_http_query(const cio_http_req *req);  /* after '?', or empty */
+/* HTTP minor version: 0 for HTTP/1.0, 1 for HTTP/1.1. */
+int cio_http_version_minor(const cio_http_req *req);
+/* The first header named name (case-insensitive); found = p != NULL. */
+cio_str cio_http_header(const cio_http_req *req, const char *name);
+/* Header n (0-based) as name/value; false past the end. */
+bool cio_http_header_at(const cio_http_req *req, size_t n, cio_str *name, cio_str *value);
+/* A ":name" parameter of the matched route, or {NULL, 0}. */
+cio_str cio_http_param(const cio_http_req *req, const char *name);
+/* The query parameter's raw value (not decoded), or {NULL, 0}. */
+cio_str cio_http_query_param(const cio_http_req *req, const char *name);
+/* The complete request body (de-chunked), possibly empty. */
+cio_str cio_http_body(const cio_http_req *req);
+/* Memory that lives until the request is done. */
+cio_arena *cio_http_arena(cio_http_req *req);
+/* The server's loop, for pools and such (the handler's own loop). */
+cio_http_server *cio_http_req_server(const cio_http_req *req);
+
+/* ---- responses ------------------------------------------------------------- */
+
+/* Adds a response header (copied). Before the response starts only: 0,
+ * -EALREADY or -ENOMEM. Date, Server, Content-Length, Transfer-Encoding and
+ * Connection are managed by the server. */
+int cio_http_add_header(cio_http_req *req, const char *name, const char *value);
+
+/* [awaits] A complete response with a fixed body (content_type may be NULL).
+ * For HEAD the body is not sent. 0 or -errno. */
+int cio_http_respond(cio_http_req *req, int status, const char *content_type, const void *body,
+                     size_t len);
+
+/* Starts a streamed response. content_length < 0: unknown (chunked for
+ * HTTP/1.1, close-delimited for HTTP/1.0). 0 or -errno. */
+int cio_http_start(cio_http_req *req, int status, const char *content_type, int64_t content_length);
+/* [awaits] Writes part of the body; waits while the peer is slow
+ * (backpressure). 0 or -errno (-EPIPE: the peer is gone). */
+int cio_http_write(cio_http_req *req, const void *data, size_t len);
+/* [awaits] Finishes a streamed response. 0 or -errno. */
+int cio_http_end(cio_http_req *req);
+
+/* The reason phrase of a status code ("Not Found"). */
+const char *cio_http_reason(int status);
+
+/* ---- static files ------------------------------------------------------------- */
+
+/* [awaits] Serves the request's path from the server's document root (GET and
+ * HEAD): MIME type by extension, ETag/Last-Modified with conditional 304,
+ * single byte ranges (206/416), index.html for directories, no listings; the
+ * path cannot leave the root (percent-decoding before checks, dot segments,
+ * NUL and backslash are refused, and symlinks are resolved beneath the root).
+ * Returns 0 once a response was sent. */
+int cio_http_serve_static(cio_http_req *req);
+
+/* The MIME type for a file name by its extension. */
+const char *cio_http_mime_type(const char *name, size_t len);
+
+/* Decodes %XX escapes of src into dst (which may be src). Returns the decoded
+ * length, or -EINVAL on a malformed escape or a decoded NUL. */
+ssize_t cio_http_percent_decode(char *dst, const char *src, size_t len);
+
+/* Removes "." and ".." segments of an absolute, decoded path in place (RFC
+ * 3986 remove_dot_segments). Returns the new length, or -EINVAL if the path
+ * would climb above "/". */
+ssize_t cio_http_normalize_path(char *path, size_t len);
+
+/* Formats t (seconds since the epoch) as an IMF-fixdate into out[30]. */
+void cio_http_date(int64_t t, char out[30]);
+/* Parses an HTTP date (IMF-fixdate, RFC 850, asctime). -1 if invalid. */
+int64_t cio_http_parse_date(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,764 @@
+/*
+ * http_conn.c - one HTTP/1.1 connection: input buffering and parsing (llhttp,
+ * strict), timeouts, the task that runs handlers, output buffering, and
+ * closing (lingering where the peer may still be sending).
+ *
+ * Parsing happens outside any task, in the transport's callbacks: a slow or
+ * idle client never holds a coroutine stack. Only a complete request (head
+ * and body) starts a task. While it runs, the request's bytes in act->in are
+ * pinned (the handler's strings point into them) and new input collects in
+ * act->pend; when the request is done both are compacted and the task goes
+ * on with the next pipelined request, or ends.
+ *
+ * Output goes to one of two buffers while the other is in the kernel; a
+ * batch of pipelined responses leaves in one send.
+ */
+#include "http_internal.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PEND_MAX    (64 * 1024) /* input buffered behind a running handler */
+#define OUT_KEEP    (64 * 1024) /* output buffer capacity kept between batches */
+#define LINGER_TIME CIO_SEC(2)  /* discard input this long before closing */
+
+enum { P_NEED_MORE, P_COMPLETE, P_ERROR };
+
+static void conn_process(cio_http_conn *c);
+static void conn_free(cio_http_conn *c);
+
+/* ---- buffers -------------------------------------------------------------------- */
+
+static int buf_reserve(http_buf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + extra)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return -ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_append(http_buf *b, const void *p, size_t n)
+{
+    if (buf_reserve(b, n) < 0)
+        return -ENOMEM;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static void buf_free(http_buf *b)
+{
+    free(b->p);
+    *b = (http_buf){0};
+}
+
+/* ---- per-request state ------------------------------------------------------------ */
+
+static void req_reset(cio_http_req *r)
+{
+    cio_http_conn *c = r->conn;
+    http_header *hdrs = r->hdrs;
+    uint32_t cap = r->cap_hdrs;
+    cio_arena arena = r->arena;
+    memset(r, 0, sizeof(*r));
+    r->conn = c;
+    r->hdrs = hdrs;
+    r->cap_hdrs = cap;
+    r->arena = arena;
+    r->start = UINT32_MAX; /* no byte of the request seen yet */
+}
+
+static http_active *act_get(cio_http_conn *c)
+{
+    if (c->act)
+        return c->act;
+    http_active *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    llhttp_init(&a->parser, HTTP_REQUEST, &c->srv->settings);
+    a->parser.data = c;
+    a->sending = -1;
+    cio_event_init(&a->drained);
+    cio_event_set(&a->drained);
+    cio_arena_init(&a->req.arena, 1024);
+    a->req.conn = c;
+    req_reset(&a->req);
+    c->act = a;
+    return a;
+}
+
+static void act_free(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    if (!a)
+        return;
+    cio_arena_fini(&a->req.arena);
+    free(a->req.hdrs);
+    buf_free(&a->in);
+    buf_free(&a->pend);
+    buf_free(&a->out[0]);
+    buf_free(&a->out[1]);
+    free(a);
+    c->act = NULL;
+}
+
+/* Gives the per-request state back when nothing is buffered or in flight:
+ * an idle keep-alive connection then costs only its struct. */
+static void act_release_if_idle(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    if (a && !a->task && a->in.len == 0 && a->pend.len == 0 && a->sending < 0 &&
+        a->out[0].len == 0 && a->out[1].len == 0 && a->req.start == UINT32_MAX)
+        act_free(c);
+}
+
+/* ---- llhttp callbacks --------------------------------------------------------------- */
+
+#define REQ(p) (&((cio_http_conn *)(p)->data)->act->req)
+#define SRV(p) (((cio_http_conn *)(p)->data)->srv)
+#define IN(p)  (((cio_http_conn *)(p)->data)->act->in.p)
+
+static int fail(llhttp_t *p, int status)
+{
+    cio_http_req *r = REQ(p);
+    if (!r->err_status)
+        r->err_status = (uint16_t)status;
+    return -1;
+}
+
+/* The request head (request line and headers) so far, against the limit. */
+static bool head_too_big(llhttp_t *p, const char *end)
+{
+    cio_http_req *r = REQ(p);
+    return (uint64_t)(end - IN(p)) - r->start > SRV(p)->o.max_header_bytes;
+}
+
+static void span_extend(llhttp_t *p, http_span *s, const char *at, size_t len)
+{
+    if (s->len == 0)
+        s->off = (uint32_t)(at - IN(p));
+    s->len += (uint32_t)len;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+    cio_http_req *r = REQ(p);
+    if (r->start == UINT32_MAX)
+        r->start = (uint32_t)(at - IN(p));
+    span_extend(p, &r->method_s, at, len);
+    return head_too_big(p, at + len) ? fail(p, 431) : 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    cio_http_req *r = REQ(p);
+    span_extend(p, &r->url, at, len);
+    if (r->url.len > SRV(p)->o.max_uri_bytes)
+        return fail(p, 414);
+    return head_too_big(p, at + len) ? fail(p, 431) : 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    cio_http_req *r = REQ(p);
+    if (r->nhdrs == 0 || r->in_value) {
+        if (r->nhdrs == r->cap_hdrs) {
+            uint32_t cap = r->cap_hdrs ? r->cap_hdrs * 2 : 16;
+            http_header *h = realloc(r->hdrs, cap * sizeof(*h));
+            if (!h)
+                return fail(p, 503);
+            r->hdrs = h;
+            r->cap_hdrs = cap;
+        }
+        r->hdrs[r->nhdrs++] = (http_header){{0, 0}, {0, 0}};
+        r->in_value = false;
+    }
+    span_extend(p, &r->hdrs[r->nhdrs - 1].name, at, len);
+    return head_too_big(p, at + len) ? fail(p, 431) : 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    cio_http_req *r = REQ(p);
+    http_span *v = &r->hdrs[r->nhdrs - 1].value;
+    /* The input is contiguous, so a gap between two pieces of one value is a
+     * line break: obsolete line folding, which llhttp 8.1 lets through. */
+    if (v->len && at != IN(p) + v->off + v->len)
+        return fail(p, 400);
+    r->in_value = true;
+    span_extend(p, v, at, len);
+    return head_too_big(p, at + len) ? fail(p, 431) : 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    cio_http_req *r = REQ(p);
+    r->in_value = true; /* also for an empty value: the next field is new */
+    http_header *h = &r->hdrs[r->nhdrs - 1];
+    cio_str name = http_span_str(r, h->name);
+    if (http_str_ieq(name, "host"))
+        r->host_count++;
+    else if (http_str_ieq(name, "expect")) {
+        if (!http_str_ieq(http_span_str(r, h->value), "100-continue"))
+            return fail(p, 417);
+        r->expect_continue = true;
+    }
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    cio_http_req *r = REQ(p);
+    cio_http_server *srv = SRV(p);
+    r->head_done = true;
+    r->method = p->method;
+    r->minor = p->http_minor;
+    if (p->http_major != 1)
+        return fail(p, 505);
+    if (r->minor >= 1 && r->host_count != 1)
+        return fail(p, 400); /* RFC 9112 3.2: exactly one Host */
+    if (r->host_count > 1)
+        return fail(p, 400);
+    if (p->method == HTTP_CONNECT)
+        return fail(p, 405);
+    if (p->flags & F_CONTENT_LENGTH) {
+        r->content_length = p->content_length;
+        if (r->content_length > srv->o.max_body_bytes)
+            return fail(p, 413); /* answered before reading the body */
+    }
+    bool has_body = (p->flags & F_CHUNKED) || r->content_length > 0;
+    if (!has_body || r->minor == 0)
+        r->expect_continue = false;
+    r->upgrade = p->upgrade;
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    cio_http_req *r = REQ(p);
+    char *in = IN(p);
+    if (r->body.len == 0) {
+        r->body.off = (uint32_t)(at - in);
+    } else if (at != in + r->body.off + r->body.len) {
+        /* Chunked: close the gap left by the chunk framing (moving down). */
+        memmove(in + r->body.off + r->body.len, at, len);
+    }
+    r->body.len += (uint32_t)len;
+    return r->body.len > SRV(p)->o.max_body_bytes ? fail(p, 413) : 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    cio_http_req *r = REQ(p);
+    r->complete = true;
+    r->keep_alive = llhttp_should_keep_alive(p);
+    /* Stop at the message boundary: pipelined requests wait their turn. */
+    return HPE_PAUSED;
+}
+
+void http_settings_init(llhttp_settings_t *s)
+{
+    llhttp_settings_init(s);
+    s->on_method = on_method;
+    s->on_url = on_url;
+    s->on_header_field = on_header_field;
+    s->on_header_value = on_header_value;
+    s->on_header_value_complete = on_header_value_complete;
+    s->on_headers_complete = on_headers_complete;
+    s->on_body = on_body;
+    s->on_message_complete = on_message_complete;
+}
+
+static int parse(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    cio_http_req *r = &a->req;
+    if (r->complete)
+        return P_COMPLETE;
+    if (r->err_status)
+        return P_ERROR;
+    if (a->parsed == a->in.len)
+        return P_NEED_MORE;
+    const char *base = a->in.p + a->parsed;
+    enum llhttp_errno e = llhttp_execute(&a->parser, base, a->in.len - a->parsed);
+    if (e == HPE_OK) {
+        a->parsed = (uint32_t)a->in.len;
+        if (r->start != UINT32_MAX && !r->head_done &&
+            a->in.len - r->start > c->srv->o.max_header_bytes) {
+            r->err_status = 431;
+            return P_ERROR;
+        }
+        return P_NEED_MORE;
+    }
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+        a->parsed = (uint32_t)(llhttp_get_error_pos(&a->parser) - a->in.p);
+        return P_COMPLETE;
+    }
+    a->parsed = (uint32_t)a->in.len;
+    if (!r->err_status)
+        r->err_status = e == HPE_INVALID_VERSION ? 505 : 400;
+    return P_ERROR;
+}
+
+/* ---- output ----------------------------------------------------------------------- */
+
+static int collecting(const http_active *a)
+{
+    return a->collect;
+}
+
+char *http_out_reserve(cio_http_conn *c, size_t n)
+{
+    http_buf *b = &c->act->out[collecting(c->act)];
+    return buf_reserve(b, n) < 0 ? NULL : b->p + b->len;
+}
+
+void http_out_commit(cio_http_conn *c, size_t n)
+{
+    c->act->out[collecting(c->act)].len += n;
+    cio_event_clear(&c->act->drained);
+}
+
+int http_out_append(cio_http_conn *c, const void *p, size_t n)
+{
+    char *dst = http_out_reserve(c, n);
+    if (!dst)
+        return -ENOMEM;
+    memcpy(dst, p, n);
+    http_out_commit(c, n);
+    return 0;
+}
+
+size_t http_out_pending(const cio_http_conn *c)
+{
+    const http_active *a = c->act;
+    return a ? a->out[0].len + a->out[1].len : 0;
+}
+
+static void timer_set(cio_http_conn *c, cio_time after)
+{
+    (void)cio_timer_start(&c->timer, cio_now() + after);
+}
+
+int http_conn_flush(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    if (!a || a->sending >= 0 || c->state == C_CLOSING)
+        return 0;
+    int i = collecting(a);
+    if (a->out[i].len == 0)
+        return 0;
+    a->sending = i;
+    a->collect = i ^ 1;
+    a->iov.iov_base = a->out[i].p;
+    a->iov.iov_len = a->out[i].len;
+    int rc = c->tp->ops->send(c->tp, &a->iov, 1);
+    if (rc < 0) {
+        a->sending = -1;
+        a->collect = i;
+        http_conn_close(c);
+        return rc;
+    }
+    c->sending_timer = true;
+    timer_set(c, c->srv->o.write_timeout);
+    return 0;
+}
+
+int http_out_wait(cio_http_conn *c, size_t limit)
+{
+    while (http_out_pending(c) > limit) {
+        if (c->state == C_CLOSING)
+            return -EPIPE;
+        http_conn_flush(c);
+        cio_event_clear(&c->act->drained);
+        int rc = cio_event_wait(&c->act->drained, CIO_NEVER);
+        if (rc < 0)
+            return rc;
+    }
+    return c->state == C_CLOSING ? -EPIPE : 0;
+}
+
+void http_close_after_flush(cio_http_conn *c)
+{
+    c->close_after = true;
+}
+
+/* ---- timers and closing ----------------------------------------------------------------- */
+
+void http_conn_finish_close(cio_http_conn *c)
+{
+    /* Lingering close, where the peer may still be sending (an error answered
+     * early, or input we will not read): stop sending, discard what arrives
+     * for a while, so that the peer reads our last response instead of a
+     * reset. Otherwise close at once. */
+    http_active *a = c->act;
+    bool may_send = a && (a->req.err_status || a->in.len > a->parsed || a->pend.len ||
+                          a->req.start != UINT32_MAX);
+    if (c->peer_eof || c->state == C_CLOSING || !may_send) {
+        http_conn_close(c);
+        return;
+    }
+    c->state = C_LINGER;
+    c->tp->ops->shutdown_write(c->tp);
+    timer_set(c, LINGER_TIME);
+}
+
+static void conn_timer(cio_timer *t)
+{
+    cio_http_conn *c = cio_container_of(t, cio_http_conn, timer);
+    if (c->sending_timer) {
+        http_conn_close(c); /* a reader that stopped reading */
+        return;
+    }
+    switch (c->state) {
+    case C_HEAD:
+    case C_BODY:
+        if (c->act && !c->act->task && c->act->req.start != UINT32_MAX) {
+            http_error_response(c, 408);
+            return;
+        }
+        http_conn_close(c);
+        return;
+    case C_HANDLING:
+        return;
+    default:
+        http_conn_close(c); /* idle keep-alive, lingering */
+    }
+}
+
+void http_conn_close(cio_http_conn *c)
+{
+    if (c->state == C_CLOSING)
+        return;
+    c->state = C_CLOSING;
+    cio_timer_stop(&c->timer);
+    if (c->act) {
+        cio_event_set(&c->act->drained); /* a task waiting to write learns */
+        if (c->act->task)
+            cio_task_cancel(c->act->task);
+    }
+    c->tp->ops->close(c->tp);
+}
+
+/* ---- state machine ------------------------------------------------------------------------- */
+
+static intptr_t conn_task(void *arg);
+
+static void start_task(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    cio_task *t;
+    a->pinned = true;
+    c->state = C_HANDLING;
+    if (!c->sending_timer)
+        cio_timer_stop(&c->timer);
+    if (cio_spawn(c->srv->loop, &t, conn_task, c) < 0) {
+        a->pinned = false;
+        http_error_response(c, 503);
+        return;
+    }
+    a->task = t;
+    cio_detach(t); /* it frees itself; a->task is cleared before it ends */
+}
+
+static void send_continue(cio_http_conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->act->req.expect_continue = false;
+    if (http_out_append(c, cont, sizeof(cont) - 1) == 0)
+        http_conn_flush(c);
+}
+
+/* Decides what happens next after input arrived or a task finished. */
+static void conn_process(cio_http_conn *c)
+{
+    if (c->state == C_CLOSING || c->state == C_LINGER)
+        return;
+    http_active *a = c->act;
+    if (!a || a->task)
+        return;
+    cio_http_req *r = &a->req;
+    switch (parse(c)) {
+    case P_COMPLETE:
+        start_task(c);
+        return;
+    case P_ERROR:
+        http_error_response(c, r->err_status);
+        return;
+    default:
+        break;
+    }
+    if (c->close_after && r->start == UINT32_MAX) {
+        if (!c->sending_timer)
+            http_conn_finish_close(c);
+        return;
+    }
+    if (c->peer_eof) {
+        /* The peer stopped sending mid-request or while idle: nothing more
+         * can come. Close once our output is out. */
+        c->close_after = true;
+        if (!c->sending_timer)
+            http_conn_close(c);
+        return;
+    }
+    if (r->start == UINT32_MAX) {
+        if (c->state != C_IDLE) {
+            c->state = C_IDLE;
+            if (!c->sending_timer)
+                timer_set(c, c->srv->o.keepalive_timeout);
+        }
+        act_release_if_idle(c);
+        return;
+    }
+    if (!r->head_done) {
+        if (c->state != C_HEAD) {
+            c->state = C_HEAD; /* measured from the request's first byte */
+            if (!c->sending_timer)
+                timer_set(c, c->srv->o.header_timeout);
+        }
+        return;
+    }
+    c->state = C_BODY; /* measured between reads */
+    if (!c->sending_timer)
+        timer_set(c, c->srv->o.body_timeout);
+    if (r->expect_continue)
+        send_continue(c);
+}
+
+static void on_data(void *ud, const uint8_t *data, size_t len)
+{
+    cio_http_conn *c = ud;
+    if (c->state == C_LINGER || c->state == C_CLOSING)
+        return; /* discarded */
+    if (c->close_after && c->act && c->act->req.err_status)
+        return; /* after an error response: the rest is discarded */
+    http_active *a = act_get(c);
+    if (!a) {
+        http_conn_close(c);
+        return;
+    }
+    if (a->pinned) {
+        if (buf_append(&a->pend, data, len) < 0) {
+            http_conn_close(c);
+            return;
+        }
+        if (a->pend.len > PEND_MAX && !a->reading_paused) {
+            a->reading_paused = true; /* backpressure on pipelined input */
+            c->tp->ops->read_stop(c->tp);
+        }
+        return;
+    }
+    if (buf_append(&a->in, data, len) < 0) {
+        http_conn_close(c);
+        return;
+    }
+    conn_process(c);
+}
+
+static void on_eof(void *ud, int err)
+{
+    cio_http_conn *c = ud;
+    c->peer_eof = true;
+    if (c->state == C_LINGER || c->state == C_CLOSING) {
+        http_conn_close(c);
+        return;
+    }
+    if (err < 0) {
+        http_conn_close(c); /* reset: nobody will read a response */
+        return;
+    }
+    if (c->act && c->act->task)
+        return; /* half-close: the task answers what is buffered, then we close */
+    conn_process(c);
+}
+
+static void on_sent(void *ud, int err)
+{
+    cio_http_conn *c = ud;
+    http_active *a = c->act;
+    if (err < 0 || !a) {
+        http_conn_close(c);
+        return;
+    }
+    http_buf *b = &a->out[a->sending];
+    b->len = 0;
+    if (b->cap > OUT_KEEP)
+        buf_free(b); /* a big response went out: do not keep its buffer */
+    a->sending = -1;
+    c->sending_timer = false;
+    cio_timer_stop(&c->timer);
+    if (http_out_pending(c) > 0) {
+        http_conn_flush(c);
+        return;
+    }
+    cio_event_set(&a->drained);
+    if (a->task)
+        return;
+    if (c->close_after) {
+        http_conn_finish_close(c);
+        return;
+    }
+    /* Re-arm the state's timer now that the write timer is off. */
+    uint8_t s = c->state;
+    c->state = C_HANDLING;
+    conn_process(c);
+    if (c->state == C_HANDLING)
+        c->state = s;
+}
+
+static void on_closed(void *ud)
+{
+    cio_http_conn *c = ud;
+    c->state = C_CLOSING;
+    c->started = false;
+    if (c->act && c->act->task)
+        return; /* conn_task frees the connection when it ends */
+    conn_free(c);
+}
+
+static const cio_transport_cbs conn_cbs = {
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_sent = on_sent,
+    .on_closed = on_closed,
+};
+
+const cio_transport_cbs *cio_http_conn_cbs(void)
+{
+    return &conn_cbs;
+}
+
+/* ---- the task ------------------------------------------------------------------------------ */
+
+/* Ends the request: drops its bytes, merges what arrived meanwhile, and
+ * prepares the parser for the next message. */
+static void finish_request(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    cio_http_req *r = &a->req;
+    http_finish_response(r);
+    http_access_log(r);
+    c->nreq++;
+    cio_arena_reset(&r->arena);
+    memmove(a->in.p, a->in.p + a->parsed, a->in.len - a->parsed);
+    a->in.len -= a->parsed;
+    a->parsed = 0;
+    if (a->pend.len) {
+        if (buf_append(&a->in, a->pend.p, a->pend.len) < 0)
+            c->close_after = true;
+        a->pend.len = 0;
+    }
+    a->pinned = false;
+    if (a->reading_paused && c->state != C_CLOSING) {
+        a->reading_paused = false;
+        c->tp->ops->read_start(c->tp);
+    }
+    bool upgrade = r->upgrade;
+    req_reset(r);
+    if (upgrade)
+        c->close_after = true; /* the bytes after an upgrade are not HTTP */
+    else
+        llhttp_resume(&a->parser);
+}
+
+static intptr_t conn_task(void *arg)
+{
+    cio_http_conn *c = arg;
+    http_active *a = c->act;
+    for (;;) {
+        http_handle_request(&a->req);
+        finish_request(c);
+        if (c->close_after || c->state == C_CLOSING)
+            break;
+        int p = parse(c);
+        if (p == P_ERROR) {
+            http_error_response(c, a->req.err_status); /* flushed after the loop */
+            break;
+        }
+        if (p != P_COMPLETE)
+            break;
+        a->pinned = true;
+    }
+    a->task = NULL;
+    http_conn_after_task(c);
+    return 0;
+}
+
+void http_conn_after_task(cio_http_conn *c)
+{
+    if (c->state == C_CLOSING) {
+        if (!c->started)
+            conn_free(c); /* on_closed came while the task ran */
+        return;
+    }
+    c->state = C_HANDLING; /* conn_process re-derives the state */
+    http_conn_flush(c);
+    if (c->close_after) {
+        if (!c->sending_timer)
+            http_conn_finish_close(c);
+        return;
+    }
+    conn_process(c);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------------
+ */
+
+cio_http_conn *cio_http_conn_new(cio_http_server *srv)
+{
+    cio_http_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->srv = srv;
+    cio_timer_init(&c->timer, srv->loop, conn_timer);
+    cio_list_init(&c->link);
+    return c;
+}
+
+int cio_http_conn_start(cio_http_conn *c, cio_transport *t)
+{
+    c->tp = t;
+    c->state = C_IDLE;
+    c->started = true;
+    int rc = http_server_conn_added(c->srv, c);
+    if (rc < 0)
+        return rc;
+    /* A connection that never sends a byte gets the header timeout. */
+    timer_set(c, c->srv->o.header_timeout);
+    rc = t->ops->read_start(t);
+    if (rc < 0)
+        http_conn_close(c);
+    return 0;
+}
+
+static void conn_free(cio_http_conn *c)
+{
+    cio_timer_stop(&c->timer);
+    http_server_conn_removed(c->srv, c);
+    act_free(c);
+    free(c);
+}
+
+bool http_conn_is_idle(const cio_http_conn *c)
+{
+    return c->state == C_IDLE &&
+           (!c->act || (!c->act->task && c->act->req.start == UINT32_MAX && c->act->sending < 0));
+}
+
+void http_conn_shutdown(cio_http_conn *c, bool force)
+{
+    if (force || http_conn_is_idle(c))
+        http_conn_close(c);
+    else
+        c->close_after = true;
+}

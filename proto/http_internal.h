@@ -1,0 +1,184 @@
+/*
+ * http_internal.h - what the files of proto/http share.
+ *
+ * Memory per connection: an idle connection is a cio_http_conn (the socket
+ * transport, a timer, counters) and nothing else. Everything a request needs
+ * (parser, input and output buffers, the request view, its arena, the task)
+ * hangs off conn->act, which exists only while bytes are buffered, a request
+ * is being handled or a response is being sent.
+ */
+#ifndef CIO_HTTP_INTERNAL_H
+#define CIO_HTTP_INTERNAL_H
+
+#include "cio_http.h"
+
+#include <llhttp.h>
+
+#define CIO_HTTP_MAX_PARAMS 8
+
+typedef struct http_span {
+    uint32_t off, len; /* into act->in */
+} http_span;
+
+typedef struct http_header {
+    http_span name, value;
+} http_header;
+
+typedef struct http_route {
+    struct http_route *next;
+    char method[16];
+    char **segs; /* literal segment, or ":name" */
+    size_t nsegs;
+    cio_http_handler fn;
+    void *ud;
+} http_route;
+
+typedef struct http_listener {
+    cio_listener ls;
+    cio_http_server *srv;
+    bool closed;
+} http_listener;
+
+struct cio_http_server {
+    cio_loop *loop;
+    cio_http_opts o;
+    char *root;
+    int root_fd; /* O_PATH directory of the document root, or -1 */
+    http_route *routes;
+    http_listener **listeners;
+    size_t nlisteners;
+    cio_list conns;
+    uint64_t nconns;
+    bool shutting, accept_paused;
+    cio_event drained;
+    cio_http_stats st;
+    llhttp_settings_t settings;
+    char server_hdr[64];
+    /* Date and access-log time, formatted once per second. */
+    int64_t clock_sec;
+    char date[30];
+    char clf_time[32];
+};
+
+/* Response state of the request being handled. */
+enum { RESP_NONE, RESP_STREAMING, RESP_DONE };
+
+struct cio_http_req {
+    cio_http_conn *conn;
+    /* parsed request (offsets into act->in while being parsed) */
+    uint8_t method;
+    uint8_t minor;
+    bool complete, head_done, expect_continue, keep_alive, upgrade;
+    bool in_value; /* last header callback was a value */
+    uint16_t err_status;
+    uint32_t start; /* offset of the request's first byte in act->in */
+    http_span method_s, url, body;
+    http_header *hdrs;
+    uint32_t nhdrs, cap_hdrs;
+    uint64_t content_length; /* as announced */
+    uint32_t host_count;
+    /* after parsing: stable views for the handler */
+    cio_str path, query;
+    cio_str params_name[CIO_HTTP_MAX_PARAMS], params_val[CIO_HTTP_MAX_PARAMS];
+    unsigned nparams;
+    /* response */
+    uint8_t resp_state;
+    bool chunked, close_delimited, head_only;
+    int status;
+    uint64_t bytes_sent; /* body bytes, for the access log */
+    int64_t body_left;   /* streamed with a length: bytes still to write */
+    char *extra_hdrs;    /* added headers, "Name: value\r\n"... (arena) */
+    size_t extra_len, extra_cap;
+    cio_arena arena;
+};
+
+typedef struct http_buf {
+    char *p;
+    size_t len, cap;
+} http_buf;
+
+typedef struct http_active {
+    llhttp_t parser;
+    http_buf in; /* received bytes: [0, parsed) seen by the parser */
+    uint32_t parsed;
+    http_buf pend; /* received while 'in' is pinned by a running handler */
+    bool pinned, reading_paused;
+    http_buf out[2]; /* out[sending] is in the kernel; the other collects */
+    int sending;     /* index being sent, or -1 */
+    int collect;     /* index collecting new output */
+    struct iovec iov;
+    cio_task *task;
+    cio_event drained; /* set whenever nothing is waiting to be sent */
+    cio_http_req req;
+} http_active;
+
+/* Connection states (what the timer means). */
+enum {
+    C_IDLE,     /* keep-alive, waiting for the next request */
+    C_HEAD,     /* a request head is arriving: header timeout */
+    C_BODY,     /* a body is arriving: body timeout */
+    C_HANDLING, /* a task runs the handler(s) */
+    C_LINGER,   /* response sent, discarding input before close */
+    C_CLOSING,
+};
+
+struct cio_http_conn {
+    cio_sock sock; /* the socket transport, when accepted from a listener */
+    cio_transport *tp;
+    cio_http_server *srv;
+    cio_list link;
+    cio_timer timer;
+    http_active *act;
+    uint32_t nreq;
+    uint8_t state;
+    bool close_after; /* close once the output is flushed */
+    bool peer_eof;
+    bool sending_timer; /* the timer is a write timeout */
+    bool started;
+    uint8_t rfamily; /* remote address, filled lazily for the access log */
+    uint8_t raddr[16];
+};
+
+/* http_conn.c */
+void http_settings_init(llhttp_settings_t *s);
+void http_conn_close(cio_http_conn *c);
+/* Closes once the output is out: lingering when the peer may still send. */
+void http_conn_finish_close(cio_http_conn *c);
+bool http_conn_is_idle(const cio_http_conn *c);
+void http_conn_shutdown(cio_http_conn *c, bool force);
+void http_handle_request(cio_http_req *r);  /* http_server.c */
+void http_finish_response(cio_http_req *r); /* http_resp.c */
+int http_server_conn_added(cio_http_server *srv, cio_http_conn *c);
+void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c);
+void http_conn_after_task(cio_http_conn *c);
+int http_conn_flush(cio_http_conn *c);
+/* Appends to the collecting output buffer. 0 or -ENOMEM. */
+int http_out_append(cio_http_conn *c, const void *p, size_t n);
+char *http_out_reserve(cio_http_conn *c, size_t n);
+void http_out_commit(cio_http_conn *c, size_t n);
+size_t http_out_pending(const cio_http_conn *c);
+/* [awaits] Waits until at most 'limit' bytes are waiting to be sent. */
+int http_out_wait(cio_http_conn *c, size_t limit);
+void http_close_after_flush(cio_http_conn *c);
+
+/* http_resp.c */
+void http_clock_update(cio_http_server *srv);
+/* Writes the status line and headers for req into the output. */
+int http_write_head(cio_http_req *req, int status, const char *content_type, int64_t length);
+/* A complete canned error response (text/plain) that closes the connection. */
+int http_error_response(cio_http_conn *c, int status);
+void http_access_log(cio_http_req *req);
+
+/* http_router.c */
+/* Finds the handler; fills params. Returns the route, or NULL with *allowed
+ * set to the comma-separated methods of routes matching the path (or ""). */
+const http_route *http_route_match(cio_http_server *srv, cio_http_req *req, char *allowed,
+                                   size_t allowed_len);
+void http_routes_free(cio_http_server *srv);
+
+/* http_util.c */
+bool http_str_ieq(cio_str a, const char *b);
+cio_str http_span_str(const cio_http_req *req, http_span s);
+bool http_token_list_has(cio_str list, const char *token);
+
+#endif

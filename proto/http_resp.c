@@ -1,0 +1,456 @@
+/*
+ * http_resp.c - response heads and bodies, canned error responses, the Date
+ * header (formatted once per second) and the access log.
+ */
+#include "http_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define FLUSH_HIGH (256 * 1024) /* a writer waits above this much unsent output */
+#define FLUSH_LOW  (64 * 1024)  /* ...until it is down to this */
+
+const char *cio_http_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}
+
+/* ---- clock ------------------------------------------------------------------------ */
+
+void http_clock_update(cio_http_server *srv)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec == srv->clock_sec)
+        return;
+    srv->clock_sec = ts.tv_sec;
+    cio_http_date(ts.tv_sec, srv->date);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(srv->clf_time, sizeof(srv->clf_time), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+}
+
+/* ---- heads -------------------------------------------------------------------------- */
+
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static bool status_has_body(int status)
+{
+    return !(status < 200 || status == 204 || status == 304);
+}
+
+/* Keep the connection after this response? */
+static bool keep_alive(cio_http_req *r)
+{
+    cio_http_conn *c = r->conn;
+    cio_http_server *srv = c->srv;
+    if (!r->keep_alive || c->close_after || srv->shutting || srv->o.keepalive_timeout == 0 ||
+        r->upgrade || c->state == C_CLOSING)
+        return false;
+    return srv->o.max_requests_per_conn == 0 || c->nreq + 1 < srv->o.max_requests_per_conn;
+}
+
+int http_write_head(cio_http_req *r, int status, const char *content_type, int64_t length)
+{
+    cio_http_conn *c = r->conn;
+    cio_http_server *srv = c->srv;
+    http_clock_update(srv);
+    bool keep = keep_alive(r);
+    bool body = status_has_body(status);
+    if (body && length < 0) {
+        if (r->minor >= 1)
+            r->chunked = true;
+        else
+            r->close_delimited = true, keep = false;
+    }
+    size_t ct_len = content_type ? strlen(content_type) : 0;
+    char *p0 = http_out_reserve(c, 256 + ct_len + r->extra_len);
+    if (!p0)
+        return -ENOMEM;
+    const char *reason = cio_http_reason(status);
+    char *p = PUT_LIT(p0, "HTTP/1.1 ");
+    p = put_u64(p, (uint64_t)status);
+    *p++ = ' ';
+    p = put(p, reason, strlen(reason));
+    p = PUT_LIT(p, "\r\nServer: ");
+    p = put(p, srv->server_hdr, strlen(srv->server_hdr));
+    p = PUT_LIT(p, "\r\nDate: ");
+    p = put(p, srv->date, 29);
+    p = PUT_LIT(p, "\r\n");
+    if (content_type && body) {
+        p = PUT_LIT(p, "Content-Type: ");
+        p = put(p, content_type, ct_len);
+        p = PUT_LIT(p, "\r\n");
+    }
+    if (body && length >= 0) {
+        p = PUT_LIT(p, "Content-Length: ");
+        p = put_u64(p, (uint64_t)length);
+        p = PUT_LIT(p, "\r\n");
+    } else if (r->chunked) {
+        p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
+    }
+    if (!keep)
+        p = PUT_LIT(p, "Connection: close\r\n");
+    else if (r->minor == 0)
+        p = PUT_LIT(p, "Connection: keep-alive\r\n");
+    if (r->extra_len)
+        p = put(p, r->extra_hdrs, r->extra_len);
+    p = PUT_LIT(p, "\r\n");
+    http_out_commit(c, (size_t)(p - p0));
+    if (!keep)
+        c->close_after = true;
+    r->status = status;
+    r->body_left = body ? length : 0;
+    if (!body)
+        r->chunked = false, r->close_delimited = false;
+    c->srv->st.requests++;
+    if (status >= 500)
+        c->srv->st.errors_5xx++;
+    else if (status >= 400)
+        c->srv->st.errors_4xx++;
+    return 0;
+}
+
+int cio_http_add_header(cio_http_req *r, const char *name, const char *value)
+{
+    if (r->resp_state != RESP_NONE)
+        return -EALREADY;
+    size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
+    if (memchr(name, '\n', nl) || memchr(value, '\n', vl) || memchr(name, '\r', nl) ||
+        memchr(value, '\r', vl))
+        return -EINVAL; /* no header injection */
+    if (r->extra_len + need > r->extra_cap) {
+        size_t cap = r->extra_cap ? r->extra_cap * 2 : 256;
+        while (cap < r->extra_len + need)
+            cap *= 2;
+        char *nb = cio_arena_alloc(&r->arena, cap);
+        if (!nb)
+            return -ENOMEM;
+        if (r->extra_len)
+            memcpy(nb, r->extra_hdrs, r->extra_len);
+        r->extra_hdrs = nb;
+        r->extra_cap = cap;
+    }
+    char *p = r->extra_hdrs + r->extra_len;
+    p = put(p, name, nl);
+    p = PUT_LIT(p, ": ");
+    p = put(p, value, vl);
+    p = PUT_LIT(p, "\r\n");
+    r->extra_len = (size_t)(p - r->extra_hdrs);
+    return 0;
+}
+
+/* Flushes now unless more pipelined requests are waiting (then the whole
+ * batch leaves in one send), and applies backpressure to the writer. */
+static int after_write(cio_http_req *r)
+{
+    cio_http_conn *c = r->conn;
+    http_active *a = c->act;
+    if (a->in.len <= a->parsed)
+        http_conn_flush(c);
+    if (http_out_pending(c) > FLUSH_HIGH)
+        return http_out_wait(c, FLUSH_LOW);
+    return c->state == C_CLOSING ? -EPIPE : 0;
+}
+
+/* Appends a body in slices, waiting for the peer between them. */
+static int append_body(cio_http_req *r, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        size_t n = len < FLUSH_HIGH ? len : FLUSH_HIGH;
+        if (http_out_append(r->conn, p, n) < 0)
+            return -ENOMEM;
+        p += n;
+        len -= n;
+        if (len) {
+            int rc = http_out_wait(r->conn, FLUSH_LOW);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int cio_http_respond(cio_http_req *r, int status, const char *content_type, const void *body,
+                     size_t len)
+{
+    if (r->resp_state != RESP_NONE)
+        return -EALREADY;
+    int rc = http_write_head(r, status, content_type, (int64_t)len);
+    if (rc < 0)
+        return rc;
+    r->resp_state = RESP_DONE;
+    if (!r->head_only && status_has_body(status) && len) {
+        rc = append_body(r, body, len);
+        if (rc < 0)
+            return rc;
+        r->bytes_sent = len;
+    }
+    return after_write(r);
+}
+
+int cio_http_start(cio_http_req *r, int status, const char *content_type, int64_t content_length)
+{
+    if (r->resp_state != RESP_NONE)
+        return -EALREADY;
+    int rc = http_write_head(r, status, content_type, content_length);
+    if (rc < 0)
+        return rc;
+    r->resp_state = RESP_STREAMING;
+    return 0;
+}
+
+int cio_http_write(cio_http_req *r, const void *data, size_t len)
+{
+    if (r->resp_state != RESP_STREAMING)
+        return -EINVAL;
+    if (len == 0)
+        return 0;
+    if (!r->chunked && !r->close_delimited) {
+        if ((int64_t)len > r->body_left)
+            return -EMSGSIZE; /* more than the announced Content-Length */
+        r->body_left -= (int64_t)len;
+    }
+    r->bytes_sent += len;
+    if (r->head_only || !status_has_body(r->status))
+        return 0;
+    if (r->chunked) {
+        char hdr[24];
+        int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+        if (http_out_append(r->conn, hdr, (size_t)n) < 0)
+            return -ENOMEM;
+    }
+    int rc = append_body(r, data, len);
+    if (rc < 0)
+        return rc;
+    if (r->chunked && http_out_append(r->conn, "\r\n", 2) < 0)
+        return -ENOMEM;
+    http_conn_flush(r->conn); /* streamed bodies go out as they are written */
+    return after_write(r);
+}
+
+int cio_http_end(cio_http_req *r)
+{
+    if (r->resp_state != RESP_STREAMING)
+        return -EINVAL;
+    r->resp_state = RESP_DONE;
+    if (r->chunked && !r->head_only && http_out_append(r->conn, "0\r\n\r\n", 5) < 0)
+        return -ENOMEM;
+    if (!r->chunked && !r->close_delimited && r->body_left > 0) {
+        r->conn->close_after = true; /* truncated: the peer must notice */
+        return -EPIPE;
+    }
+    if (r->close_delimited)
+        r->conn->close_after = true;
+    return after_write(r);
+}
+
+void http_finish_response(cio_http_req *r)
+{
+    if (r->resp_state == RESP_NONE) {
+        /* The handler returned without answering. */
+        r->conn->close_after = true;
+        (void)cio_http_respond(r, 500, "text/plain; charset=utf-8", "500 Internal Server Error\n",
+                               26);
+    } else if (r->resp_state == RESP_STREAMING) {
+        (void)cio_http_end(r);
+    }
+}
+
+int http_error_response(cio_http_conn *c, int status)
+{
+    http_active *a = c->act;
+    cio_http_req *r = &a->req;
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, cio_http_reason(status));
+    c->close_after = true;
+    r->keep_alive = false;
+    r->resp_state = RESP_NONE;
+    r->head_only = r->head_done && r->method == HTTP_HEAD;
+    r->extra_len = 0;
+    if (status == 405)
+        (void)cio_http_add_header(r, "Allow", "GET, HEAD, POST");
+    if (http_write_head(r, status, "text/plain; charset=utf-8", n) == 0 && !r->head_only &&
+        http_out_append(c, body, (size_t)n) == 0)
+        r->bytes_sent = (uint64_t)n;
+    r->resp_state = RESP_DONE;
+    http_access_log(r);
+    if (!a->task)
+        http_conn_flush(c); /* a task flushes when it ends */
+    return 0;
+}
+
+/* ---- access log (combined format) ------------------------------------------------------- */
+
+static size_t put_escaped(char *dst, const char *s, size_t n, size_t room)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 4 < room; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            dst[o++] = '\\', dst[o++] = 'x';
+            dst[o++] = hex[ch >> 4], dst[o++] = hex[ch & 15];
+        } else {
+            dst[o++] = (char)ch;
+        }
+    }
+    return o;
+}
+
+static void remote_text(cio_http_conn *c, char *out, size_t len)
+{
+    if (!c->rfamily && c->tp == &c->sock.t) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getsockname(c->sock.fd, (struct sockaddr *)&ss, &sl) == 0 &&
+            getpeername(c->sock.fd, (struct sockaddr *)&ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET) {
+                c->rfamily = AF_INET;
+                memcpy(c->raddr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+            } else if (ss.ss_family == AF_INET6) {
+                c->rfamily = AF_INET6;
+                memcpy(c->raddr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+            }
+        }
+    }
+    if (!c->rfamily || !inet_ntop(c->rfamily, c->raddr, out, (socklen_t)len))
+        snprintf(out, len, "-");
+}
+
+void http_access_log(cio_http_req *r)
+{
+    cio_http_conn *c = r->conn;
+    cio_writer *w = c->srv->o.access_log;
+    if (!w || !r->status)
+        return;
+    http_clock_update(c->srv);
+    char addr[INET6_ADDRSTRLEN];
+    remote_text(c, addr, sizeof(addr));
+    cio_str method = http_span_str(r, r->method_s), url = http_span_str(r, r->url);
+    cio_str referer = r->head_done ? cio_http_header(r, "Referer") : (cio_str){0};
+    cio_str agent = r->head_done ? cio_http_header(r, "User-Agent") : (cio_str){0};
+    size_t room = 256 + 4 * (method.n + url.n + referer.n + agent.n);
+    char *line = cio_writer_reserve(w, room);
+    if (!line)
+        return; /* the log is backed up: dropped and counted by the writer */
+    size_t o = (size_t)snprintf(line, room, "%s - - [%s] \"", addr, c->srv->clf_time);
+    if (method.n) {
+        o += put_escaped(line + o, method.p, method.n, room - o);
+        line[o++] = ' ';
+        o += put_escaped(line + o, url.p, url.n, room - o);
+        o += (size_t)snprintf(line + o, room - o, " HTTP/1.%d", r->minor);
+    }
+    o += (size_t)snprintf(line + o, room - o, "\" %d %llu \"", r->status,
+                          (unsigned long long)r->bytes_sent);
+    if (referer.p)
+        o += put_escaped(line + o, referer.p, referer.n, room - o);
+    else
+        line[o++] = '-';
+    o += (size_t)snprintf(line + o, room - o, "\" \"");
+    if (agent.p)
+        o += put_escaped(line + o, agent.p, agent.n, room - o);
+    else
+        line[o++] = '-';
+    line[o++] = '"';
+    line[o++] = '\n';
+    cio_writer_commit(w, o);
+}

@@ -1,0 +1,151 @@
+/*
+ * http_router.c - method + path routing with ":name" parameters. Routes are
+ * few; a linear scan over pre-split patterns is both simple and fast. Among
+ * the routes matching a path, the one with more literal segments wins.
+ */
+#include "http_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void route_free(http_route *rt)
+{
+    for (size_t i = 0; i < rt->nsegs; i++)
+        free(rt->segs[i]);
+    free(rt->segs);
+    free(rt);
+}
+
+void http_routes_free(cio_http_server *srv)
+{
+    while (srv->routes) {
+        http_route *next = srv->routes->next;
+        route_free(srv->routes);
+        srv->routes = next;
+    }
+}
+
+static bool valid_method(const char *m)
+{
+    size_t n = strlen(m);
+    if (n == 0 || n >= sizeof(((http_route *)0)->method))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (m[i] < 'A' || m[i] > 'Z')
+            return false;
+    return true;
+}
+
+int cio_http_route(cio_http_server *srv, const char *method, const char *pattern,
+                   cio_http_handler fn, void *ud)
+{
+    if (!valid_method(method) || !pattern || pattern[0] != '/' || !fn)
+        return -EINVAL;
+    http_route *rt = calloc(1, sizeof(*rt));
+    if (!rt)
+        return -ENOMEM;
+    strcpy(rt->method, method);
+    rt->fn = fn;
+    rt->ud = ud;
+    /* Segments after the leading '/': "/a/:b" -> {"a", ":b"}; "/a/" -> {"a",
+     * ""}; "/" -> {}. Paths are split the same way when matching. */
+    if (strcmp(pattern, "/") != 0) {
+        for (const char *p = pattern + 1;;) {
+            const char *e = strchr(p, '/');
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            char **segs = realloc(rt->segs, (rt->nsegs + 1) * sizeof(char *));
+            if (segs)
+                rt->segs = segs;
+            if (!segs || !(rt->segs[rt->nsegs] = strndup(p, n))) {
+                route_free(rt);
+                return -ENOMEM;
+            }
+            rt->nsegs++;
+            if (!e)
+                break;
+            p = e + 1;
+        }
+    }
+    http_route **tail = &srv->routes;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = rt;
+    return 0;
+}
+
+/* Matches the path's segments against rt; returns the number of literal
+ * segments matched, or -1. */
+static int match_path(const http_route *rt, cio_str path, cio_http_req *req, bool fill)
+{
+    if (path.n == 1) /* "/" */
+        return rt->nsegs == 0 ? 0 : -1;
+    const char *p = path.p + 1, *end = path.p + path.n;
+    int literal = 0;
+    unsigned np = 0;
+    for (size_t i = 0; i < rt->nsegs; i++) {
+        if (!p)
+            return -1; /* the path has fewer segments */
+        const char *e = memchr(p, '/', (size_t)(end - p));
+        size_t n = e ? (size_t)(e - p) : (size_t)(end - p);
+        const char *seg = rt->segs[i];
+        if (seg[0] == ':') {
+            if (n == 0)
+                return -1;
+            if (fill && np < CIO_HTTP_MAX_PARAMS) {
+                req->params_name[np] = (cio_str){seg + 1, strlen(seg + 1)};
+                req->params_val[np] = (cio_str){p, n};
+                np++;
+            }
+        } else if (strlen(seg) != n || memcmp(seg, p, n) != 0) {
+            return -1;
+        } else {
+            literal++;
+        }
+        p = e ? e + 1 : NULL;
+    }
+    if (p)
+        return -1; /* the path has more segments */
+    if (fill)
+        req->nparams = np;
+    return literal;
+}
+
+static void allow_add(char *allowed, size_t len, const char *m)
+{
+    size_t n = strlen(m), used = strlen(allowed);
+    for (const char *p = allowed; (p = strstr(p, m)) != NULL; p += n)
+        if ((p == allowed || p[-2] == ',') && (p[n] == 0 || p[n] == ','))
+            return; /* already listed */
+    if (used + n + 3 > len)
+        return;
+    if (used)
+        strcat(allowed, ", ");
+    strcat(allowed, m);
+}
+
+const http_route *http_route_match(cio_http_server *srv, cio_http_req *req, char *allowed,
+                                   size_t allowed_len)
+{
+    cio_str method = cio_http_method(req);
+    bool head = method.n == 4 && memcmp(method.p, "HEAD", 4) == 0;
+    const http_route *best = NULL;
+    int best_lit = -1;
+    allowed[0] = 0;
+    for (const http_route *rt = srv->routes; rt; rt = rt->next) {
+        int lit = match_path(rt, req->path, req, false);
+        if (lit < 0)
+            continue;
+        allow_add(allowed, allowed_len, rt->method);
+        if (strcmp(rt->method, "GET") == 0)
+            allow_add(allowed, allowed_len, "HEAD");
+        bool same = strlen(rt->method) == method.n && memcmp(rt->method, method.p, method.n) == 0;
+        if ((same || (head && strcmp(rt->method, "GET") == 0)) && lit > best_lit) {
+            best = rt;
+            best_lit = lit;
+        }
+    }
+    if (best)
+        match_path(best, req->path, req, true);
+    return best;
+}

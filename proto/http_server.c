@@ -1,0 +1,301 @@
+/*
+ * http_server.c - the server: listeners, the connection count (and pausing
+ * accepts at max_connections), request dispatch and graceful shutdown.
+ */
+#include "http_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define BACKLOG 4096
+
+static void set_defaults(cio_http_opts *o)
+{
+    if (!o->max_connections)
+        o->max_connections = 100000;
+    if (!o->max_header_bytes)
+        o->max_header_bytes = 8192;
+    if (!o->max_uri_bytes)
+        o->max_uri_bytes = 8192;
+    if (!o->max_body_bytes)
+        o->max_body_bytes = 1024 * 1024;
+    if (!o->header_timeout)
+        o->header_timeout = CIO_SEC(10);
+    if (!o->body_timeout)
+        o->body_timeout = CIO_SEC(30);
+    if (!o->write_timeout)
+        o->write_timeout = CIO_SEC(30);
+    /* keepalive_timeout 0 means "no keep-alive": the caller sets 75 s */
+}
+
+int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_server **out)
+{
+    cio_http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return -ENOMEM;
+    srv->loop = loop ? loop : cio_loop_current();
+    if (opts)
+        srv->o = *opts;
+    else
+        srv->o.keepalive_timeout = CIO_SEC(75);
+    set_defaults(&srv->o);
+    srv->root_fd = -1;
+    if (srv->o.root) {
+        srv->root_fd = open(srv->o.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (srv->root_fd < 0) {
+            int rc = -errno;
+            free(srv);
+            return rc;
+        }
+    }
+    snprintf(srv->server_hdr, sizeof(srv->server_hdr), "%s",
+             srv->o.server_header ? srv->o.server_header : "corio/" CIO_VERSION);
+    srv->o.server_header = NULL;
+    srv->o.root = NULL;
+    http_settings_init(&srv->settings);
+    cio_list_init(&srv->conns);
+    cio_event_init(&srv->drained);
+    srv->clock_sec = -1;
+    *out = srv;
+    return 0;
+}
+
+/* ---- connections and listeners --------------------------------------------------- */
+
+static void pause_accepting(cio_http_server *srv, bool pause)
+{
+    srv->accept_paused = pause;
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        if (srv->listeners[i]->closed)
+            continue;
+        if (pause)
+            cio_listener_pause(&srv->listeners[i]->ls);
+        else
+            cio_listener_resume(&srv->listeners[i]->ls);
+    }
+}
+
+int http_server_conn_added(cio_http_server *srv, cio_http_conn *c)
+{
+    cio_list_push(&srv->conns, &c->link);
+    srv->nconns++;
+    srv->st.accepted++;
+    if (srv->nconns >= srv->o.max_connections && !srv->accept_paused) {
+        srv->st.accept_pauses++;
+        pause_accepting(srv, true); /* new connections wait in the backlog */
+    }
+    return 0;
+}
+
+void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c)
+{
+    cio_list_del(&c->link);
+    srv->nconns--;
+    if (srv->accept_paused && !srv->shutting && srv->nconns < srv->o.max_connections)
+        pause_accepting(srv, false);
+    if (srv->shutting && srv->nconns == 0)
+        cio_event_set(&srv->drained);
+}
+
+static void on_accept(cio_listener *ls, int fd)
+{
+    http_listener *hl = cio_container_of(ls, http_listener, ls);
+    cio_http_server *srv = hl->srv;
+    cio_http_conn *c = srv->shutting ? NULL : cio_http_conn_new(srv);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    /* Responses are coalesced per batch already; do not let Nagle hold the
+     * last segment of one back for an ACK. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    cio_sock_init(&c->sock, srv->loop, fd, cio_http_conn_cbs(), c);
+    cio_http_conn_start(c, &c->sock.t);
+}
+
+static void listener_closed(cio_listener *ls)
+{
+    cio_container_of(ls, http_listener, ls)->closed = true;
+}
+
+int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
+                    bool reuseport, char *text_out)
+{
+    http_listener **ls = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof(*ls));
+    if (!ls)
+        return -ENOMEM;
+    srv->listeners = ls;
+    http_listener *hl = calloc(1, sizeof(*hl));
+    if (!hl)
+        return -ENOMEM;
+    hl->srv = srv;
+    int rc = cio_listener_open(&hl->ls, srv->loop, addr, len, BACKLOG, reuseport, on_accept, hl);
+    if (rc < 0) {
+        free(hl);
+        return rc;
+    }
+    srv->listeners[srv->nlisteners++] = hl;
+    if (srv->accept_paused)
+        cio_listener_pause(&hl->ls);
+    if (text_out) {
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        char ip[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (cio_listener_address(&hl->ls, &ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET6) {
+                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
+                port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+                snprintf(text_out, 64, "[%s]:%d", ip, port);
+            } else {
+                inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+                port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+                snprintf(text_out, 64, "%s:%d", ip, port);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------- */
+
+static int respond_status(cio_http_req *r, int status)
+{
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, cio_http_reason(status));
+    return cio_http_respond(r, status, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+/* Splits the target into path and query; accepts origin-form ("/p?q") and
+ * absolute-form ("http://host/p?q"). False if neither. */
+static bool split_target(cio_http_req *r)
+{
+    cio_str t = cio_http_target(r);
+    size_t i = 0; /* index of the path's first byte */
+    size_t skip = 0;
+    if (t.n >= 7 && strncasecmp(t.p, "http://", 7) == 0)
+        skip = 7;
+    else if (t.n >= 8 && strncasecmp(t.p, "https://", 8) == 0)
+        skip = 8;
+    if (skip) {
+        i = skip;
+        while (i < t.n && t.p[i] != '/')
+            i++; /* "http://host": the path is "/" */
+    }
+    if (i < t.n && t.p[i] != '/')
+        return false;
+    size_t q = i;
+    while (q < t.n && t.p[q] != '?')
+        q++;
+    r->path = q == i ? (cio_str){"/", 1} : (cio_str){t.p + i, q - i};
+    r->query = q < t.n ? (cio_str){t.p + q + 1, t.n - q - 1} : (cio_str){"", 0};
+    return true;
+}
+
+void http_handle_request(cio_http_req *r)
+{
+    cio_http_conn *c = r->conn;
+    cio_http_server *srv = c->srv;
+    r->head_only = r->method == HTTP_HEAD;
+    int rc;
+    cio_str target = cio_http_target(r);
+    if (target.n == 1 && target.p[0] == '*') {
+        if (r->method == HTTP_OPTIONS) {
+            cio_http_add_header(r, "Allow", "GET, HEAD, POST, OPTIONS");
+            rc = cio_http_respond(r, 204, NULL, NULL, 0);
+        } else {
+            rc = respond_status(r, 400);
+        }
+    } else if (!split_target(r)) {
+        rc = respond_status(r, 400);
+    } else {
+        char allowed[128];
+        const http_route *rt = http_route_match(srv, r, allowed, sizeof(allowed));
+        if (rt) {
+            rc = rt->fn(r, rt->ud);
+        } else if (allowed[0]) {
+            cio_http_add_header(r, "Allow", allowed);
+            rc = respond_status(r, 405);
+        } else if (srv->root_fd >= 0) {
+            rc = cio_http_serve_static(r);
+        } else {
+            rc = respond_status(r, 404);
+        }
+    }
+    if (rc < 0) {
+        if (r->resp_state == RESP_NONE) {
+            c->close_after = true;
+            respond_status(r, rc == -ENOMEM ? 503 : 500);
+        } else if (r->resp_state == RESP_STREAMING) {
+            c->close_after = true; /* cut short: the peer sees the close */
+            r->resp_state = RESP_DONE;
+        }
+    }
+}
+
+/* ---- shutdown ------------------------------------------------------------------------- */
+
+int cio_http_server_shutdown(cio_http_server *srv, cio_time deadline)
+{
+    srv->shutting = true;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        if (!srv->listeners[i]->ls.closing)
+            cio_listener_close(&srv->listeners[i]->ls, listener_closed);
+    for (cio_list *n = srv->conns.next; n != &srv->conns; n = n->next)
+        http_conn_shutdown(cio_container_of(n, cio_http_conn, link), false);
+    if (srv->nconns == 0)
+        cio_event_set(&srv->drained);
+    int rc = cio_event_wait(&srv->drained, deadline);
+    if (rc == 0)
+        goto listeners;
+    /* Past the deadline: close what is left, and wait for it to go. */
+    for (cio_list *n = srv->conns.next; n != &srv->conns; n = n->next)
+        http_conn_shutdown(cio_container_of(n, cio_http_conn, link), true);
+    cio_scope shield;
+    cio_scope_enter(&shield, cio_after(CIO_SEC(5)), true);
+    (void)cio_event_wait(&srv->drained, CIO_NEVER);
+    cio_scope_exit(&shield);
+    rc = -ETIMEDOUT;
+listeners:;
+    /* The listeners' last completions must be in before they are freed, even
+     * if this task is being cancelled. */
+    cio_scope sh;
+    cio_scope_enter(&sh, CIO_NEVER, true);
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        while (!srv->listeners[i]->closed)
+            cio_sleep(CIO_MS(1));
+    cio_scope_exit(&sh);
+    return rc;
+}
+
+void cio_http_server_destroy(cio_http_server *srv)
+{
+    if (!srv)
+        return;
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        free(srv->listeners[i]);
+    free(srv->listeners);
+    http_routes_free(srv);
+    if (srv->root_fd >= 0)
+        close(srv->root_fd);
+    free(srv);
+}
+
+void cio_http_server_stats(const cio_http_server *srv, cio_http_stats *out)
+{
+    *out = srv->st;
+    out->connections = srv->nconns;
+    uint64_t idle = 0;
+    for (cio_list *n = srv->conns.next; n != &srv->conns; n = n->next)
+        idle += http_conn_is_idle(cio_container_of(n, cio_http_conn, link));
+    out->idle = idle;
+}

@@ -1,0 +1,1172 @@
+/* Defaults, the JSON file, listen addresses, validation and the command line. */
+#include "cio_config.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The core harness pulls in cio.h, which this module must not see: the same
+ * T_CASE/T_MAIN pattern, plus a scratch directory per test, made and removed
+ * by the parent so that a failing (forked) test still cleans up. */
+static char tmpdir[64];
+
+static void tmp_setup(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/cio_config_XXXXXX");
+    if (!mkdtemp(tmpdir))
+        abort();
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void tmp_teardown(void)
+{
+    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+#define T_CASE(suite, fn, timeout)                                 \
+    do {                                                           \
+        TCase *tc_ = tcase_create(#fn);                            \
+        tcase_set_timeout(tc_, (timeout));                         \
+        tcase_add_unchecked_fixture(tc_, tmp_setup, tmp_teardown); \
+        tcase_add_test(tc_, fn);                                   \
+        suite_add_tcase((suite), tc_);                             \
+    } while (0)
+
+#define T_MAIN(make_suite)                                           \
+    int main(void)                                                   \
+    {                                                                \
+        SRunner *sr = srunner_create(make_suite());                  \
+        if (!getenv("CK_FORK")) /* CK_FORK=no to debug in-process */ \
+            srunner_set_fork_status(sr, CK_FORK);                    \
+        srunner_run_all(sr, CK_NORMAL);                              \
+        int failed = srunner_ntests_failed(sr);                      \
+        srunner_free(sr);                                            \
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;                 \
+    }
+
+#define LISTEN_HINT "(expected IPv4:port, [IPv6]:port, *:port or localhost:port)"
+
+static char err[512];
+
+/* tmpdir/name; a few rotating buffers so two paths can be live at once. */
+static const char *tpath(const char *name)
+{
+    static char bufs[4][PATH_MAX];
+    static int next;
+    char *p = bufs[next++ % 4];
+    snprintf(p, PATH_MAX, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static const char *write_file(const char *name, const char *text)
+{
+    const char *p = tpath(name);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+    return p;
+}
+
+static int load(cio_config *c, const char *json)
+{
+    err[0] = '\0';
+    return cio_config_load_string(c, json, "test.json", err, sizeof(err));
+}
+
+/* Loads json on top of the defaults and expects an error containing want. */
+static void expect_load_error(const char *json, const char *want)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    int r = load(&c, json);
+    ck_assert_msg(r == -EINVAL, "accepted %s", json);
+    ck_assert_msg(strstr(err, want), "for %s: got \"%s\", want \"%s\"", json, err, want);
+    ck_assert_ptr_null(strchr(err, '\n'));
+    cio_config_free(&c);
+}
+
+static int argc_of(char **argv)
+{
+    int n = 0;
+    while (argv[n])
+        n++;
+    return n;
+}
+
+static cio_config_action action;
+
+/* from_args(c, "--flag", "value", ...): argv[0] is "corio". */
+#define from_args(c, ...) from_argv((c), (char *[]){"corio", __VA_ARGS__, NULL})
+
+static int from_argv(cio_config *c, char **argv)
+{
+    err[0] = '\0';
+    action = (cio_config_action)-1;
+    return cio_config_from_args(c, argc_of(argv), argv, &action, err, sizeof(err));
+}
+
+static void expect_args_error(char **argv, const char *want)
+{
+    cio_config c;
+    int r = from_argv(&c, argv);
+    ck_assert_int_eq(r, -EINVAL);
+    ck_assert_msg(strstr(err, want), "got \"%s\", want \"%s\"", err, want);
+    cio_config_free(&c);
+}
+
+static void assert_listen(const cio_listen *l, int family, const char *addr, unsigned port)
+{
+    char buf[INET6_ADDRSTRLEN];
+    ck_assert_int_eq(l->addr.ss_family, family);
+    if (family == AF_INET) {
+        const struct sockaddr_in *sa = (const struct sockaddr_in *)&l->addr;
+        ck_assert_int_eq(l->addrlen, sizeof(*sa));
+        ck_assert_uint_eq(ntohs(sa->sin_port), port);
+        inet_ntop(AF_INET, &sa->sin_addr, buf, sizeof(buf));
+    } else {
+        const struct sockaddr_in6 *sa = (const struct sockaddr_in6 *)&l->addr;
+        ck_assert_int_eq(l->addrlen, sizeof(*sa));
+        ck_assert_uint_eq(ntohs(sa->sin6_port), port);
+        inet_ntop(AF_INET6, &sa->sin6_addr, buf, sizeof(buf));
+    }
+    ck_assert_str_eq(buf, addr);
+}
+
+/* ---- defaults ---- */
+
+START_TEST(defaults_match_header)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_uint_eq(c.nlisten, 1);
+    ck_assert_str_eq(c.listen[0].text, "0.0.0.0:8080");
+    assert_listen(&c.listen[0], AF_INET, "0.0.0.0", 8080);
+    ck_assert_ptr_null(c.root);
+    ck_assert_uint_eq(c.pool_threads, 0);
+    ck_assert_uint_eq(c.limits.max_connections, 100000);
+    ck_assert_uint_eq(c.limits.max_header_bytes, 8192);
+    ck_assert_uint_eq(c.limits.max_uri_bytes, 8192);
+    ck_assert_uint_eq(c.limits.max_body_bytes, 1048576);
+    ck_assert_uint_eq(c.limits.max_requests_per_connection, 0);
+    ck_assert_uint_eq(c.timeouts.header_ms, 10000);
+    ck_assert_uint_eq(c.timeouts.body_ms, 30000);
+    ck_assert_uint_eq(c.timeouts.keepalive_ms, 75000);
+    ck_assert_uint_eq(c.timeouts.write_ms, 30000);
+    ck_assert_uint_eq(c.timeouts.drain_ms, 10000);
+    ck_assert_int_eq(c.log.level, 2);
+    ck_assert_str_eq(c.log.access, "-");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(defaults_are_valid)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(cio_config_validate(&c, err, sizeof(err)), 0);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(free_is_idempotent_and_config_reusable)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"root\": \"/tmp\"}"), 0);
+    cio_config_free(&c);
+    ck_assert_ptr_null(c.root);
+    ck_assert_ptr_null(c.log.access);
+    cio_config_free(&c);
+    cio_config_defaults(&c);
+    ck_assert_str_eq(c.log.access, "-");
+    cio_config_free(&c);
+}
+END_TEST
+
+/* ---- JSON: each key ---- */
+
+START_TEST(json_listen_replaces_default_list)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"listen\": [\"127.0.0.1:80\", \"[::1]:8443\"]}"), 0);
+    ck_assert_uint_eq(c.nlisten, 2);
+    ck_assert_str_eq(c.listen[0].text, "127.0.0.1:80");
+    assert_listen(&c.listen[0], AF_INET, "127.0.0.1", 80);
+    ck_assert_str_eq(c.listen[1].text, "[::1]:8443");
+    assert_listen(&c.listen[1], AF_INET6, "::1", 8443);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_listen_accepts_sixteen)
+{
+    char doc[1024] = "{\"listen\": [";
+    for (int i = 0; i < CIO_CONFIG_MAX_LISTEN; i++)
+        snprintf(doc + strlen(doc), sizeof(doc) - strlen(doc), "%s\"127.0.0.1:%d\"", i ? ", " : "",
+                 9000 + i);
+    strcat(doc, "]}");
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, doc), 0);
+    ck_assert_uint_eq(c.nlisten, CIO_CONFIG_MAX_LISTEN);
+    assert_listen(&c.listen[15], AF_INET, "127.0.0.1", 9015);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_root_set_and_cleared_by_null)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"root\": \"/srv/www\"}"), 0);
+    ck_assert_str_eq(c.root, "/srv/www");
+    ck_assert_int_eq(load(&c, "{\"root\": \"/srv/other\"}"), 0);
+    ck_assert_str_eq(c.root, "/srv/other");
+    ck_assert_int_eq(load(&c, "{\"root\": null}"), 0);
+    ck_assert_ptr_null(c.root);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_pool_threads)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"pool_threads\": 1024}"), 0);
+    ck_assert_uint_eq(c.pool_threads, 1024);
+    ck_assert_int_eq(load(&c, "{\"pool_threads\": 0}"), 0);
+    ck_assert_uint_eq(c.pool_threads, 0);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_limits_every_key)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"limits\": {\"max_connections\": 11, \"max_header_bytes\": 22,"
+                              " \"max_uri_bytes\": 33, \"max_body_bytes\": 1099511627776,"
+                              " \"max_requests_per_connection\": 55}}"),
+                     0);
+    ck_assert_uint_eq(c.limits.max_connections, 11);
+    ck_assert_uint_eq(c.limits.max_header_bytes, 22);
+    ck_assert_uint_eq(c.limits.max_uri_bytes, 33);
+    ck_assert_uint_eq(c.limits.max_body_bytes, UINT64_C(1099511627776));
+    ck_assert_uint_eq(c.limits.max_requests_per_connection, 55);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_timeouts_every_key)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"timeouts\": {\"header_ms\": 1, \"body_ms\": 2,"
+                              " \"keepalive_ms\": 0, \"write_ms\": 4, \"drain_ms\": 5}}"),
+                     0);
+    ck_assert_uint_eq(c.timeouts.header_ms, 1);
+    ck_assert_uint_eq(c.timeouts.body_ms, 2);
+    ck_assert_uint_eq(c.timeouts.keepalive_ms, 0);
+    ck_assert_uint_eq(c.timeouts.write_ms, 4);
+    ck_assert_uint_eq(c.timeouts.drain_ms, 5);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_log_levels_and_access)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    cio_config c;
+    cio_config_defaults(&c);
+    for (int i = 0; i < 4; i++) {
+        char doc[64];
+        snprintf(doc, sizeof(doc), "{\"log\": {\"level\": \"%s\"}}", names[i]);
+        ck_assert_int_eq(load(&c, doc), 0);
+        ck_assert_int_eq(c.log.level, i);
+    }
+    ck_assert_int_eq(load(&c, "{\"log\": {\"access\": \"/var/log/corio/access.log\"}}"), 0);
+    ck_assert_str_eq(c.log.access, "/var/log/corio/access.log");
+    ck_assert_int_eq(load(&c, "{\"log\": {\"access\": \"off\"}}"), 0);
+    ck_assert_str_eq(c.log.access, "off");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_partial_objects_keep_other_keys)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c,
+                          "{\"limits\": {\"max_body_bytes\": 7}, \"timeouts\": {\"body_ms\": 9},"
+                          " \"log\": {\"level\": \"debug\"}}"),
+                     0);
+    ck_assert_uint_eq(c.limits.max_body_bytes, 7);
+    ck_assert_uint_eq(c.limits.max_connections, 100000);
+    ck_assert_uint_eq(c.limits.max_header_bytes, 8192);
+    ck_assert_uint_eq(c.timeouts.body_ms, 9);
+    ck_assert_uint_eq(c.timeouts.header_ms, 10000);
+    ck_assert_int_eq(c.log.level, 3);
+    ck_assert_str_eq(c.log.access, "-");
+    ck_assert_uint_eq(c.nlisten, 1);
+    ck_assert_str_eq(c.listen[0].text, "0.0.0.0:8080");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_empty_object_changes_nothing)
+{
+    cio_config c, d;
+    cio_config_defaults(&c);
+    cio_config_defaults(&d);
+    ck_assert_int_eq(load(&c, "{}"), 0);
+    ck_assert_int_eq(load(&c, "{\"limits\": {}, \"timeouts\": {}, \"log\": {}}"), 0);
+    ck_assert_mem_eq(&c.limits, &d.limits, sizeof(c.limits));
+    ck_assert_mem_eq(&c.timeouts, &d.timeouts, sizeof(c.timeouts));
+    ck_assert_int_eq(c.log.level, d.log.level);
+    cio_config_free(&c);
+    cio_config_free(&d);
+}
+END_TEST
+
+START_TEST(json_later_document_overrides_earlier)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"limits\": {\"max_connections\": 5}}"), 0);
+    ck_assert_int_eq(load(&c, "{\"limits\": {\"max_connections\": 6}}"), 0);
+    ck_assert_uint_eq(c.limits.max_connections, 6);
+    cio_config_free(&c);
+}
+END_TEST
+
+/* ---- JSON: errors ---- */
+
+START_TEST(json_unknown_top_level_key)
+{
+    expect_load_error("{\"listen\": [\"*:80\"], \"lisen\": 1}", "test.json: unknown key \"lisen\"");
+}
+END_TEST
+
+START_TEST(json_unknown_nested_key_names_path)
+{
+    expect_load_error("{\"limits\": {\"max_bodybytes\": 1}}",
+                      "unknown key \"limits.max_bodybytes\"");
+    expect_load_error("{\"timeouts\": {\"idle_ms\": 1}}", "unknown key \"timeouts.idle_ms\"");
+    expect_load_error("{\"log\": {\"format\": \"json\"}}", "unknown key \"log.format\"");
+}
+END_TEST
+
+START_TEST(json_integers_reject_wrong_types)
+{
+    static const char *const values[] = {"-1",   "1.5",  "1.0", "1e3", "\"10\"",
+                                         "true", "null", "[]",  "{}"};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        char doc[128];
+        snprintf(doc, sizeof(doc), "{\"limits\": {\"max_body_bytes\": %s}}", values[i]);
+        expect_load_error(doc, "test.json: limits.max_body_bytes: expected a non-negative integer");
+        snprintf(doc, sizeof(doc), "{\"timeouts\": {\"drain_ms\": %s}}", values[i]);
+        expect_load_error(doc, "timeouts.drain_ms: expected a non-negative integer");
+        snprintf(doc, sizeof(doc), "{\"pool_threads\": %s}", values[i]);
+        expect_load_error(doc, "pool_threads: expected a non-negative integer");
+    }
+}
+END_TEST
+
+START_TEST(json_integer_too_big_is_an_error)
+{
+    expect_load_error("{\"limits\": {\"max_body_bytes\": 99999999999999999999}}", "test.json:1:");
+    expect_load_error("{\"pool_threads\": 1025}", "pool_threads: 1025 is out of range (0..1024)");
+}
+END_TEST
+
+START_TEST(json_wrong_types_name_the_key)
+{
+    expect_load_error("{\"log\": {\"level\": \"verbose\"}}",
+                      "log.level: expected one of error, warn, info, debug");
+    expect_load_error("{\"log\": {\"level\": 2}}",
+                      "log.level: expected one of error, warn, info, debug");
+    expect_load_error("{\"log\": {\"access\": false}}", "log.access: expected a string");
+    expect_load_error("{\"log\": \"debug\"}", "log: expected an object");
+    expect_load_error("{\"limits\": 5}", "limits: expected an object");
+    expect_load_error("{\"timeouts\": []}", "timeouts: expected an object");
+    expect_load_error("{\"root\": 5}", "root: expected a directory path or null");
+    expect_load_error("{\"root\": \"\"}", "root: expected a directory path or null");
+}
+END_TEST
+
+START_TEST(json_listen_errors)
+{
+    expect_load_error("{\"listen\": \"0.0.0.0:80\"}", "listen: expected an array");
+    expect_load_error("{\"listen\": []}", "listen: expected at least one address");
+    expect_load_error("{\"listen\": [80]}", "listen[0]: expected a string");
+    expect_load_error("{\"listen\": [\"1.2.3.4:80\", \"foo\"]}",
+                      "test.json: listen[1]: invalid address \"foo\" " LISTEN_HINT);
+    char doc[1024] = "{\"listen\": [";
+    for (int i = 0; i <= CIO_CONFIG_MAX_LISTEN; i++)
+        strcat(doc, i ? ", \"*:80\"" : "\"*:80\"");
+    strcat(doc, "]}");
+    expect_load_error(doc, "listen: too many addresses (17, at most 16)");
+}
+END_TEST
+
+START_TEST(json_error_leaves_config_unchanged)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"root\": \"/a\"}"), 0);
+    ck_assert_int_eq(load(&c, "{\"root\": \"/b\", \"pool_threads\": 4, \"listen\": [\"*:1\"],"
+                              " \"log\": {\"access\": \"x.log\"},"
+                              " \"limits\": {\"max_connections\": 5, \"bogus\": 1}}"),
+                     -EINVAL);
+    ck_assert_str_eq(c.root, "/a");
+    ck_assert_uint_eq(c.pool_threads, 0);
+    ck_assert_str_eq(c.listen[0].text, "0.0.0.0:8080");
+    ck_assert_str_eq(c.log.access, "-");
+    ck_assert_uint_eq(c.limits.max_connections, 100000);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_syntax_error_gives_line_and_column)
+{
+    const char *p = write_file("bad.json", "{\n  \"listen\": [\"*:80\"],\n  \"root\": x\n}\n");
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(cio_config_load_file(&c, p, err, sizeof(err)), -EINVAL);
+    char want[PATH_MAX + 32];
+    snprintf(want, sizeof(want), "%s:3:11: ", p);
+    ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "got \"%s\"", err);
+    ck_assert_ptr_nonnull(strstr(err, "invalid token"));
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_syntax_error_in_string_uses_name)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(cio_config_load_string(&c, "{\"root\": \"/x\",}", "inline", err, sizeof(err)),
+                     -EINVAL);
+    ck_assert_msg(strncmp(err, "inline:1:15: ", 13) == 0, "got \"%s\"", err);
+    ck_assert_int_eq(cio_config_load_string(&c, "{", NULL, err, sizeof(err)), -EINVAL);
+    ck_assert_msg(strncmp(err, "<string>:1:", 11) == 0, "got \"%s\"", err);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_duplicate_key_is_an_error)
+{
+    expect_load_error("{\"root\": \"/a\",\n \"root\": \"/b\"}", "test.json:2:");
+    expect_load_error("{\"limits\": {\"max_connections\": 1, \"max_connections\": 2}}",
+                      "duplicate object key");
+}
+END_TEST
+
+START_TEST(json_top_level_must_be_an_object)
+{
+    expect_load_error("[1, 2]", "test.json: expected a JSON object at the top level");
+    expect_load_error("\"x\"", "test.json:1:");
+    expect_load_error("", "test.json");
+}
+END_TEST
+
+START_TEST(load_file_applies_document)
+{
+    const char *p = write_file("ok.json", "{\"listen\": [\"[::]:443\"], \"pool_threads\": 8}");
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(cio_config_load_file(&c, p, err, sizeof(err)), 0);
+    ck_assert_uint_eq(c.pool_threads, 8);
+    ck_assert_uint_eq(c.nlisten, 1);
+    assert_listen(&c.listen[0], AF_INET6, "::", 443);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(load_file_missing)
+{
+    const char *p = tpath("nope.json");
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "%s: No such file or directory", p);
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(cio_config_load_file(&c, p, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, want);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(load_file_directory)
+{
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "%s: Is a directory", tmpdir);
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(cio_config_load_file(&c, tmpdir, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, want);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(errors_are_one_line_and_truncated_safely)
+{
+    expect_load_error("{\"a\\nb\\u0001\": 1}", "unknown key \"a?b?\"");
+    cio_config c;
+    cio_config_defaults(&c);
+    char small[12];
+    memset(small, 'z', sizeof(small));
+    ck_assert_int_eq(cio_config_load_string(&c, "{\"bogus\": 1}", "name", small, sizeof(small)),
+                     -EINVAL);
+    ck_assert_str_eq(small, "name: unkno");
+    char tiny[1] = {'z'};
+    ck_assert_int_eq(cio_config_load_string(&c, "{\"bogus\": 1}", "n", tiny, sizeof(tiny)),
+                     -EINVAL);
+    ck_assert_int_eq(tiny[0], '\0');
+    ck_assert_int_eq(cio_config_load_string(&c, "{\"bogus\": 1}", "n", NULL, 0), -EINVAL);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(errors_never_split_utf8)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    /* "n: unknown key \"" is 16 bytes; the buffer leaves room for 1 byte of
+     * the 2-byte e-acute, which must not be written. */
+    char buf[18];
+    ck_assert_int_eq(cio_config_load_string(&c, "{\"\xc3\xa9\": 1}", "n", buf, sizeof(buf)),
+                     -EINVAL);
+    ck_assert_str_eq(buf, "n: unknown key \"");
+    cio_config_free(&c);
+}
+END_TEST
+
+/* ---- listen addresses ---- */
+
+START_TEST(listen_parse_good)
+{
+    static const struct {
+        const char *text;
+        int family;
+        const char *addr;
+        unsigned port;
+    } cases[] = {
+        {"1.2.3.4:80", AF_INET, "1.2.3.4", 80},
+        {"0.0.0.0:8080", AF_INET, "0.0.0.0", 8080},
+        {"255.255.255.255:65535", AF_INET, "255.255.255.255", 65535},
+        {"127.0.0.1:0", AF_INET, "127.0.0.1", 0},
+        {"*:8080", AF_INET, "0.0.0.0", 8080},
+        {"localhost:8080", AF_INET, "127.0.0.1", 8080},
+        {"[::1]:8080", AF_INET6, "::1", 8080},
+        {"[::]:80", AF_INET6, "::", 80},
+        {"[2001:db8::1]:443", AF_INET6, "2001:db8::1", 443},
+        {"[::ffff:10.0.0.1]:1", AF_INET6, "::ffff:10.0.0.1", 1},
+        {"10.0.0.1:00080", AF_INET, "10.0.0.1", 80},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cio_listen l;
+        ck_assert_msg(cio_listen_parse(cases[i].text, &l) == 0, "rejected %s", cases[i].text);
+        assert_listen(&l, cases[i].family, cases[i].addr, cases[i].port);
+        ck_assert_str_eq(l.text, cases[i].text);
+    }
+}
+END_TEST
+
+START_TEST(listen_parse_bad)
+{
+    static const char *const cases[] = {
+        "",
+        "80",
+        ":80",
+        "1.2.3.4",
+        "1.2.3.4:",
+        "1.2.3.4:80x",
+        "1.2.3.4:-1",
+        "1.2.3.4:+80",
+        "1.2.3.4: 80",
+        "1.2.3.4:65536",
+        "1.2.3.4:99999999999999999999",
+        "1.2.3.256:80",
+        "1.2.3:80",
+        "01.2.3.4:80",
+        "example.com:80",
+        "::1:80",
+        "::1",
+        "[::1]",
+        "[::1]80",
+        "[::1]:",
+        "[::1:80",
+        "[]:80",
+        "[1.2.3.4]:80",
+        "[::g]:80",
+        "[fe80::1%lo]:80",
+        "*:",
+        "**:80",
+        "localhost",
+        " 1.2.3.4:80",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cio_listen l;
+        ck_assert_msg(cio_listen_parse(cases[i], &l) == -EINVAL, "accepted \"%s\"", cases[i]);
+    }
+    cio_listen l;
+    ck_assert_int_eq(cio_listen_parse(NULL, &l), -EINVAL);
+}
+END_TEST
+
+START_TEST(listen_parse_failure_leaves_output_alone)
+{
+    cio_listen l;
+    ck_assert_int_eq(cio_listen_parse("[::1]:1", &l), 0);
+    ck_assert_int_eq(cio_listen_parse("1.2.3.4:65536", &l), -EINVAL);
+    assert_listen(&l, AF_INET6, "::1", 1);
+    ck_assert_str_eq(l.text, "[::1]:1");
+}
+END_TEST
+
+START_TEST(listen_parse_truncates_long_text)
+{
+    char text[128] = "1.2.3.4:";
+    memset(text + 8, '0', 80);
+    strcpy(text + 88, "80");
+    cio_listen l;
+    ck_assert_int_eq(cio_listen_parse(text, &l), 0);
+    assert_listen(&l, AF_INET, "1.2.3.4", 80);
+    ck_assert_uint_eq(strlen(l.text), sizeof(l.text) - 1);
+    ck_assert_int_eq(strncmp(l.text, text, sizeof(l.text) - 1), 0);
+}
+END_TEST
+
+/* ---- validation ---- */
+
+/* The defaults with max_uri_bytes lowered so max_header_bytes can reach its
+ * own lower bound without tripping the uri <= header rule. */
+static void valid_base(cio_config *c)
+{
+    cio_config_defaults(c);
+    c->limits.max_uri_bytes = 16;
+}
+
+static void expect_valid(const cio_config *c, const char *what)
+{
+    err[0] = '\0';
+    ck_assert_msg(cio_config_validate(c, err, sizeof(err)) == 0, "%s: %s", what, err);
+}
+
+static void expect_invalid(const cio_config *c, const char *want)
+{
+    err[0] = '\0';
+    ck_assert_int_eq(cio_config_validate(c, err, sizeof(err)), -EINVAL);
+    ck_assert_msg(strstr(err, want), "got \"%s\", want \"%s\"", err, want);
+}
+
+START_TEST(validate_integer_ranges_both_sides)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+        uint64_t lo, hi;
+    } cases[] = {
+        {"limits.max_connections", offsetof(cio_config, limits.max_connections), 1, 1000000},
+        {"limits.max_header_bytes", offsetof(cio_config, limits.max_header_bytes), 1024, 1048576},
+        {"limits.max_body_bytes", offsetof(cio_config, limits.max_body_bytes), 0,
+         UINT64_C(1099511627776)},
+        {"timeouts.header_ms", offsetof(cio_config, timeouts.header_ms), 1, 86400000},
+        {"timeouts.body_ms", offsetof(cio_config, timeouts.body_ms), 1, 86400000},
+        {"timeouts.keepalive_ms", offsetof(cio_config, timeouts.keepalive_ms), 0, 86400000},
+        {"timeouts.write_ms", offsetof(cio_config, timeouts.write_ms), 1, 86400000},
+        {"timeouts.drain_ms", offsetof(cio_config, timeouts.drain_ms), 0, 86400000},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cio_config c;
+        valid_base(&c);
+        uint64_t *v = (uint64_t *)((char *)&c + cases[i].off);
+        char want[128];
+        *v = cases[i].lo;
+        expect_valid(&c, cases[i].key);
+        *v = cases[i].hi;
+        expect_valid(&c, cases[i].key);
+        *v = cases[i].hi + 1;
+        snprintf(want, sizeof(want), "%s: %" PRIu64 " is out of range", cases[i].key, *v);
+        expect_invalid(&c, want);
+        if (cases[i].lo > 0) {
+            *v = cases[i].lo - 1;
+            snprintf(want, sizeof(want), "%s: %" PRIu64 " is out of range", cases[i].key, *v);
+            expect_invalid(&c, want);
+        }
+        *v = UINT64_MAX;
+        expect_invalid(&c, cases[i].key);
+        cio_config_free(&c);
+    }
+}
+END_TEST
+
+START_TEST(validate_uri_bytes_bounded_by_header_bytes)
+{
+    cio_config c;
+    valid_base(&c);
+    c.limits.max_uri_bytes = 16;
+    expect_valid(&c, "16");
+    c.limits.max_uri_bytes = 15;
+    expect_invalid(&c, "limits.max_uri_bytes: 15 is out of range (16..8192");
+    c.limits.max_uri_bytes = 8192;
+    expect_valid(&c, "8192");
+    c.limits.max_uri_bytes = 8193;
+    expect_invalid(&c, "limits.max_uri_bytes: 8193 is out of range (16..8192");
+    c.limits.max_header_bytes = 65536;
+    expect_valid(&c, "header raised");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_requests_per_connection_unbounded)
+{
+    cio_config c;
+    valid_base(&c);
+    c.limits.max_requests_per_connection = UINT64_MAX;
+    expect_valid(&c, "max");
+    c.limits.max_requests_per_connection = 0;
+    expect_valid(&c, "0");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_pool_threads_and_log)
+{
+    cio_config c;
+    valid_base(&c);
+    c.pool_threads = 1024;
+    expect_valid(&c, "1024 threads");
+    c.pool_threads = 1025;
+    expect_invalid(&c, "pool_threads: 1025 is out of range (0..1024)");
+    c.pool_threads = 0;
+    c.log.level = 4;
+    expect_invalid(&c, "log.level");
+    c.log.level = -1;
+    expect_invalid(&c, "log.level");
+    c.log.level = 0;
+    free(c.log.access);
+    c.log.access = strdup("");
+    expect_invalid(&c, "log.access");
+    free(c.log.access);
+    c.log.access = NULL;
+    expect_invalid(&c, "log.access");
+    c.log.access = strdup("off");
+    expect_valid(&c, "off");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_listen_count_and_duplicates)
+{
+    cio_config c;
+    valid_base(&c);
+    c.nlisten = 0;
+    expect_invalid(&c, "listen: at least one address");
+    ck_assert_int_eq(cio_listen_parse("*:80", &c.listen[0]), 0);
+    ck_assert_int_eq(cio_listen_parse("0.0.0.0:80", &c.listen[1]), 0);
+    c.nlisten = 2;
+    expect_invalid(&c, "listen[1]: \"0.0.0.0:80\" duplicates listen[0] \"*:80\"");
+    ck_assert_int_eq(cio_listen_parse("[::]:80", &c.listen[1]), 0);
+    expect_valid(&c, "v4 and v6");
+    ck_assert_int_eq(cio_listen_parse("*:0", &c.listen[0]), 0);
+    ck_assert_int_eq(cio_listen_parse("0.0.0.0:0", &c.listen[1]), 0);
+    expect_valid(&c, "two ephemeral ports");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_root_missing)
+{
+    cio_config c;
+    valid_base(&c);
+    c.root = strdup(tpath("missing"));
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "root: %s: No such file or directory", c.root);
+    ck_assert_int_eq(cio_config_validate(&c, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, want);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_root_not_a_directory)
+{
+    cio_config c;
+    valid_base(&c);
+    c.root = strdup(write_file("file", "x"));
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "root: %s: not a directory", c.root);
+    ck_assert_int_eq(cio_config_validate(&c, err, sizeof(err)), -EINVAL);
+    ck_assert_str_eq(err, want);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_root_directory_ok)
+{
+    cio_config c;
+    valid_base(&c);
+    c.root = strdup(tmpdir);
+    expect_valid(&c, "tmpdir");
+    cio_config_free(&c);
+}
+END_TEST
+
+/* ---- command line ---- */
+
+START_TEST(args_none_gives_defaults)
+{
+    cio_config c;
+    ck_assert_int_eq(from_argv(&c, (char *[]){"corio", NULL}), 0);
+    ck_assert_int_eq(action, CIO_CONFIG_RUN);
+    ck_assert_uint_eq(c.nlisten, 1);
+    ck_assert_str_eq(c.listen[0].text, "0.0.0.0:8080");
+    ck_assert_str_eq(c.log.access, "-");
+    cio_config_free(&c);
+}
+END_TEST
+
+static const char *sample_file(void)
+{
+    return write_file("corio.json", "{\"listen\": [\"127.0.0.1:1\", \"127.0.0.1:2\"],"
+                                    " \"log\": {\"level\": \"error\", \"access\": \"file.log\"},"
+                                    " \"limits\": {\"max_connections\": 77}}");
+}
+
+START_TEST(args_flags_override_file_whatever_the_order)
+{
+    const char *p = sample_file();
+    char *dir = tmpdir;
+    for (int order = 0; order < 2; order++) {
+        cio_config c;
+        int r = order == 0 ? from_args(&c, "--config", (char *)p, "--listen", "[::1]:9",
+                                       "--log-level", "debug", "--access-log", "off", "--root", dir)
+                           : from_args(&c, "--listen", "[::1]:9", "--log-level", "debug",
+                                       "--access-log", "off", "--root", dir, "--config", (char *)p);
+        ck_assert_msg(r == 0, "order %d: %s", order, err);
+        ck_assert_int_eq(action, CIO_CONFIG_RUN);
+        ck_assert_uint_eq(c.nlisten, 1);
+        assert_listen(&c.listen[0], AF_INET6, "::1", 9);
+        ck_assert_int_eq(c.log.level, 3);
+        ck_assert_str_eq(c.log.access, "off");
+        ck_assert_str_eq(c.root, tmpdir);
+        ck_assert_uint_eq(c.limits.max_connections, 77); /* from the file */
+        cio_config_free(&c);
+    }
+}
+END_TEST
+
+START_TEST(args_file_applies_without_flags)
+{
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--config", (char *)sample_file()), 0);
+    ck_assert_uint_eq(c.nlisten, 2);
+    ck_assert_str_eq(c.listen[1].text, "127.0.0.1:2");
+    ck_assert_int_eq(c.log.level, 0);
+    ck_assert_str_eq(c.log.access, "file.log");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_repeated_listen_replaces_then_appends)
+{
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--listen", "*:1", "--config", (char *)sample_file(), "--listen",
+                               "[::]:2", "--listen=localhost:3"),
+                     0);
+    ck_assert_uint_eq(c.nlisten, 3);
+    assert_listen(&c.listen[0], AF_INET, "0.0.0.0", 1);
+    assert_listen(&c.listen[1], AF_INET6, "::", 2);
+    assert_listen(&c.listen[2], AF_INET, "127.0.0.1", 3);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_listen_at_most_sixteen)
+{
+    char *argv[2 + 2 * (CIO_CONFIG_MAX_LISTEN + 1)];
+    char ports[CIO_CONFIG_MAX_LISTEN + 1][32];
+    int n = 0;
+    argv[n++] = "corio";
+    for (int i = 0; i < CIO_CONFIG_MAX_LISTEN; i++) {
+        snprintf(ports[i], sizeof(ports[i]), "127.0.0.1:%d", 100 + i);
+        argv[n++] = "--listen";
+        argv[n++] = ports[i];
+    }
+    argv[n] = NULL;
+    cio_config c;
+    ck_assert_int_eq(from_argv(&c, argv), 0);
+    ck_assert_uint_eq(c.nlisten, CIO_CONFIG_MAX_LISTEN);
+    cio_config_free(&c);
+    snprintf(ports[CIO_CONFIG_MAX_LISTEN], 32, "127.0.0.1:99");
+    argv[n++] = "--listen";
+    argv[n++] = ports[CIO_CONFIG_MAX_LISTEN];
+    argv[n] = NULL;
+    expect_args_error(argv, "--listen: too many addresses (at most 16)");
+}
+END_TEST
+
+START_TEST(args_unique_abbreviation_accepted)
+{
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--lis", "*:3", "--log-l=warn"), 0);
+    assert_listen(&c.listen[0], AF_INET, "0.0.0.0", 3);
+    ck_assert_int_eq(c.log.level, 1);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_short_options)
+{
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "-c", (char *)sample_file(), "-l", "[::]:7", "-r", tmpdir, "-t"),
+                     0);
+    ck_assert_int_eq(action, CIO_CONFIG_CHECK);
+    assert_listen(&c.listen[0], AF_INET6, "::", 7);
+    ck_assert_str_eq(c.root, tmpdir);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_check_config_action)
+{
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--check-config", "--log-level=warn"), 0);
+    ck_assert_int_eq(action, CIO_CONFIG_CHECK);
+    ck_assert_int_eq(c.log.level, 1);
+    cio_config_free(&c);
+    /* A check that fails is an error, not a CHECK action. */
+    ck_assert_int_eq(from_args(&c, "--check-config", "--root", (char *)tpath("none")), -EINVAL);
+    ck_assert_int_ne(action, CIO_CONFIG_CHECK);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_help_and_version_need_no_valid_config)
+{
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--config", (char *)tpath("missing.json"), "--help"), 0);
+    ck_assert_int_eq(action, CIO_CONFIG_HELP);
+    cio_config_free(&c);
+    ck_assert_int_eq(from_args(&c, "-h"), 0);
+    ck_assert_int_eq(action, CIO_CONFIG_HELP);
+    cio_config_free(&c);
+    ck_assert_int_eq(from_args(&c, "--listen", "bogus", "--version"), 0);
+    ck_assert_int_eq(action, CIO_CONFIG_VERSION);
+    cio_config_free(&c);
+    ck_assert_int_eq(from_args(&c, "--version", "--help"), 0);
+    ck_assert_int_eq(action, CIO_CONFIG_HELP);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_unknown_option)
+{
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--lissten", "*:80"), -EINVAL);
+    ck_assert_str_eq(err, "unknown option \"--lissten\" (see --help)");
+    cio_config_free(&c);
+    expect_args_error((char *[]){"corio", "--root", "/", "--lissten=*:80", NULL},
+                      "unknown option \"--lissten\" (see --help)");
+    expect_args_error((char *[]){"corio", "-x", NULL}, "unknown option \"-x\" (see --help)");
+    expect_args_error((char *[]){"corio", "--help", "-tx", NULL},
+                      "unknown option \"-x\" (see --help)");
+    expect_args_error((char *[]){"corio", "--c", "x", NULL},
+                      "ambiguous option \"--c\" (see --help)");
+}
+END_TEST
+
+START_TEST(args_missing_argument)
+{
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--listen"), -EINVAL);
+    ck_assert_str_eq(err, "option \"--listen\" requires an argument (see --help)");
+    cio_config_free(&c);
+    expect_args_error((char *[]){"corio", "--root", "/", "--config", NULL},
+                      "option \"--config\" requires an argument (see --help)");
+    expect_args_error((char *[]){"corio", "--log-level", NULL},
+                      "option \"--log-level\" requires an argument");
+    expect_args_error((char *[]){"corio", "-c", NULL}, "option \"-c\" requires an argument");
+    expect_args_error((char *[]){"corio", "-tl", NULL}, "option \"-l\" requires an argument");
+}
+END_TEST
+
+START_TEST(args_argument_to_flag_without_one)
+{
+    expect_args_error((char *[]){"corio", "--check-config=yes", NULL},
+                      "option \"--check-config\" takes no argument (see --help)");
+}
+END_TEST
+
+START_TEST(args_positional_is_an_error)
+{
+    expect_args_error((char *[]){"corio", "serve", NULL}, "unexpected argument \"serve\"");
+    expect_args_error((char *[]){"corio", "--log-level", "info", "x", "--help", NULL},
+                      "unexpected argument \"x\" (see --help)");
+    expect_args_error((char *[]){"corio", "--", "--help", NULL}, "unexpected argument \"--help\"");
+}
+END_TEST
+
+START_TEST(args_bad_values)
+{
+    expect_args_error((char *[]){"corio", "--listen", "nope", NULL},
+                      "--listen: invalid address \"nope\" " LISTEN_HINT);
+    expect_args_error((char *[]){"corio", "--log-level", "loud", NULL},
+                      "--log-level: expected one of error, warn, info, debug (got \"loud\")");
+    expect_args_error((char *[]){"corio", "--access-log", "", NULL}, "--access-log:");
+    expect_args_error((char *[]){"corio", "--root", "", NULL}, "--root:");
+    expect_args_error((char *[]){"corio", "--root", (char *)tpath("none"), NULL}, "root: /tmp/");
+}
+END_TEST
+
+START_TEST(args_file_errors_propagate)
+{
+    const char *bad = write_file("bad.json", "{\"limits\": {\"max_connections\": 0}}");
+    expect_args_error((char *[]){"corio", "--config", (char *)bad, NULL},
+                      "limits.max_connections: 0 is out of range (1..1000000)");
+    const char *typo = write_file("typo.json", "{\"timeout\": {}}");
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "%s: unknown key \"timeout\"", typo);
+    expect_args_error((char *[]){"corio", "--config", (char *)typo, NULL}, want);
+    snprintf(want, sizeof(want), "%s: No such file or directory", tpath("none.json"));
+    expect_args_error((char *[]){"corio", "-c", (char *)tpath("none.json"), NULL}, want);
+}
+END_TEST
+
+START_TEST(args_can_be_parsed_repeatedly)
+{
+    cio_config c;
+    /* Leave getopt mid-group, then mid-argv: the next call starts afresh. */
+    ck_assert_int_eq(from_args(&c, "-hxt"), -EINVAL);
+    cio_config_free(&c);
+    ck_assert_int_eq(from_args(&c, "--log-level", "debug", "--bogus", "--listen", "*:1"), -EINVAL);
+    cio_config_free(&c);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(from_args(&c, "--listen", "*:5", "--check-config"), 0);
+        ck_assert_int_eq(action, CIO_CONFIG_CHECK);
+        assert_listen(&c.listen[0], AF_INET, "0.0.0.0", 5);
+        ck_assert_int_eq(c.log.level, 2); /* nothing left over from the earlier calls */
+        cio_config_free(&c);
+    }
+}
+END_TEST
+
+START_TEST(usage_lists_flags_and_keys)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    cio_config_usage(f, "/usr/sbin/corio");
+    fclose(f);
+    static const char *const want[] = {"Usage: corio ",
+                                       "--config FILE",
+                                       "--listen ADDR:PORT",
+                                       "--root DIR",
+                                       "--log-level",
+                                       "--access-log",
+                                       "--check-config",
+                                       "--version",
+                                       "--help",
+                                       "\"listen\"",
+                                       "\"root\"",
+                                       "\"pool_threads\"",
+                                       "\"max_connections\": 100000",
+                                       "\"max_header_bytes\": 8192",
+                                       "\"max_uri_bytes\": 8192",
+                                       "\"max_body_bytes\": 1048576",
+                                       "\"max_requests_per_connection\": 0",
+                                       "\"header_ms\": 10000",
+                                       "\"body_ms\": 30000",
+                                       "\"keepalive_ms\": 75000",
+                                       "\"write_ms\": 30000",
+                                       "\"drain_ms\": 10000",
+                                       "\"level\": \"info\"",
+                                       "\"access\": \"-\""};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        ck_assert_msg(strstr(text, want[i]), "usage lacks %s", want[i]);
+    free(text);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    T_CASE(s, defaults_match_header, 10);
+    T_CASE(s, defaults_are_valid, 10);
+    T_CASE(s, free_is_idempotent_and_config_reusable, 10);
+    T_CASE(s, json_listen_replaces_default_list, 10);
+    T_CASE(s, json_listen_accepts_sixteen, 10);
+    T_CASE(s, json_root_set_and_cleared_by_null, 10);
+    T_CASE(s, json_pool_threads, 10);
+    T_CASE(s, json_limits_every_key, 10);
+    T_CASE(s, json_timeouts_every_key, 10);
+    T_CASE(s, json_log_levels_and_access, 10);
+    T_CASE(s, json_partial_objects_keep_other_keys, 10);
+    T_CASE(s, json_empty_object_changes_nothing, 10);
+    T_CASE(s, json_later_document_overrides_earlier, 10);
+    T_CASE(s, json_unknown_top_level_key, 10);
+    T_CASE(s, json_unknown_nested_key_names_path, 10);
+    T_CASE(s, json_integers_reject_wrong_types, 10);
+    T_CASE(s, json_integer_too_big_is_an_error, 10);
+    T_CASE(s, json_wrong_types_name_the_key, 10);
+    T_CASE(s, json_listen_errors, 10);
+    T_CASE(s, json_error_leaves_config_unchanged, 10);
+    T_CASE(s, json_syntax_error_gives_line_and_column, 10);
+    T_CASE(s, json_syntax_error_in_string_uses_name, 10);
+    T_CASE(s, json_duplicate_key_is_an_error, 10);
+    T_CASE(s, json_top_level_must_be_an_object, 10);
+    T_CASE(s, load_file_applies_document, 10);
+    T_CASE(s, load_file_missing, 10);
+    T_CASE(s, load_file_directory, 10);
+    T_CASE(s, errors_are_one_line_and_truncated_safely, 10);
+    T_CASE(s, errors_never_split_utf8, 10);
+    T_CASE(s, listen_parse_good, 10);
+    T_CASE(s, listen_parse_bad, 10);
+    T_CASE(s, listen_parse_failure_leaves_output_alone, 10);
+    T_CASE(s, listen_parse_truncates_long_text, 10);
+    T_CASE(s, validate_integer_ranges_both_sides, 10);
+    T_CASE(s, validate_uri_bytes_bounded_by_header_bytes, 10);
+    T_CASE(s, validate_requests_per_connection_unbounded, 10);
+    T_CASE(s, validate_pool_threads_and_log, 10);
+    T_CASE(s, validate_listen_count_and_duplicates, 10);
+    T_CASE(s, validate_root_missing, 10);
+    T_CASE(s, validate_root_not_a_directory, 10);
+    T_CASE(s, validate_root_directory_ok, 10);
+    T_CASE(s, args_none_gives_defaults, 10);
+    T_CASE(s, args_flags_override_file_whatever_the_order, 10);
+    T_CASE(s, args_file_applies_without_flags, 10);
+    T_CASE(s, args_repeated_listen_replaces_then_appends, 10);
+    T_CASE(s, args_listen_at_most_sixteen, 10);
+    T_CASE(s, args_unique_abbreviation_accepted, 10);
+    T_CASE(s, args_short_options, 10);
+    T_CASE(s, args_check_config_action, 10);
+    T_CASE(s, args_help_and_version_need_no_valid_config, 10);
+    T_CASE(s, args_unknown_option, 10);
+    T_CASE(s, args_missing_argument, 10);
+    T_CASE(s, args_argument_to_flag_without_one, 10);
+    T_CASE(s, args_positional_is_an_error, 10);
+    T_CASE(s, args_bad_values, 10);
+    T_CASE(s, args_file_errors_propagate, 10);
+    T_CASE(s, args_can_be_parsed_repeatedly, 10);
+    T_CASE(s, usage_lists_flags_and_keys, 10);
+    return s;
+}
+
+T_MAIN(config_suite)

@@ -1,0 +1,758 @@
+/*
+ * The HTTP/1.1 server on the in-memory transport: parsing, keep-alive,
+ * pipelining, limits, timeouts, routing, responses. No sockets: each test
+ * feeds bytes to a cio_memconn and reads what the server sent back.
+ */
+#include "../core/harness.h"
+#include "cio_http.h"
+
+#include <string.h>
+
+/* ---- a tiny in-memory client ----------------------------------------------------- */
+
+typedef struct exchange {
+    const char *input;
+    size_t chunk;  /* deliver input in pieces of this size (0 = all) */
+    bool eof;      /* half-close after the input */
+    cio_time wait; /* how long to wait for the server to close */
+    cio_http_opts opts;
+    char out[16384]; /* what the server sent (truncated to fit) */
+    size_t out_len;
+    bool closed; /* the server closed the connection */
+} exchange;
+
+static cio_http_server *srv;
+
+static int h_plain(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    return cio_http_respond(req, 200, "text/plain", "Hello, World!", 13);
+}
+
+static int h_echo(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    cio_str b = cio_http_body(req);
+    return cio_http_respond(req, 200, "application/octet-stream", b.p, b.n);
+}
+
+static int h_user(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    cio_str id = cio_http_param(req, "id");
+    char *body = cio_arena_printf(cio_http_arena(req), "user %.*s", (int)id.n, id.p);
+    return cio_http_respond(req, 200, "text/plain", body, strlen(body));
+}
+
+static int h_me(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    return cio_http_respond(req, 200, "text/plain", "me", 2);
+}
+
+static int h_slow(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    cio_sleep(CIO_MS(30)); /* awaiting inside a handler */
+    return cio_http_respond(req, 200, "text/plain", "slow", 4);
+}
+
+static int h_stream(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    int rc = cio_http_start(req, 200, "text/plain", -1);
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = cio_http_write(req, "abc", 3);
+    return rc ? rc : cio_http_end(req);
+}
+
+static int h_fail(cio_http_req *req, void *ud)
+{
+    (void)req, (void)ud;
+    return -EIO; /* no response: the server answers 500 */
+}
+
+static int h_inject(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    int rc = cio_http_add_header(req, "X-Bad", "a\r\nSet-Cookie: evil=1");
+    return cio_http_respond(req, rc == -EINVAL ? 200 : 500, "text/plain", "ok", 2);
+}
+
+static int h_query(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    cio_str v = cio_http_query_param(req, "b");
+    return cio_http_respond(req, 200, "text/plain", v.p ? v.p : "none", v.p ? v.n : 4);
+}
+
+static void add_routes(void)
+{
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/plaintext", h_plain, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "POST", "/echo", h_echo, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/users/:id", h_user, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/users/me", h_me, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/slow", h_slow, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/stream", h_stream, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/fail", h_fail, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/inject", h_inject, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/query", h_query, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/", h_plain, NULL), 0);
+}
+
+typedef struct conn_run {
+    cio_memconn m;
+    exchange *x;
+} conn_run;
+
+/* Feeds one exchange and waits until the server closes or x->wait passes. */
+static void run_one(conn_run *cr)
+{
+    exchange *x = cr->x;
+    cio_http_conn *c = cio_http_conn_new(srv);
+    ck_assert_ptr_nonnull(c);
+    cio_memconn_init(&cr->m, NULL, cio_http_conn_cbs(), c);
+    cr->m.chunk = x->chunk;
+    cio_memconn_feed(&cr->m, x->input, strlen(x->input));
+    if (x->eof)
+        cio_memconn_feed_eof(&cr->m);
+    ck_assert_int_eq(cio_http_conn_start(c, &cr->m.t), 0);
+    cio_time until = cio_after(x->wait ? x->wait : CIO_MS(300));
+    while (!cr->m.closed && cio_now() < until)
+        cio_sleep(CIO_MS(1));
+    x->closed = cr->m.closed;
+    x->out_len = cr->m.out_len < sizeof(x->out) - 1 ? cr->m.out_len : sizeof(x->out) - 1;
+    if (x->out_len)
+        memcpy(x->out, cr->m.out, x->out_len);
+    x->out[x->out_len] = 0;
+    if (getenv("T_DUMP"))
+        fprintf(stderr, "---- closed=%d out:\n%s\n----\n", x->closed, x->out);
+}
+
+static intptr_t exchange_main(void *arg)
+{
+    exchange *x = arg;
+    ck_assert_int_eq(cio_http_server_create(NULL, &x->opts, &srv), 0);
+    add_routes();
+    conn_run cr = {.x = x};
+    run_one(&cr);
+    int rc = cio_http_server_shutdown(srv, cio_after(CIO_MS(200)));
+    /* A request still arriving is waited for until the drain deadline. */
+    ck_assert(rc == 0 || (rc == -ETIMEDOUT && !x->closed));
+    cio_memconn_fini(&cr.m);
+    cio_http_server_destroy(srv);
+    return 0;
+}
+
+static exchange *run(exchange *x)
+{
+    if (!x->opts.keepalive_timeout)
+        x->opts.keepalive_timeout = CIO_SEC(5);
+    t_run(exchange_main, x);
+    return x;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+#define GET(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
+
+/* ---- basics ------------------------------------------------------------------------- */
+
+START_TEST(get_plaintext)
+{
+    exchange x = {.input = GET("/plaintext"), .eof = true};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\nContent-Length: 13\r\n"));
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\nContent-Type: text/plain\r\n"));
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\nDate: "));
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\nServer: corio/"));
+    ck_assert(x.out_len > 13 && strcmp(x.out + x.out_len - 17, "\r\n\r\nHello, World!") == 0);
+    ck_assert(x.closed); /* after the half-close */
+}
+END_TEST
+
+START_TEST(keep_alive_serves_requests_in_sequence)
+{
+    exchange x = {.input = GET("/plaintext") GET("/users/7"), .chunk = 36, .wait = CIO_MS(100)};
+    run(&x);
+    ck_assert_int_eq(count(x.out, "HTTP/1.1 200 OK"), 2);
+    ck_assert_ptr_nonnull(strstr(x.out, "user 7"));
+    ck_assert(!x.closed); /* kept alive: no EOF, no close */
+    ck_assert_ptr_null(strstr(x.out, "Connection: close"));
+}
+END_TEST
+
+START_TEST(pipelined_requests_answered_in_order)
+{
+    exchange x = {.input = GET("/users/1") GET("/slow") GET("/users/3") GET("/users/4"),
+                  .eof = true};
+    run(&x);
+    ck_assert_int_eq(count(x.out, "HTTP/1.1 200 OK"), 4);
+    char *a = strstr(x.out, "user 1"), *b = strstr(x.out, "slow"), *c = strstr(x.out, "user 3"),
+         *d = strstr(x.out, "user 4");
+    ck_assert(a && b && c && d && a < b && b < c && c < d);
+}
+END_TEST
+
+START_TEST(request_split_byte_by_byte)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+                  .chunk = 1,
+                  .eof = true,
+                  .wait = CIO_SEC(2)};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    ck_assert(strcmp(x.out + x.out_len - 5, "hello") == 0);
+}
+END_TEST
+
+START_TEST(http10_closes_by_default)
+{
+    exchange x = {.input = "GET /plaintext HTTP/1.0\r\n\r\n"};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "Connection: close\r\n"));
+    ck_assert(x.closed);
+}
+END_TEST
+
+START_TEST(http10_keep_alive_on_request)
+{
+    exchange x = {.input = "GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                  .wait = CIO_MS(50)};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "Connection: keep-alive\r\n"));
+    ck_assert(!x.closed);
+}
+END_TEST
+
+START_TEST(connection_close_closes)
+{
+    /* The second request is never read: the close lingers (2 s) first. */
+    exchange x = {.input = "GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" GET(
+                      "/plaintext"),
+                  .wait = CIO_SEC(4)};
+    run(&x);
+    ck_assert_int_eq(count(x.out, "HTTP/1.1 200"), 1); /* nothing after the close */
+    ck_assert_ptr_nonnull(strstr(x.out, "Connection: close\r\n"));
+    ck_assert(x.closed);
+}
+END_TEST
+
+START_TEST(head_has_length_but_no_body)
+{
+    exchange x = {.input = "HEAD /plaintext HTTP/1.1\r\nHost: t\r\n\r\n", .eof = true};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "Content-Length: 13\r\n"));
+    ck_assert(strcmp(x.out + x.out_len - 4, "\r\n\r\n") == 0);
+}
+END_TEST
+
+/* ---- routing ---------------------------------------------------------------------------- */
+
+START_TEST(unknown_path_is_404)
+{
+    exchange x = {.input = GET("/nowhere"), .eof = true};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
+}
+END_TEST
+
+START_TEST(wrong_method_is_405_with_allow)
+{
+    exchange x = {.input = "DELETE /plaintext HTTP/1.1\r\nHost: t\r\n\r\n", .eof = true};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 405 Method Not Allowed\r\n", 33) == 0);
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\nAllow: GET, HEAD\r\n"));
+}
+END_TEST
+
+START_TEST(path_parameters_and_literal_precedence)
+{
+    exchange x = {.input = GET("/users/42") GET("/users/me") GET("/users/"), .eof = true};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "user 42"));
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\n\r\nme"));
+    ck_assert_int_eq(count(x.out, "404 Not Found\r\n"), 1); /* empty parameter */
+}
+END_TEST
+
+START_TEST(query_parameters)
+{
+    exchange x = {.input = GET("/query?a=1&b=two&c") GET("/query?a=1"), .eof = true};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\n\r\ntwo"));
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\n\r\nnone"));
+}
+END_TEST
+
+START_TEST(absolute_form_and_options_star)
+{
+    exchange x = {.input = "GET http://t/plaintext HTTP/1.1\r\nHost: t\r\n\r\n"
+                           "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n",
+                  .eof = true};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 200 OK", 15) == 0);
+    ck_assert_ptr_nonnull(strstr(x.out, "HTTP/1.1 204 No Content"));
+}
+END_TEST
+
+/* ---- bodies ------------------------------------------------------------------------------- */
+
+START_TEST(content_length_body)
+{
+    exchange x = {.input =
+                      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world",
+                  .eof = true};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "Content-Length: 11\r\n\r\nhello world"));
+}
+END_TEST
+
+START_TEST(chunked_body_is_dechunked)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\n\r\n" GET("/users/9"),
+                  .chunk = 7,
+                  .eof = true};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "Content-Length: 11\r\n\r\nhello world"));
+    ck_assert_ptr_nonnull(strstr(x.out, "user 9"));
+}
+END_TEST
+
+START_TEST(expect_100_continue)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+                           "Expect: 100-continue\r\n\r\n",
+                  .wait = CIO_MS(50)};
+    run(&x);
+    ck_assert_str_eq(x.out, "HTTP/1.1 100 Continue\r\n\r\n"); /* and now waits for the body */
+    ck_assert(!x.closed);
+}
+END_TEST
+
+START_TEST(unknown_expectation_is_417)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+                           "Expect: teapot\r\n\r\nhi"};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 417 ", 13) == 0);
+}
+END_TEST
+
+/* ---- limits and bad input -------------------------------------------------------------------- */
+
+/* The client half-closes after its input (as curl and browsers do once they
+ * got an answer), so the server's lingering close ends at once. */
+static void expect_status_and_close(exchange *x, const char *status_line)
+{
+    if (x->wait < CIO_SEC(1))
+        x->eof = true;
+    run(x);
+    ck_assert_msg(strncmp(x->out, status_line, strlen(status_line)) == 0, "got: %.60s", x->out);
+    ck_assert_ptr_nonnull(strstr(x->out, "Connection: close\r\n"));
+    ck_assert(x->closed);
+}
+
+START_TEST(body_too_large_is_413_before_reading_it)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n"
+                           "Expect: 100-continue\r\n\r\n",
+                  .opts = {.max_body_bytes = 10},
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 413 ");
+    ck_assert_ptr_null(strstr(x.out, "100 Continue")); /* no invitation to send it */
+}
+END_TEST
+
+START_TEST(chunked_body_too_large_is_413)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "20\r\n0123456789abcdef0123456789abcdef\r\n0\r\n\r\n",
+                  .opts = {.max_body_bytes = 10},
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 413 ");
+}
+END_TEST
+
+START_TEST(headers_too_large_is_431)
+{
+    char big[3000];
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: t\r\nX-Big: %02000d\r\n\r\n", 7);
+    exchange x = {.input = big, .opts = {.max_header_bytes = 1024}, .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 431 ");
+}
+END_TEST
+
+START_TEST(partial_huge_header_is_431_without_waiting)
+{
+    char big[3000];
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: t\r\nX-Big: %02000d", 7);
+    exchange x = {.input = big,
+                  .opts = {.max_header_bytes = 1024, .header_timeout = CIO_SEC(60)},
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 431 ");
+}
+END_TEST
+
+START_TEST(uri_too_long_is_414)
+{
+    char big[3000];
+    snprintf(big, sizeof(big), "GET /%01000d HTTP/1.1\r\nHost: t\r\n\r\n", 7);
+    exchange x = {.input = big, .opts = {.max_uri_bytes = 256}, .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 414 ");
+}
+END_TEST
+
+START_TEST(content_length_with_transfer_encoding_is_400)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(duplicate_content_length_is_400)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                           "Content-Length: 5\r\n\r\nhello",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(invalid_content_length_is_400)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1x\r\n\r\nhello",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(obsolete_line_folding_is_400)
+{
+    exchange x = {.input = "GET / HTTP/1.1\r\nHost: t\r\nX-A: one\r\n two\r\n\r\n",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(missing_host_is_400)
+{
+    exchange x = {.input = "GET / HTTP/1.1\r\n\r\n", .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(garbage_is_400)
+{
+    exchange x = {.input = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(other_http_version_is_505)
+{
+    exchange x = {.input = "GET / HTTP/2.0\r\nHost: t\r\n\r\n", .wait = CIO_SEC(3)};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 505 ", 13) == 0 || strncmp(x.out, "HTTP/1.1 400 ", 13) == 0);
+    ck_assert(x.closed);
+}
+END_TEST
+
+START_TEST(error_close_lingers_until_the_peer_is_done)
+{
+    /* No half-close: the server discards input for 2 s, then closes. */
+    exchange x = {.input = "BAD\r\n\r\n", .wait = CIO_SEC(4)};
+    cio_time t0 = cio_clock();
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+    ck_assert_int_ge(cio_clock() - t0, CIO_MS(1900));
+}
+END_TEST
+
+START_TEST(input_after_an_error_is_ignored)
+{
+    exchange x = {.input = "BAD\r\n\r\n" GET("/plaintext"), .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+    ck_assert_int_eq(count(x.out, "HTTP/1.1"), 1);
+}
+END_TEST
+
+/* ---- timeouts ----------------------------------------------------------------------------------
+ */
+
+START_TEST(slow_head_is_408)
+{
+    exchange x = {.input = "GET /plaintext HTTP/1.1\r\nHost: t\r\n", /* never finished */
+                  .opts = {.header_timeout = CIO_MS(50)},
+                  .wait = CIO_SEC(4)};
+    expect_status_and_close(&x, "HTTP/1.1 408 ");
+}
+END_TEST
+
+START_TEST(slow_body_is_408)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhal",
+                  .opts = {.body_timeout = CIO_MS(50)},
+                  .wait = CIO_SEC(4)};
+    expect_status_and_close(&x, "HTTP/1.1 408 ");
+}
+END_TEST
+
+START_TEST(idle_keep_alive_closes_silently)
+{
+    exchange x = {
+        .input = GET("/plaintext"), .opts = {.keepalive_timeout = CIO_MS(50)}, .wait = CIO_SEC(2)};
+    run(&x);
+    ck_assert_int_eq(count(x.out, "HTTP/1.1"), 1);
+    ck_assert(x.closed);
+}
+END_TEST
+
+START_TEST(silent_connection_is_closed_after_header_timeout)
+{
+    exchange x = {.input = "", .opts = {.header_timeout = CIO_MS(50)}, .wait = CIO_SEC(2)};
+    run(&x);
+    ck_assert_int_eq(x.out_len, 0);
+    ck_assert(x.closed);
+}
+END_TEST
+
+START_TEST(max_requests_per_connection)
+{
+    exchange x = {.input = GET("/users/1") GET("/users/2") GET("/users/3"),
+                  .opts = {.max_requests_per_conn = 2},
+                  .wait = CIO_SEC(4)};
+    run(&x);
+    ck_assert_int_eq(count(x.out, "HTTP/1.1 200"), 2);
+    ck_assert_int_eq(count(x.out, "Connection: close"), 1);
+    ck_assert(strstr(x.out, "user 2") > strstr(x.out, "Connection: close"));
+    ck_assert(x.closed);
+}
+END_TEST
+
+/* ---- responses
+ * ------------------------------------------------------------------------------------- */
+
+START_TEST(streamed_response_is_chunked)
+{
+    exchange x = {.input = GET("/stream"), .eof = true};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "Transfer-Encoding: chunked\r\n"));
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\n\r\n3\r\nabc\r\n3\r\nabc\r\n3\r\nabc\r\n0\r\n\r\n"));
+}
+END_TEST
+
+START_TEST(streamed_response_to_http10_is_close_delimited)
+{
+    exchange x = {.input = "GET /stream HTTP/1.0\r\n\r\n"};
+    run(&x);
+    ck_assert_ptr_null(strstr(x.out, "chunked"));
+    ck_assert(strcmp(x.out + x.out_len - 13, "\r\n\r\nabcabcabc") == 0);
+    ck_assert(x.closed);
+}
+END_TEST
+
+START_TEST(handler_error_without_response_is_500)
+{
+    exchange x = {.input = GET("/fail") GET("/plaintext"), .wait = CIO_SEC(4)};
+    expect_status_and_close(&x, "HTTP/1.1 500 ");
+}
+END_TEST
+
+START_TEST(header_injection_is_refused)
+{
+    exchange x = {.input = GET("/inject"), .eof = true};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 200 ", 13) == 0);
+    ck_assert_ptr_null(strstr(x.out, "evil"));
+}
+END_TEST
+
+START_TEST(upgrade_request_is_answered_then_closed)
+{
+    exchange x = {.input = "GET /plaintext HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
+                           "Upgrade: websocket\r\n\r\n\x81\x85garbage",
+                  .wait = CIO_SEC(4)};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 200 ", 13) == 0);
+    ck_assert(x.closed);
+}
+END_TEST
+
+/* ---- concurrency
+ * --------------------------------------------------------------------------------------- */
+
+static intptr_t run_one_task(void *arg)
+{
+    run_one(arg);
+    return 0;
+}
+
+static intptr_t two_conns(void *arg)
+{
+    exchange *xs = arg;
+    cio_http_opts o = {.keepalive_timeout = CIO_SEC(5)};
+    ck_assert_int_eq(cio_http_server_create(NULL, &o, &srv), 0);
+    add_routes();
+    conn_run a = {.x = &xs[0]}, b = {.x = &xs[1]};
+    cio_group g;
+    cio_group_init(&g, CIO_NEVER);
+    cio_group_spawn(&g, NULL, run_one_task, &a);
+    cio_group_spawn(&g, NULL, run_one_task, &b);
+    cio_group_wait(&g);
+    cio_http_server_shutdown(srv, cio_after(CIO_SEC(2)));
+    cio_memconn_fini(&a.m);
+    cio_memconn_fini(&b.m);
+    cio_http_server_destroy(srv);
+    return 0;
+}
+
+START_TEST(slow_handler_does_not_block_other_connections)
+{
+    exchange xs[2] = {{.input = GET("/slow"), .eof = true},
+                      {.input = GET("/plaintext"), .eof = true}};
+    t_run(two_conns, xs);
+    ck_assert_ptr_nonnull(strstr(xs[0].out, "slow"));
+    ck_assert_ptr_nonnull(strstr(xs[1].out, "Hello, World!"));
+}
+END_TEST
+
+/* ---- helpers
+ * --------------------------------------------------------------------------------------------- */
+
+START_TEST(percent_decode)
+{
+    char b[32];
+    ck_assert_int_eq(cio_http_percent_decode(b, "/a%20b%2Fc", 10), 6);
+    ck_assert(memcmp(b, "/a b/c", 6) == 0);
+    ck_assert_int_eq(cio_http_percent_decode(b, "/x%00", 5), -EINVAL);
+    ck_assert_int_eq(cio_http_percent_decode(b, "/x%2", 4), -EINVAL);
+    ck_assert_int_eq(cio_http_percent_decode(b, "/x%zz", 5), -EINVAL);
+}
+END_TEST
+
+static void norm_case(const char *in, const char *want)
+{
+    char b[128];
+    strcpy(b, in);
+    ssize_t n = cio_http_normalize_path(b, strlen(b));
+    if (!want) {
+        ck_assert_msg(n < 0, "%s should be refused", in);
+        return;
+    }
+    ck_assert_msg(n >= 0, "%s refused", in);
+    b[n] = 0;
+    ck_assert_str_eq(b, want);
+}
+
+START_TEST(normalize_path)
+{
+    norm_case("/", "/");
+    norm_case("/a/b", "/a/b");
+    norm_case("/a/./b", "/a/b");
+    norm_case("/a/b/../c", "/a/c");
+    norm_case("/a/..", "/");
+    norm_case("/a/.", "/a/");
+    norm_case("/a/b/", "/a/b/");
+    norm_case("/..", NULL);
+    norm_case("/a/../../etc/passwd", NULL);
+    norm_case("/./../x", NULL);
+    norm_case("relative", NULL);
+}
+END_TEST
+
+START_TEST(dates_format_and_parse)
+{
+    char d[30];
+    cio_http_date(784111777, d);
+    ck_assert_str_eq(d, "Sun, 06 Nov 1994 08:49:37 GMT");
+    ck_assert_int_eq(cio_http_parse_date(d, strlen(d)), 784111777);
+    const char *rfc850 = "Sunday, 06-Nov-94 08:49:37 GMT", *asc = "Sun Nov  6 08:49:37 1994";
+    ck_assert_int_eq(cio_http_parse_date(rfc850, strlen(rfc850)), 784111777);
+    ck_assert_int_eq(cio_http_parse_date(asc, strlen(asc)), 784111777);
+    ck_assert_int_eq(cio_http_parse_date("yesterday", 9), -1);
+    ck_assert_int_eq(cio_http_parse_date("Sun, 06 Nov 1994 08:49:37 GMTX", 30), -1);
+}
+END_TEST
+
+START_TEST(mime_types)
+{
+    ck_assert_str_eq(cio_http_mime_type("/a/index.html", 13), "text/html; charset=utf-8");
+    ck_assert_str_eq(cio_http_mime_type("/x.PNG", 6), "image/png");
+    ck_assert_str_eq(cio_http_mime_type("/x.tar.gz", 9), "application/gzip");
+    ck_assert_str_eq(cio_http_mime_type("/dir.d/file", 11), "application/octet-stream");
+    ck_assert_str_eq(cio_http_mime_type("/noext", 6), "application/octet-stream");
+}
+END_TEST
+
+START_TEST(reason_phrases)
+{
+    ck_assert_str_eq(cio_http_reason(404), "Not Found");
+    ck_assert_str_eq(cio_http_reason(431), "Request Header Fields Too Large");
+    ck_assert_str_eq(cio_http_reason(799), "Unknown");
+}
+END_TEST
+
+static Suite *http_suite(void)
+{
+    Suite *s = suite_create("http");
+    T_CASE(s, get_plaintext, 5);
+    T_CASE(s, keep_alive_serves_requests_in_sequence, 5);
+    T_CASE(s, pipelined_requests_answered_in_order, 5);
+    T_CASE(s, request_split_byte_by_byte, 10);
+    T_CASE(s, http10_closes_by_default, 5);
+    T_CASE(s, http10_keep_alive_on_request, 5);
+    T_CASE(s, connection_close_closes, 10);
+    T_CASE(s, head_has_length_but_no_body, 5);
+    T_CASE(s, unknown_path_is_404, 5);
+    T_CASE(s, wrong_method_is_405_with_allow, 5);
+    T_CASE(s, path_parameters_and_literal_precedence, 5);
+    T_CASE(s, query_parameters, 5);
+    T_CASE(s, absolute_form_and_options_star, 5);
+    T_CASE(s, content_length_body, 5);
+    T_CASE(s, chunked_body_is_dechunked, 5);
+    T_CASE(s, expect_100_continue, 5);
+    T_CASE(s, unknown_expectation_is_417, 5);
+    T_CASE(s, body_too_large_is_413_before_reading_it, 10);
+    T_CASE(s, chunked_body_too_large_is_413, 10);
+    T_CASE(s, headers_too_large_is_431, 10);
+    T_CASE(s, partial_huge_header_is_431_without_waiting, 10);
+    T_CASE(s, uri_too_long_is_414, 10);
+    T_CASE(s, content_length_with_transfer_encoding_is_400, 10);
+    T_CASE(s, duplicate_content_length_is_400, 10);
+    T_CASE(s, invalid_content_length_is_400, 10);
+    T_CASE(s, obsolete_line_folding_is_400, 10);
+    T_CASE(s, missing_host_is_400, 10);
+    T_CASE(s, garbage_is_400, 10);
+    T_CASE(s, other_http_version_is_505, 10);
+    T_CASE(s, input_after_an_error_is_ignored, 10);
+    T_CASE(s, error_close_lingers_until_the_peer_is_done, 10);
+    T_CASE(s, slow_head_is_408, 10);
+    T_CASE(s, slow_body_is_408, 10);
+    T_CASE(s, idle_keep_alive_closes_silently, 5);
+    T_CASE(s, silent_connection_is_closed_after_header_timeout, 5);
+    T_CASE(s, max_requests_per_connection, 10);
+    T_CASE(s, streamed_response_is_chunked, 5);
+    T_CASE(s, streamed_response_to_http10_is_close_delimited, 5);
+    T_CASE(s, handler_error_without_response_is_500, 10);
+    T_CASE(s, header_injection_is_refused, 5);
+    T_CASE(s, upgrade_request_is_answered_then_closed, 10);
+    T_CASE(s, slow_handler_does_not_block_other_connections, 5);
+    T_CASE(s, percent_decode, 5);
+    T_CASE(s, normalize_path, 5);
+    T_CASE(s, dates_format_and_parse, 5);
+    T_CASE(s, mime_types, 5);
+    T_CASE(s, reason_phrases, 5);
+    return s;
+}
+
+T_MAIN(http_suite)
