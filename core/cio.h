@@ -129,8 +129,16 @@ intptr_t cio_run(cio_loop *loop, cio_fn fn, void *arg);
  * Returns 0, or -errno if the ring failed. */
 int cio_loop_run(cio_loop *loop);
 
-/* Asks cio_loop_run()/cio_run() to return after the current turn. Thread-safe. */
+/* Asks cio_loop_run()/cio_run() to return after the current turn (in
+ * cio_run's clean-up phase too: tasks that have not finished are left
+ * suspended). Thread-safe. */
 void cio_loop_stop(cio_loop *loop);
+
+/* For a process that must exit now although work is still in flight (say a
+ * pool job past a shutdown deadline): writes out what the loop's writers
+ * hold, synchronously, and touches nothing else. Call _exit() next; the loop
+ * cannot be used or destroyed afterwards. */
+void cio_loop_abandon(cio_loop *loop);
 
 /* Runs fn(arg) on the loop's thread during a later turn. Thread-safe
  * (asyncio's call_soon_threadsafe): the only way for another thread to touch

@@ -357,13 +357,16 @@ intptr_t cio_run(cio_loop *l, cio_fn fn, void *arg)
     if (rc < 0)
         return rc;
     rc = run(l, &main->done, true, false);
-    atomic_store(&l->stop, false);
+    /* A stop during the main phase ends it; one requested by the main task
+     * itself (it is done) also cuts the clean-up short. */
+    if (!main->done.done)
+        atomic_store(&l->stop, false);
     /* Cancel whatever is still alive (the main task too, if the loop was
      * stopped or deadlocked) and let it unwind. */
-    while (rc == 0 && !cio_list_empty(&l->tasks)) {
+    while (rc == 0 && !cio_list_empty(&l->tasks) && !atomic_load(&l->stop)) {
         for (cio_list *n = l->tasks.next; n != &l->tasks; n = n->next)
             cio_task_cancel(cio_container_of(n, cio_task, all_link));
-        rc = run(l, NULL, false, true);
+        rc = run(l, NULL, true, true);
         if (rc == 0 && quiet(l) && !cio_list_empty(&l->tasks)) {
             /* Suspended where cancellation cannot reach (a shielded wait on
              * something nobody will complete): report, do not spin. */
@@ -373,6 +376,7 @@ intptr_t cio_run(cio_loop *l, cio_fn fn, void *arg)
         }
     }
     intptr_t result = main->done.done ? main->done.result : (rc < 0 ? rc : -ECANCELED);
+    atomic_store(&l->stop, false);
     cio_detach(main);
     return result;
 }
@@ -417,6 +421,13 @@ void cio_loop_destroy(cio_loop *l)
     if (cio__tls_loop == l)
         cio__tls_loop = NULL;
     free(l);
+}
+
+void cio_loop_abandon(cio_loop *l)
+{
+    l->closing = true; /* later log lines go straight to stderr */
+    for (cio_list *n; (n = cio_list_pop(&l->writers)) != NULL;)
+        cio__writer_detach_link(n);
 }
 
 cio_loop *cio_loop_current(void)

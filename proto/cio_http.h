@@ -80,8 +80,11 @@ int cio_http_conn_start(cio_http_conn *c, cio_transport *t);
 
 /* [awaits] Graceful shutdown: stops accepting, closes idle connections,
  * lets requests in flight finish (their responses carry Connection: close),
- * and at the deadline closes whatever is left. Returns 0 when every
- * connection was gone before the deadline, -ETIMEDOUT otherwise. */
+ * and at the deadline closes whatever is left, waiting at most one more
+ * second for it to go. Returns 0 when every connection was gone before the
+ * deadline, -ETIMEDOUT otherwise (then cio_http_server_stats() tells whether
+ * connections remain: handlers that cannot be interrupted, e.g. waiting for
+ * a running pool job). */
 int cio_http_server_shutdown(cio_http_server *srv, cio_time deadline);
 
 /* Frees a server that has been shut down (no connections left). */

@@ -306,7 +306,7 @@ static int parse(cio_http_conn *c)
     }
     a->parsed = (uint32_t)a->in.len;
     if (!r->err_status)
-        r->err_status = e == HPE_INVALID_VERSION ? 505 : 400;
+        r->err_status = 400; /* 505 is for a well-formed other major version */
     return P_ERROR;
 }
 
@@ -485,7 +485,13 @@ static void conn_process(cio_http_conn *c)
     if (c->state == C_CLOSING || c->state == C_LINGER)
         return;
     http_active *a = c->act;
-    if (!a || a->task)
+    if (!a) {
+        /* Idle, nothing buffered: only the peer's end of stream matters. */
+        if (c->peer_eof)
+            http_conn_close(c);
+        return;
+    }
+    if (a->task)
         return;
     cio_http_req *r = &a->req;
     switch (parse(c)) {

@@ -334,7 +334,7 @@ int cio_http_end(cio_http_req *r)
     r->resp_state = RESP_DONE;
     if (r->chunked && !r->head_only && http_out_append(r->conn, "0\r\n\r\n", 5) < 0)
         return -ENOMEM;
-    if (!r->chunked && !r->close_delimited && r->body_left > 0) {
+    if (!r->chunked && !r->close_delimited && !r->head_only && r->body_left > 0) {
         r->conn->close_after = true; /* truncated: the peer must notice */
         return -EPIPE;
     }

@@ -261,7 +261,7 @@ int cio_http_server_shutdown(cio_http_server *srv, cio_time deadline)
     for (cio_list *n = srv->conns.next; n != &srv->conns; n = n->next)
         http_conn_shutdown(cio_container_of(n, cio_http_conn, link), true);
     cio_scope shield;
-    cio_scope_enter(&shield, cio_after(CIO_SEC(5)), true);
+    cio_scope_enter(&shield, cio_after(CIO_SEC(1)), true);
     (void)cio_event_wait(&srv->drained, CIO_NEVER);
     cio_scope_exit(&shield);
     rc = -ETIMEDOUT;

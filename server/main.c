@@ -26,6 +26,7 @@ typedef struct daemon {
     cio_event stop;
     cio_scope *drain; /* the shutdown in progress, cancelled by a second signal */
     int signals;
+    bool abandon; /* exit with work still running on the pool */
 } daemon_t;
 
 static intptr_t watch_signals(void *arg)
@@ -132,8 +133,21 @@ static intptr_t serve(void *arg)
     rc = cio_http_server_shutdown(srv, cio_after(CIO_MS(cfg->timeouts.drain_ms)));
     d->drain = NULL;
     cio_scope_exit(&drain);
-    if (rc < 0)
-        cio_warn("drain ended early: connections were closed with requests in flight");
+    if (rc < 0) {
+        cio_http_stats st;
+        cio_http_server_stats(srv, &st);
+        if (st.connections > 0) {
+            /* Handlers still waiting for pool jobs that cannot be stopped:
+             * exit without them rather than overrun the drain deadline. Their
+             * memory stays untouched until the process is gone. */
+            cio_warn("drain deadline passed with %llu request(s) still running: exiting",
+                     (unsigned long long)st.connections);
+            d->abandon = true;
+            cio_loop_stop(cio_loop_current());
+            return 0;
+        }
+        cio_warn("drain deadline passed: connections with requests in flight were closed");
+    }
     cio_task_cancel(watcher);
     cio_join(watcher, CIO_NEVER);
     result = 0;
@@ -206,6 +220,10 @@ int main(int argc, char **argv)
         return 1;
     }
     intptr_t r = cio_run(loop, serve, &d);
+    if (d.abandon) {
+        cio_loop_abandon(loop);
+        _exit(0); /* no atexit handlers: pool threads are still inside jobs */
+    }
     cio_loop_destroy(loop);
     close(d.sigfd);
     cio_config_free(&d.cfg);

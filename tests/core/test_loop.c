@@ -137,6 +137,42 @@ START_TEST(run_cancels_leftover_tasks_at_exit)
 }
 END_TEST
 
+static cio_event never;
+
+static intptr_t stuck(void *arg)
+{
+    (void)arg;
+    cio_scope sh;
+    cio_scope_enter(&sh, CIO_NEVER, true); /* cancellation cannot reach it */
+    cio_event_wait(&never, CIO_NEVER);
+    cio_scope_exit(&sh);
+    return 0;
+}
+
+static intptr_t main_stops_loop(void *arg)
+{
+    (void)arg;
+    cio_event_init(&never);
+    cio_spawn(NULL, NULL, stuck, NULL);
+    cio_yield();
+    cio_loop_stop(cio_loop_current());
+    return 5;
+}
+
+START_TEST(stop_cuts_run_cleanup_short)
+{
+    cio_loop *l;
+    ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
+    cio_time t0 = cio_clock();
+    ck_assert_int_eq(cio_run(l, main_stops_loop, NULL), 5);
+    ck_assert_int_lt(cio_clock() - t0, CIO_SEC(2));
+    cio_loop_stats st;
+    cio_loop_get_stats(l, &st);
+    ck_assert_int_eq(st.tasks_live, 1); /* left suspended, as documented */
+    cio_loop_abandon(l);                /* the loop cannot be destroyed now */
+}
+END_TEST
+
 static void stop_cb(cio_timer *t)
 {
     cio_loop_stop(t->loop);
@@ -237,6 +273,7 @@ static Suite *loop_suite(void)
     T_CASE(s, more_operations_than_sq_entries, 10);
     T_CASE(s, run_cancels_leftover_tasks_at_exit, 5);
     T_CASE(s, stop_then_run_again, 5);
+    T_CASE(s, stop_cuts_run_cleanup_short, 5);
     T_CASE(s, busy_yielding_amortizes_turns_and_kernel_entries, 10);
     T_CASE(s, busy_loop_still_reaps_completions, 10);
     return s;

@@ -66,6 +66,14 @@ static int h_stream(cio_http_req *req, void *ud)
     return rc ? rc : cio_http_end(req);
 }
 
+static int h_sized(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    int rc = cio_http_start(req, 200, "text/plain", 5);
+    rc = rc ? rc : cio_http_write(req, "hello", 5);
+    return rc ? rc : cio_http_end(req);
+}
+
 static int h_fail(cio_http_req *req, void *ud)
 {
     (void)req, (void)ud;
@@ -95,6 +103,7 @@ static void add_routes(void)
     ck_assert_int_eq(cio_http_route(srv, "GET", "/slow", h_slow, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/stream", h_stream, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/fail", h_fail, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/sized", h_sized, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/inject", h_inject, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/query", h_query, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/", h_plain, NULL), 0);
@@ -210,6 +219,41 @@ START_TEST(request_split_byte_by_byte)
     run(&x);
     ck_assert(strncmp(x.out, "HTTP/1.1 200 OK\r\n", 17) == 0);
     ck_assert(strcmp(x.out + x.out_len - 5, "hello") == 0);
+}
+END_TEST
+
+/* Regression: an idle connection (no per-request state left) ignored the
+ * peer's end of stream and stayed open until the keep-alive timeout. */
+static intptr_t idle_then_eof_main(void *arg)
+{
+    exchange *x = arg;
+    ck_assert_int_eq(cio_http_server_create(NULL, &x->opts, &srv), 0);
+    add_routes();
+    conn_run cr = {.x = x};
+    cio_http_conn *c = cio_http_conn_new(srv);
+    cio_memconn_init(&cr.m, NULL, cio_http_conn_cbs(), c);
+    cio_memconn_feed(&cr.m, GET("/plaintext"), strlen(GET("/plaintext")));
+    cio_http_conn_start(c, &cr.m.t);
+    cio_sleep(CIO_MS(20)); /* answered, now idle */
+    cio_http_stats st;
+    cio_http_server_stats(srv, &st);
+    ck_assert_int_eq(st.idle, 1);
+    cio_memconn_feed_eof(&cr.m);
+    cio_time until = cio_after(CIO_SEC(1));
+    while (!cr.m.closed && cio_now() < until)
+        cio_sleep(CIO_MS(1));
+    x->closed = cr.m.closed;
+    cio_http_server_shutdown(srv, cio_after(CIO_SEC(1)));
+    cio_memconn_fini(&cr.m);
+    cio_http_server_destroy(srv);
+    return 0;
+}
+
+START_TEST(idle_connection_closes_on_peer_eof)
+{
+    exchange x = {.opts = {.keepalive_timeout = CIO_SEC(60)}};
+    t_run(idle_then_eof_main, &x);
+    ck_assert(x.closed);
 }
 END_TEST
 
@@ -561,6 +605,21 @@ START_TEST(streamed_response_to_http10_is_close_delimited)
 }
 END_TEST
 
+/* Regression: a HEAD of a streamed response with a Content-Length counted
+ * the unsent body as truncated and closed the connection. */
+START_TEST(head_of_sized_stream_keeps_the_connection)
+{
+    exchange x = {.input = "HEAD /sized HTTP/1.1\r\nHost: t\r\n\r\n" GET("/sized"),
+                  .wait = CIO_MS(100)};
+    run(&x);
+    ck_assert_int_eq(count(x.out, "HTTP/1.1 200 OK"), 2);
+    ck_assert_int_eq(count(x.out, "Content-Length: 5\r\n"), 2);
+    ck_assert_int_eq(count(x.out, "hello"), 1);
+    ck_assert_ptr_null(strstr(x.out, "Connection: close"));
+    ck_assert(!x.closed);
+}
+END_TEST
+
 START_TEST(handler_error_without_response_is_500)
 {
     exchange x = {.input = GET("/fail") GET("/plaintext"), .wait = CIO_SEC(4)};
@@ -709,6 +768,7 @@ static Suite *http_suite(void)
     T_CASE(s, keep_alive_serves_requests_in_sequence, 5);
     T_CASE(s, pipelined_requests_answered_in_order, 5);
     T_CASE(s, request_split_byte_by_byte, 10);
+    T_CASE(s, idle_connection_closes_on_peer_eof, 5);
     T_CASE(s, http10_closes_by_default, 5);
     T_CASE(s, http10_keep_alive_on_request, 5);
     T_CASE(s, connection_close_closes, 10);
@@ -743,6 +803,7 @@ static Suite *http_suite(void)
     T_CASE(s, max_requests_per_connection, 10);
     T_CASE(s, streamed_response_is_chunked, 5);
     T_CASE(s, streamed_response_to_http10_is_close_delimited, 5);
+    T_CASE(s, head_of_sized_stream_keeps_the_connection, 5);
     T_CASE(s, handler_error_without_response_is_500, 10);
     T_CASE(s, header_injection_is_refused, 5);
     T_CASE(s, upgrade_request_is_answered_then_closed, 10);

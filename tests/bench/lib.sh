@@ -1,0 +1,312 @@
+# shellcheck shell=bash
+# tests/bench/lib.sh - helpers shared by the HTTP benchmark scripts
+# (http_vs_nginx.sh, idle_conns.sh, hash_latency.sh). Sourced, never run.
+#
+# The caller sets bench_name (for messages) before sourcing, and calls
+# bench_setup once: it makes a private temp dir ($bench_tmp) and an EXIT trap
+# that stops every server started through bench_start_* and every PID added to
+# bench_pids, then removes the temp dir (KEEP_TMP=1 keeps it, for debugging).
+
+bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+bench_name=${bench_name:-bench}
+bench_pids=()  # processes to stop at exit (servers, load loops)
+bench_tmp=
+
+bench_log() { echo "$bench_name: $*" >&2; }
+bench_die() {
+    echo "$bench_name: error: $*" >&2
+    exit 1
+}
+
+bench_cleanup() {
+    local p
+    for p in "${bench_pids[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${bench_pids[@]}"; do
+        # give each up to 3 s to exit, then SIGKILL it
+        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -9 "$p" 2>/dev/null || true
+    done
+    if [ -n "$bench_tmp" ] && [ -d "$bench_tmp" ]; then
+        if [ "${KEEP_TMP:-0}" = 1 ]; then
+            bench_log "kept $bench_tmp"
+        else
+            rm -rf "$bench_tmp"
+        fi
+    fi
+}
+
+bench_setup() {
+    bench_tmp=$(mktemp -d "/tmp/corio-${bench_name}.XXXXXX")
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+# Raises this shell's soft open-files limit (inherited by the servers and wrk
+# it starts) to $1 (default 20000) or the hard limit, whichever is lower.
+bench_raise_nofile() {
+    local want=${1:-20000} hard
+    hard=$(ulimit -Hn)
+    if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then
+        bench_log "warning: hard open-files limit is $hard (< $want)"
+        want=$hard
+    fi
+    ulimit -n "$want" || bench_die "cannot raise ulimit -n to $want"
+}
+
+# bench_need_tools CMD=PKG[|PKG2] ...: installs, with apt-get, the package of
+# each command that is missing (PKG2 is tried when PKG cannot be installed).
+bench_need_tools() {
+    local spec cmd pkgs missing=() sudo=()
+    for spec in "$@"; do
+        cmd=${spec%%=*}
+        pkgs=${spec#*=}
+        command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkgs")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    bench_log "installing: ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+        bench_die "apt-get update failed"
+    for pkgs in "${missing[@]}"; do
+        local ok=0 p
+        for p in ${pkgs//|/ }; do
+            if "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                --no-install-recommends "$p" >/dev/null; then
+                ok=1
+                break
+            fi
+        done
+        [ $ok = 1 ] || bench_die "cannot install any of: ${pkgs//|/ }"
+    done
+}
+
+# The usual set: wrk, nginx, curl, taskset, ps/pgrep.
+bench_need_common_tools() {
+    bench_need_tools wrk=wrk nginx='nginx-light|nginx' curl=curl taskset=util-linux \
+        pgrep=procps getconf=libc-bin
+    NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
+    [ -x "$NGINX_BIN" ] || bench_die "nginx binary not found: $NGINX_BIN (set NGINX_BIN)"
+}
+
+# Sets CORIO_BIN: the override if given, else build/server/corio, building
+# it (Release) first when it is missing.
+bench_corio_bin() {
+    if [ -n "${CORIO_BIN:-}" ]; then
+        [ -x "$CORIO_BIN" ] || bench_die "CORIO_BIN=$CORIO_BIN is not an executable"
+        return 0
+    fi
+    CORIO_BIN=$bench_root/build/server/corio
+    if [ ! -x "$CORIO_BIN" ]; then
+        bench_log "building corio (Release) into $bench_root/build"
+        # shellcheck source-path=SCRIPTDIR source=../../deploy/deps.sh
+        . "$bench_root/deploy/deps.sh"
+        corio_install_deps build
+        cmake -S "$bench_root" -B "$bench_root/build" -DCMAKE_BUILD_TYPE=Release >/dev/null ||
+            bench_die "cmake configure failed"
+        cmake --build "$bench_root/build" -j --target corio || bench_die "build failed"
+    fi
+    local bt
+    bt=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$(dirname "$CORIO_BIN")/../CMakeCache.txt" 2>/dev/null)
+    if [ -n "$bt" ] && [ "$bt" != Release ]; then
+        bench_log "warning: $CORIO_BIN is a $bt build, not Release: figures are not representative"
+    fi
+}
+
+# Prints a free TCP port on 127.0.0.1, below the ephemeral range so that the
+# client sockets of a run cannot take it.
+bench_free_port() {
+    local p i
+    for i in $(seq 1 200); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM + i) % 12000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    bench_die "no free port found"
+}
+
+# bench_wait_http PID URL LOG [SECONDS]: polls URL until it answers 200 (10 s
+# by default). Fails clearly, with the log's tail, when the process exits or
+# the time runs out.
+bench_wait_http() {
+    local pid=$1 url=$2 log=$3 secs=${4:-10} code deadline
+    deadline=$((SECONDS + secs))
+    while [ $SECONDS -lt $deadline ]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            bench_log "process $pid exited before answering $url; its log ($log):"
+            tail -n 20 "$log" >&2 2>/dev/null
+            bench_die "server did not start"
+        fi
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null) || true
+        [ "$code" = 200 ] && return 0
+        sleep 0.1
+    done
+    bench_log "no 200 from $url within ${secs} s (last status: ${code:-none}); log ($log):"
+    tail -n 20 "$log" >&2 2>/dev/null
+    bench_die "server at $url is not answering GET with 200"
+}
+
+# bench_check_keepalive URL NAME: the figures only mean something if the server
+# keeps the connection open and answers the expected body; check both.
+bench_check_keepalive() {
+    local url=$1 who=$2 out body
+    out=$(curl -s -o /dev/null -o /dev/null -w '%{http_code} %{num_connects}\n' --max-time 5 \
+        "$url" "$url") || bench_die "$who: curl $url failed"
+    # expect "200 1" then "200 0": two answers, one connection
+    if [ "$(echo "$out" | tr '\n' ' ')" != "200 1 200 0 " ]; then
+        bench_die "$who does not keep the connection alive (curl: $(echo "$out" | tr '\n' ' '))" \
+            "- two requests on one connection must both get 200; figures would be meaningless"
+    fi
+    body=$(curl -s --max-time 5 "$url")
+    if [ "$body" != "Hello, World!" ]; then
+        bench_log "warning: $who answers $url with body '${body:0:40}', not 'Hello, World!'"
+    fi
+}
+
+# bench_start_corio VAR_PID PORT LOG CPUS [EXTRA ARGS...]: starts corio
+# listening on 127.0.0.1:PORT, pinned to CPUS ("" = not pinned), waits for it
+# to answer GET /plaintext, and stores its PID in VAR_PID. CORIO_ARGS (env)
+# adds flags. Prints the command line to stderr.
+bench_start_corio() {
+    local -n _pid=$1
+    local port=$2 log=$3 cpus=$4 cmd
+    shift 4
+    cmd=("$CORIO_BIN" --listen "127.0.0.1:$port" --access-log off --log-level warn "$@")
+    # shellcheck disable=SC2206 # CORIO_ARGS is meant to be split
+    [ -n "${CORIO_ARGS:-}" ] && cmd+=(${CORIO_ARGS})
+    [ -n "$cpus" ] && cmd=(taskset -c "$cpus" "${cmd[@]}")
+    bench_log "corio: ${cmd[*]}"
+    "${cmd[@]}" >"$log" 2>&1 &
+    _pid=$!
+    bench_pids+=("$_pid")
+    bench_wait_http "$_pid" "http://127.0.0.1:$port/plaintext" "$log" 10
+    bench_check_keepalive "http://127.0.0.1:$port/plaintext" corio
+}
+
+# bench_start_nginx VAR_WORKER_PID DIR PORT CPUS [WORKER_CONNECTIONS [KEEPALIVE_TIMEOUT]]:
+# writes DIR/nginx.conf (one worker, access log off, `return 200 "Hello,
+# World!"` at /plaintext), starts nginx pinned to CPUS, waits for it to answer,
+# and stores the PID of its single worker (the process that serves, and whose
+# CPU time and RSS count) in VAR_WORKER_PID.
+bench_start_nginx() {
+    local -n _wpid=$1
+    local dir=$2 port=$3 cpus=$4 wconns=${5:-4096} kat=${6:-75s} master cmd i
+    mkdir -p "$dir/body"
+    cat >"$dir/nginx.conf" <<EOF
+# written by tests/bench ($bench_name)
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+    worker_connections $wconns;
+}
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    keepalive_requests 1000000;
+    keepalive_timeout $kat;
+    server {
+        listen 127.0.0.1:$port;
+        location /plaintext {
+            default_type text/plain;
+            return 200 "Hello, World!";
+        }
+    }
+}
+EOF
+    cmd=("$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log")
+    [ -n "$cpus" ] && cmd=(taskset -c "$cpus" "${cmd[@]}")
+    bench_log "nginx: ${cmd[*]}"
+    "${cmd[@]}" >"$dir/stderr.log" 2>&1 &
+    master=$!
+    bench_pids+=("$master")
+    bench_wait_http "$master" "http://127.0.0.1:$port/plaintext" "$dir/error.log" 10
+    _wpid=
+    for i in $(seq 1 50); do
+        _wpid=$(pgrep -P "$master" | head -n 1)
+        [ -n "$_wpid" ] && break
+        sleep 0.1
+    done
+    [ -n "$_wpid" ] || bench_die "cannot find nginx's worker process (master $master)"
+    [ "$(pgrep -P "$master" | wc -l)" -eq 1 ] || bench_die "nginx has more than one worker"
+    bench_check_keepalive "http://127.0.0.1:$port/plaintext" nginx
+}
+
+# Prints utime+stime of PID (all its threads), in clock ticks.
+bench_cpu_ticks() {
+    local s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || bench_die "process $1 is gone"
+    # drop "pid (comm) " (comm may hold spaces); utime/stime are fields 14/15
+    s=${s##*) }
+    echo "$s" | awk '{ print $12 + $13 }'
+}
+
+# Prints the busy clock ticks of the whole machine (user, nice, system, irq,
+# softirq, steal: everything but idle and iowait), from /proc/stat.
+bench_busy_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+# bench_children_secs FILE: stores the user+system seconds of this shell's
+# finished children (bash's `times`) in FILE. Must run in the calling shell,
+# not in $(...): a subshell's `times` does not see its parent's children.
+bench_children_secs() {
+    times >"$1.times"
+    awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } print s }' \
+        "$1.times" >"$1"
+}
+
+# Prints VmRSS of PID in kB.
+bench_rss_kb() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || bench_die "process $1 is gone"
+}
+
+# Duration normalised to whole seconds: "10", "10s" -> 10.
+bench_seconds() {
+    local d=${1%s}
+    if ! [[ "$d" =~ ^[0-9]+$ ]] || [ "$d" -eq 0 ]; then
+        bench_die "bad duration '$1' (want seconds, e.g. 10 or 10s)"
+    fi
+    echo "$d"
+}
+
+# bench_wrk_parse FILE: prints "requests rps p99_ms p50_ms errors" from wrk's
+# --latency output (errors = socket errors + non-2xx/3xx responses), or fails.
+bench_wrk_parse() {
+    awk '
+    function ms(v,   n, u) {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") return n / 1000
+        if (u == "ms") return n
+        if (u == "s")  return n * 1000
+        if (u == "m")  return n * 60000
+        if (u == "h")  return n * 3600000
+        return -1
+    }
+    / requests in /         { req = $1 }
+    /^Requests\/sec:/       { rps = $2 }
+    /^ +50% /               { p50 = ms($2) }
+    /^ +99% /               { p99 = ms($2) }
+    /Socket errors:/        { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+    /Non-2xx or 3xx/        { err += $NF }
+    END {
+        if (req == "" || rps == "" || p99 == "" || p99 < 0) exit 1
+        printf "%d %.2f %.3f %.3f %d\n", req, rps, p99, p50, err
+    }' "$1"
+}
+
+# Median of the numbers on stdin (one per line).
+bench_median() {
+    sort -g | awk '{ a[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}

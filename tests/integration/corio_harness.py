@@ -1,0 +1,664 @@
+"""Shared harness for corio's integration tests.
+
+Starts the real daemon (CORIO_BIN) on loopback, drains its stderr/stdout into
+buffers that tests can inspect, and provides small clients: raw sockets with a
+minimal HTTP/1.1 response reader, http.client connections and curl.
+
+Only the Python 3.11 standard library and the `curl` command line tool are used.
+Every blocking call is bounded by a timeout; CorioServer.close() always kills
+the daemon.
+"""
+
+import email.utils
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HOST = "127.0.0.1"
+SKIP_EXIT = 77
+STARTUP_TIMEOUT = 10.0
+LISTEN_RE = re.compile(r"listening on (\S+):(\d+)")
+IMF_FIXDATE_RE = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
+    r"\d{2}:\d{2}:\d{2} GMT$")
+HASH_SALT = b"corio"
+
+
+# ---------------------------------------------------------------------------
+# binary discovery / skipping
+
+
+def corio_bin():
+    """Path of the daemon under test, or None when unusable."""
+    path = os.environ.get("CORIO_BIN", "")
+    if path and os.path.isfile(path) and os.access(path, os.X_OK):
+        return os.path.abspath(path)  # the daemon runs with cwd = a temp dir
+    return None
+
+
+def skip_reason():
+    path = os.environ.get("CORIO_BIN", "")
+    if not path:
+        return "CORIO_BIN is not set"
+    return "CORIO_BIN=%s is not an executable file" % path
+
+
+def setUpModule():  # noqa: N802 - imported by test modules for unittest discovery
+    if corio_bin() is None:
+        raise unittest.SkipTest(skip_reason())
+
+
+def main():
+    """Entry point for every test module: exit 77 (skipped) without a binary,
+    otherwise unittest.main() (non-zero exit on failure)."""
+    if corio_bin() is None:
+        print("SKIP: " + skip_reason(), file=sys.stderr)
+        sys.exit(SKIP_EXIT)
+    unittest.main(verbosity=2)
+
+
+def have_curl():
+    return shutil.which("curl") is not None
+
+
+# ---------------------------------------------------------------------------
+# document root description
+
+
+class Dir:
+    """root_files value: create an (empty) directory."""
+
+
+class Symlink:
+    """root_files value: create a symlink pointing to `target` (as given,
+    relative targets are relative to the link's directory)."""
+
+    def __init__(self, target):
+        self.target = target
+
+
+def _populate(base, files):
+    for rel, content in files.items():
+        path = os.path.join(base, rel.lstrip("/"))
+        if isinstance(content, Dir) or rel.endswith("/"):
+            os.makedirs(path, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if isinstance(content, Symlink):
+            os.symlink(content.target, path)
+        else:
+            if isinstance(content, str):
+                content = content.encode()
+            with open(path, "wb") as f:
+                f.write(content)
+
+
+# ---------------------------------------------------------------------------
+# the daemon
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+class CorioServer:
+    """The corio daemon, started on 127.0.0.1 with a free port.
+
+    args       extra command line flags
+    config     dict written as JSON to <tmp>/corio.json and passed with --config
+    root_files dict path -> bytes | str | Dir() | Symlink(target): creates the
+               document root <tmp>/www and passes --root (unless the config
+               already has "root" or args contain --root)
+    outside_files  same format, created in <tmp> (outside the root; e.g.
+               "secret.txt" is reachable as "../secret.txt" from the root)
+    listen     add `--listen 127.0.0.1:0` (default True)
+    wait_ready wait for the "listening on" log line (default True)
+    """
+
+    def __init__(self, args=None, config=None, root_files=None, outside_files=None,
+                 listen=True, wait_ready=True, startup_timeout=STARTUP_TIMEOUT):
+        self.bin = corio_bin()
+        if self.bin is None:
+            raise unittest.SkipTest(skip_reason())
+        self.args = list(args or [])
+        self.config = config
+        self.root_files = root_files
+        self.outside_files = outside_files
+        self.listen = listen
+        self.wait_ready = wait_ready
+        self.startup_timeout = startup_timeout
+        self.tmpdir = tempfile.mkdtemp(prefix="corio-it-")
+        self.root = None
+        self.config_path = None
+        self.proc = None
+        self.host = HOST
+        self.port = None
+        self.addresses = []  # [(host, port)] in log order
+        self._lines = []  # stderr lines (str, without newline)
+        self._stdout = []
+        self._cond = threading.Condition()
+        self._threads = []
+        self.returncode = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def command(self):
+        cmd = [self.bin]
+        if self.config is not None:
+            self.config_path = os.path.join(self.tmpdir, "corio.json")
+            with open(self.config_path, "w") as f:
+                json.dump(self.config, f)
+            cmd += ["--config", self.config_path]
+        if self.listen:
+            cmd += ["--listen", "%s:0" % HOST]
+        if self.root_files is not None:
+            self.root = os.path.join(self.tmpdir, "www")
+            os.makedirs(self.root, exist_ok=True)
+            _populate(self.root, self.root_files)
+            if "--root" not in self.args and not (self.config and "root" in self.config):
+                cmd += ["--root", self.root]
+        if self.outside_files:
+            _populate(self.tmpdir, self.outside_files)
+        return cmd + self.args
+
+    def start(self):
+        cmd = self.command()
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=self.tmpdir, start_new_session=True)
+        for stream, sink in ((self.proc.stderr, self._lines), (self.proc.stdout, self._stdout)):
+            t = threading.Thread(target=self._drain, args=(stream, sink), daemon=True)
+            t.start()
+            self._threads.append(t)
+        if self.wait_ready:
+            try:
+                self._wait_listening()
+            except BaseException:
+                self.close()
+                raise
+        return self
+
+    def _drain(self, stream, sink):
+        try:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                with self._cond:
+                    sink.append(line)
+                    self._cond.notify_all()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._cond:
+                self._cond.notify_all()
+
+    def _wait_listening(self):
+        deadline = time.monotonic() + self.startup_timeout
+        with self._cond:
+            while True:
+                for line in self._lines:
+                    m = LISTEN_RE.search(line)
+                    if m:
+                        addr = (m.group(1).strip("[]"), int(m.group(2)))
+                        if addr not in self.addresses:
+                            self.addresses.append(addr)
+                if self.addresses:
+                    break  # more --listen lines: see wait_listening_count()
+                if self.proc.poll() is not None:
+                    raise ServerError("corio exited with status %s before listening:\n%s"
+                                      % (self.proc.returncode, self.stderr_text()))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ServerError("corio did not log 'listening on' within %.0f s:\n%s"
+                                      % (self.startup_timeout, self.stderr_text()))
+                self._cond.wait(min(left, 0.1))
+        self.host, self.port = self.addresses[0]
+        if self.host in ("0.0.0.0", "*", ""):
+            self.host = HOST
+
+    def wait_listening_count(self, n, timeout=5.0):
+        """Wait until n 'listening on' lines were logged; returns the addresses."""
+        self.wait_for_log(LISTEN_RE, timeout=timeout, count=n)
+        with self._cond:
+            self.addresses = []
+            for line in self._lines:
+                m = LISTEN_RE.search(line)
+                if m:
+                    self.addresses.append((m.group(1).strip("[]"), int(m.group(2))))
+        return list(self.addresses)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig):
+        if self.running():
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout):
+        """Wait for exit; returns the exit code or None on timeout."""
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.returncode
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        """Send `sig`, wait up to `timeout` s and return the exit code
+        (negative for death by signal). SIGKILLs and raises on timeout."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+                self.returncode = self.proc.returncode
+                raise ServerError("corio did not exit within %.1f s after signal %d"
+                                  % (timeout, sig))
+        self.returncode = self.proc.returncode
+        self._join_threads()
+        return self.returncode
+
+    def close(self):
+        """Kill the daemon if still running and remove the temp dir."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    self.proc.kill()
+                except OSError:
+                    pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            self.returncode = self.proc.returncode
+            self._join_threads()
+            for s in (self.proc.stdout, self.proc.stderr):
+                try:
+                    s.close()
+                except (OSError, ValueError):
+                    pass
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def _join_threads(self):
+        for t in self._threads:
+            t.join(timeout=2)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # -- logs ----------------------------------------------------------------
+
+    def stderr_lines(self):
+        with self._cond:
+            return list(self._lines)
+
+    def stderr_text(self):
+        return "\n".join(self.stderr_lines())
+
+    def stdout_text(self):
+        with self._cond:
+            return "\n".join(self._stdout)
+
+    def wait_for_log(self, pattern, timeout=5.0, count=1):
+        """Wait until `count` stderr lines match regex `pattern`; returns the
+        matching lines or raises AssertionError."""
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                hits = [l for l in self._lines if rx.search(l)]
+                if len(hits) >= count:
+                    return hits
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no %d stderr line(s) matching %r within %.1f s:\n%s"
+                                         % (count, rx.pattern, timeout, "\n".join(self._lines)))
+                self._cond.wait(min(left, 0.1))
+
+    # -- clients -------------------------------------------------------------
+
+    @property
+    def base_url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    def url(self, path):
+        return self.base_url + path
+
+    def connect(self, timeout=5.0):
+        """A RawConn to the server."""
+        return RawConn(self.host, self.port, timeout=timeout)
+
+    def http(self, timeout=10.0):
+        """An http.client.HTTPConnection to the server."""
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=10.0):
+        """One request on a fresh http.client connection; returns
+        (status, HTTPMessage headers, body bytes)."""
+        c = self.http(timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+            return r.status, r.headers, data
+        finally:
+            c.close()
+
+    def raw(self, data, timeout=5.0, head=False):
+        """Send raw bytes on a fresh connection and read one response."""
+        with self.connect(timeout=timeout) as c:
+            c.send(data)
+            return c.read_response(head=head)
+
+    def curl(self, *args, timeout=10.0):
+        return curl(*args, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------
+# raw sockets and a minimal HTTP/1.1 response reader
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body, raw_head):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value)
+        self.body = body
+        self.raw_head = raw_head
+
+    def header(self, name, default=None):
+        n = name.lower()
+        for k, v in self.headers:
+            if k.lower() == n:
+                return v
+        return default
+
+    def header_all(self, name):
+        n = name.lower()
+        return [v for k, v in self.headers if k.lower() == n]
+
+    def has_token(self, name, token):
+        """True when the comma-separated header `name` contains `token`."""
+        t = token.lower()
+        for v in self.header_all(name):
+            if t in [x.strip().lower() for x in v.split(",")]:
+                return True
+        return False
+
+    def __repr__(self):
+        return "<Response %s %d %r headers=%r body=%d bytes>" % (
+            self.version, self.status, self.reason, self.headers, len(self.body))
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class RawConn:
+    """A TCP connection with a receive buffer. Every read is bounded by the
+    socket timeout. A reset by the peer is treated like a close."""
+
+    def __init__(self, host, port, timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+        self.buf = b""
+        self.eof = False
+        self.reset = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.sendall(data)
+
+    def send_slowly(self, data, delay=0.005, chunk=1):
+        """Send `data` `chunk` bytes at a time with `delay` s between sends.
+        Returns the number of bytes sent before the peer closed (if it did)."""
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        sent = 0
+        for i in range(0, len(data), chunk):
+            try:
+                self.sock.sendall(data[i:i + chunk])
+            except OSError:
+                return sent
+            sent += len(data[i:i + chunk])
+            time.sleep(delay)
+        return sent
+
+    def _recv_some(self, timeout=None):
+        """One recv into the buffer; returns bytes read (b"" on EOF)."""
+        if self.eof:
+            return b""
+        old = self.sock.gettimeout()
+        if timeout is not None:
+            self.sock.settimeout(max(timeout, 0.001))
+        try:
+            d = self.sock.recv(65536)
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+            self.reset = True
+            d = b""
+        finally:
+            if timeout is not None:
+                try:
+                    self.sock.settimeout(old)
+                except OSError:
+                    pass
+        if not d:
+            self.eof = True
+        self.buf += d
+        return d
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out waiting for data")
+        if not self._recv_some(timeout=left):
+            raise ConnectionClosed("connection closed by peer (buffer: %r)" % self.buf[:200])
+
+    def read_until(self, marker, timeout=None):
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while marker not in self.buf:
+            self._fill(deadline)
+        i = self.buf.index(marker) + len(marker)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def read_exact(self, n, timeout=None):
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while len(self.buf) < n:
+            self._fill(deadline)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_to_eof(self, timeout=None):
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out waiting for the peer to close")
+            self._recv_some(timeout=left)
+        out, self.buf = self.buf, b""
+        return out
+
+    def recv_for(self, seconds):
+        """Collect whatever arrives within `seconds` (stops early on EOF)."""
+        deadline = time.monotonic() + seconds
+        start = len(self.buf)
+        while not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                self._recv_some(timeout=left)
+            except socket.timeout:
+                break
+        out = self.buf[start:]
+        return out
+
+    def wait_closed(self, timeout=3.0):
+        """True when the peer closes (EOF or reset) within `timeout`. Bytes
+        that arrive meanwhile stay in self.buf."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                self._recv_some(timeout=left)
+            except socket.timeout:
+                return False
+        return True
+
+    def read_response(self, head=False, timeout=None):
+        """Read one response (an interim 1xx response is returned on its own).
+        head=True: the request was HEAD, so no body follows."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while b"\r\n\r\n" not in self.buf:
+            self._fill(deadline)
+        i = self.buf.index(b"\r\n\r\n")
+        raw_head, self.buf = self.buf[:i], self.buf[i + 4:]
+        lines = raw_head.decode("latin-1").split("\r\n")
+        m = re.match(r"^(HTTP/\d\.\d) (\d{3})(?: (.*))?$", lines[0])
+        if not m:
+            raise AssertionError("bad status line: %r" % lines[0])
+        version, status, reason = m.group(1), int(m.group(2)), m.group(3) or ""
+        headers = []
+        for line in lines[1:]:
+            if ":" not in line:
+                raise AssertionError("bad header line: %r" % line)
+            k, v = line.split(":", 1)
+            headers.append((k, v.strip(" \t")))
+        resp = Response(version, status, reason, headers, b"", raw_head)
+        if head or 100 <= status < 200 or status in (204, 304):
+            return resp
+        te = resp.header("Transfer-Encoding")
+        cl = resp.header("Content-Length")
+        left = lambda: deadline - time.monotonic()  # noqa: E731
+        if te is not None and "chunked" in te.lower():
+            body = b""
+            while True:
+                size_line = self.read_until(b"\r\n", timeout=left())
+                size = int(size_line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.read_until(b"\r\n", timeout=left()) != b"\r\n":
+                        pass  # trailers
+                    break
+                body += self.read_exact(size, timeout=left())
+                if self.read_exact(2, timeout=left()) != b"\r\n":
+                    raise AssertionError("bad chunk terminator")
+            resp.body = body
+        elif cl is not None:
+            resp.body = self.read_exact(int(cl), timeout=left())
+        else:
+            resp.body = self.read_to_eof(timeout=left())
+        return resp
+
+
+def read_all_responses(conn, count, head_indexes=(), timeout=5.0):
+    return [conn.read_response(head=(i in head_indexes), timeout=timeout) for i in range(count)]
+
+
+# ---------------------------------------------------------------------------
+# curl
+
+
+def curl(*args, timeout=10.0):
+    """Run curl -sS with --max-time; returns CompletedProcess (bytes)."""
+    cmd = ["curl", "-sS", "--max-time", str(timeout)] + [str(a) for a in args]
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout + 5)
+
+
+def parse_curl_i(out):
+    """Split `curl -i` output into ([Response heads...], body). Interim (1xx)
+    responses come first in the list; the body belongs to the last one."""
+    heads = []
+    rest = out
+    while rest.startswith(b"HTTP/"):
+        i = rest.find(b"\r\n\r\n")
+        if i < 0:
+            raise AssertionError("incomplete header block in curl output: %r" % rest[:300])
+        raw_head, rest = rest[:i], rest[i + 4:]
+        lines = raw_head.decode("latin-1").split("\r\n")
+        m = re.match(r"^(HTTP/[\d.]+) (\d{3})(?: (.*))?$", lines[0])
+        if not m:
+            raise AssertionError("bad status line in curl output: %r" % lines[0])
+        headers = []
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers.append((k, v.strip()))
+        heads.append(Response(m.group(1), int(m.group(2)), m.group(3) or "", headers, b"",
+                              raw_head))
+        if not 100 <= heads[-1].status < 200:
+            break
+    if not heads:
+        raise AssertionError("no HTTP response in curl output: %r" % out[:300])
+    heads[-1].body = rest
+    return heads, rest
+
+
+# ---------------------------------------------------------------------------
+# misc helpers
+
+
+def pbkdf2_hex(body, iterations):
+    return hashlib.pbkdf2_hmac("sha256", body, HASH_SALT, iterations, 32).hex()
+
+
+def is_imf_fixdate(value):
+    return bool(value and IMF_FIXDATE_RE.match(value))
+
+
+def http_date(ts):
+    return email.utils.formatdate(ts, usegmt=True)
+
+
+def simple_get(path, host_header="x"):
+    return ("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host_header)).encode("latin-1")
+
+
+def assert_server_alive(test, server):
+    """The daemon is still running and still answers GET /plaintext."""
+    test.assertTrue(server.running(), "corio died:\n" + server.stderr_text())
+    with server.connect() as c:
+        c.send(simple_get("/plaintext"))
+        r = c.read_response()
+    test.assertEqual(r.status, 200)
+    test.assertEqual(r.body, b"Hello, World!")
+
+
+def content_type_base(value):
+    return (value or "").split(";")[0].strip().lower()

@@ -1,0 +1,244 @@
+"""Command line, configuration file and exit codes of the corio daemon."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corio_harness as H  # noqa: E402
+from corio_harness import setUpModule  # noqa: E402,F401
+
+
+def run(args, timeout=10.0):
+    """Run the binary with args; the daemon is killed if it does not exit."""
+    try:
+        return subprocess.run([H.corio_bin()] + list(args), stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:  # subprocess.run kills the child
+        raise AssertionError("corio %s did not exit within %.0f s (stderr: %r)"
+                             % (" ".join(args), timeout, e.stderr)) from None
+
+
+class CliTestCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="corio-cli-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write_config(self, cfg, name="corio.json"):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            if isinstance(cfg, str):
+                f.write(cfg)
+            else:
+                json.dump(cfg, f)
+        return path
+
+    def check(self, cfg, extra=()):
+        return run(["--config", self.write_config(cfg), "--check-config"] + list(extra))
+
+    def assertConfigError(self, p, *names):
+        """Exit status 2, exactly one (non-empty) line on stderr naming every name."""
+        self.assertEqual(p.returncode, 2, "stdout=%r stderr=%r" % (p.stdout, p.stderr))
+        lines = [l for l in p.stderr.decode("utf-8", "replace").splitlines() if l.strip()]
+        self.assertEqual(len(lines), 1, "expected one stderr line, got %r" % lines)
+        for n in names:
+            self.assertIn(n, lines[0])
+
+
+class TestInfoFlags(CliTestCase):
+    def test_version_prints_corio_and_exits_0(self):
+        p = run(["--version"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("corio", (p.stdout + p.stderr).decode())
+
+    def test_help_prints_usage_and_exits_0(self):
+        p = run(["--help"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = (p.stdout + p.stderr).decode()
+        for flag in ("--config", "--listen", "--root", "--access-log", "--check-config"):
+            self.assertIn(flag, out)
+
+    def test_unknown_flag_exits_2(self):
+        p = run(["--no-such-flag"])
+        self.assertEqual(p.returncode, 2)
+        self.assertTrue(p.stderr.strip())
+
+
+class TestCheckConfig(CliTestCase):
+    def test_check_config_valid_file_exits_0(self):
+        p = self.check({
+            "listen": ["127.0.0.1:0"], "pool_threads": 2,
+            "limits": {"max_connections": 100, "max_header_bytes": 4096, "max_uri_bytes": 2048,
+                       "max_body_bytes": 65536, "max_requests_per_connection": 10},
+            "timeouts": {"header_ms": 1000, "body_ms": 1000, "keepalive_ms": 1000,
+                         "write_ms": 1000, "drain_ms": 1000},
+            "log": {"level": "info", "access": "off"}})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_check_config_full_example_exits_0(self):
+        root = os.path.join(self.tmp, "www")
+        os.mkdir(root)
+        p = self.check({
+            "listen": ["0.0.0.0:8080"], "root": root, "pool_threads": 4,
+            "limits": {"max_connections": 100000, "max_header_bytes": 8192,
+                       "max_uri_bytes": 8192, "max_body_bytes": 1048576,
+                       "max_requests_per_connection": 0},
+            "timeouts": {"header_ms": 10000, "body_ms": 30000, "keepalive_ms": 75000,
+                         "write_ms": 30000, "drain_ms": 10000},
+            "log": {"level": "info", "access": "-"}})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_check_config_without_file_exits_0(self):
+        p = run(["--check-config", "--listen", "127.0.0.1:0"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_check_config_does_not_start_server(self):
+        p = run(["--check-config", "--listen", "127.0.0.1:0"], timeout=5)
+        self.assertNotIn("listening on", p.stderr.decode("utf-8", "replace"))
+
+    def test_invalid_json_syntax_exits_2(self):
+        self.assertConfigError(self.check('{"listen": ["127.0.0.1:0"],'))
+
+    def test_unknown_top_level_key_exits_2_naming_key(self):
+        self.assertConfigError(self.check({"listen": ["127.0.0.1:0"], "bogus_key": 1}),
+                               "bogus_key")
+
+    def test_unknown_nested_key_exits_2_naming_key(self):
+        self.assertConfigError(self.check({"limits": {"max_bogus_things": 5}}),
+                               "max_bogus_things")
+
+    def test_wrong_type_top_level_exits_2_naming_key(self):
+        self.assertConfigError(self.check({"pool_threads": "four"}), "pool_threads")
+
+    def test_wrong_type_nested_exits_2_naming_key(self):
+        self.assertConfigError(self.check({"timeouts": {"header_ms": "fast"}}), "header_ms")
+
+    def test_wrong_type_listen_not_list_exits_2(self):
+        self.assertConfigError(self.check({"listen": 8080}), "listen")
+
+    def test_wrong_type_section_not_object_exits_2(self):
+        self.assertConfigError(self.check({"limits": 5}), "limits")
+
+    def test_negative_limit_exits_2(self):
+        self.assertConfigError(self.check({"limits": {"max_body_bytes": -1}}), "max_body_bytes")
+
+    def test_missing_config_file_exits_2(self):
+        p = run(["--config", os.path.join(self.tmp, "nope.json"), "--check-config"])
+        self.assertConfigError(p)
+
+    def test_missing_config_file_without_check_exits_2(self):
+        p = run(["--config", os.path.join(self.tmp, "nope.json"), "--listen", "127.0.0.1:0"])
+        self.assertEqual(p.returncode, 2)
+
+    def test_invalid_listen_flag_exits_2(self):
+        p = run(["--listen", "not-an-address", "--check-config"])
+        self.assertEqual(p.returncode, 2)
+
+    def test_invalid_listen_port_exits_2(self):
+        p = run(["--listen", "127.0.0.1:99999", "--check-config"])
+        self.assertEqual(p.returncode, 2)
+
+    def test_invalid_log_level_flag_exits_2(self):
+        p = run(["--log-level", "loud", "--check-config"])
+        self.assertEqual(p.returncode, 2)
+
+    def test_invalid_log_level_in_file_exits_2(self):
+        self.assertConfigError(self.check({"log": {"level": "loud"}}))
+
+    def test_config_error_when_running_exits_2(self):
+        p = run(["--config", self.write_config({"bogus_key": True}),
+                 "--listen", "127.0.0.1:0"])
+        self.assertConfigError(p, "bogus_key")
+
+    def test_flag_overrides_invalid_file_value_is_still_checked(self):
+        # the file is loaded (and rejected) even if flags would override it
+        p = run(["--config", self.write_config({"listen": 5}), "--listen", "127.0.0.1:0",
+                 "--check-config"])
+        self.assertEqual(p.returncode, 2)
+
+
+class TestConfigTakesEffect(unittest.TestCase):
+    def test_listen_from_config_file(self):
+        srv = H.CorioServer(config={"listen": ["127.0.0.1:0"]}, listen=False)
+        try:
+            srv.start()
+            self.assertEqual(srv.host, "127.0.0.1")
+            st, _, body = srv.request("GET", "/plaintext")
+            self.assertEqual((st, body), (200, b"Hello, World!"))
+        finally:
+            srv.close()
+
+    def test_two_listen_flags_listen_twice(self):
+        srv = H.CorioServer(args=["--listen", "127.0.0.1:0"])  # plus the harness's own
+        try:
+            srv.start()
+            addrs = srv.wait_listening_count(2)
+            self.assertEqual(len(set(addrs)), 2, addrs)
+            for host, port in addrs:
+                with H.RawConn(host, port) as c:
+                    c.send(H.simple_get("/plaintext"))
+                    self.assertEqual(c.read_response().status, 200)
+        finally:
+            srv.close()
+
+    def test_root_flag_overrides_config_root(self):
+        srv = H.CorioServer(outside_files={"a/f.txt": b"from-config", "b/f.txt": b"from-flag"})
+        srv.config = {"root": os.path.join(srv.tmpdir, "a")}
+        srv.args = ["--root", os.path.join(srv.tmpdir, "b")]
+        try:
+            srv.start()
+            st, _, body = srv.request("GET", "/f.txt")
+            self.assertEqual((st, body), (200, b"from-flag"))
+        finally:
+            srv.close()
+
+    def test_root_from_config_file(self):
+        srv = H.CorioServer(outside_files={"docs/hello.txt": b"hi there"})
+        srv.config = {"root": os.path.join(srv.tmpdir, "docs")}
+        try:
+            srv.start()
+            st, _, body = srv.request("GET", "/hello.txt")
+            self.assertEqual((st, body), (200, b"hi there"))
+        finally:
+            srv.close()
+
+    def test_limit_from_config_file_applies(self):
+        srv = H.CorioServer(config={"limits": {"max_uri_bytes": 64}})
+        try:
+            srv.start()
+            r = srv.raw(H.simple_get("/plaintext?" + "a" * 200))
+            self.assertEqual(r.status, 414)
+        finally:
+            srv.close()
+
+    def test_access_log_flag_overrides_config(self):
+        srv = H.CorioServer(config={"log": {"access": "off"}})
+        log = os.path.join(srv.tmpdir, "access.log")
+        srv.args = ["--access-log", log]
+        try:
+            srv.start()
+            st, _, _ = srv.request("GET", "/plaintext")
+            self.assertEqual(st, 200)
+            self.assertEqual(srv.stop(), 0)
+            with open(log) as f:
+                self.assertIn('"GET /plaintext HTTP/1.1" 200', f.read())
+        finally:
+            srv.close()
+
+    def test_sigterm_idle_server_exits_0(self):
+        srv = H.CorioServer()
+        try:
+            srv.start()
+            self.assertEqual(srv.stop(timeout=5), 0)
+        finally:
+            srv.close()
+
+
+if __name__ == "__main__":
+    H.main()

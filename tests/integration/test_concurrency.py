@@ -1,0 +1,346 @@
+"""Concurrency (CPU-bound /hash on the pool while the loop keeps serving),
+graceful shutdown on SIGTERM/SIGINT, and the access log."""
+
+import datetime
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corio_harness as H  # noqa: E402
+from corio_harness import setUpModule  # noqa: E402,F401
+
+PLAINTEXT = b"Hello, World!"
+# one /hash with this many iterations takes roughly a second on a slow core
+SLOW_ITERATIONS = 1000000
+DRAIN_MS = 10000
+
+ACCESS_RE = re.compile(
+    r'^(?P<ip>\S+) (?P<ident>\S+) (?P<user>\S+) '
+    r'\[(?P<time>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] '
+    r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+|-) '
+    r'"(?P<referer>[^"]*)" "(?P<agent>[^"]*)"$')
+
+
+def hash_request(iterations, body):
+    return (b"POST /hash?iterations=%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            % (iterations, len(body)) + body)
+
+
+class Background(threading.Thread):
+    """Runs fn() in a thread and keeps its result or exception."""
+
+    def __init__(self, fn):
+        super().__init__(daemon=True)
+        self.fn = fn
+        self.result = None
+        self.error = None
+
+    def run(self):
+        try:
+            self.result = self.fn()
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            self.error = e
+
+    def get(self, timeout):
+        self.join(timeout)
+        if self.is_alive():
+            raise AssertionError("background request did not finish within %.0f s" % timeout)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class TestHashConcurrency(unittest.TestCase):
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = H.CorioServer(args=["--access-log", "off"], config={"pool_threads": 4})
+        try:
+            cls.server.start()
+        except BaseException:
+            cls.server.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.server is not None:
+            cls.server.close()
+
+    def post_hash(self, body, iterations, timeout=60):
+        st, _, out = self.server.request("POST", "/hash?iterations=%d" % iterations, body=body,
+                                         timeout=timeout)
+        return st, out.decode()
+
+    def test_eight_concurrent_hashes_correct(self):
+        bodies = [("password-%d" % i).encode() * (i + 1) for i in range(8)]
+        jobs = [Background(lambda b=b: self.post_hash(b, 20000)) for b in bodies]
+        for j in jobs:
+            j.start()
+        for b, j in zip(bodies, jobs):
+            self.assertEqual(j.get(60), (200, H.pbkdf2_hex(b, 20000)))
+
+    def test_plaintext_fast_while_hashing(self):
+        bodies = [b"load-%d" % i for i in range(8)]
+        jobs = [Background(lambda b=b: self.post_hash(b, SLOW_ITERATIONS // 4)) for b in bodies]
+        for j in jobs:
+            j.start()
+        time.sleep(0.1)  # let the hashes reach the pool
+        latencies = []
+        with self.server.connect() as c:
+            for _ in range(5):
+                t0 = time.monotonic()
+                c.send(H.simple_get("/plaintext"))
+                r = c.read_response(timeout=5)
+                latencies.append(time.monotonic() - t0)
+                self.assertEqual(r.body, PLAINTEXT)
+        busy = any(j.is_alive() for j in jobs)
+        for b, j in zip(bodies, jobs):
+            self.assertEqual(j.get(120), (200, H.pbkdf2_hex(b, SLOW_ITERATIONS // 4)))
+        self.assertTrue(busy, "hashes finished too early to measure anything")
+        self.assertLess(max(latencies), 1.0, latencies)
+
+    def test_new_connections_fast_while_hashing(self):
+        jobs = [Background(lambda i=i: self.post_hash(b"x%d" % i, SLOW_ITERATIONS // 4))
+                for i in range(8)]
+        for j in jobs:
+            j.start()
+        time.sleep(0.1)
+        for _ in range(3):
+            t0 = time.monotonic()
+            st, _, body = self.server.request("GET", "/json", timeout=5)
+            self.assertEqual(st, 200)
+            self.assertLess(time.monotonic() - t0, 1.0)
+        for j in jobs:
+            self.assertEqual(j.get(120)[0], 200)
+
+    def test_many_connections_many_requests(self):
+        def client(i):
+            with self.server.connect(timeout=10) as c:
+                for k in range(10):
+                    body = b"c%d-r%d" % (i, k)
+                    c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                           % len(body) + body)
+                    r = c.read_response(timeout=10)
+                    if (r.status, r.body) != (200, body):
+                        return (i, k, r.status, r.body)
+            return None
+        jobs = [Background(lambda i=i: client(i)) for i in range(50)]
+        for j in jobs:
+            j.start()
+        for j in jobs:
+            self.assertIsNone(j.get(60))
+
+
+class TestGracefulShutdown(unittest.TestCase):
+    def setUp(self):
+        self.server = H.CorioServer(args=["--access-log", "off"],
+                                    config={"timeouts": {"drain_ms": DRAIN_MS}})
+        try:
+            self.server.start()
+        except BaseException:
+            self.server.close()
+            raise
+
+    def tearDown(self):
+        self.server.close()
+
+    def start_slow_request(self, body=b"in-flight"):
+        conn = self.server.connect(timeout=60)
+        conn.send(hash_request(SLOW_ITERATIONS, body))
+        job = Background(lambda: conn.read_response(timeout=60))
+        job.start()
+        time.sleep(0.3)  # the request is being hashed now
+        self.assertTrue(job.is_alive(), "slow request finished before the signal")
+        return conn, job
+
+    def check_inflight_completes(self, sig):
+        conn, job = self.start_slow_request()
+        with conn:
+            t0 = time.monotonic()
+            self.server.send_signal(sig)
+            r = job.get(60)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.body.decode(), H.pbkdf2_hex(b"in-flight", SLOW_ITERATIONS))
+            code = self.server.wait(max(0.5, DRAIN_MS / 1000 + 2 - (time.monotonic() - t0)))
+        self.assertEqual(code, 0, "exit status %r (None: still running)\n%s"
+                         % (code, self.server.stderr_text()))
+
+    def test_sigterm_inflight_request_completes_and_exit_0(self):
+        self.check_inflight_completes(signal.SIGTERM)
+
+    def test_sigint_inflight_request_completes_and_exit_0(self):
+        self.check_inflight_completes(signal.SIGINT)
+
+    def test_new_connections_refused_after_sigterm(self):
+        conn, job = self.start_slow_request()
+        with conn:
+            self.server.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            self.assertTrue(job.is_alive() or self.server.running())
+            refused = False
+            try:
+                with H.RawConn(self.server.host, self.server.port, timeout=2) as c:
+                    c.send(H.simple_get("/plaintext"))
+                    # accepted by a lingering backlog at most: never served
+                    refused = c.wait_closed(2) and c.buf == b""
+            except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError):
+                refused = True
+            except socket.timeout:
+                refused = False
+            self.assertTrue(refused, "a new connection was served after SIGTERM")
+            self.assertEqual(job.get(60).status, 200)
+        self.assertEqual(self.server.wait(DRAIN_MS / 1000 + 2), 0)
+
+    def test_sigterm_idle_exits_0_quickly(self):
+        t0 = time.monotonic()
+        self.assertEqual(self.server.stop(signal.SIGTERM, timeout=DRAIN_MS / 1000 + 2), 0)
+        self.assertLess(time.monotonic() - t0, 3.0)
+
+    def test_sigterm_with_idle_keepalive_connection_exits_0(self):
+        with self.server.connect() as c:
+            c.send(H.simple_get("/plaintext"))
+            self.assertEqual(c.read_response().status, 200)
+            t0 = time.monotonic()
+            code = self.server.stop(signal.SIGTERM, timeout=DRAIN_MS / 1000 + 2)
+            self.assertEqual(code, 0)
+            self.assertLess(time.monotonic() - t0, DRAIN_MS / 1000 + 0.5)
+            self.assertTrue(c.wait_closed(2))
+
+    def test_connections_closed_after_drain(self):
+        # the in-flight request completes; it and an idle keep-alive
+        # connection are closed by the shutdown
+        conn, job = self.start_slow_request()
+        with conn, self.server.connect() as other:
+            other.send(H.simple_get("/plaintext"))
+            self.assertEqual(other.read_response().status, 200)
+            self.server.send_signal(signal.SIGTERM)
+            self.assertEqual(job.get(60).status, 200)
+            self.assertTrue(conn.wait_closed(DRAIN_MS / 1000 + 2))
+            self.assertTrue(other.wait_closed(DRAIN_MS / 1000 + 2))
+        self.assertEqual(self.server.wait(DRAIN_MS / 1000 + 2), 0)
+
+
+class TestDrainTimeout(unittest.TestCase):
+    def test_drain_timeout_bounds_exit_time(self):
+        drain_ms = 500
+        srv = H.CorioServer(args=["--access-log", "off"],
+                            config={"timeouts": {"drain_ms": drain_ms}})
+        try:
+            srv.start()
+            with srv.connect(timeout=30) as c:
+                c.send(hash_request(10000000, b"very slow"))
+                time.sleep(0.3)
+                t0 = time.monotonic()
+                srv.send_signal(signal.SIGTERM)
+                code = srv.wait(drain_ms / 1000 + 3)
+                elapsed = time.monotonic() - t0
+            self.assertIsNotNone(code, "still running %.1f s after SIGTERM with drain_ms=%d"
+                                 % (elapsed, drain_ms))
+            self.assertLess(elapsed, drain_ms / 1000 + 3)
+        finally:
+            srv.close()
+
+
+class TestAccessLog(unittest.TestCase):
+    def setUp(self):
+        self.server = None
+
+    def tearDown(self):
+        if self.server is not None:
+            self.server.close()
+
+    def start(self, access):
+        self.server = H.CorioServer()
+        path = os.path.join(self.server.tmpdir, "access.log") if access == "FILE" else access
+        self.server.args = ["--access-log", path]
+        self.server.start()
+        return path
+
+    def read_lines(self, path):
+        self.assertEqual(self.server.stop(), 0)
+        with open(path) as f:
+            return [l for l in f.read().splitlines() if l]
+
+    @unittest.skipUnless(H.have_curl(), "curl not installed")
+    def test_file_one_line_per_request(self):
+        path = self.start("FILE")
+        for p in ("/plaintext", "/json", "/nope"):
+            self.assertEqual(H.curl("-o", "/dev/null", self.server.url(p)).returncode, 0)
+        lines = self.read_lines(path)
+        self.assertEqual(len(lines), 3, lines)
+        self.assertEqual([ACCESS_RE.match(l).group("request").split()[1] if ACCESS_RE.match(l)
+                          else l for l in lines], ["/plaintext", "/json", "/nope"])
+
+    @unittest.skipUnless(H.have_curl(), "curl not installed")
+    def test_file_combined_format(self):
+        path = self.start("FILE")
+        p = H.curl("-o", "/dev/null", "-A", "curl/7.88.1", self.server.url("/plaintext"))
+        self.assertEqual(p.returncode, 0)
+        lines = self.read_lines(path)
+        self.assertEqual(len(lines), 1, lines)
+        m = ACCESS_RE.match(lines[0])
+        self.assertIsNotNone(m, lines[0])
+        self.assertEqual(m.group("ip"), "127.0.0.1")
+        self.assertEqual((m.group("ident"), m.group("user")), ("-", "-"))
+        self.assertEqual(m.group("request"), "GET /plaintext HTTP/1.1")
+        self.assertEqual((m.group("status"), m.group("bytes")), ("200", "13"))
+        self.assertEqual((m.group("referer"), m.group("agent")), ("-", "curl/7.88.1"))
+        logged = datetime.datetime.strptime(m.group("time"), "%d/%b/%Y:%H:%M:%S %z")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.assertLess(abs((now - logged).total_seconds()), 120)
+
+    @unittest.skipUnless(H.have_curl(), "curl not installed")
+    def test_file_referer_status_and_method(self):
+        path = self.start("FILE")
+        H.curl("-o", "/dev/null", "-e", "http://ref.example/", "-A", "agent x",
+               "--data-binary", "abc", self.server.url("/echo"))
+        H.curl("-o", "/dev/null", "-A", "agent y", self.server.url("/echo"))
+        lines = self.read_lines(path)
+        self.assertEqual(len(lines), 2, lines)
+        m1, m2 = ACCESS_RE.match(lines[0]), ACCESS_RE.match(lines[1])
+        self.assertIsNotNone(m1, lines[0])
+        self.assertIsNotNone(m2, lines[1])
+        self.assertEqual(m1.group("request"), "POST /echo HTTP/1.1")
+        self.assertEqual((m1.group("status"), m1.group("bytes")), ("200", "3"))
+        self.assertEqual((m1.group("referer"), m1.group("agent")),
+                         ("http://ref.example/", "agent x"))
+        self.assertEqual(m2.group("status"), "405")
+
+    def test_file_logs_http10_and_query(self):
+        path = self.start("FILE")
+        self.server.raw(b"GET /plaintext?a=1 HTTP/1.0\r\nUser-Agent: raw\r\n\r\n")
+        lines = self.read_lines(path)
+        self.assertEqual(len(lines), 1, lines)
+        m = ACCESS_RE.match(lines[0])
+        self.assertIsNotNone(m, lines[0])
+        self.assertEqual(m.group("request"), "GET /plaintext?a=1 HTTP/1.0")
+
+    def test_dash_logs_to_stderr(self):
+        self.start("-")
+        st, _, _ = self.server.request("GET", "/json", headers={"User-Agent": "stderr-test"})
+        self.assertEqual(st, 200)
+        self.assertEqual(self.server.stop(), 0)
+        hits = [l for l in self.server.stderr_lines() if '"GET /json HTTP/1.1" 200' in l]
+        self.assertEqual(len(hits), 1, self.server.stderr_text())
+        self.assertTrue(ACCESS_RE.match(hits[0]), hits[0])
+
+    def test_off_writes_no_access_lines(self):
+        self.start("off")
+        for p in ("/plaintext", "/json"):
+            self.assertEqual(self.server.request("GET", p)[0], 200)
+        self.assertEqual(self.server.stop(), 0)
+        text = self.server.stderr_text() + self.server.stdout_text()
+        self.assertNotIn("/plaintext", text)
+        self.assertNotIn("/json", text)
+        self.assertEqual(os.listdir(self.server.tmpdir), [])
+
+
+if __name__ == "__main__":
+    H.main()
