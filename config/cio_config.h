@@ -26,6 +26,7 @@ typedef struct cio_config {
     size_t nlisten;
     char *root;            /* document root (absolute or as given), or NULL: none */
     unsigned pool_threads; /* 0 = number of CPUs */
+    int pool_priority;     /* CIO_CONFIG_POOL_*: how workers compete with the loop */
     struct {
         uint64_t max_connections;             /* open connections; past it, accepting pauses */
         uint64_t max_header_bytes;            /* request line + headers; over it -> 431 */
@@ -46,6 +47,9 @@ typedef struct cio_config {
     } log;
 } cio_config;
 
+/* "pool_priority": "low" (default: nice 19), "idle" (SCHED_IDLE), "normal". */
+enum { CIO_CONFIG_POOL_LOW, CIO_CONFIG_POOL_IDLE, CIO_CONFIG_POOL_NORMAL };
+
 /* What the command line asked for. */
 typedef enum cio_config_action {
     CIO_CONFIG_RUN,   /* run the daemon */
@@ -55,7 +59,7 @@ typedef enum cio_config_action {
 } cio_config_action;
 
 /* Fills c with the built-in defaults:
- *   listen ["0.0.0.0:8080"], root NULL, pool_threads 0,
+ *   listen ["0.0.0.0:8080"], root NULL, pool_threads 0, pool_priority "low",
  *   limits {max_connections 100000, max_header_bytes 8192, max_uri_bytes 8192,
  *           max_body_bytes 1048576, max_requests_per_connection 0},
  *   timeouts {header_ms 10000, body_ms 30000, keepalive_ms 75000, write_ms 30000,

@@ -28,6 +28,7 @@
 #define MAX_THREADS 1024
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const char *const priority_names[] = {"low", "idle", "normal"}; /* CIO_CONFIG_POOL_* */
 
 /* ---- errors ---- */
 
@@ -87,6 +88,7 @@ void cio_config_defaults(cio_config *c)
     c->nlisten = 1;
     c->root = NULL;
     c->pool_threads = 0;
+    c->pool_priority = CIO_CONFIG_POOL_LOW;
     c->limits.max_connections = 100000;
     c->limits.max_header_bytes = 8192;
     c->limits.max_uri_bytes = 8192;
@@ -381,6 +383,14 @@ static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
                 return lfail(x, "pool_threads: %" PRIu64 " is out of range (0..%d)", n,
                              MAX_THREADS);
             c->pool_threads = (unsigned)n;
+        } else if (strcmp(key, "pool_priority") == 0) {
+            int prio = -1;
+            for (int i = 0; json_is_string(v) && i < 3; i++)
+                if (strcmp(json_string_value(v), priority_names[i]) == 0)
+                    prio = i;
+            if (prio < 0)
+                return lfail(x, "pool_priority: expected one of low, idle, normal");
+            c->pool_priority = prio;
         } else if (strcmp(key, "limits") == 0) {
             r = apply_u64_object(x, c, "limits", v, limit_fields);
         } else if (strcmp(key, "timeouts") == 0) {
@@ -749,6 +759,8 @@ void cio_config_usage(FILE *out, const char *argv0)
             "    \"listen\": [\"0.0.0.0:8080\"],          1..%d addresses\n"
             "    \"root\": null,                        document root directory, or null\n"
             "    \"pool_threads\": 0,                   thread pool size, 0 = one per CPU\n"
+            "    \"pool_priority\": \"low\",             workers vs the loop: low (nice 19),\n"
+            "                                         idle (SCHED_IDLE) or normal\n"
             "    \"limits\": {\n"
             "      \"max_connections\": 100000,         1..1000000; past it, accepting pauses\n"
             "      \"max_header_bytes\": 8192,          1024..1048576; request head, else 431\n"

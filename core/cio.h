@@ -101,7 +101,7 @@ typedef struct cio_loop_opts {
     unsigned cq_entries;     /* completion queue size (default 16 * sq) */
     size_t stack_size;       /* coroutine stack size, bytes (default 64 KiB) */
     unsigned stack_pool_max; /* idle stacks kept for reuse (default 1024) */
-    unsigned buf_count;      /* provided receive buffers, power of 2 (default 1024) */
+    unsigned buf_count;      /* provided receive buffers, power of 2 (default 256) */
     unsigned buf_size;       /* bytes per provided buffer (default 16 KiB) */
 } cio_loop_opts;
 
@@ -157,6 +157,7 @@ typedef struct cio_loop_stats {
     uint64_t tasks_live;    /* tasks not yet finished */
     uint64_t stacks_mapped; /* coroutine stacks mapped (live + pooled) */
     uint64_t ops_inflight;  /* ring operations awaiting completion */
+    uint64_t buf_shortages; /* receives that found no provided buffer (re-armed) */
 } cio_loop_stats;
 
 void cio_loop_get_stats(const cio_loop *loop, cio_loop_stats *out);
@@ -502,11 +503,22 @@ void cio_chan_close(cio_chan *c);
 
 typedef struct cio_pool cio_pool;
 
+/* How workers compete with the loop for CPU (see README: measured). */
+enum cio_pool_priority {
+    CIO_POOL_PRIO_LOW,    /* default: nice + opts.nice (0 means 19): jobs get
+                             what the loop leaves, plus a small guaranteed
+                             share, and the loop preempts them on wakeup */
+    CIO_POOL_PRIO_IDLE,   /* SCHED_IDLE: only CPU time nothing else wants;
+                             lowest loop latency, but jobs may starve while the
+                             loop is saturated */
+    CIO_POOL_PRIO_NORMAL, /* the loop's priority */
+};
+
 typedef struct cio_pool_opts {
-    unsigned threads;  /* default: number of CPUs this process may use */
-    unsigned queue;    /* queued (not yet running) jobs, default 1024 */
-    int nice;          /* workers' nice increment over the loop (default 10;
-                          0 = same priority) so CPU-bound jobs yield to I/O */
+    unsigned threads; /* default: number of CPUs this process may use */
+    unsigned queue;   /* queued (not yet running) jobs, default 1024 */
+    enum cio_pool_priority priority;
+    int nice;          /* with CIO_POOL_PRIO_LOW: the nice increment (0 = 19) */
     size_t stack_size; /* worker thread stack (default 256 KiB) */
 } cio_pool_opts;
 
@@ -652,7 +664,7 @@ struct cio_transport {
 typedef struct cio_sock {
     cio_transport t;
     cio_loop *loop;
-    struct msghdr msg; /* sendmsg of more than one iovec */
+    struct msghdr *msg; /* for sendmsg of more than one iovec, allocated then */
     struct iovec *iov;
     unsigned niov;
     int fd;

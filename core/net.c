@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -166,6 +167,7 @@ static void sock_recv_done(cio_completion *c, int32_t res, uint32_t cflags)
         sock_maybe_close(s);
     } else if ((s->flags & S_READING) && !(s->flags & S_EOF)) {
         if (res == -ENOBUFS) {
+            l->stats.buf_shortages++;
             s->flags |= S_BUFWAIT;
             cio_list_push(&l->bufwait, &s->bufwait_link);
         } else {
@@ -222,10 +224,10 @@ static void sock_submit_send(cio_sock *s)
     if (s->niov == 1) {
         io_uring_prep_send(sqe, s->fd, s->iov->iov_base, s->iov->iov_len, MSG_NOSIGNAL);
     } else {
-        memset(&s->msg, 0, sizeof(s->msg));
-        s->msg.msg_iov = s->iov;
-        s->msg.msg_iovlen = s->niov;
-        io_uring_prep_sendmsg(sqe, s->fd, &s->msg, MSG_NOSIGNAL);
+        memset(s->msg, 0, sizeof(*s->msg));
+        s->msg->msg_iov = s->iov;
+        s->msg->msg_iovlen = s->niov;
+        io_uring_prep_sendmsg(sqe, s->fd, s->msg, MSG_NOSIGNAL);
     }
     cio__sqe_set_comp(s->loop, sqe, &s->send_comp);
     s->pending++;
@@ -274,6 +276,10 @@ static int sock_send(cio_transport *t, struct iovec *iov, unsigned n)
         s->iov++, s->niov--;
     if (!s->niov)
         return -EINVAL;
+    /* Most sends are one buffer: the msghdr is only paid for when needed,
+     * and kept until the socket is closed. */
+    if (s->niov > 1 && !s->msg && !(s->msg = malloc(sizeof(*s->msg))))
+        return -ENOMEM;
     s->flags |= S_SENDING;
     sock_submit_send(s);
     return 0;
@@ -286,8 +292,11 @@ static void sock_aux_done(cio_completion *c, int32_t res, uint32_t cflags)
     cio_sock *s = cio_container_of(c, cio_sock, aux_comp);
     s->pending--;
     if (s->flags & S_CLOSE_SENT) {
-        if (s->pending == 0)
+        if (s->pending == 0) {
+            free(s->msg);
+            s->msg = NULL;
             s->t.cbs->on_closed(s->t.ud); /* the last callback */
+        }
         return;
     }
     sock_maybe_close(s); /* a shutdown finished */

@@ -36,6 +36,7 @@ struct cio_pool {
     bool silent_exit; /* being destroyed: workers must not post to the loop */
     atomic_bool cancel_all;
     bool use_msg_ring;
+    bool sched_idle;
     int nice;
 
     /* finished jobs for the fallback path, handed over by one post */
@@ -144,6 +145,12 @@ static void *worker_main(void *arg)
         if (errno == 0)
             (void)setpriority(PRIO_PROCESS, (id_t)tid, cur + p->nice);
     }
+    if (p->sched_idle) {
+        /* SCHED_IDLE: run only when no normal thread wants this CPU, and
+         * yield it the moment the loop wakes up. */
+        struct sched_param sp = {0};
+        (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    }
     struct io_uring ring;
     bool have_ring = p->use_msg_ring && io_uring_queue_init(4, &ring, 0) == 0;
     int loop_fd = p->loop->ring.ring_fd;
@@ -205,9 +212,11 @@ int cio_pool_create(cio_loop *loop, cio_pool **out, const cio_pool_opts *opts)
     loop = cio__loop_or_current(loop);
     if (!loop)
         return -EINVAL;
-    cio_pool_opts o = {.nice = 10};
+    cio_pool_opts o = {.priority = CIO_POOL_PRIO_LOW};
     if (opts)
         o = *opts;
+    if (o.priority == CIO_POOL_PRIO_LOW && o.nice == 0)
+        o.nice = 19;
     if (!o.threads)
         o.threads = cpus_available();
     if (!o.queue)
@@ -225,6 +234,9 @@ int cio_pool_create(cio_loop *loop, cio_pool **out, const cio_pool_opts *opts)
     }
     p->loop = loop;
     p->nice = o.nice;
+    p->sched_idle = o.priority == CIO_POOL_PRIO_IDLE;
+    if (o.priority != CIO_POOL_PRIO_LOW)
+        p->nice = 0;
     const char *no_msg = getenv("CORIO_NO_MSG_RING"); /* test hook for the fallback */
     p->use_msg_ring = loop->msg_ring_ok && !(no_msg && *no_msg && *no_msg != '0');
     pthread_mutex_init(&p->lock, NULL);

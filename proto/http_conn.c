@@ -24,6 +24,7 @@
 #define PEND_MAX    (64 * 1024) /* input buffered behind a running handler */
 #define OUT_KEEP    (64 * 1024) /* output buffer capacity kept between batches */
 #define LINGER_TIME CIO_SEC(2)  /* discard input this long before closing */
+#define COMPACT_AT  (64 * 1024) /* consumed input compacted within a batch */
 
 enum { P_NEED_MORE, P_COMPLETE, P_ERROR };
 
@@ -117,7 +118,7 @@ static void act_free(cio_http_conn *c)
 static void act_release_if_idle(cio_http_conn *c)
 {
     http_active *a = c->act;
-    if (a && !a->task && a->in.len == 0 && a->pend.len == 0 && a->sending < 0 &&
+    if (a && !a->task && a->in.len == a->parsed && a->pend.len == 0 && a->sending < 0 &&
         a->out[0].len == 0 && a->out[1].len == 0 && a->req.start == UINT32_MAX)
         act_free(c);
 }
@@ -206,10 +207,10 @@ static int on_header_value_complete(llhttp_t *p)
     r->in_value = true; /* also for an empty value: the next field is new */
     http_header *h = &r->hdrs[r->nhdrs - 1];
     cio_str name = http_span_str(r, h->name);
-    if (http_str_ieq(name, "host"))
+    if (http_str_ieq_lit(name, "host"))
         r->host_count++;
-    else if (http_str_ieq(name, "expect")) {
-        if (!http_str_ieq(http_span_str(r, h->value), "100-continue"))
+    else if (http_str_ieq_lit(name, "expect")) {
+        if (!http_str_ieq_lit(http_span_str(r, h->value), "100-continue"))
             return fail(p, 417);
         r->expect_continue = true;
     }
@@ -308,6 +309,33 @@ static int parse(cio_http_conn *c)
     if (!r->err_status)
         r->err_status = 400; /* 505 is for a well-formed other major version */
     return P_ERROR;
+}
+
+/* Drops the bytes of finished requests from the front of act->in: once per
+ * batch, not per pipelined request. A request that is partly received keeps
+ * its bytes; its spans move with them. Never while a handler runs. */
+static void compact(http_active *a)
+{
+    cio_http_req *r = &a->req;
+    uint32_t from = r->start != UINT32_MAX ? r->start : a->parsed;
+    if (from == 0 || a->pinned)
+        return;
+    memmove(a->in.p, a->in.p + from, a->in.len - from);
+    a->in.len -= from;
+    a->parsed -= from;
+    if (r->start == UINT32_MAX)
+        return;
+    r->start = 0;
+    http_span *spans[] = {&r->method_s, &r->url, &r->body};
+    for (size_t i = 0; i < 3; i++)
+        if (spans[i]->len)
+            spans[i]->off -= from;
+    for (uint32_t i = 0; i < r->nhdrs; i++) {
+        if (r->hdrs[i].name.len)
+            r->hdrs[i].name.off -= from;
+        if (r->hdrs[i].value.len)
+            r->hdrs[i].value.off -= from;
+    }
 }
 
 /* ---- output ----------------------------------------------------------------------- */
@@ -494,6 +522,7 @@ static void conn_process(cio_http_conn *c)
     if (a->task)
         return;
     cio_http_req *r = &a->req;
+    compact(a);
     switch (parse(c)) {
     case P_COMPLETE:
         start_task(c);
@@ -656,15 +685,14 @@ static void finish_request(cio_http_conn *c)
     http_access_log(r);
     c->nreq++;
     cio_arena_reset(&r->arena);
-    memmove(a->in.p, a->in.p + a->parsed, a->in.len - a->parsed);
-    a->in.len -= a->parsed;
-    a->parsed = 0;
+    a->pinned = false;
+    if (a->parsed > COMPACT_AT)
+        compact(a); /* a long batch: do not let consumed bytes pile up */
     if (a->pend.len) {
         if (buf_append(&a->in, a->pend.p, a->pend.len) < 0)
             c->close_after = true;
         a->pend.len = 0;
     }
-    a->pinned = false;
     if (a->reading_paused && c->state != C_CLOSING) {
         a->reading_paused = false;
         c->tp->ops->read_start(c->tp);

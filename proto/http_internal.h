@@ -27,7 +27,10 @@ typedef struct http_header {
 typedef struct http_route {
     struct http_route *next;
     char method[16];
+    uint8_t method_len;
+    bool is_get;
     char **segs; /* literal segment, or ":name" */
+    uint16_t *seg_len;
     size_t nsegs;
     cio_http_handler fn;
     void *ud;
@@ -54,6 +57,7 @@ struct cio_http_server {
     cio_http_stats st;
     llhttp_settings_t settings;
     char server_hdr[64];
+    size_t server_hdr_len;
     /* Date and access-log time, formatted once per second. */
     int64_t clock_sec;
     char date[30];
@@ -178,6 +182,9 @@ void http_routes_free(cio_http_server *srv);
 
 /* http_util.c */
 bool http_str_ieq(cio_str a, const char *b);
+/* The same against a literal, with its length known at compile time. */
+bool http_str_ieq_n(cio_str a, const char *b, size_t n);
+#define http_str_ieq_lit(a, lit) http_str_ieq_n((a), (lit), sizeof(lit) - 1)
 cio_str http_span_str(const cio_http_req *req, http_span s);
 bool http_token_list_has(cio_str list, const char *token);
 

@@ -170,7 +170,7 @@ int http_write_head(cio_http_req *r, int status, const char *content_type, int64
     *p++ = ' ';
     p = put(p, reason, strlen(reason));
     p = PUT_LIT(p, "\r\nServer: ");
-    p = put(p, srv->server_hdr, strlen(srv->server_hdr));
+    p = put(p, srv->server_hdr, srv->server_hdr_len);
     p = PUT_LIT(p, "\r\nDate: ");
     p = put(p, srv->date, 29);
     p = PUT_LIT(p, "\r\n");

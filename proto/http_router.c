@@ -14,6 +14,7 @@ static void route_free(http_route *rt)
     for (size_t i = 0; i < rt->nsegs; i++)
         free(rt->segs[i]);
     free(rt->segs);
+    free(rt->seg_len);
     free(rt);
 }
 
@@ -46,6 +47,8 @@ int cio_http_route(cio_http_server *srv, const char *method, const char *pattern
     if (!rt)
         return -ENOMEM;
     strcpy(rt->method, method);
+    rt->method_len = (uint8_t)strlen(method);
+    rt->is_get = strcmp(method, "GET") == 0;
     rt->fn = fn;
     rt->ud = ud;
     /* Segments after the leading '/': "/a/:b" -> {"a", ":b"}; "/a/" -> {"a",
@@ -67,6 +70,13 @@ int cio_http_route(cio_http_server *srv, const char *method, const char *pattern
             p = e + 1;
         }
     }
+    rt->seg_len = calloc(rt->nsegs ? rt->nsegs : 1, sizeof(uint16_t));
+    if (!rt->seg_len) {
+        route_free(rt);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < rt->nsegs; i++)
+        rt->seg_len[i] = (uint16_t)strlen(rt->segs[i]);
     http_route **tail = &srv->routes;
     while (*tail)
         tail = &(*tail)->next;
@@ -93,11 +103,11 @@ static int match_path(const http_route *rt, cio_str path, cio_http_req *req, boo
             if (n == 0)
                 return -1;
             if (fill && np < CIO_HTTP_MAX_PARAMS) {
-                req->params_name[np] = (cio_str){seg + 1, strlen(seg + 1)};
+                req->params_name[np] = (cio_str){seg + 1, (size_t)rt->seg_len[i] - 1};
                 req->params_val[np] = (cio_str){p, n};
                 np++;
             }
-        } else if (strlen(seg) != n || memcmp(seg, p, n) != 0) {
+        } else if (rt->seg_len[i] != n || memcmp(seg, p, n) != 0) {
             return -1;
         } else {
             literal++;
@@ -128,24 +138,31 @@ const http_route *http_route_match(cio_http_server *srv, cio_http_req *req, char
                                    size_t allowed_len)
 {
     cio_str method = cio_http_method(req);
-    bool head = method.n == 4 && memcmp(method.p, "HEAD", 4) == 0;
+    bool head = req->method == HTTP_HEAD;
     const http_route *best = NULL;
     int best_lit = -1;
-    allowed[0] = 0;
     for (const http_route *rt = srv->routes; rt; rt = rt->next) {
-        int lit = match_path(rt, req->path, req, false);
-        if (lit < 0)
+        bool same = rt->method_len == method.n && memcmp(rt->method, method.p, method.n) == 0;
+        if (!same && !(head && rt->is_get))
             continue;
-        allow_add(allowed, allowed_len, rt->method);
-        if (strcmp(rt->method, "GET") == 0)
-            allow_add(allowed, allowed_len, "HEAD");
-        bool same = strlen(rt->method) == method.n && memcmp(rt->method, method.p, method.n) == 0;
-        if ((same || (head && strcmp(rt->method, "GET") == 0)) && lit > best_lit) {
+        int lit = match_path(rt, req->path, req, false);
+        if (lit > best_lit) {
             best = rt;
             best_lit = lit;
         }
     }
-    if (best)
+    allowed[0] = 0;
+    if (best) {
         match_path(best, req->path, req, true);
-    return best;
+        return best;
+    }
+    /* No route for this method: which methods would the path take? */
+    for (const http_route *rt = srv->routes; rt; rt = rt->next) {
+        if (match_path(rt, req->path, req, false) < 0)
+            continue;
+        allow_add(allowed, allowed_len, rt->method);
+        if (rt->is_get)
+            allow_add(allowed, allowed_len, "HEAD");
+    }
+    return NULL;
 }

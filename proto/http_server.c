@@ -58,6 +58,7 @@ int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_s
     }
     snprintf(srv->server_hdr, sizeof(srv->server_hdr), "%s",
              srv->o.server_header ? srv->o.server_header : "corio/" CIO_VERSION);
+    srv->server_hdr_len = strlen(srv->server_hdr);
     srv->o.server_header = NULL;
     srv->o.root = NULL;
     http_settings_init(&srv->settings);
@@ -182,10 +183,12 @@ static bool split_target(cio_http_req *r)
     cio_str t = cio_http_target(r);
     size_t i = 0; /* index of the path's first byte */
     size_t skip = 0;
-    if (t.n >= 7 && strncasecmp(t.p, "http://", 7) == 0)
-        skip = 7;
-    else if (t.n >= 8 && strncasecmp(t.p, "https://", 8) == 0)
-        skip = 8;
+    if (t.n && t.p[0] != '/') { /* origin-form is the common case */
+        if (t.n >= 7 && strncasecmp(t.p, "http://", 7) == 0)
+            skip = 7;
+        else if (t.n >= 8 && strncasecmp(t.p, "https://", 8) == 0)
+            skip = 8;
+    }
     if (skip) {
         i = skip;
         while (i < t.n && t.p[i] != '/')

@@ -17,6 +17,11 @@ bool http_str_ieq(cio_str a, const char *b)
     return a.n == n && strncasecmp(a.p, b, n) == 0;
 }
 
+bool http_str_ieq_n(cio_str a, const char *b, size_t n)
+{
+    return a.n == n && strncasecmp(a.p, b, n) == 0;
+}
+
 cio_str http_span_str(const cio_http_req *req, http_span s)
 {
     if (s.len == 0)

@@ -77,7 +77,12 @@ static intptr_t serve(void *arg)
     int access_fd = -1;
     intptr_t result = 1;
 
-    cio_pool_opts po = {.threads = cfg->pool_threads, .nice = 10};
+    static const enum cio_pool_priority prio[] = {
+        [CIO_CONFIG_POOL_LOW] = CIO_POOL_PRIO_LOW,
+        [CIO_CONFIG_POOL_IDLE] = CIO_POOL_PRIO_IDLE,
+        [CIO_CONFIG_POOL_NORMAL] = CIO_POOL_PRIO_NORMAL,
+    };
+    cio_pool_opts po = {.threads = cfg->pool_threads, .priority = prio[cfg->pool_priority]};
     int rc = cio_pool_create(NULL, &app.pool, &po);
     if (rc < 0) {
         cio_error("thread pool: %s", strerror(-rc));
@@ -120,8 +125,10 @@ static intptr_t serve(void *arg)
         cio_info("listening on %s", bound);
     }
     cio_lag_start(NULL, CIO_MS(100));
-    cio_info("corio %s ready (pool: %u threads, root: %s)", CIO_VERSION,
-             cfg->pool_threads ? cfg->pool_threads : 0, cfg->root ? cfg->root : "none");
+    cio_pool_stats ps;
+    cio_pool_get_stats(app.pool, &ps);
+    cio_info("corio %s ready (pool: %u threads, root: %s)", CIO_VERSION, ps.threads,
+             cfg->root ? cfg->root : "none");
 
     cio_task *watcher;
     cio_spawn(NULL, &watcher, watch_signals, d);

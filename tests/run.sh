@@ -24,4 +24,14 @@ cmake -S . -B build-ucontext -DCMAKE_BUILD_TYPE=Release -DCORIO_CORO_BACKEND=uco
 cmake --build build-ucontext -j"$jobs"
 (cd build-ucontext && ctest --output-on-failure -j"$jobs" -L core)
 
+echo "== libFuzzer (clang, ASan+UBSan): HTTP parsing and dispatch, ${CORIO_FUZZ_SECONDS:-30} s"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCORIO_FUZZ=ON \
+    -DCORIO_SANITIZE=address,undefined >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_http
+corpus=$(mktemp -d)
+trap 'rm -rf "$corpus"' EXIT
+./build-fuzz/tests/fuzz_http -max_total_time="${CORIO_FUZZ_SECONDS:-30}" -timeout=10 \
+    -dict=tests/fuzz/http.dict -print_final_stats=1 "$corpus" tests/fuzz/corpus/http 2>&1 |
+    grep -E "^(#|stat::number_of_executed_units|==|SUMMARY|Done)" | tail -n 5
+
 echo "== all tests passed"

@@ -47,7 +47,7 @@ bench_corio_bin
 bench_setup
 
 port=$(bench_free_port)
-bench_start_corio pid "$port" "$bench_tmp/corio.log" ""
+bench_start_corio pid "$port" "$bench_tmp/corio.log" "${CORIO_CPUS:-}"
 base=http://127.0.0.1:$port
 hash_body=correct-horse
 
@@ -77,7 +77,7 @@ fi
 
 wrk_cmd=(taskset -c 1 wrk -t1 "-c$CONNS" "-d${DURATION}s" --latency "$base/plaintext")
 echo "# /plaintext latency under /hash load, $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(nproc) CPUs"
-echo "# corio: $CORIO_BIN --listen 127.0.0.1:$port --access-log off --log-level warn${CORIO_ARGS:+ $CORIO_ARGS} (not pinned, pid $pid)"
+echo "# corio: $CORIO_BIN --listen 127.0.0.1:$port --access-log off --log-level warn${CORIO_ARGS:+ $CORIO_ARGS} (${CORIO_CPUS:+pinned to CPU $CORIO_CPUS, }${CORIO_CPUS:-not pinned, }pid $pid)"
 echo "# wrk: ${wrk_cmd[*]}"
 echo "# /hash load: $HASH_JOBS curl loops: curl -X POST --data-binary $hash_body '$base/hash?iterations=$iters' (one job alone: $secs s)"
 

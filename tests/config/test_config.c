@@ -1105,6 +1105,24 @@ START_TEST(usage_lists_flags_and_keys)
 }
 END_TEST
 
+START_TEST(pool_priority_key)
+{
+    cio_config c;
+    char msg[256];
+    cio_config_defaults(&c);
+    ck_assert_int_eq(c.pool_priority, CIO_CONFIG_POOL_LOW);
+    ck_assert_int_eq(
+        cio_config_load_string(&c, "{\"pool_priority\": \"idle\"}", "t", msg, sizeof(msg)), 0);
+    ck_assert_int_eq(c.pool_priority, CIO_CONFIG_POOL_IDLE);
+    ck_assert_int_eq(
+        cio_config_load_string(&c, "{\"pool_priority\": \"fast\"}", "t", msg, sizeof(msg)),
+        -EINVAL);
+    ck_assert_ptr_nonnull(strstr(msg, "pool_priority: expected one of low, idle, normal"));
+    ck_assert_int_eq(c.pool_priority, CIO_CONFIG_POOL_IDLE); /* unchanged on error */
+    cio_config_free(&c);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1166,6 +1184,7 @@ static Suite *config_suite(void)
     T_CASE(s, args_file_errors_propagate, 10);
     T_CASE(s, args_can_be_parsed_repeatedly, 10);
     T_CASE(s, usage_lists_flags_and_keys, 10);
+    T_CASE(s, pool_priority_key, 10);
     return s;
 }
 

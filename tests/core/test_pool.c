@@ -33,7 +33,7 @@ static intptr_t job_spin_ms(void *arg)
 static cio_pool *make_pool(unsigned threads, unsigned queue)
 {
     cio_pool *p;
-    cio_pool_opts o = {.threads = threads, .queue = queue, .nice = 10};
+    cio_pool_opts o = {.threads = threads, .queue = queue};
     ck_assert_int_eq(cio_pool_create(NULL, &p, &o), 0);
     return p;
 }
