@@ -6,7 +6,7 @@
 # Target: /plaintext p99 under the /hash load <= 10 ms (goal <= 2 ms).
 #
 # Placement: corio is NOT pinned here: it runs as in production, its loop
-# thread and its pool (one worker per CPU by default, at nice +10) spread over
+# thread and its pool (one worker per CPU by default, at nice +19) spread over
 # both CPUs, which is exactly what is being measured (the loop must keep
 # getting CPU while the workers compute). wrk is pinned to CPU 1, so it
 # competes with the pool like any client-side load would; the four /hash
@@ -19,7 +19,8 @@
 #
 # Environment: DURATION=10, REPEAT=1 (baseline/loaded pairs; medians),
 # CONNS=16, HASH_JOBS=4, HASH_SECONDS=0.7, HASH_ITERATIONS (skip calibration),
-# CORIO_BIN, CORIO_ARGS, KEEP_TMP=1.
+# CORIO_BIN, CORIO_ARGS, CORIO_CPUS (pin corio, loop and pool, e.g. 0: then the
+# workers compete with the loop only, not with wrk), KEEP_TMP=1.
 set -euo pipefail
 bench_name=hash_latency
 # shellcheck source-path=SCRIPTDIR source=lib.sh

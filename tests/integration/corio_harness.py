@@ -662,3 +662,28 @@ def assert_server_alive(test, server):
 
 def content_type_base(value):
     return (value or "").split(";")[0].strip().lower()
+
+
+class ServerTestCase(unittest.TestCase):
+    """Tests sharing one daemon, started once per class with server_args,
+    server_config and server_kwargs (more CorioServer arguments)."""
+
+    server_args = ["--access-log", "off"]
+    server_config = None
+    server_kwargs = {}
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = CorioServer(args=cls.server_args, config=cls.server_config,
+                                 **cls.server_kwargs)
+        try:
+            cls.server.start()
+        except BaseException:
+            cls.server.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.server is not None:
+            cls.server.close()

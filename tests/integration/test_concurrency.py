@@ -56,22 +56,9 @@ class Background(threading.Thread):
         return self.result
 
 
-class TestHashConcurrency(unittest.TestCase):
-    server = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = H.CorioServer(args=["--access-log", "off"], config={"pool_threads": 4})
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.server is not None:
-            cls.server.close()
+class TestHashConcurrency(H.ServerTestCase):
+    server_args = ["--access-log", "off"]
+    server_config = {"pool_threads": 4}
 
     def post_hash(self, body, iterations, timeout=60):
         st, _, out = self.server.request("POST", "/hash?iterations=%d" % iterations, body=body,

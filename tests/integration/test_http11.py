@@ -14,22 +14,8 @@ PLAINTEXT = b"Hello, World!"
 JSON_BODY = b'{"message":"Hello, World!"}'
 
 
-class Http11Base(unittest.TestCase):
-    server = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = H.CorioServer(args=["--access-log", "off"])
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.server is not None:
-            cls.server.close()
+class Http11Base(H.ServerTestCase):
+    server_args = ["--access-log", "off"]
 
 
 class TestKeepAlive(Http11Base):

@@ -20,23 +20,8 @@ HEADER_MS = 300
 BODY_MS = 300
 
 
-class ServerPerClass(unittest.TestCase):
-    server = None
-    config = {}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = H.CorioServer(args=["--access-log", "off"], config=cls.config)
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.server is not None:
-            cls.server.close()
+class ServerPerClass(H.ServerTestCase):
+    server_config = {}
 
     def assertRejected(self, payload, status, timeout=3.0):
         """Send payload on a fresh connection: expect `status`, then a close,
@@ -56,7 +41,7 @@ class ServerPerClass(unittest.TestCase):
 
 
 class TestSizeLimits(ServerPerClass):
-    config = {"limits": {"max_header_bytes": MAX_HEADER, "max_uri_bytes": MAX_URI,
+    server_config = {"limits": {"max_header_bytes": MAX_HEADER, "max_uri_bytes": MAX_URI,
                          "max_body_bytes": MAX_BODY},
               "timeouts": {"header_ms": 2000, "body_ms": 2000, "keepalive_ms": 5000}}
 
@@ -120,7 +105,7 @@ class TestSizeLimits(ServerPerClass):
 
 
 class TestMalformed(ServerPerClass):
-    config = {"timeouts": {"header_ms": 2000, "body_ms": 2000, "keepalive_ms": 5000}}
+    server_config = {"timeouts": {"header_ms": 2000, "body_ms": 2000, "keepalive_ms": 5000}}
 
     def test_content_length_and_transfer_encoding_400(self):
         self.assertRejected(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
@@ -194,7 +179,7 @@ class TestMalformed(ServerPerClass):
 
 
 class TestTimeouts(ServerPerClass):
-    config = {"timeouts": {"header_ms": HEADER_MS, "body_ms": BODY_MS, "keepalive_ms": 5000}}
+    server_config = {"timeouts": {"header_ms": HEADER_MS, "body_ms": BODY_MS, "keepalive_ms": 5000}}
 
     def trickle_until_response(self, first, drip=b"a", interval=0.05, limit=4.0):
         """Send `first`, then one `drip` byte every `interval` s until the server
@@ -276,7 +261,7 @@ class TestTimeouts(ServerPerClass):
 
 
 class TestMaxRequestsPerConnection(ServerPerClass):
-    config = {"limits": {"max_requests_per_connection": 3},
+    server_config = {"limits": {"max_requests_per_connection": 3},
               "timeouts": {"keepalive_ms": 5000}}
 
     def test_last_allowed_response_carries_connection_close(self):
@@ -307,7 +292,7 @@ class TestMaxRequestsPerConnection(ServerPerClass):
 
 
 class TestKeepaliveTimeout(ServerPerClass):
-    config = {"timeouts": {"keepalive_ms": 300, "header_ms": 5000}}
+    server_config = {"timeouts": {"keepalive_ms": 300, "header_ms": 5000}}
 
     def test_idle_keepalive_connection_closed_silently(self):
         with self.server.connect() as c:

@@ -15,22 +15,8 @@ PLAINTEXT = b"Hello, World!"
 JSON_BODY = b'{"message":"Hello, World!"}'
 
 
-class RoutesBase(unittest.TestCase):
-    server = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = H.CorioServer(args=["--access-log", "off"])
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.server is not None:
-            cls.server.close()
+class RoutesBase(H.ServerTestCase):
+    server_args = ["--access-log", "off"]
 
     def raw(self, data, head=False):
         return self.server.raw(data if isinstance(data, bytes) else data.encode(), head=head)
