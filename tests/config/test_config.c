@@ -1,4 +1,5 @@
 /* Defaults, the JSON file, listen addresses, validation and the command line. */
+#include "check_harness.h"
 #include "cio_config.h"
 
 #include <arpa/inet.h>
@@ -14,9 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The core harness pulls in cio.h, which this module must not see: the same
- * T_CASE/T_MAIN pattern, plus a scratch directory per test, made and removed
- * by the parent so that a failing (forked) test still cleans up. */
+/* A scratch directory per test, made and removed by the parent so that a
+ * failing (forked) test still cleans up. */
 static char tmpdir[64];
 
 static void tmp_setup(void)
@@ -37,26 +37,8 @@ static void tmp_teardown(void)
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-#define T_CASE(suite, fn, timeout)                                 \
-    do {                                                           \
-        TCase *tc_ = tcase_create(#fn);                            \
-        tcase_set_timeout(tc_, (timeout));                         \
-        tcase_add_unchecked_fixture(tc_, tmp_setup, tmp_teardown); \
-        tcase_add_test(tc_, fn);                                   \
-        suite_add_tcase((suite), tc_);                             \
-    } while (0)
-
-#define T_MAIN(make_suite)                                           \
-    int main(void)                                                   \
-    {                                                                \
-        SRunner *sr = srunner_create(make_suite());                  \
-        if (!getenv("CK_FORK")) /* CK_FORK=no to debug in-process */ \
-            srunner_set_fork_status(sr, CK_FORK);                    \
-        srunner_run_all(sr, CK_NORMAL);                              \
-        int failed = srunner_ntests_failed(sr);                      \
-        srunner_free(sr);                                            \
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;                 \
-    }
+/* Every test gets a fresh scratch directory. */
+#define C_CASE(suite, fn, timeout) T_CASE_FIXTURE(suite, fn, timeout, tmp_setup, tmp_teardown)
 
 #define LISTEN_HINT "(expected IPv4:port, [IPv6]:port, *:port or localhost:port)"
 
@@ -1126,65 +1108,65 @@ END_TEST
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
-    T_CASE(s, defaults_match_header, 10);
-    T_CASE(s, defaults_are_valid, 10);
-    T_CASE(s, free_is_idempotent_and_config_reusable, 10);
-    T_CASE(s, json_listen_replaces_default_list, 10);
-    T_CASE(s, json_listen_accepts_sixteen, 10);
-    T_CASE(s, json_root_set_and_cleared_by_null, 10);
-    T_CASE(s, json_pool_threads, 10);
-    T_CASE(s, json_limits_every_key, 10);
-    T_CASE(s, json_timeouts_every_key, 10);
-    T_CASE(s, json_log_levels_and_access, 10);
-    T_CASE(s, json_partial_objects_keep_other_keys, 10);
-    T_CASE(s, json_empty_object_changes_nothing, 10);
-    T_CASE(s, json_later_document_overrides_earlier, 10);
-    T_CASE(s, json_unknown_top_level_key, 10);
-    T_CASE(s, json_unknown_nested_key_names_path, 10);
-    T_CASE(s, json_integers_reject_wrong_types, 10);
-    T_CASE(s, json_integer_too_big_is_an_error, 10);
-    T_CASE(s, json_wrong_types_name_the_key, 10);
-    T_CASE(s, json_listen_errors, 10);
-    T_CASE(s, json_error_leaves_config_unchanged, 10);
-    T_CASE(s, json_syntax_error_gives_line_and_column, 10);
-    T_CASE(s, json_syntax_error_in_string_uses_name, 10);
-    T_CASE(s, json_duplicate_key_is_an_error, 10);
-    T_CASE(s, json_top_level_must_be_an_object, 10);
-    T_CASE(s, load_file_applies_document, 10);
-    T_CASE(s, load_file_missing, 10);
-    T_CASE(s, load_file_directory, 10);
-    T_CASE(s, errors_are_one_line_and_truncated_safely, 10);
-    T_CASE(s, errors_never_split_utf8, 10);
-    T_CASE(s, listen_parse_good, 10);
-    T_CASE(s, listen_parse_bad, 10);
-    T_CASE(s, listen_parse_failure_leaves_output_alone, 10);
-    T_CASE(s, listen_parse_truncates_long_text, 10);
-    T_CASE(s, validate_integer_ranges_both_sides, 10);
-    T_CASE(s, validate_uri_bytes_bounded_by_header_bytes, 10);
-    T_CASE(s, validate_requests_per_connection_unbounded, 10);
-    T_CASE(s, validate_pool_threads_and_log, 10);
-    T_CASE(s, validate_listen_count_and_duplicates, 10);
-    T_CASE(s, validate_root_missing, 10);
-    T_CASE(s, validate_root_not_a_directory, 10);
-    T_CASE(s, validate_root_directory_ok, 10);
-    T_CASE(s, args_none_gives_defaults, 10);
-    T_CASE(s, args_flags_override_file_whatever_the_order, 10);
-    T_CASE(s, args_file_applies_without_flags, 10);
-    T_CASE(s, args_repeated_listen_replaces_then_appends, 10);
-    T_CASE(s, args_listen_at_most_sixteen, 10);
-    T_CASE(s, args_unique_abbreviation_accepted, 10);
-    T_CASE(s, args_short_options, 10);
-    T_CASE(s, args_check_config_action, 10);
-    T_CASE(s, args_help_and_version_need_no_valid_config, 10);
-    T_CASE(s, args_unknown_option, 10);
-    T_CASE(s, args_missing_argument, 10);
-    T_CASE(s, args_argument_to_flag_without_one, 10);
-    T_CASE(s, args_positional_is_an_error, 10);
-    T_CASE(s, args_bad_values, 10);
-    T_CASE(s, args_file_errors_propagate, 10);
-    T_CASE(s, args_can_be_parsed_repeatedly, 10);
-    T_CASE(s, usage_lists_flags_and_keys, 10);
-    T_CASE(s, pool_priority_key, 10);
+    C_CASE(s, defaults_match_header, 10);
+    C_CASE(s, defaults_are_valid, 10);
+    C_CASE(s, free_is_idempotent_and_config_reusable, 10);
+    C_CASE(s, json_listen_replaces_default_list, 10);
+    C_CASE(s, json_listen_accepts_sixteen, 10);
+    C_CASE(s, json_root_set_and_cleared_by_null, 10);
+    C_CASE(s, json_pool_threads, 10);
+    C_CASE(s, json_limits_every_key, 10);
+    C_CASE(s, json_timeouts_every_key, 10);
+    C_CASE(s, json_log_levels_and_access, 10);
+    C_CASE(s, json_partial_objects_keep_other_keys, 10);
+    C_CASE(s, json_empty_object_changes_nothing, 10);
+    C_CASE(s, json_later_document_overrides_earlier, 10);
+    C_CASE(s, json_unknown_top_level_key, 10);
+    C_CASE(s, json_unknown_nested_key_names_path, 10);
+    C_CASE(s, json_integers_reject_wrong_types, 10);
+    C_CASE(s, json_integer_too_big_is_an_error, 10);
+    C_CASE(s, json_wrong_types_name_the_key, 10);
+    C_CASE(s, json_listen_errors, 10);
+    C_CASE(s, json_error_leaves_config_unchanged, 10);
+    C_CASE(s, json_syntax_error_gives_line_and_column, 10);
+    C_CASE(s, json_syntax_error_in_string_uses_name, 10);
+    C_CASE(s, json_duplicate_key_is_an_error, 10);
+    C_CASE(s, json_top_level_must_be_an_object, 10);
+    C_CASE(s, load_file_applies_document, 10);
+    C_CASE(s, load_file_missing, 10);
+    C_CASE(s, load_file_directory, 10);
+    C_CASE(s, errors_are_one_line_and_truncated_safely, 10);
+    C_CASE(s, errors_never_split_utf8, 10);
+    C_CASE(s, listen_parse_good, 10);
+    C_CASE(s, listen_parse_bad, 10);
+    C_CASE(s, listen_parse_failure_leaves_output_alone, 10);
+    C_CASE(s, listen_parse_truncates_long_text, 10);
+    C_CASE(s, validate_integer_ranges_both_sides, 10);
+    C_CASE(s, validate_uri_bytes_bounded_by_header_bytes, 10);
+    C_CASE(s, validate_requests_per_connection_unbounded, 10);
+    C_CASE(s, validate_pool_threads_and_log, 10);
+    C_CASE(s, validate_listen_count_and_duplicates, 10);
+    C_CASE(s, validate_root_missing, 10);
+    C_CASE(s, validate_root_not_a_directory, 10);
+    C_CASE(s, validate_root_directory_ok, 10);
+    C_CASE(s, args_none_gives_defaults, 10);
+    C_CASE(s, args_flags_override_file_whatever_the_order, 10);
+    C_CASE(s, args_file_applies_without_flags, 10);
+    C_CASE(s, args_repeated_listen_replaces_then_appends, 10);
+    C_CASE(s, args_listen_at_most_sixteen, 10);
+    C_CASE(s, args_unique_abbreviation_accepted, 10);
+    C_CASE(s, args_short_options, 10);
+    C_CASE(s, args_check_config_action, 10);
+    C_CASE(s, args_help_and_version_need_no_valid_config, 10);
+    C_CASE(s, args_unknown_option, 10);
+    C_CASE(s, args_missing_argument, 10);
+    C_CASE(s, args_argument_to_flag_without_one, 10);
+    C_CASE(s, args_positional_is_an_error, 10);
+    C_CASE(s, args_bad_values, 10);
+    C_CASE(s, args_file_errors_propagate, 10);
+    C_CASE(s, args_can_be_parsed_repeatedly, 10);
+    C_CASE(s, usage_lists_flags_and_keys, 10);
+    C_CASE(s, pool_priority_key, 10);
     return s;
 }
 
