@@ -401,8 +401,8 @@ static void remote_text(cio_http_conn *c, char *out, size_t len)
     if (!c->rfamily && c->tp == &c->sock.t) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
-        if (getsockname(c->sock.fd, (struct sockaddr *)&ss, &sl) == 0 &&
-            getpeername(c->sock.fd, (struct sockaddr *)&ss, &sl) == 0) {
+        /* Once per connection, when its first request is logged. */
+        if (getpeername(c->sock.fd, (struct sockaddr *)&ss, &sl) == 0) {
             if (ss.ss_family == AF_INET) {
                 c->rfamily = AF_INET;
                 memcpy(c->raddr, &((struct sockaddr_in *)&ss)->sin_addr, 4);

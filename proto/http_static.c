@@ -51,11 +51,18 @@ static void close_fd(void *arg)
     close((int)(intptr_t)arg);
 }
 
-static int open_beneath(cio_http_server *srv, const char *rel)
+/* Opens rel beneath the root; the request's arena closes it. Returns the fd
+ * or -errno. */
+static int open_beneath(cio_http_req *r, const char *rel)
 {
     struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-    return cio_openat2(srv->root_fd, rel, &how, CIO_NEVER);
+    int fd = cio_openat2(r->conn->srv->root_fd, rel, &how, CIO_NEVER);
+    if (fd >= 0 && cio_arena_defer(cio_http_arena(r), close_fd, (void *)(intptr_t)fd) < 0) {
+        close(fd);
+        return -ENOMEM;
+    }
+    return fd;
 }
 
 /* Does the If-None-Match list contain etag (weak comparison) or "*"? */
@@ -163,10 +170,9 @@ int cio_http_serve_static(cio_http_req *r)
     path[n] = 0;
     const char *rel = n > 1 ? path + 1 : ".";
 
-    int fd = open_beneath(srv, rel);
+    int fd = open_beneath(r, rel);
     if (fd < 0)
         return respond_status(r, errno_status(fd));
-    cio_arena_defer(cio_http_arena(r), close_fd, (void *)(intptr_t)fd);
     struct statx st;
     int rc =
         cio_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_MTIME, &st, CIO_NEVER);
@@ -176,10 +182,9 @@ int cio_http_serve_static(cio_http_req *r)
         if (path[n - 1] != '/')
             return redirect_slash(r);
         strcpy(path + n, "index.html");
-        fd = open_beneath(srv, path + 1);
+        fd = open_beneath(r, path + 1);
         if (fd < 0)
             return respond_status(r, fd == -ENOENT ? 403 : errno_status(fd)); /* no listings */
-        cio_arena_defer(cio_http_arena(r), close_fd, (void *)(intptr_t)fd);
         rc =
             cio_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_MTIME, &st, CIO_NEVER);
         if (rc < 0)
