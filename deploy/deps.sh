@@ -5,7 +5,8 @@
 
 corio_deps_build=(build-essential cmake pkg-config liburing-dev node-llhttp libjansson-dev
                   libssl-dev zlib1g-dev)
-corio_deps_test=(check clang curl python3 python3-websockets valgrind procps iproute2)
+corio_deps_test=(check clang libclang-rt-14-dev curl python3 python3-websockets valgrind procps
+                 iproute2)
 
 corio_install_deps() {
     local want=("${corio_deps_build[@]}") missing=() p
