@@ -6,6 +6,7 @@
 #include "cio_internal.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@ static bool grow(cio_arena *a, size_t need)
 
 void *cio_arena_alloc(cio_arena *a, size_t n)
 {
+    if (n > SIZE_MAX / 4)
+        return NULL; /* rounding and chunk doubling would overflow */
     n = (n + 15) & ~(size_t)15;
     if (n == 0)
         n = 16;
@@ -58,7 +61,7 @@ void *cio_arena_alloc(cio_arena *a, size_t n)
 
 char *cio_arena_strndup(cio_arena *a, const char *s, size_t n)
 {
-    char *p = cio_arena_alloc(a, n + 1);
+    char *p = n < SIZE_MAX ? cio_arena_alloc(a, n + 1) : NULL;
     if (p) {
         memcpy(p, s, n);
         p[n] = 0;

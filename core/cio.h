@@ -325,12 +325,13 @@ static inline intptr_t cio_future_result(const cio_future *f)
     return f->result;
 }
 
-/* [awaits] Waits for f. Returns f's result, or -ETIMEDOUT/-ECANCELED if the
- * wait was interrupted first (then cio_future_done(f) is false). */
+/* [awaits] Waits for f. Returns f's result (at once, even in a cancelled
+ * task, if f is already done), or -ETIMEDOUT/-ECANCELED if the wait was
+ * interrupted first (then cio_future_done(f) is false). */
 intptr_t cio_await(cio_future *f, cio_time deadline);
 
 /* [awaits] wait-all (gather): returns 0 once every future is done (read each
- * result), or -ETIMEDOUT/-ECANCELED. */
+ * result; at once if they already are), or -ETIMEDOUT/-ECANCELED. */
 int cio_wait_all(cio_future *const *fs, size_t n, cio_time deadline);
 
 /* [awaits] wait-any: returns the index of a done future (the lowest index if
@@ -571,8 +572,10 @@ enum cio_pool_shutdown_mode { CIO_POOL_DRAIN, CIO_POOL_CANCEL };
  * worker has exited, or -ETIMEDOUT/-ECANCELED (then call it again). */
 int cio_pool_shutdown(cio_pool *p, enum cio_pool_shutdown_mode mode, cio_time deadline);
 
-/* Frees a pool after cio_pool_shutdown() returned 0 (or that was never used:
- * then it shuts down the idle workers). Safe on NULL. */
+/* Frees a pool after cio_pool_shutdown() returned 0, or one that was never
+ * shut down and has no job outstanding (its idle workers are stopped and
+ * joined). Anything else aborts: completions could still arrive for it. Safe
+ * on NULL. */
 void cio_pool_destroy(cio_pool *p);
 
 typedef struct cio_pool_stats {
@@ -790,9 +793,11 @@ ssize_t cio_stream_read_until(cio_stream *s, const void *delim, size_t dlen, siz
 
 /* [awaits] Buffers src, sending when the write buffer fills. 0 or -errno. */
 int cio_stream_write(cio_stream *s, const void *src, size_t len, cio_time deadline);
-/* [awaits] Sends everything buffered. 0 or -errno. */
+/* [awaits] Sends everything buffered. 0 or -errno; after an error the bytes
+ * not yet sent stay buffered, so calling it again repeats nothing. */
 int cio_stream_flush(cio_stream *s, cio_time deadline);
-/* [awaits] Sends the buffer and then all of src. 0 or -errno. */
+/* [awaits] Sends the buffer and then all of src. 0 or -errno; after an error
+ * how much of src went out is not known: treat the stream as broken. */
 int cio_stream_write_all(cio_stream *s, const void *src, size_t len, cio_time deadline);
 
 /* ------------------------------------------------------------------------ */

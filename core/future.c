@@ -70,14 +70,12 @@ static void await_one_interrupt(cio__wait *w)
 
 intptr_t cio_await(cio_future *f, cio_time deadline)
 {
+    if (f->done)
+        return f->result; /* nothing to wait for: not even a cancellation */
     await_one a;
     int rc = cio__wait_begin(&a.w, deadline, await_one_interrupt);
     if (rc < 0)
         return rc;
-    if (f->done) {
-        cio_timer_stop(&a.w.timer);
-        return f->result;
-    }
     a.sub.fn = await_one_done;
     cio_list_push(&f->waiters, &a.sub.link);
     return cio__wait_suspend(&a.w);
@@ -138,25 +136,26 @@ static int first_done(cio_future *const *fs, size_t n)
 static int wait_many(cio_future *const *fs, size_t n, cio_time deadline, bool any)
 {
     await_many m = {.n = n, .any = any};
+    for (size_t i = 0; i < n; i++)
+        m.pending += !fs[i]->done;
+    if (any ? m.pending < n : m.pending == 0)
+        return any ? first_done(fs, n) : 0; /* already satisfied */
     int rc = cio__wait_begin(&m.w, deadline, many_interrupt);
     if (rc < 0)
         return rc;
-    for (size_t i = 0; i < n; i++)
-        m.pending += !fs[i]->done;
-    if (any ? m.pending < n : m.pending == 0) {
-        cio_timer_stop(&m.w.timer);
-        return any ? first_done(fs, n) : 0;
-    }
     many_sub on_stack[8];
     m.subs = n <= 8 ? on_stack : malloc(n * sizeof(many_sub));
     if (!m.subs) {
         cio_timer_stop(&m.w.timer);
         return -ENOMEM;
     }
+    /* Only futures still pending are subscribed: a done one may be reused
+     * (re-initialised) by its owner while we wait. */
     for (size_t i = 0; i < n; i++) {
         m.subs[i].m = &m;
-        m.subs[i].w.fn = many_sub_done;
-        cio_list_push(&fs[i]->waiters, &m.subs[i].w.link);
+        m.subs[i].w.fn = fs[i]->done ? NULL : many_sub_done;
+        if (!fs[i]->done)
+            cio_list_push(&fs[i]->waiters, &m.subs[i].w.link);
     }
     intptr_t r = cio__wait_suspend(&m.w);
     many_unsubscribe(&m);

@@ -57,6 +57,13 @@ intptr_t cio__uop_end(cio__uop *op)
     return cio__wait_suspend(&op->w);
 }
 
+/* An SQE carries a 32-bit length: larger requests are cut down, as read(2)
+ * cuts them to 0x7ffff000, and report the shorter count. */
+static unsigned clamp_len(size_t len)
+{
+    return len > 0x7ffff000u ? 0x7ffff000u : (unsigned)len;
+}
+
 /* Queues one operation prepared by PREP (which may use 'sqe') and awaits it. */
 #define RING_AWAIT(deadline, PREP)                          \
     do {                                                    \
@@ -78,7 +85,8 @@ int cio_socket(int domain, int type, int protocol)
 
 static int ring_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, cio_time deadline)
 {
-    RING_AWAIT(deadline, io_uring_prep_accept(sqe, fd, addr, addrlen, SOCK_CLOEXEC));
+    RING_AWAIT(deadline,
+               io_uring_prep_accept(sqe, fd, addr, addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC));
 }
 
 int cio_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, cio_time deadline)
@@ -98,7 +106,7 @@ int cio_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, cio_time
 
 static ssize_t ring_recv(int fd, void *buf, size_t len, int flags, cio_time deadline)
 {
-    RING_AWAIT(deadline, io_uring_prep_recv(sqe, fd, buf, len, flags));
+    RING_AWAIT(deadline, io_uring_prep_recv(sqe, fd, buf, clamp_len(len), flags));
 }
 
 ssize_t cio_recv(int fd, void *buf, size_t len, int flags, cio_time deadline)
@@ -111,7 +119,7 @@ ssize_t cio_recv(int fd, void *buf, size_t len, int flags, cio_time deadline)
 
 ssize_t cio_send(int fd, const void *buf, size_t len, int flags, cio_time deadline)
 {
-    RING_AWAIT(deadline, io_uring_prep_send(sqe, fd, buf, len, flags | MSG_NOSIGNAL));
+    RING_AWAIT(deadline, io_uring_prep_send(sqe, fd, buf, clamp_len(len), flags | MSG_NOSIGNAL));
 }
 
 ssize_t cio_sendmsg(int fd, const struct msghdr *msg, int flags, cio_time deadline)
@@ -121,7 +129,7 @@ ssize_t cio_sendmsg(int fd, const struct msghdr *msg, int flags, cio_time deadli
 
 static ssize_t ring_read(int fd, void *buf, size_t len, int64_t off, cio_time deadline)
 {
-    RING_AWAIT(deadline, io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)off));
+    RING_AWAIT(deadline, io_uring_prep_read(sqe, fd, buf, clamp_len(len), (uint64_t)off));
 }
 
 ssize_t cio_read(int fd, void *buf, size_t len, int64_t off, cio_time deadline)
@@ -134,7 +142,7 @@ ssize_t cio_read(int fd, void *buf, size_t len, int64_t off, cio_time deadline)
 
 ssize_t cio_write(int fd, const void *buf, size_t len, int64_t off, cio_time deadline)
 {
-    RING_AWAIT(deadline, io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)off));
+    RING_AWAIT(deadline, io_uring_prep_write(sqe, fd, buf, clamp_len(len), (uint64_t)off));
 }
 
 int cio_openat2(int dirfd, const char *path, const struct open_how *how, cio_time deadline)
@@ -166,7 +174,7 @@ ssize_t cio_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_
                    unsigned flags, cio_time deadline)
 {
     RING_AWAIT(deadline,
-               io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out, (unsigned)len, flags));
+               io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out, clamp_len(len), flags));
 }
 
 /* Cleanup calls run shielded: a cancelled task must still be able to close. */

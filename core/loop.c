@@ -154,10 +154,13 @@ static int ring_setup(cio_loop *l, unsigned sq, unsigned cq)
         p.cq_entries = cq;
         rc = io_uring_queue_init_params(sq, &l->ring, &p);
         if (rc == 0) {
+            /* Timed waits need EXT_ARG (5.11): without it liburing would
+             * queue timeout SQEs of its own into our completions. */
+            if (!(p.features & IORING_FEAT_EXT_ARG) || !(p.features & IORING_FEAT_NODROP)) {
+                io_uring_queue_exit(&l->ring);
+                return -ENOTSUP;
+            }
             l->ring_flags = p.flags;
-            if (!(p.features & IORING_FEAT_NODROP))
-                fprintf(stderr,
-                        "corio: kernel lacks IORING_FEAT_NODROP; completions may be lost\n");
             return 0;
         }
         if (rc != -EINVAL)
@@ -394,7 +397,8 @@ void cio_loop_destroy(cio_loop *l)
     if (l->efd_armed) {
         cio__cancel_op(l, &l->efd_comp);
         while (l->efd_armed) {
-            if (io_uring_submit_and_wait(&l->ring, 1) < 0 && !l->efd_armed)
+            int rc = io_uring_submit_and_wait(&l->ring, 1);
+            if (rc < 0 && rc != -EINTR)
                 break;
             reap(l);
         }

@@ -36,6 +36,7 @@ enum {
     S_EOF = 1 << 4,        /* on_eof was delivered */
     S_BUFWAIT = 1 << 5,    /* on loop->bufwait */
     S_CLOSE_SENT = 1 << 6, /* the close is in the ring */
+    S_SHUT_AFTER = 1 << 7, /* shut the sending side once the send in flight is done */
 };
 
 /* ---- provided buffer ring ----------------------------------------------------- */
@@ -100,6 +101,7 @@ static void buf_recycle(cio_loop *l, unsigned bid)
 /* ---- socket transport ------------------------------------------------------------ */
 
 static void sock_arm_recv(cio_sock *s);
+static void sock_submit_shutdown(cio_sock *s);
 
 /* Sockets whose receive ended with -ENOBUFS; buffers are back by the end of
  * the reap that saw it, so re-arm them then. */
@@ -140,16 +142,20 @@ static void sock_recv_done(cio_completion *c, int32_t res, uint32_t cflags)
     cio_sock *s = cio_container_of(c, cio_sock, recv_comp);
     cio_loop *l = s->loop;
     bool more = cflags & IORING_CQE_F_MORE;
-    if (res > 0 && (cflags & IORING_CQE_F_BUFFER)) {
+    if (cflags & IORING_CQE_F_BUFFER) {
         unsigned bid = cflags >> IORING_CQE_BUFFER_SHIFT;
         uint8_t *data = (uint8_t *)l->bufs + (size_t)bid * l->buf_size;
 #ifdef CIO_HAVE_VALGRIND
-        VALGRIND_MAKE_MEM_DEFINED(data, (size_t)res); /* filled by the kernel */
+        if (res > 0)
+            VALGRIND_MAKE_MEM_DEFINED(data, (size_t)res); /* filled by the kernel */
 #endif
         /* Bytes already received are delivered even after read_stop. */
-        if (!(s->flags & S_CLOSING))
+        if (res > 0 && !(s->flags & S_CLOSING))
             s->t.cbs->on_data(s->t.ud, data, (size_t)res);
-        buf_recycle(l, bid);
+        buf_recycle(l, bid); /* whatever the result: a buffer is never lost */
+    }
+    if (res > 0) {
+        /* delivered above */
     } else if (res == -EINVAL && !more && !l->recv_single) {
         /* No multishot receive in this kernel: fall back to one-shot. */
         l->recv_single = true;
@@ -260,6 +266,8 @@ static void sock_send_done(cio_completion *c, int32_t res, uint32_t cflags)
         sock_maybe_close(s);
         return;
     }
+    if (s->flags & S_SHUT_AFTER)
+        sock_submit_shutdown(s);
     s->t.cbs->on_sent(s->t.ud, res > 0 ? 0 : (res == 0 ? -EPIPE : res));
 }
 
@@ -302,15 +310,25 @@ static void sock_aux_done(cio_completion *c, int32_t res, uint32_t cflags)
     sock_maybe_close(s); /* a shutdown finished */
 }
 
+static void sock_submit_shutdown(cio_sock *s)
+{
+    s->flags &= (uint8_t)~S_SHUT_AFTER;
+    struct io_uring_sqe *sqe = cio__sqe(s->loop);
+    io_uring_prep_shutdown(sqe, s->fd, SHUT_WR);
+    cio__sqe_set_comp(s->loop, sqe, &s->aux_comp);
+    s->pending++;
+}
+
 static void sock_shutdown_write(cio_transport *t)
 {
     cio_sock *s = cio_container_of(t, cio_sock, t);
     if (s->flags & S_CLOSING)
         return;
-    struct io_uring_sqe *sqe = cio__sqe(s->loop);
-    io_uring_prep_shutdown(sqe, s->fd, SHUT_WR);
-    cio__sqe_set_comp(s->loop, sqe, &s->aux_comp);
-    s->pending++;
+    if (s->flags & S_SENDING) {
+        s->flags |= S_SHUT_AFTER; /* the rest of the send goes out first */
+        return;
+    }
+    sock_submit_shutdown(s);
 }
 
 static void sock_close(cio_transport *t)

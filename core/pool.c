@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -119,17 +120,39 @@ static void deliver_fallback(cio_pool *p, cio_job *job)
         sched_yield();
 }
 
-static bool deliver_msg_ring(struct io_uring *r, int loop_fd, cio_job *job)
+/* Posts the job's completion into the loop's CQ. Returns 1 if delivered, 0
+ * if it certainly was not (the caller falls back to the list), and marks the
+ * ring unusable when its state is unknown, so a stale SQE can never deliver
+ * the same job a second time. */
+static int deliver_msg_ring(struct io_uring *r, bool *have_ring, int loop_fd, cio_job *job)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(r);
     if (!sqe)
-        return false;
+        return 0;
     io_uring_prep_msg_ring(sqe, loop_fd, 0, (uint64_t)(uintptr_t)&job->comp, 0);
     io_uring_sqe_set_data64(sqe, 1);
+    int rc;
+    do
+        rc = io_uring_submit(r);
+    while (rc == -EINTR);
+    if (rc < 1) {
+        /* Not submitted: drop the ring with the SQE still in it. */
+        io_uring_queue_exit(r);
+        *have_ring = false;
+        return 0;
+    }
     struct io_uring_cqe *cqe;
-    if (io_uring_submit_and_wait(r, 1) < 1 || io_uring_wait_cqe(r, &cqe) < 0)
-        return false;
-    bool ok = cqe->res >= 0;
+    do
+        rc = io_uring_wait_cqe(r, &cqe);
+    while (rc == -EINTR);
+    if (rc < 0) {
+        /* Submitted, outcome unknown: assume delivered rather than risk a
+         * second completion; the ring cannot be trusted any more. */
+        io_uring_queue_exit(r);
+        *have_ring = false;
+        return 1;
+    }
+    bool ok = cqe->res >= 0; /* the kernel says whether the message went out */
     io_uring_cqe_seen(r, cqe);
     return ok;
 }
@@ -178,7 +201,7 @@ static void *worker_main(void *arg)
         p->running--;
         pthread_mutex_unlock(&p->lock);
         /* After delivery the job belongs to the loop again: do not touch it. */
-        if (!have_ring || !deliver_msg_ring(&ring, loop_fd, job))
+        if (!have_ring || !deliver_msg_ring(&ring, &have_ring, loop_fd, job))
             deliver_fallback(p, job);
         pthread_mutex_lock(&p->lock);
     }
@@ -391,10 +414,12 @@ static void begin_shutdown(cio_pool *p, enum cio_pool_shutdown_mode mode, bool s
 {
     cio_job *dropped = NULL;
     pthread_mutex_lock(&p->lock);
+    /* Counted once, when shutting starts: a second call (CANCEL after a timed
+     * out DRAIN) must not count the exit notice again. */
+    if (!p->shutting && !silent && p->alive > 0)
+        p->loop->external++; /* until the last worker's exit notice arrives */
     p->shutting = true;
     p->silent_exit = silent;
-    if (!silent && p->alive > 0)
-        p->loop->external++; /* until the last worker's exit notice arrives */
     if (mode == CIO_POOL_CANCEL) {
         atomic_store(&p->cancel_all, true);
         dropped = p->head;
@@ -439,8 +464,14 @@ void cio_pool_destroy(cio_pool *p)
     if (!p)
         return;
     if (!p->joined) {
-        /* Never shut down: stop idle workers and wait for them (blocking, at
-         * teardown). Running jobs are asked to stop. */
+        /* Only a pool that was never shut down and has nothing outstanding
+         * may be destroyed this way: its idle workers are stopped and joined
+         * (blocking, at teardown). After a shutdown that did not complete,
+         * posts and completions for this pool may still be on their way. */
+        if (p->shutting || p->outstanding) {
+            fprintf(stderr, "corio: cio_pool_destroy on a pool with work in flight\n");
+            abort();
+        }
         begin_shutdown(p, CIO_POOL_CANCEL, true);
         for (unsigned i = 0; i < p->threads; i++)
             pthread_join(p->tids[i], NULL);

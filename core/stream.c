@@ -137,16 +137,17 @@ ssize_t cio_stream_read_until(cio_stream *s, const void *delim, size_t dlen, siz
     }
 }
 
-static int send_all(cio_stream *s, const uint8_t *p, size_t len, cio_time deadline)
+/* Sends p[0..len). Returns 0 or -errno; *sent says how much went out. */
+static int send_all(cio_stream *s, const uint8_t *p, size_t len, size_t *sent, cio_time deadline)
 {
-    while (len > 0) {
-        ssize_t n = cio_send(s->fd, p, len, 0, deadline);
+    *sent = 0;
+    while (*sent < len) {
+        ssize_t n = cio_send(s->fd, p + *sent, len - *sent, 0, deadline);
         if (n < 0)
             return (int)n;
         if (n == 0)
             return -EPIPE;
-        p += n;
-        len -= (size_t)n;
+        *sent += (size_t)n;
     }
     return 0;
 }
@@ -155,9 +156,11 @@ int cio_stream_flush(cio_stream *s, cio_time deadline)
 {
     if (s->wlen == 0)
         return cio_cancelled() ? -ECANCELED : 0;
-    int rc = send_all(s, s->wbuf, s->wlen, deadline);
-    if (rc == 0)
-        s->wlen = 0;
+    size_t sent;
+    int rc = send_all(s, s->wbuf, s->wlen, &sent, deadline);
+    /* Keep only what did not go out: a retried flush must not repeat bytes. */
+    memmove(s->wbuf, s->wbuf + sent, s->wlen - sent);
+    s->wlen -= sent;
     return rc;
 }
 
@@ -178,5 +181,6 @@ int cio_stream_write_all(cio_stream *s, const void *src, size_t len, cio_time de
     int rc = cio_stream_flush(s, deadline);
     if (rc < 0)
         return rc;
-    return send_all(s, src, len, deadline);
+    size_t sent;
+    return send_all(s, src, len, &sent, deadline);
 }

@@ -235,7 +235,14 @@ bool cio__task_is_cancelled(const cio_task *t, cio_time *deadline_out, cio_scope
 bool cio_cancelled(void)
 {
     cio_task *t = cio_current();
-    return t && chain_state(t->scope, t->loop->now, NULL);
+    if (!t)
+        return false;
+    cio_time d;
+    if (chain_state(t->scope, t->loop->now, &d))
+        return true;
+    /* The cached turn time stands still while a task computes: with a
+     * deadline in the chain, ask the clock. */
+    return d != CIO_NEVER && chain_state(t->scope, cio_clock(), NULL);
 }
 
 static void wait_interrupt(cio__wait *w, uint8_t why)
@@ -282,6 +289,8 @@ int cio_scope_exit(cio_scope *s)
         abort();
     }
     t->scope = s->parent;
+    if (!s->cancelled && s->deadline != CIO_NEVER && s->deadline <= cio_clock())
+        s->cancelled = s->expired = true; /* passed while nothing awaited */
     if (s->expired)
         return -ETIMEDOUT;
     return s->cancelled ? -ECANCELED : 0;

@@ -167,8 +167,10 @@ out:
             cio_http_server_destroy(srv);
         }
     }
-    cio_pool_shutdown(app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5)));
-    cio_pool_destroy(app.pool);
+    /* A job that does not stop within 5 s keeps its memory: the process
+     * exits without freeing the pool. */
+    if (cio_pool_shutdown(app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))) == 0)
+        cio_pool_destroy(app.pool);
     cio_writer_destroy(access);
     if (access_fd >= 0)
         close(access_fd);

@@ -81,6 +81,23 @@ static intptr_t main_set_twice(void *arg)
     return cio_future_result(&f);
 }
 
+static intptr_t main_await_done_cancelled(void *arg)
+{
+    (void)arg;
+    cio_future f;
+    cio_future_init(&f);
+    cio_future_set(&f, 8);
+    cio_task_cancel(cio_current());
+    ck_assert_int_eq(cio_sleep(CIO_MS(1)), -ECANCELED); /* cancelled indeed */
+    return cio_await(&f, cio_now() - 1);                /* yet the result is there */
+}
+
+START_TEST(await_done_future_returns_result_even_when_cancelled)
+{
+    ck_assert_int_eq(t_run(main_await_done_cancelled, NULL), 8);
+}
+END_TEST
+
 START_TEST(set_twice_is_ealready_and_keeps_first)
 {
     ck_assert_int_eq(t_run(main_set_twice, NULL), 1);
@@ -218,6 +235,40 @@ static intptr_t main_wait_any(void *arg)
     return i;
 }
 
+/* Regression: wait_all also subscribed to futures already done; when the
+ * owner re-initialised one during the wait and a task waited on it, the
+ * final unsubscribe unlinked that task's waiter and it hung. */
+static cio_future reused, pending_f;
+
+static intptr_t reuse_and_wait(void *arg)
+{
+    (void)arg;
+    cio_future_init(&reused); /* the owner reuses it for a new round */
+    return cio_await(&reused, cio_after(CIO_SEC(2)));
+}
+
+static intptr_t main_wait_all_reuse(void *arg)
+{
+    (void)arg;
+    cio_future_init(&reused);
+    cio_future_init(&pending_f);
+    cio_future_set(&reused, 1);
+    cio_task *t;
+    cio_spawn(NULL, &t, reuse_and_wait, NULL);
+    setter_arg sa;
+    set_later(&pending_f, CIO_MS(5), 2, &sa);
+    cio_future *fs[2] = {&reused, &pending_f};
+    ck_assert_int_eq(cio_wait_all(fs, 2, CIO_NEVER), 0);
+    cio_future_set(&reused, 3); /* must wake the task waiting on the new round */
+    return cio_join(t, CIO_NEVER);
+}
+
+START_TEST(wait_all_leaves_done_futures_alone)
+{
+    ck_assert_int_eq(t_run(main_wait_all_reuse, NULL), 3);
+}
+END_TEST
+
 START_TEST(wait_any_returns_first_completed)
 {
     ck_assert_int_eq(t_run(main_wait_any, NULL), 2);
@@ -340,12 +391,14 @@ static Suite *future_suite(void)
     T_CASE(s, await_returns_value, 5);
     T_CASE(s, await_returns_error, 5);
     T_CASE(s, await_done_future_returns_at_once, 5);
+    T_CASE(s, await_done_future_returns_result_even_when_cancelled, 5);
     T_CASE(s, set_twice_is_ealready_and_keeps_first, 5);
     T_CASE(s, await_deadline_times_out_and_unsubscribes, 5);
     T_CASE(s, all_waiters_wake, 5);
     T_CASE(s, wait_all_waits_for_every_future, 5);
     T_CASE(s, wait_all_deadline, 5);
     T_CASE(s, wait_all_large_set, 5);
+    T_CASE(s, wait_all_leaves_done_futures_alone, 5);
     T_CASE(s, wait_any_returns_first_completed, 5);
     T_CASE(s, wait_any_empty_is_einval, 5);
     T_CASE(s, as_completed_yields_in_completion_order, 5);

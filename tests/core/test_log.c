@@ -51,7 +51,8 @@ static intptr_t main_writer_drops(void *arg)
     int fl = fcntl(pfd[1], F_GETFL);
     fcntl(pfd[1], F_SETFL, fl & ~O_NONBLOCK);
     cio_writer *w;
-    ck_assert_int_eq(cio_writer_create(NULL, pfd[1], 100, &w), 0);
+    /* Bound 150: 60 in flight + 60 waiting fit, 60 more do not. */
+    ck_assert_int_eq(cio_writer_create(NULL, pfd[1], 150, &w), 0);
     ck_assert_int_eq(cio_writer_append(w, fill, 60), 0);
     cio_sleep(CIO_MS(2)); /* a turn ended: the 60 bytes are in flight, stalled */
     ck_assert_int_eq(cio_writer_append(w, fill, 60), 0);

@@ -153,6 +153,44 @@ START_TEST(sock_completes_a_send_once_after_short_writes)
 }
 END_TEST
 
+/* Regression: shutdown_write during a send in flight shut the socket before
+ * the rest of the send went out. */
+static intptr_t main_shutdown_after_send(void *arg)
+{
+    (void)arg;
+    endpoint *e = sock_endpoint();
+    enum { N = 2 << 20 };
+    char *big = malloc(N);
+    memset(big, 'q', N);
+    e->iov[0] = (struct iovec){big, N};
+    ck_assert_int_eq(e->t->ops->send(e->t, e->iov, 1), 0);
+    e->t->ops->shutdown_write(e->t); /* while the send is still in flight */
+    size_t total = 0;
+    static char b[65536];
+    for (;;) {
+        ssize_t n = read(pair[1], b, sizeof(b));
+        if (n == 0)
+            break; /* EOF: after every byte */
+        if (n < 0) {
+            cio_sleep(CIO_MS(1));
+            continue;
+        }
+        total += (size_t)n;
+    }
+    ck_assert(wait_for(&e->sent, 2000));
+    ck_assert_int_eq(e->sent_err, 0);
+    free(big);
+    e->t->ops->close(e->t);
+    wait_for(&e->closed, 2000);
+    return (intptr_t)total;
+}
+
+START_TEST(shutdown_write_waits_for_the_send_in_flight)
+{
+    ck_assert_int_eq(t_run(main_shutdown_after_send, NULL), 2 << 20);
+}
+END_TEST
+
 static intptr_t main_read_stop(void *arg)
 {
     (void)arg;
@@ -395,6 +433,7 @@ static Suite *net_suite(void)
     T_CASE(s, sock_receives_until_eof_then_closes, 5);
     T_CASE(s, sock_sends_several_buffers_in_order, 5);
     T_CASE(s, sock_completes_a_send_once_after_short_writes, 10);
+    T_CASE(s, shutdown_write_waits_for_the_send_in_flight, 10);
     T_CASE(s, sock_read_stop_and_start, 5);
     T_CASE(s, sock_close_with_receive_armed, 5);
     T_CASE(s, buffer_shortage_rearms_receives, 10);

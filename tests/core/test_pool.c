@@ -328,6 +328,58 @@ START_TEST(shutdown_cancel_drops_queue_and_stops_running)
 }
 END_TEST
 
+/* Regression: a shutdown called twice (DRAIN timed out, then CANCEL) counted
+ * the workers' exit notice twice, and the loop could never go quiet. */
+static intptr_t main_drain_then_cancel(void *arg)
+{
+    (void)arg;
+    cio_pool *p = make_pool(1, 4);
+    cio_job job;
+    cio_pool_submit(p, &job, job_cooperative, NULL, CIO_NEVER);
+    cio_sleep(CIO_MS(5));
+    ck_assert_int_eq(cio_pool_shutdown(p, CIO_POOL_DRAIN, cio_after(CIO_MS(20))), -ETIMEDOUT);
+    ck_assert_int_eq(cio_pool_shutdown(p, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))), 0);
+    ck_assert_int_eq(cio_future_result(&job.fut), -ECANCELED);
+    cio_pool_destroy(p);
+    return 0;
+}
+
+START_TEST(shutdown_again_after_timeout_leaves_loop_quiet)
+{
+    cio_loop *l;
+    ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
+    ck_assert_int_eq(cio_run(l, main_drain_then_cancel, NULL), 0);
+    cio_time t0 = cio_clock();
+    ck_assert_int_eq(cio_loop_run(l), 0); /* nothing left: returns at once */
+    ck_assert_int_lt(cio_clock() - t0, CIO_SEC(1));
+    cio_loop_destroy(l);
+}
+END_TEST
+
+/* Regression: joining a job that had already finished returned -ECANCELED
+ * in a cancelled task, throwing the job's result away. */
+static intptr_t main_join_finished_when_cancelled(void *arg)
+{
+    (void)arg;
+    cio_pool *p = make_pool(1, 4);
+    cio_job job;
+    cio_pool_submit(p, &job, job_sleep_ms, (void *)1, CIO_NEVER);
+    cio_await(&job.fut, CIO_NEVER);
+    cio_task_cancel(cio_current());
+    intptr_t r = cio_job_join(&job, CIO_NEVER);
+    cio_scope sh;
+    cio_scope_enter(&sh, CIO_NEVER, true);
+    finish_pool(p);
+    cio_scope_exit(&sh);
+    return r;
+}
+
+START_TEST(join_of_finished_job_returns_its_result)
+{
+    ck_assert_int_eq(t_run(main_join_finished_when_cancelled, NULL), 1);
+}
+END_TEST
+
 START_TEST(completion_without_msg_ring_uses_eventfd_post)
 {
     setenv("CORIO_NO_MSG_RING", "1", 1);
@@ -424,6 +476,8 @@ static Suite *pool_suite(void)
     T_CASE(s, cancel_task_waiting_on_job, 10);
     T_CASE(s, shutdown_drain_completes_work_in_flight, 5);
     T_CASE(s, shutdown_cancel_drops_queue_and_stops_running, 10);
+    T_CASE(s, shutdown_again_after_timeout_leaves_loop_quiet, 10);
+    T_CASE(s, join_of_finished_job_returns_its_result, 5);
     T_CASE(s, completion_without_msg_ring_uses_eventfd_post, 10);
     T_CASE(s, pool_works_on_a_plain_ring, 10);
     T_CASE(s, posts_from_threads_all_run_on_the_loop, 10);

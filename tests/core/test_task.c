@@ -241,6 +241,27 @@ static intptr_t cancelled_poll(void *arg)
     return cio_cancelled();
 }
 
+/* Regression: cio_cancelled() compared against the turn's cached time, so a
+ * computation inside a scope never saw the scope's deadline pass. */
+static intptr_t main_deadline_while_computing(void *arg)
+{
+    (void)arg;
+    cio_scope s;
+    cio_scope_enter(&s, cio_after(CIO_MS(5)), false);
+    cio_time t0 = cio_clock();
+    while (!cio_cancelled() && cio_clock() - t0 < CIO_SEC(2)) {
+    }
+    cio_time took = cio_clock() - t0;
+    ck_assert_int_lt(took, CIO_SEC(1));
+    return cio_scope_exit(&s);
+}
+
+START_TEST(cancelled_sees_a_deadline_pass_during_computation)
+{
+    ck_assert_int_eq(t_run(main_deadline_while_computing, NULL), -ETIMEDOUT);
+}
+END_TEST
+
 START_TEST(cancelled_reports_without_awaiting)
 {
     ck_assert_int_eq(t_run(cancelled_poll, NULL), 1);
@@ -418,6 +439,7 @@ static Suite *task_suite(void)
     T_CASE(s, join_deadline_cancels_child_and_times_out, 5);
     T_CASE(s, cancelled_joiner_takes_child_down, 5);
     T_CASE(s, cancelled_reports_without_awaiting, 5);
+    T_CASE(s, cancelled_sees_a_deadline_pass_during_computation, 5);
     T_CASE(s, scope_deadline_cancels_and_exit_reports_timeout, 5);
     T_CASE(s, nested_scopes_tightest_deadline_wins, 5);
     T_CASE(s, call_deadline_tighter_than_scope_times_out, 5);
