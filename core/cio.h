@@ -97,12 +97,13 @@ typedef struct cio_completion {
 } cio_completion;
 
 typedef struct cio_loop_opts {
-    unsigned sq_entries;     /* submission queue size (default 1024) */
-    unsigned cq_entries;     /* completion queue size (default 16 * sq) */
-    size_t stack_size;       /* coroutine stack size, bytes (default 64 KiB) */
-    unsigned stack_pool_max; /* idle stacks kept for reuse (default 1024) */
-    unsigned buf_count;      /* provided receive buffers, power of 2 (default 256) */
-    unsigned buf_size;       /* bytes per provided buffer (default 16 KiB) */
+    unsigned sq_entries; /* submission queue size (default 1024) */
+    unsigned cq_entries; /* completion queue size (default 16 * sq) */
+    size_t stack_size;   /* coroutine stack size, bytes (default 64 KiB); finished
+                            tasks' stacks are reused, and beyond 64 idle ones their
+                            memory is returned to the kernel once a second */
+    unsigned buf_count;  /* provided receive buffers, power of 2 (default 256) */
+    unsigned buf_size;   /* bytes per provided buffer (default 16 KiB) */
 } cio_loop_opts;
 
 /* Creates a loop owned by the calling thread. opts may be NULL. The ring is
@@ -119,7 +120,9 @@ cio_loop *cio_loop_current(void);
 
 /* Runs fn(arg) as the main task and turns the loop until it returns; then
  * cancels the tasks still alive and turns the loop until they have finished
- * (asyncio.run's contract). Returns the main task's result, or -ENOMEM. */
+ * (asyncio.run's contract). Returns the main task's result; -ENOMEM or
+ * -EINVAL if it could not be spawned; -ECANCELED if the loop was stopped
+ * before it finished; a ring error (-errno) if the loop failed. */
 intptr_t cio_run(cio_loop *loop, cio_fn fn, void *arg);
 
 /* Turns the loop until cio_loop_stop() or until nothing is left to do: no
@@ -181,7 +184,7 @@ typedef struct cio_lag_stats {
 } cio_lag_stats;
 
 /* Starts (or restarts, resetting the figures) the heartbeat. interval_ns <= 0
- * stops it. Returns 0 or -EINVAL. */
+ * stops it. Returns 0, -EINVAL (no loop) or -ENOMEM. */
 int cio_lag_start(cio_loop *loop, cio_time interval_ns);
 void cio_lag_get(const cio_loop *loop, cio_lag_stats *out);
 
@@ -195,7 +198,8 @@ void cio_lag_get(const cio_loop *loop, cio_lag_stats *out);
  * cio_join() or cio_detach(). Returns 0, -ENOMEM or -EINVAL (no loop). */
 int cio_spawn(cio_loop *loop, cio_task **out, cio_fn fn, void *arg);
 
-/* [awaits] Waits for t to finish and releases the handle; returns t's result.
+/* [awaits] Waits for t to finish and releases the handle; returns t's result
+ * (-EDEADLK for the running task itself: the handle is then kept).
  * If the join itself is interrupted (its deadline passes, or the joining task
  * is cancelled), t is cancelled and the join still waits for it to finish, so
  * no task outlives its joiner; in that case a -ECANCELED result of t is
@@ -284,6 +288,17 @@ static inline void cio_list_del(cio_list *n)
     n->prev->next = n->next;
     n->next->prev = n->prev;
     n->next = n->prev = n;
+}
+/* Moves every node of src to the tail of dst; src is left empty. */
+static inline void cio_list_splice(cio_list *dst, cio_list *src)
+{
+    if (cio_list_empty(src))
+        return;
+    src->next->prev = dst->prev;
+    dst->prev->next = src->next;
+    src->prev->next = dst;
+    dst->prev = src->prev;
+    cio_list_init(src);
 }
 static inline cio_list *cio_list_pop(cio_list *head)
 {
@@ -645,7 +660,8 @@ typedef struct cio_transport_cbs {
 typedef struct cio_transport_ops {
     /* Starts (or resumes) delivering on_data. 0 or -errno. */
     int (*read_start)(cio_transport *t);
-    /* Stops delivering on_data (backpressure); read_start resumes. */
+    /* Stops receiving (backpressure); read_start resumes. Bytes the kernel
+     * had already received may still arrive through on_data. */
     void (*read_stop)(cio_transport *t);
     /* Sends every byte of iov[0..n). One send at a time; the iov array and
      * the bytes must stay valid until on_sent (the array may be modified to
@@ -690,10 +706,9 @@ typedef struct cio_memconn {
     size_t out_len, out_cap;
     uint8_t *in; /* fed but not yet delivered */
     size_t in_len;
-    cio_timer timer; /* delivers input and completions one turn later */
-    struct iovec *send_iov;
-    unsigned send_n;
-    size_t chunk; /* deliver input in pieces of at most this size (0 = all) */
+    cio_timer timer;        /* delivers input and completions one turn later */
+    struct iovec *send_iov; /* the send in flight, completed next turn */
+    size_t chunk;           /* deliver input in pieces of at most this size (0 = all) */
     bool reading, eof_pending, eof_sent, write_shut, closing, closed;
 } cio_memconn;
 

@@ -124,10 +124,12 @@ struct cio_task {
 void cio__task_wake(cio_task *t);
 void cio__run_ready(cio_loop *l);
 void cio__tasks_fini(cio_loop *l);
-/* Effective cancellation state of t's innermost scope chain. */
-bool cio__task_is_cancelled(const cio_task *t, cio_time *deadline_out, cio_scope **why);
-/* Cancels a task scope-wise, interrupting its wait and its groups' children. */
-void cio__scope_cancel_internal(cio_scope *s, bool by_deadline);
+/* Cancels s: interrupts its task's wait (if inside s) and the children of
+ * the task's groups opened inside s. */
+void cio__scope_cancel_internal(cio_scope *s);
+/* Waits for f shielded from cancellation and deadlines (after cancelling the
+ * work behind it: its memory is in use until f is done). */
+void cio__await_shielded(cio_future *f);
 
 /* ---- loop --------------------------------------------------------------- */
 
@@ -153,7 +155,6 @@ struct cio_loop {
     cio__ctx sched;
     cio_task *current;
     cio_task *ready_head, *ready_tail;
-    size_t ready_len;
     cio_list tasks; /* all live tasks */
     cio_task *task_free;
     size_t task_free_len;
@@ -189,9 +190,10 @@ struct cio_loop {
     struct io_uring_buf_ring *br;
     char *bufs;
     unsigned buf_count, buf_size, buf_mask;
-    bool br_failed;   /* registration refused: transports cannot read */
-    bool recv_single; /* no multishot receive: one-shot receives instead */
-    cio_list bufwait; /* cio_sock waiting for buffers to re-arm */
+    unsigned br_returned; /* buffers given back since the last publish */
+    bool br_failed;       /* registration refused: transports cannot read */
+    bool recv_single;     /* no multishot receive: one-shot receives instead */
+    cio_list bufwait;     /* cio_sock waiting for buffers to re-arm */
 
     uint64_t inflight; /* ring operations awaiting their last CQE */
     uint64_t external; /* pool jobs in flight (complete via the ring) */
@@ -233,7 +235,6 @@ void cio__cancel_op(cio_loop *l, cio_completion *c);
 typedef struct cio__uop {
     cio_completion comp;
     cio__wait w;
-    uint32_t cqe_flags;
 } cio__uop;
 
 /* begin -> (sqe = cio__sqe(), prep it) -> submit -> end. begin returns
@@ -243,7 +244,7 @@ void cio__uop_submit(cio__uop *op, struct io_uring_sqe *sqe);
 intptr_t cio__uop_end(cio__uop *op);
 
 /* stacks (coro.c) */
-int cio__stacks_init(cio_loop *l, size_t stack_size);
+void cio__stacks_init(cio_loop *l, size_t stack_size);
 void cio__stacks_fini(cio_loop *l);
 cio__stack *cio__stack_get(cio_loop *l);
 void cio__stack_put(cio_loop *l, cio__stack *s);
@@ -282,11 +283,13 @@ void cio__timers_fire(cio_loop *l);
 cio_time cio__timers_next(const cio_loop *l);
 void cio__timer_set_weak(cio_timer *t, bool weak);
 
-/* pool (pool.c): per-loop teardown hook */
+/* the lag monitor's heartbeat (timer.c) */
 void cio__lag_tick(cio_timer *t);
 
 /* net (net.c) */
 void cio__net_rearm(cio_loop *l);
+/* Makes the buffers given back during a reap visible to the kernel. */
+void cio__bufring_publish(cio_loop *l);
 void cio__bufring_fini(cio_loop *l);
 
 /* log (log.c) */

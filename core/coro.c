@@ -37,6 +37,7 @@
 #define SLAB_SLOTS  64
 #define STACKS_WARM 64
 #define TRIM_PERIOD CIO_SEC(1)
+#define TRIM_BATCH  4096
 
 void cio__task_main(cio_task *t); /* task.c */
 
@@ -54,7 +55,7 @@ static void trim_tick(cio_timer *t)
     cio__stacks_trim(l, STACKS_WARM);
 }
 
-int cio__stacks_init(cio_loop *l, size_t stack_size)
+void cio__stacks_init(cio_loop *l, size_t stack_size)
 {
     size_t ps = page_size();
     if (stack_size == 0)
@@ -75,7 +76,6 @@ int cio__stacks_init(cio_loop *l, size_t stack_size)
     l->stacks_mapped = 0;
     cio_timer_init(&l->trim_timer, l, trim_tick);
     cio__timer_set_weak(&l->trim_timer, true);
-    return 0;
 }
 
 static void stack_release_mapping(cio__stack *s)
@@ -194,16 +194,26 @@ void cio__stack_put(cio_loop *l, cio__stack *s)
 
 void cio__stacks_trim(cio_loop *l, size_t keep)
 {
-    size_t ps = page_size(), i = 0;
+    /* At most TRIM_BATCH madvise calls a tick, so that trimming after a burst
+     * of finished tasks is not itself a stall; the rest waits for the next. */
+    size_t ps = page_size(), i = 0, done = 0;
+    bool more = false;
     for (cio__stack *s = l->stack_free; s; s = s->next, i++) {
         if (i < keep || !s->dirty)
             continue;
+        if (done == TRIM_BATCH) {
+            more = true;
+            break;
+        }
         /* Keep the top page: it holds the descriptor. */
         char *top_page = (char *)((uintptr_t)s & ~(uintptr_t)(ps - 1));
         if (top_page > s->lo)
             (void)madvise(s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
         s->dirty = false;
+        done++;
     }
+    if (more)
+        (void)cio_timer_start(&l->trim_timer, l->now + TRIM_PERIOD);
 }
 
 #if defined(CIO_CORO_UCONTEXT)

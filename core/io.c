@@ -25,8 +25,8 @@
 
 static void uop_done(cio_completion *c, int32_t res, uint32_t flags)
 {
+    (void)flags;
     cio__uop *op = cio_container_of(c, cio__uop, comp);
-    op->cqe_flags = flags;
     intptr_t r = res;
     if (res == -ECANCELED && op->w.why != CIO__WHY_NONE)
         r = cio__wait_error(&op->w);
@@ -42,7 +42,6 @@ static void uop_interrupt(cio__wait *w)
 
 int cio__uop_begin(cio__uop *op, cio_time deadline)
 {
-    op->cqe_flags = 0;
     op->comp.fn = uop_done;
     return cio__wait_begin(&op->w, deadline, uop_interrupt);
 }

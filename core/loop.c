@@ -83,8 +83,6 @@ static void posts_drain(cio_loop *l)
     }
 }
 
-static bool loop_closing(const cio_loop *l);
-
 static void efd_done(cio_completion *c, int32_t res, uint32_t flags)
 {
     (void)flags;
@@ -95,7 +93,7 @@ static void efd_done(cio_completion *c, int32_t res, uint32_t flags)
     posts_drain(l);
     if (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN)
         fprintf(stderr, "corio: loop wake-up read failed: %s\n", strerror(-res));
-    if (!loop_closing(l))
+    if (!l->closing)
         efd_arm(l);
 }
 
@@ -235,11 +233,6 @@ int cio_loop_create(cio_loop **out, const cio_loop_opts *opts)
     return 0;
 }
 
-static bool loop_closing(const cio_loop *l)
-{
-    return l->closing;
-}
-
 /* ---- the turn ---------------------------------------------------------------------- */
 
 static unsigned reap(cio_loop *l)
@@ -257,6 +250,8 @@ static unsigned reap(cio_loop *l)
         c->fn(c, cqe->res, cqe->flags);
     }
     io_uring_cq_advance(&l->ring, n);
+    if (l->br_returned)
+        cio__bufring_publish(l);
     return n;
 }
 

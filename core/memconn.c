@@ -94,7 +94,6 @@ static int mem_send(cio_transport *t, struct iovec *iov, unsigned n)
         m->out_len += iov[i].iov_len;
     }
     m->send_iov = iov;
-    m->send_n = n;
     mem_schedule(m);
     return 0;
 }

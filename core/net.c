@@ -91,11 +91,18 @@ void cio__bufring_fini(cio_loop *l)
     l->br = NULL;
 }
 
+/* Gives a buffer back; the ring's tail moves once per reap (one release
+ * store for the whole batch), in cio__bufring_publish. */
 static void buf_recycle(cio_loop *l, unsigned bid)
 {
     io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * l->buf_size, l->buf_size,
-                          (unsigned short)bid, l->buf_mask, 0);
-    io_uring_buf_ring_advance(l->br, 1);
+                          (unsigned short)bid, l->buf_mask, (int)l->br_returned++);
+}
+
+void cio__bufring_publish(cio_loop *l)
+{
+    io_uring_buf_ring_advance(l->br, (int)l->br_returned);
+    l->br_returned = 0;
 }
 
 /* ---- socket transport ------------------------------------------------------------ */
@@ -107,22 +114,24 @@ static void sock_submit_shutdown(cio_sock *s);
  * the reap that saw it, so re-arm them then. */
 void cio__net_rearm(cio_loop *l)
 {
-    if (cio_list_empty(&l->bufwait))
-        return;
     /* Detach the list first: a socket may land on it again while re-arming. */
     cio_list pending;
     cio_list_init(&pending);
-    pending.next = l->bufwait.next;
-    pending.prev = l->bufwait.prev;
-    pending.next->prev = &pending;
-    pending.prev->next = &pending;
-    cio_list_init(&l->bufwait);
+    cio_list_splice(&pending, &l->bufwait);
     cio_list *n;
     while ((n = cio_list_pop(&pending)) != NULL) {
         cio_sock *s = cio_container_of(n, cio_sock, bufwait_link);
         s->flags &= (uint8_t)~S_BUFWAIT;
         if ((s->flags & S_READING) && !(s->flags & (S_CLOSING | S_RECV_ARMED | S_EOF)))
             sock_arm_recv(s);
+    }
+}
+
+static void bufwait_leave(cio_sock *s)
+{
+    if (s->flags & S_BUFWAIT) {
+        cio_list_del(&s->bufwait_link);
+        s->flags &= (uint8_t)~S_BUFWAIT;
     }
 }
 
@@ -214,10 +223,7 @@ static void sock_read_stop(cio_transport *t)
 {
     cio_sock *s = cio_container_of(t, cio_sock, t);
     s->flags &= (uint8_t)~S_READING;
-    if (s->flags & S_BUFWAIT) {
-        cio_list_del(&s->bufwait_link);
-        s->flags &= (uint8_t)~S_BUFWAIT;
-    }
+    bufwait_leave(s);
     if (s->flags & S_RECV_ARMED)
         cio__cancel_op(s->loop, &s->recv_comp);
 }
@@ -338,10 +344,7 @@ static void sock_close(cio_transport *t)
         return;
     s->flags |= S_CLOSING;
     s->flags &= (uint8_t)~S_READING;
-    if (s->flags & S_BUFWAIT) {
-        cio_list_del(&s->bufwait_link);
-        s->flags &= (uint8_t)~S_BUFWAIT;
-    }
+    bufwait_leave(s);
     if (s->flags & (S_RECV_ARMED | S_SENDING)) {
         struct io_uring_sqe *sqe = cio__sqe(s->loop);
         io_uring_prep_cancel_fd(sqe, s->fd, IORING_ASYNC_CANCEL_ALL);

@@ -394,10 +394,7 @@ intptr_t cio_job_join(cio_job *job, cio_time deadline)
     /* Interrupted: the job's memory may be in use on a worker; wait it out. */
     intptr_t why = r;
     cio_job_cancel(job);
-    cio_scope shield;
-    cio_scope_enter(&shield, CIO_NEVER, true);
-    (void)cio_await(&job->fut, CIO_NEVER);
-    (void)cio_scope_exit(&shield);
+    cio__await_shielded(&job->fut);
     return why;
 }
 

@@ -37,8 +37,8 @@ cio__switch:
     ldp     d12, d13, [sp, #128]
     ldp     d14, d15, [sp, #144]
     add     sp, sp, #160
-    /* Plain ret (x86-64 uses pop+jmp to spare the return predictor): an
-     * indirect br to a call site would fault where BTI is enforced. */
+    /* ret, as on x86-64 (see switch_x86_64.S for why); an indirect br to a
+     * call site would also fault where BTI is enforced. */
     ret
     .size   cio__switch, .-cio__switch
 

@@ -70,7 +70,6 @@ static void ready_push(cio_loop *l, cio_task *t)
     else
         l->ready_head = t;
     l->ready_tail = t;
-    l->ready_len++;
 }
 
 void cio__task_wake(cio_task *t)
@@ -91,7 +90,6 @@ void cio__run_ready(cio_loop *l)
         l->ready_head = t->next_ready;
         if (!l->ready_head)
             l->ready_tail = NULL;
-        l->ready_len--;
         t->state = CIO__T_RUNNING;
         l->current = t;
         cio__ctx_switch(l, &l->sched, &t->ctx, NULL, t, false);
@@ -110,7 +108,7 @@ static void task_suspend(cio_task *t)
     cio__ctx_switch(t->loop, &t->ctx, &t->loop->sched, t, NULL, false);
 }
 
-static void group_child_done(cio_group *g, cio_task *t, intptr_t r);
+static void group_child_done(cio_group *g, intptr_t r);
 
 void cio__task_main(cio_task *t)
 {
@@ -127,7 +125,7 @@ void cio__task_main(cio_task *t)
     t->state = CIO__T_DONE;
     (void)cio_future_set(&t->done, r);
     if (t->parent)
-        group_child_done(t->parent, t, r);
+        group_child_done(t->parent, r);
     cio__ctx_switch(l, &t->ctx, &l->sched, t, NULL, true);
     abort(); /* a finished task is never resumed */
 }
@@ -226,12 +224,6 @@ static bool chain_reaches(cio_scope *from, const cio_scope *target)
     return false;
 }
 
-bool cio__task_is_cancelled(const cio_task *t, cio_time *deadline_out, cio_scope **why)
-{
-    (void)why;
-    return chain_state(t->scope, t->loop->now, deadline_out);
-}
-
 bool cio_cancelled(void)
 {
     cio_task *t = cio_current();
@@ -256,11 +248,9 @@ static void wait_interrupt(cio__wait *w, uint8_t why)
 
 static void group_cancel_children(cio_group *g);
 
-void cio__scope_cancel_internal(cio_scope *s, bool by_deadline)
+void cio__scope_cancel_internal(cio_scope *s)
 {
-    if (by_deadline)
-        s->expired = true;
-    if (s->cancelled && !by_deadline)
+    if (s->cancelled)
         return;
     s->cancelled = true;
     cio_task *t = s->task;
@@ -298,13 +288,13 @@ int cio_scope_exit(cio_scope *s)
 
 void cio_scope_cancel(cio_scope *s)
 {
-    cio__scope_cancel_internal(s, false);
+    cio__scope_cancel_internal(s);
 }
 
 void cio_task_cancel(cio_task *t)
 {
     if (t->state != CIO__T_DONE)
-        cio__scope_cancel_internal(&t->root, false);
+        cio__scope_cancel_internal(&t->root);
 }
 
 /* ---- waits ------------------------------------------------------------------ */
@@ -417,6 +407,14 @@ void cio__qwait_wake_all(cio_list *q, intptr_t result)
 
 /* ---- join --------------------------------------------------------------------- */
 
+void cio__await_shielded(cio_future *f)
+{
+    cio_scope shield;
+    cio_scope_enter(&shield, CIO_NEVER, true);
+    (void)cio_await(f, CIO_NEVER);
+    (void)cio_scope_exit(&shield);
+}
+
 intptr_t cio_join(cio_task *t, cio_time deadline)
 {
     cio_task *self = cio_current();
@@ -430,10 +428,7 @@ intptr_t cio_join(cio_task *t, cio_time deadline)
             /* Interrupted: cancel t and wait for it, so it cannot outlive us. */
             intptr_t why = r;
             cio_task_cancel(t);
-            cio_scope shield;
-            cio_scope_enter(&shield, CIO_NEVER, true);
-            (void)cio_await(&t->done, CIO_NEVER);
-            (void)cio_scope_exit(&shield);
+            cio__await_shielded(&t->done);
             r = t->done.result == -ECANCELED ? why : t->done.result;
             task_release(t);
             return r;
@@ -483,13 +478,12 @@ static void group_cancel_children(cio_group *g)
 
 void cio_group_cancel(cio_group *g)
 {
-    cio__scope_cancel_internal(&g->scope, false);
+    cio__scope_cancel_internal(&g->scope);
     group_cancel_children(g); /* also when the scope was already cancelled */
 }
 
-static void group_child_done(cio_group *g, cio_task *t, intptr_t r)
+static void group_child_done(cio_group *g, intptr_t r)
 {
-    (void)t;
     g->live--;
     bool cancelling = g->scope.cancelled;
     if (r < 0 && !(r == -ECANCELED && cancelling) && g->first_error == 0) {
@@ -509,6 +503,11 @@ intptr_t cio_group_wait(cio_group *g)
 {
     cio_task *t = g->owner;
     assert(t == cio_current() && "cio_group_wait from another task");
+    /* Until the group's scope or the owner is cancelled (or past a
+     * deadline), the wait can be interrupted; then the children are
+     * cancelled and waited for, shielded, however long they take. */
+    cio_scope shield;
+    bool shielded = false;
     while (g->live > 0) {
         cio__wait w;
         int rc = cio__wait_begin(&w, CIO_NEVER, group_wait_interrupt);
@@ -516,23 +515,15 @@ intptr_t cio_group_wait(cio_group *g)
             g->waiting = &w;
             rc = (int)cio__wait_suspend(&w);
             g->waiting = NULL;
-            if (rc == 0)
-                continue;
         }
-        /* Cancelled or past a deadline: cancel the children and wait for
-         * them, shielded, however long they take to finish. */
-        cio_group_cancel(g);
-        cio_scope shield;
-        cio_scope_enter(&shield, CIO_NEVER, true);
-        while (g->live > 0) {
-            rc = cio__wait_begin(&w, CIO_NEVER, group_wait_interrupt);
-            assert(rc == 0);
-            g->waiting = &w;
-            (void)cio__wait_suspend(&w);
-            g->waiting = NULL;
+        if (rc < 0 && !shielded) {
+            cio_group_cancel(g);
+            cio_scope_enter(&shield, CIO_NEVER, true);
+            shielded = true;
         }
-        (void)cio_scope_exit(&shield);
     }
+    if (shielded)
+        (void)cio_scope_exit(&shield);
     bool outer_cancelled = g->scope.parent && chain_state(g->scope.parent, t->loop->now, NULL);
     int scope_rc = cio_scope_exit(&g->scope);
     t->groups = g->outer;

@@ -55,7 +55,6 @@ static double bench_switch(void)
     cio_spawn(l, &t, pingpong, l);
     /* Drive the task by hand, exactly as the scheduler does. */
     l->ready_head = l->ready_tail = NULL;
-    l->ready_len = 0;
     l->current = t;
     const long n = 5000000L * iterations_scale;
     for (long i = 0; i < 1000; i++)
