@@ -31,7 +31,7 @@ typedef struct cio_config {
         uint64_t max_connections;             /* open connections; past it, accepting pauses */
         uint64_t max_header_bytes;            /* request line + headers; over it -> 431 */
         uint64_t max_uri_bytes;               /* request target; over it -> 414 */
-        uint64_t max_body_bytes;              /* over it -> 413 */
+        uint64_t max_body_bytes;              /* over it -> 413; 1..1 GiB (held in memory) */
         uint64_t max_requests_per_connection; /* 0 = unlimited */
     } limits;
     struct {
@@ -86,8 +86,8 @@ int cio_config_validate(const cio_config *c, char *err, size_t errlen);
  *         [--access-log FILE|-|off] [--check-config] [--version] [--help]
  * (flags override the file; repeated --listen replaces the file's list), then
  * validation. Returns 0 with *action set, or -EINVAL with a one-line message. */
-int cio_config_from_args(cio_config *c, int argc, char **argv, cio_config_action *action,
-                         char *err, size_t errlen);
+int cio_config_from_args(cio_config *c, int argc, char **argv, cio_config_action *action, char *err,
+                         size_t errlen);
 
 /* Parses "IPv4:port", "[IPv6]:port", "*:port" (0.0.0.0) or "localhost:port"
  * (127.0.0.1); port 0..65535 (0 = any free port). 0 or -EINVAL. */

@@ -24,7 +24,7 @@
 #define LISTEN_HINT "(expected IPv4:port, [IPv6]:port, *:port or localhost:port)"
 #define LEVEL_HINT  "expected one of error, warn, info, debug"
 #define MAX_MS      UINT64_C(86400000)  /* one day */
-#define MAX_BODY    (UINT64_C(1) << 40) /* 1 TiB */
+#define MAX_BODY    (UINT64_C(1) << 30) /* 1 GiB: bodies are held in memory */
 #define MAX_THREADS 1024
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -513,7 +513,7 @@ int cio_config_validate(const cio_config *c, char *err, size_t errlen)
     } ranges[] = {
         {"limits.max_connections", offsetof(cio_config, limits.max_connections), 1, 1000000},
         {"limits.max_header_bytes", offsetof(cio_config, limits.max_header_bytes), 1024, 1048576},
-        {"limits.max_body_bytes", offsetof(cio_config, limits.max_body_bytes), 0, MAX_BODY},
+        {"limits.max_body_bytes", offsetof(cio_config, limits.max_body_bytes), 1, MAX_BODY},
         {"timeouts.header_ms", offsetof(cio_config, timeouts.header_ms), 1, MAX_MS},
         {"timeouts.body_ms", offsetof(cio_config, timeouts.body_ms), 1, MAX_MS},
         {"timeouts.keepalive_ms", offsetof(cio_config, timeouts.keepalive_ms), 0, MAX_MS},
@@ -765,7 +765,8 @@ void cio_config_usage(FILE *out, const char *argv0)
             "      \"max_connections\": 100000,         1..1000000; past it, accepting pauses\n"
             "      \"max_header_bytes\": 8192,          1024..1048576; request head, else 431\n"
             "      \"max_uri_bytes\": 8192,             16..max_header_bytes; else 414\n"
-            "      \"max_body_bytes\": 1048576,         0..1099511627776 (1 TiB); else 413\n"
+            "      \"max_body_bytes\": 1048576,         1..1073741824 (1 GiB, held in memory); "
+            "else 413\n"
             "      \"max_requests_per_connection\": 0   0 = unlimited\n"
             "    },\n"
             "    \"timeouts\": {                        milliseconds, at most 86400000 (1 day)\n"

@@ -44,7 +44,7 @@ typedef struct cio_http_opts {
     uint64_t max_connections;       /* past it, accepting pauses (default 100000) */
     uint64_t max_header_bytes;      /* -> 431 (default 8192) */
     uint64_t max_uri_bytes;         /* -> 414 (default 8192) */
-    uint64_t max_body_bytes;        /* -> 413 (default 1 MiB) */
+    uint64_t max_body_bytes;        /* -> 413 (default 1 MiB, at most 1 GiB: held in memory) */
     uint64_t max_requests_per_conn; /* 0 = unlimited */
     cio_time header_timeout;        /* -> 408 (default 10 s) */
     cio_time body_timeout;          /* -> 408 (default 30 s) */
@@ -121,7 +121,7 @@ cio_str cio_http_query_param(const cio_http_req *req, const char *name);
 cio_str cio_http_body(const cio_http_req *req);
 /* Memory that lives until the request is done. */
 cio_arena *cio_http_arena(cio_http_req *req);
-/* The server's loop, for pools and such (the handler's own loop). */
+/* The server the request came to. */
 cio_http_server *cio_http_req_server(const cio_http_req *req);
 
 /* ---- responses ------------------------------------------------------------- */

@@ -25,10 +25,12 @@
 #define OUT_KEEP    (64 * 1024) /* output buffer capacity kept between batches */
 #define LINGER_TIME CIO_SEC(2)  /* discard input this long before closing */
 #define COMPACT_AT  (64 * 1024) /* consumed input compacted within a batch */
+#define SEND_SLICE  (64 * 1024) /* the write timeout measures progress per slice */
 
 enum { P_NEED_MORE, P_COMPLETE, P_ERROR };
 
 static void conn_process(cio_http_conn *c);
+static void after_task(cio_http_conn *c);
 static void conn_free(cio_http_conn *c);
 
 /* ---- buffers -------------------------------------------------------------------- */
@@ -89,8 +91,8 @@ static http_active *act_get(cio_http_conn *c)
     llhttp_init(&a->parser, HTTP_REQUEST, &c->srv->settings);
     a->parser.data = c;
     a->sending = -1;
-    cio_event_init(&a->drained);
-    cio_event_set(&a->drained);
+    a->state_deadline = CIO_NEVER;
+    cio_event_init(&a->progress);
     cio_arena_init(&a->req.arena, 1024);
     a->req.conn = c;
     req_reset(&a->req);
@@ -169,9 +171,20 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return head_too_big(p, at + len) ? fail(p, 431) : 0;
 }
 
+/* Trailer fields (after a chunked body) are not merged into the headers
+ * (RFC 9110 6.5.1): they are skipped, within a bound of their own. */
+static int trailer_bytes(llhttp_t *p, size_t len)
+{
+    cio_http_req *r = REQ(p);
+    r->trailer_bytes += (uint32_t)len;
+    return r->trailer_bytes > SRV(p)->o.max_header_bytes ? fail(p, 431) : 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     cio_http_req *r = REQ(p);
+    if (r->head_done)
+        return trailer_bytes(p, len);
     if (r->nhdrs == 0 || r->in_value) {
         if (r->nhdrs == r->cap_hdrs) {
             uint32_t cap = r->cap_hdrs ? r->cap_hdrs * 2 : 16;
@@ -191,6 +204,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     cio_http_req *r = REQ(p);
+    if (r->head_done)
+        return trailer_bytes(p, len);
     http_span *v = &r->hdrs[r->nhdrs - 1].value;
     /* The input is contiguous, so a gap between two pieces of one value is a
      * line break: obsolete line folding, which llhttp 8.1 lets through. */
@@ -201,9 +216,19 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     return head_too_big(p, at + len) ? fail(p, 431) : 0;
 }
 
+static int on_version_complete(llhttp_t *p)
+{
+    cio_http_req *r = REQ(p);
+    r->minor = p->http_minor; /* known now, for the access log of an early error */
+    r->version_seen = true;
+    return 0;
+}
+
 static int on_header_value_complete(llhttp_t *p)
 {
     cio_http_req *r = REQ(p);
+    if (r->head_done)
+        return 0;       /* a trailer */
     r->in_value = true; /* also for an empty value: the next field is new */
     http_header *h = &r->hdrs[r->nhdrs - 1];
     cio_str name = http_span_str(r, h->name);
@@ -272,6 +297,7 @@ void http_settings_init(llhttp_settings_t *s)
     llhttp_settings_init(s);
     s->on_method = on_method;
     s->on_url = on_url;
+    s->on_version_complete = on_version_complete;
     s->on_header_field = on_header_field;
     s->on_header_value = on_header_value;
     s->on_header_value_complete = on_header_value_complete;
@@ -340,21 +366,15 @@ static void compact(http_active *a)
 
 /* ---- output ----------------------------------------------------------------------- */
 
-static int collecting(const http_active *a)
-{
-    return a->collect;
-}
-
 char *http_out_reserve(cio_http_conn *c, size_t n)
 {
-    http_buf *b = &c->act->out[collecting(c->act)];
+    http_buf *b = &c->act->out[c->act->collect];
     return buf_reserve(b, n) < 0 ? NULL : b->p + b->len;
 }
 
 void http_out_commit(cio_http_conn *c, size_t n)
 {
-    c->act->out[collecting(c->act)].len += n;
-    cio_event_clear(&c->act->drained);
+    c->act->out[c->act->collect].len += n;
 }
 
 int http_out_append(cio_http_conn *c, const void *p, size_t n)
@@ -370,36 +390,60 @@ int http_out_append(cio_http_conn *c, const void *p, size_t n)
 size_t http_out_pending(const cio_http_conn *c)
 {
     const http_active *a = c->act;
-    return a ? a->out[0].len + a->out[1].len : 0;
+    if (!a)
+        return 0;
+    size_t n = a->out[a->collect].len;
+    if (a->sending >= 0)
+        n += a->out[a->sending].len - a->sent_off;
+    return n;
 }
 
-static void timer_set(cio_http_conn *c, cio_time after)
+/* The state's deadline (header, body, keep-alive, linger). While a send is in
+ * flight the timer holds the write deadline instead; this one waits. */
+static void set_state_deadline(cio_http_conn *c, cio_time when)
 {
-    (void)cio_timer_start(&c->timer, cio_now() + after);
+    if (c->act && c->act->sending >= 0) {
+        c->act->state_deadline = when;
+        return;
+    }
+    if (when == CIO_NEVER)
+        cio_timer_stop(&c->timer);
+    else
+        (void)cio_timer_start(&c->timer, when);
+}
+
+/* Sends the next slice of out[sending]. The write timeout runs per slice,
+ * so it measures progress: a slow but steady reader is not cut off. */
+static int send_slice(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    http_buf *b = &a->out[a->sending];
+    size_t left = b->len - a->sent_off;
+    a->iov_len = left < SEND_SLICE ? left : SEND_SLICE;
+    a->iov.iov_base = b->p + a->sent_off;
+    a->iov.iov_len = a->iov_len; /* the transport may change iov as it goes */
+    int rc = c->tp->ops->send(c->tp, &a->iov, 1);
+    if (rc == 0)
+        (void)cio_timer_start(&c->timer, cio_now() + c->srv->o.write_timeout);
+    return rc;
 }
 
 int http_conn_flush(cio_http_conn *c)
 {
     http_active *a = c->act;
-    if (!a || a->sending >= 0 || c->state == C_CLOSING)
+    if (!a || a->sending >= 0 || c->state == C_CLOSING || a->out[a->collect].len == 0)
         return 0;
-    int i = collecting(a);
-    if (a->out[i].len == 0)
-        return 0;
-    a->sending = i;
-    a->collect = i ^ 1;
-    a->iov.iov_base = a->out[i].p;
-    a->iov.iov_len = a->out[i].len;
-    int rc = c->tp->ops->send(c->tp, &a->iov, 1);
+    a->state_deadline = cio_timer_armed(&c->timer) ? c->timer.when : CIO_NEVER;
+    a->sending = a->collect;
+    a->collect ^= 1;
+    a->sent_off = 0;
+    int rc = send_slice(c);
     if (rc < 0) {
+        a->collect = a->sending;
         a->sending = -1;
-        a->collect = i;
         http_conn_close(c);
-        return rc;
     }
-    c->sending_timer = true;
-    timer_set(c, c->srv->o.write_timeout);
-    return 0;
+    return rc;
 }
 
 int http_out_wait(cio_http_conn *c, size_t limit)
@@ -408,23 +452,25 @@ int http_out_wait(cio_http_conn *c, size_t limit)
         if (c->state == C_CLOSING)
             return -EPIPE;
         http_conn_flush(c);
-        cio_event_clear(&c->act->drained);
-        int rc = cio_event_wait(&c->act->drained, CIO_NEVER);
+        cio_event_clear(&c->act->progress);
+        int rc = cio_event_wait(&c->act->progress, CIO_NEVER);
         if (rc < 0)
             return rc;
     }
     return c->state == C_CLOSING ? -EPIPE : 0;
 }
 
-void http_close_after_flush(cio_http_conn *c)
-{
-    c->close_after = true;
-}
-
 /* ---- timers and closing ----------------------------------------------------------------- */
+
+static bool sending(const cio_http_conn *c)
+{
+    return c->act && c->act->sending >= 0;
+}
 
 void http_conn_finish_close(cio_http_conn *c)
 {
+    if (sending(c))
+        return; /* on_sent comes back here once the output is out */
     /* Lingering close, where the peer may still be sending (an error answered
      * early, or input we will not read): stop sending, discard what arrives
      * for a while, so that the peer reads our last response instead of a
@@ -438,14 +484,14 @@ void http_conn_finish_close(cio_http_conn *c)
     }
     c->state = C_LINGER;
     c->tp->ops->shutdown_write(c->tp);
-    timer_set(c, LINGER_TIME);
+    set_state_deadline(c, cio_now() + LINGER_TIME);
 }
 
 static void conn_timer(cio_timer *t)
 {
     cio_http_conn *c = cio_container_of(t, cio_http_conn, timer);
-    if (c->sending_timer) {
-        http_conn_close(c); /* a reader that stopped reading */
+    if (sending(c)) {
+        http_conn_close(c); /* a slice did not go out in time: a reader that stopped */
         return;
     }
     switch (c->state) {
@@ -471,7 +517,7 @@ void http_conn_close(cio_http_conn *c)
     c->state = C_CLOSING;
     cio_timer_stop(&c->timer);
     if (c->act) {
-        cio_event_set(&c->act->drained); /* a task waiting to write learns */
+        cio_event_set(&c->act->progress); /* a task waiting to write learns */
         if (c->act->task)
             cio_task_cancel(c->act->task);
     }
@@ -488,8 +534,7 @@ static void start_task(cio_http_conn *c)
     cio_task *t;
     a->pinned = true;
     c->state = C_HANDLING;
-    if (!c->sending_timer)
-        cio_timer_stop(&c->timer);
+    set_state_deadline(c, CIO_NEVER);
     if (cio_spawn(c->srv->loop, &t, conn_task, c) < 0) {
         a->pinned = false;
         http_error_response(c, 503);
@@ -512,6 +557,12 @@ static void conn_process(cio_http_conn *c)
 {
     if (c->state == C_CLOSING || c->state == C_LINGER)
         return;
+    if (c->close_after) {
+        /* A response said Connection: close (or an error did): nothing more
+         * is read or started; close once the output is out. */
+        http_conn_finish_close(c);
+        return;
+    }
     http_active *a = c->act;
     if (!a) {
         /* Idle, nothing buffered: only the peer's end of stream matters. */
@@ -533,24 +584,17 @@ static void conn_process(cio_http_conn *c)
     default:
         break;
     }
-    if (c->close_after && r->start == UINT32_MAX) {
-        if (!c->sending_timer)
-            http_conn_finish_close(c);
-        return;
-    }
     if (c->peer_eof) {
         /* The peer stopped sending mid-request or while idle: nothing more
          * can come. Close once our output is out. */
         c->close_after = true;
-        if (!c->sending_timer)
-            http_conn_close(c);
+        http_conn_finish_close(c);
         return;
     }
     if (r->start == UINT32_MAX) {
         if (c->state != C_IDLE) {
             c->state = C_IDLE;
-            if (!c->sending_timer)
-                timer_set(c, c->srv->o.keepalive_timeout);
+            set_state_deadline(c, cio_now() + c->srv->o.keepalive_timeout);
         }
         act_release_if_idle(c);
         return;
@@ -558,14 +602,12 @@ static void conn_process(cio_http_conn *c)
     if (!r->head_done) {
         if (c->state != C_HEAD) {
             c->state = C_HEAD; /* measured from the request's first byte */
-            if (!c->sending_timer)
-                timer_set(c, c->srv->o.header_timeout);
+            set_state_deadline(c, cio_now() + c->srv->o.header_timeout);
         }
         return;
     }
     c->state = C_BODY; /* measured between reads */
-    if (!c->sending_timer)
-        timer_set(c, c->srv->o.body_timeout);
+    set_state_deadline(c, cio_now() + c->srv->o.body_timeout);
     if (r->expect_continue)
         send_continue(c);
 }
@@ -573,10 +615,8 @@ static void conn_process(cio_http_conn *c)
 static void on_data(void *ud, const uint8_t *data, size_t len)
 {
     cio_http_conn *c = ud;
-    if (c->state == C_LINGER || c->state == C_CLOSING)
-        return; /* discarded */
-    if (c->close_after && c->act && c->act->req.err_status)
-        return; /* after an error response: the rest is discarded */
+    if (c->state == C_LINGER || c->state == C_CLOSING || c->close_after)
+        return; /* discarded: no request after a close is answered */
     http_active *a = act_get(c);
     if (!a) {
         http_conn_close(c);
@@ -604,12 +644,8 @@ static void on_eof(void *ud, int err)
 {
     cio_http_conn *c = ud;
     c->peer_eof = true;
-    if (c->state == C_LINGER || c->state == C_CLOSING) {
-        http_conn_close(c);
-        return;
-    }
-    if (err < 0) {
-        http_conn_close(c); /* reset: nobody will read a response */
+    if (c->state == C_LINGER || c->state == C_CLOSING || err < 0) {
+        http_conn_close(c); /* done lingering, or reset: nobody reads a response */
         return;
     }
     if (c->act && c->act->task)
@@ -626,29 +662,28 @@ static void on_sent(void *ud, int err)
         return;
     }
     http_buf *b = &a->out[a->sending];
+    a->sent_off += a->iov_len;
+    cio_event_set(&a->progress); /* writers waiting for room go on */
+    if (a->sent_off < b->len) {
+        if (send_slice(c) < 0)
+            http_conn_close(c);
+        return;
+    }
     b->len = 0;
     if (b->cap > OUT_KEEP)
         buf_free(b); /* a big response went out: do not keep its buffer */
     a->sending = -1;
-    c->sending_timer = false;
-    cio_timer_stop(&c->timer);
-    if (http_out_pending(c) > 0) {
+    set_state_deadline(c, a->state_deadline);
+    if (a->out[a->collect].len > 0) {
         http_conn_flush(c);
         return;
     }
-    cio_event_set(&a->drained);
     if (a->task)
         return;
-    if (c->close_after) {
+    if (c->close_after)
         http_conn_finish_close(c);
-        return;
-    }
-    /* Re-arm the state's timer now that the write timer is off. */
-    uint8_t s = c->state;
-    c->state = C_HANDLING;
-    conn_process(c);
-    if (c->state == C_HANDLING)
-        c->state = s;
+    else if (c->state == C_IDLE)
+        act_release_if_idle(c);
 }
 
 static void on_closed(void *ud)
@@ -686,8 +721,6 @@ static void finish_request(cio_http_conn *c)
     c->nreq++;
     cio_arena_reset(&r->arena);
     a->pinned = false;
-    if (a->parsed > COMPACT_AT)
-        compact(a); /* a long batch: do not let consumed bytes pile up */
     if (a->pend.len) {
         if (buf_append(&a->in, a->pend.p, a->pend.len) < 0)
             c->close_after = true;
@@ -699,6 +732,8 @@ static void finish_request(cio_http_conn *c)
     }
     bool upgrade = r->upgrade;
     req_reset(r);
+    if (a->parsed > COMPACT_AT)
+        compact(a); /* a long batch: do not let consumed bytes pile up */
     if (upgrade)
         c->close_after = true; /* the bytes after an upgrade are not HTTP */
     else
@@ -724,11 +759,11 @@ static intptr_t conn_task(void *arg)
         a->pinned = true;
     }
     a->task = NULL;
-    http_conn_after_task(c);
+    after_task(c);
     return 0;
 }
 
-void http_conn_after_task(cio_http_conn *c)
+static void after_task(cio_http_conn *c)
 {
     if (c->state == C_CLOSING) {
         if (!c->started)
@@ -737,11 +772,6 @@ void http_conn_after_task(cio_http_conn *c)
     }
     c->state = C_HANDLING; /* conn_process re-derives the state */
     http_conn_flush(c);
-    if (c->close_after) {
-        if (!c->sending_timer)
-            http_conn_finish_close(c);
-        return;
-    }
     conn_process(c);
 }
 
@@ -764,12 +794,10 @@ int cio_http_conn_start(cio_http_conn *c, cio_transport *t)
     c->tp = t;
     c->state = C_IDLE;
     c->started = true;
-    int rc = http_server_conn_added(c->srv, c);
-    if (rc < 0)
-        return rc;
+    http_server_conn_added(c->srv, c);
     /* A connection that never sends a byte gets the header timeout. */
-    timer_set(c, c->srv->o.header_timeout);
-    rc = t->ops->read_start(t);
+    set_state_deadline(c, cio_now() + c->srv->o.header_timeout);
+    int rc = t->ops->read_start(t);
     if (rc < 0)
         http_conn_close(c);
     return 0;

@@ -39,13 +39,11 @@ typedef struct http_route {
 typedef struct http_listener {
     cio_listener ls;
     cio_http_server *srv;
-    bool closed;
 } http_listener;
 
 struct cio_http_server {
     cio_loop *loop;
     cio_http_opts o;
-    char *root;
     int root_fd; /* O_PATH directory of the document root, or -1 */
     http_route *routes;
     http_listener **listeners;
@@ -53,11 +51,14 @@ struct cio_http_server {
     cio_list conns;
     uint64_t nconns;
     bool shutting, accept_paused;
-    cio_event drained;
+    cio_event drained;        /* shutting down and no connection left */
+    size_t listeners_closing; /* closes whose last completion is not in yet */
+    cio_event listeners_closed;
     cio_http_stats st;
     llhttp_settings_t settings;
     char server_hdr[64];
     size_t server_hdr_len;
+    char allow_all[128]; /* every method some route or the root answers */
     /* Date and access-log time, formatted once per second. */
     int64_t clock_sec;
     char date[30];
@@ -74,11 +75,13 @@ struct cio_http_req {
     uint8_t minor;
     bool complete, head_done, expect_continue, keep_alive, upgrade;
     bool in_value; /* last header callback was a value */
+    bool version_seen;
     uint16_t err_status;
     uint32_t start; /* offset of the request's first byte in act->in */
     http_span method_s, url, body;
     http_header *hdrs;
     uint32_t nhdrs, cap_hdrs;
+    uint32_t trailer_bytes;
     uint64_t content_length; /* as announced */
     uint32_t host_count;
     /* after parsing: stable views for the handler */
@@ -110,9 +113,12 @@ typedef struct http_active {
     http_buf out[2]; /* out[sending] is in the kernel; the other collects */
     int sending;     /* index being sent, or -1 */
     int collect;     /* index collecting new output */
+    size_t sent_off; /* bytes of out[sending] already sent */
+    size_t iov_len;  /* the slice in flight */
     struct iovec iov;
+    cio_time state_deadline; /* the state's deadline while a send holds the timer */
     cio_task *task;
-    cio_event drained; /* set whenever nothing is waiting to be sent */
+    cio_event progress; /* set whenever a piece of output went out */
     cio_http_req req;
 } http_active;
 
@@ -135,9 +141,8 @@ struct cio_http_conn {
     http_active *act;
     uint32_t nreq;
     uint8_t state;
-    bool close_after; /* close once the output is flushed */
+    bool close_after; /* close once the output is flushed; read nothing more */
     bool peer_eof;
-    bool sending_timer; /* the timer is a write timeout */
     bool started;
     uint8_t rfamily; /* remote address, filled lazily for the access log */
     uint8_t raddr[16];
@@ -152,9 +157,8 @@ bool http_conn_is_idle(const cio_http_conn *c);
 void http_conn_shutdown(cio_http_conn *c, bool force);
 void http_handle_request(cio_http_req *r);  /* http_server.c */
 void http_finish_response(cio_http_req *r); /* http_resp.c */
-int http_server_conn_added(cio_http_server *srv, cio_http_conn *c);
+void http_server_conn_added(cio_http_server *srv, cio_http_conn *c);
 void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c);
-void http_conn_after_task(cio_http_conn *c);
 int http_conn_flush(cio_http_conn *c);
 /* Appends to the collecting output buffer. 0 or -ENOMEM. */
 int http_out_append(cio_http_conn *c, const void *p, size_t n);
@@ -163,12 +167,13 @@ void http_out_commit(cio_http_conn *c, size_t n);
 size_t http_out_pending(const cio_http_conn *c);
 /* [awaits] Waits until at most 'limit' bytes are waiting to be sent. */
 int http_out_wait(cio_http_conn *c, size_t limit);
-void http_close_after_flush(cio_http_conn *c);
 
 /* http_resp.c */
 void http_clock_update(cio_http_server *srv);
 /* Writes the status line and headers for req into the output. */
 int http_write_head(cio_http_req *req, int status, const char *content_type, int64_t length);
+/* A complete response with "<status> <reason>" as its text/plain body. */
+int http_respond_status(cio_http_req *r, int status);
 /* A complete canned error response (text/plain) that closes the connection. */
 int http_error_response(cio_http_conn *c, int status);
 void http_access_log(cio_http_req *req);
@@ -179,6 +184,8 @@ void http_access_log(cio_http_req *req);
 const http_route *http_route_match(cio_http_server *srv, cio_http_req *req, char *allowed,
                                    size_t allowed_len);
 void http_routes_free(cio_http_server *srv);
+/* Recomputes srv->allow_all (for OPTIONS * and 405s raised by the parser). */
+void http_allow_all_update(cio_http_server *srv);
 
 /* http_util.c */
 bool http_str_ieq(cio_str a, const char *b);
@@ -186,6 +193,5 @@ bool http_str_ieq(cio_str a, const char *b);
 bool http_str_ieq_n(cio_str a, const char *b, size_t n);
 #define http_str_ieq_lit(a, lit) http_str_ieq_n((a), (lit), sizeof(lit) - 1)
 cio_str http_span_str(const cio_http_req *req, http_span s);
-bool http_token_list_has(cio_str list, const char *token);
 
 #endif

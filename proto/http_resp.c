@@ -237,13 +237,13 @@ int cio_http_add_header(cio_http_req *r, const char *name, const char *value)
     return 0;
 }
 
-/* Flushes now unless more pipelined requests are waiting (then the whole
- * batch leaves in one send), and applies backpressure to the writer. */
-static int after_write(cio_http_req *r)
+/* Flushes now (streamed bodies always do) unless more pipelined requests are
+ * waiting: then the whole batch leaves in one send. Applies backpressure. */
+static int after_write(cio_http_req *r, bool stream)
 {
     cio_http_conn *c = r->conn;
     http_active *a = c->act;
-    if (a->in.len <= a->parsed)
+    if (stream || a->in.len <= a->parsed)
         http_conn_flush(c);
     if (http_out_pending(c) > FLUSH_HIGH)
         return http_out_wait(c, FLUSH_LOW);
@@ -269,6 +269,13 @@ static int append_body(cio_http_req *r, const void *data, size_t len)
     return 0;
 }
 
+int http_respond_status(cio_http_req *r, int status)
+{
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%d %s\n", status, cio_http_reason(status));
+    return cio_http_respond(r, status, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
 int cio_http_respond(cio_http_req *r, int status, const char *content_type, const void *body,
                      size_t len)
 {
@@ -284,7 +291,7 @@ int cio_http_respond(cio_http_req *r, int status, const char *content_type, cons
             return rc;
         r->bytes_sent = len;
     }
-    return after_write(r);
+    return after_write(r, false);
 }
 
 int cio_http_start(cio_http_req *r, int status, const char *content_type, int64_t content_length)
@@ -309,9 +316,9 @@ int cio_http_write(cio_http_req *r, const void *data, size_t len)
             return -EMSGSIZE; /* more than the announced Content-Length */
         r->body_left -= (int64_t)len;
     }
-    r->bytes_sent += len;
     if (r->head_only || !status_has_body(r->status))
         return 0;
+    r->bytes_sent += len;
     if (r->chunked) {
         char hdr[24];
         int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
@@ -323,8 +330,7 @@ int cio_http_write(cio_http_req *r, const void *data, size_t len)
         return rc;
     if (r->chunked && http_out_append(r->conn, "\r\n", 2) < 0)
         return -ENOMEM;
-    http_conn_flush(r->conn); /* streamed bodies go out as they are written */
-    return after_write(r);
+    return after_write(r, true); /* streamed bodies go out as they are written */
 }
 
 int cio_http_end(cio_http_req *r)
@@ -340,7 +346,7 @@ int cio_http_end(cio_http_req *r)
     }
     if (r->close_delimited)
         r->conn->close_after = true;
-    return after_write(r);
+    return after_write(r, false);
 }
 
 void http_finish_response(cio_http_req *r)
@@ -348,8 +354,7 @@ void http_finish_response(cio_http_req *r)
     if (r->resp_state == RESP_NONE) {
         /* The handler returned without answering. */
         r->conn->close_after = true;
-        (void)cio_http_respond(r, 500, "text/plain; charset=utf-8", "500 Internal Server Error\n",
-                               26);
+        (void)http_respond_status(r, 500);
     } else if (r->resp_state == RESP_STREAMING) {
         (void)cio_http_end(r);
     }
@@ -359,19 +364,19 @@ int http_error_response(cio_http_conn *c, int status)
 {
     http_active *a = c->act;
     cio_http_req *r = &a->req;
-    char body[64];
-    int n = snprintf(body, sizeof(body), "%d %s\n", status, cio_http_reason(status));
+    /* The request is finished for good: whatever else of it arrives is
+     * discarded, and no handler runs for it. */
+    if (!r->err_status)
+        r->err_status = (uint16_t)status;
+    r->complete = false;
     c->close_after = true;
     r->keep_alive = false;
     r->resp_state = RESP_NONE;
     r->head_only = r->head_done && r->method == HTTP_HEAD;
     r->extra_len = 0;
     if (status == 405)
-        (void)cio_http_add_header(r, "Allow", "GET, HEAD, POST");
-    if (http_write_head(r, status, "text/plain; charset=utf-8", n) == 0 && !r->head_only &&
-        http_out_append(c, body, (size_t)n) == 0)
-        r->bytes_sent = (uint64_t)n;
-    r->resp_state = RESP_DONE;
+        (void)cio_http_add_header(r, "Allow", c->srv->allow_all);
+    (void)http_respond_status(r, status);
     http_access_log(r);
     if (!a->task)
         http_conn_flush(c); /* a task flushes when it ends */
@@ -396,22 +401,8 @@ static size_t put_escaped(char *dst, const char *s, size_t n, size_t room)
     return o;
 }
 
-static void remote_text(cio_http_conn *c, char *out, size_t len)
+static void remote_text(const cio_http_conn *c, char *out, size_t len)
 {
-    if (!c->rfamily && c->tp == &c->sock.t) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        /* Once per connection, when its first request is logged. */
-        if (getpeername(c->sock.fd, (struct sockaddr *)&ss, &sl) == 0) {
-            if (ss.ss_family == AF_INET) {
-                c->rfamily = AF_INET;
-                memcpy(c->raddr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-            } else if (ss.ss_family == AF_INET6) {
-                c->rfamily = AF_INET6;
-                memcpy(c->raddr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-            }
-        }
-    }
     if (!c->rfamily || !inet_ntop(c->rfamily, c->raddr, out, (socklen_t)len))
         snprintf(out, len, "-");
 }
@@ -422,8 +413,7 @@ void http_access_log(cio_http_req *r)
     cio_writer *w = c->srv->o.access_log;
     if (!w || !r->status)
         return;
-    http_clock_update(c->srv);
-    char addr[INET6_ADDRSTRLEN];
+    char addr[INET6_ADDRSTRLEN]; /* clf_time is current: the head was just written */
     remote_text(c, addr, sizeof(addr));
     cio_str method = http_span_str(r, r->method_s), url = http_span_str(r, r->url);
     cio_str referer = r->head_done ? cio_http_header(r, "Referer") : (cio_str){0};
@@ -437,7 +427,8 @@ void http_access_log(cio_http_req *r)
         o += put_escaped(line + o, method.p, method.n, room - o);
         line[o++] = ' ';
         o += put_escaped(line + o, url.p, url.n, room - o);
-        o += (size_t)snprintf(line + o, room - o, " HTTP/1.%d", r->minor);
+        if (r->version_seen)
+            o += (size_t)snprintf(line + o, room - o, " HTTP/1.%d", r->minor);
     }
     o += (size_t)snprintf(line + o, room - o, "\" %d %llu \"", r->status,
                           (unsigned long long)r->bytes_sent);

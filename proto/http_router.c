@@ -81,6 +81,7 @@ int cio_http_route(cio_http_server *srv, const char *method, const char *pattern
     while (*tail)
         tail = &(*tail)->next;
     *tail = rt;
+    http_allow_all_update(srv);
     return 0;
 }
 
@@ -121,17 +122,38 @@ static int match_path(const http_route *rt, cio_str path, cio_http_req *req, boo
     return literal;
 }
 
+/* Appends method m to the ", "-separated list unless it is there. */
 static void allow_add(char *allowed, size_t len, const char *m)
 {
     size_t n = strlen(m), used = strlen(allowed);
-    for (const char *p = allowed; (p = strstr(p, m)) != NULL; p += n)
-        if ((p == allowed || p[-2] == ',') && (p[n] == 0 || p[n] == ','))
+    for (const char *p = allowed; *p;) {
+        const char *e = strchr(p, ',');
+        size_t k = e ? (size_t)(e - p) : strlen(p);
+        if (k == n && memcmp(p, m, n) == 0)
             return; /* already listed */
+        p += k;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
     if (used + n + 3 > len)
         return;
     if (used)
         strcat(allowed, ", ");
     strcat(allowed, m);
+}
+
+void http_allow_all_update(cio_http_server *srv)
+{
+    srv->allow_all[0] = 0;
+    if (srv->root_fd >= 0) {
+        allow_add(srv->allow_all, sizeof(srv->allow_all), "GET");
+        allow_add(srv->allow_all, sizeof(srv->allow_all), "HEAD");
+    }
+    for (const http_route *rt = srv->routes; rt; rt = rt->next) {
+        allow_add(srv->allow_all, sizeof(srv->allow_all), rt->method);
+        if (rt->is_get)
+            allow_add(srv->allow_all, sizeof(srv->allow_all), "HEAD");
+    }
 }
 
 const http_route *http_route_match(cio_http_server *srv, cio_http_req *req, char *allowed,

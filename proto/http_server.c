@@ -15,7 +15,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define BACKLOG 4096
+#define BACKLOG  4096
+#define MAX_BODY (1u << 30) /* bodies are held in memory, indexed by uint32 */
 
 static void set_defaults(cio_http_opts *o)
 {
@@ -27,6 +28,8 @@ static void set_defaults(cio_http_opts *o)
         o->max_uri_bytes = 8192;
     if (!o->max_body_bytes)
         o->max_body_bytes = 1024 * 1024;
+    if (o->max_body_bytes > MAX_BODY)
+        o->max_body_bytes = MAX_BODY; /* offsets into the input are 32-bit */
     if (!o->header_timeout)
         o->header_timeout = CIO_SEC(10);
     if (!o->body_timeout)
@@ -64,7 +67,9 @@ int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_s
     http_settings_init(&srv->settings);
     cio_list_init(&srv->conns);
     cio_event_init(&srv->drained);
+    cio_event_init(&srv->listeners_closed);
     srv->clock_sec = -1;
+    http_allow_all_update(srv);
     *out = srv;
     return 0;
 }
@@ -75,7 +80,7 @@ static void pause_accepting(cio_http_server *srv, bool pause)
 {
     srv->accept_paused = pause;
     for (size_t i = 0; i < srv->nlisteners; i++) {
-        if (srv->listeners[i]->closed)
+        if (srv->listeners[i]->ls.closing)
             continue;
         if (pause)
             cio_listener_pause(&srv->listeners[i]->ls);
@@ -84,7 +89,7 @@ static void pause_accepting(cio_http_server *srv, bool pause)
     }
 }
 
-int http_server_conn_added(cio_http_server *srv, cio_http_conn *c)
+void http_server_conn_added(cio_http_server *srv, cio_http_conn *c)
 {
     cio_list_push(&srv->conns, &c->link);
     srv->nconns++;
@@ -93,7 +98,6 @@ int http_server_conn_added(cio_http_server *srv, cio_http_conn *c)
         srv->st.accept_pauses++;
         pause_accepting(srv, true); /* new connections wait in the backlog */
     }
-    return 0;
 }
 
 void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c)
@@ -119,13 +123,29 @@ static void on_accept(cio_listener *ls, int fd)
      * last segment of one back for an ACK. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (srv->o.access_log) {
+        /* The address, once, now: later the fd may already be closed. */
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET) {
+                c->rfamily = AF_INET;
+                memcpy(c->raddr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+            } else if (ss.ss_family == AF_INET6) {
+                c->rfamily = AF_INET6;
+                memcpy(c->raddr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+            }
+        }
+    }
     cio_sock_init(&c->sock, srv->loop, fd, cio_http_conn_cbs(), c);
     cio_http_conn_start(c, &c->sock.t);
 }
 
 static void listener_closed(cio_listener *ls)
 {
-    cio_container_of(ls, http_listener, ls)->closed = true;
+    cio_http_server *srv = cio_container_of(ls, http_listener, ls)->srv;
+    if (--srv->listeners_closing == 0)
+        cio_event_set(&srv->listeners_closed);
 }
 
 int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
@@ -169,13 +189,6 @@ int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t
 
 /* ---- dispatch ------------------------------------------------------------------------- */
 
-static int respond_status(cio_http_req *r, int status)
-{
-    char body[64];
-    int n = snprintf(body, sizeof(body), "%d %s\n", status, cio_http_reason(status));
-    return cio_http_respond(r, status, "text/plain; charset=utf-8", body, (size_t)n);
-}
-
 /* Splits the target into path and query; accepts origin-form ("/p?q") and
  * absolute-form ("http://host/p?q"). False if neither. */
 static bool split_target(cio_http_req *r)
@@ -213,13 +226,13 @@ void http_handle_request(cio_http_req *r)
     cio_str target = cio_http_target(r);
     if (target.n == 1 && target.p[0] == '*') {
         if (r->method == HTTP_OPTIONS) {
-            cio_http_add_header(r, "Allow", "GET, HEAD, POST, OPTIONS");
+            cio_http_add_header(r, "Allow", srv->allow_all);
             rc = cio_http_respond(r, 204, NULL, NULL, 0);
         } else {
-            rc = respond_status(r, 400);
+            rc = http_respond_status(r, 400);
         }
     } else if (!split_target(r)) {
-        rc = respond_status(r, 400);
+        rc = http_respond_status(r, 400);
     } else {
         char allowed[128];
         const http_route *rt = http_route_match(srv, r, allowed, sizeof(allowed));
@@ -227,17 +240,17 @@ void http_handle_request(cio_http_req *r)
             rc = rt->fn(r, rt->ud);
         } else if (allowed[0]) {
             cio_http_add_header(r, "Allow", allowed);
-            rc = respond_status(r, 405);
+            rc = http_respond_status(r, 405);
         } else if (srv->root_fd >= 0) {
             rc = cio_http_serve_static(r);
         } else {
-            rc = respond_status(r, 404);
+            rc = http_respond_status(r, 404);
         }
     }
     if (rc < 0) {
         if (r->resp_state == RESP_NONE) {
             c->close_after = true;
-            respond_status(r, rc == -ENOMEM ? 503 : 500);
+            http_respond_status(r, rc == -ENOMEM ? 503 : 500);
         } else if (r->resp_state == RESP_STREAMING) {
             c->close_after = true; /* cut short: the peer sees the close */
             r->resp_state = RESP_DONE;
@@ -250,33 +263,34 @@ void http_handle_request(cio_http_req *r)
 int cio_http_server_shutdown(cio_http_server *srv, cio_time deadline)
 {
     srv->shutting = true;
-    for (size_t i = 0; i < srv->nlisteners; i++)
-        if (!srv->listeners[i]->ls.closing)
-            cio_listener_close(&srv->listeners[i]->ls, listener_closed);
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        if (srv->listeners[i]->ls.closing)
+            continue;
+        srv->listeners_closing++;
+        cio_listener_close(&srv->listeners[i]->ls, listener_closed);
+    }
     for (cio_list *n = srv->conns.next; n != &srv->conns; n = n->next)
         http_conn_shutdown(cio_container_of(n, cio_http_conn, link), false);
     if (srv->nconns == 0)
         cio_event_set(&srv->drained);
     int rc = cio_event_wait(&srv->drained, deadline);
-    if (rc == 0)
-        goto listeners;
-    /* Past the deadline: close what is left, and wait for it to go. */
-    for (cio_list *n = srv->conns.next; n != &srv->conns; n = n->next)
-        http_conn_shutdown(cio_container_of(n, cio_http_conn, link), true);
     cio_scope shield;
-    cio_scope_enter(&shield, cio_after(CIO_SEC(1)), true);
-    (void)cio_event_wait(&srv->drained, CIO_NEVER);
+    if (rc < 0) {
+        /* Past the deadline: close what is left, and give it a second to go. */
+        for (cio_list *n = srv->conns.next; n != &srv->conns; n = n->next)
+            http_conn_shutdown(cio_container_of(n, cio_http_conn, link), true);
+        cio_scope_enter(&shield, cio_after(CIO_SEC(1)), true);
+        (void)cio_event_wait(&srv->drained, CIO_NEVER);
+        cio_scope_exit(&shield);
+        rc = -ETIMEDOUT;
+    }
+    /* The listeners' last completions must be in before they can be freed,
+     * even if this task is being cancelled. */
+    if (srv->listeners_closing == 0)
+        cio_event_set(&srv->listeners_closed);
+    cio_scope_enter(&shield, CIO_NEVER, true);
+    (void)cio_event_wait(&srv->listeners_closed, CIO_NEVER);
     cio_scope_exit(&shield);
-    rc = -ETIMEDOUT;
-listeners:;
-    /* The listeners' last completions must be in before they are freed, even
-     * if this task is being cancelled. */
-    cio_scope sh;
-    cio_scope_enter(&sh, CIO_NEVER, true);
-    for (size_t i = 0; i < srv->nlisteners; i++)
-        while (!srv->listeners[i]->closed)
-            cio_sleep(CIO_MS(1));
-    cio_scope_exit(&sh);
     return rc;
 }
 

@@ -16,17 +16,11 @@
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define SLICE (64 * 1024)
-
-static int respond_status(cio_http_req *r, int status)
-{
-    char body[64];
-    int n = snprintf(body, sizeof(body), "%d %s\n", status, cio_http_reason(status));
-    return cio_http_respond(r, status, "text/plain; charset=utf-8", body, (size_t)n);
-}
 
 static int errno_status(int err)
 {
@@ -98,7 +92,7 @@ static bool etag_matches(cio_str list, const char *etag)
  * not a single bytes range (serve the whole file), -1 = unsatisfiable. */
 static int parse_range(cio_str h, uint64_t size, uint64_t *from, uint64_t *to)
 {
-    if (h.n < 7 || memcmp(h.p, "bytes=", 6) != 0)
+    if (h.n < 7 || strncasecmp(h.p, "bytes=", 6) != 0) /* units are case-insensitive */
         return 0;
     const char *p = h.p + 6, *end = h.p + h.n;
     if (memchr(p, ',', (size_t)(end - p)))
@@ -141,58 +135,57 @@ static int redirect_slash(cio_http_req *r)
     char *loc = cio_arena_printf(cio_http_arena(r), "%.*s/%s%.*s", (int)path.n, path.p,
                                  query.n ? "?" : "", (int)query.n, query.p);
     if (!loc || cio_http_add_header(r, "Location", loc) < 0)
-        return respond_status(r, 500);
-    return respond_status(r, 301);
+        return http_respond_status(r, 500);
+    return http_respond_status(r, 301);
 }
 
 int cio_http_serve_static(cio_http_req *r)
 {
     cio_http_server *srv = r->conn->srv;
     if (srv->root_fd < 0)
-        return respond_status(r, 404);
-    cio_str m = cio_http_method(r);
-    bool head = http_str_ieq(m, "HEAD");
-    if (!head && !http_str_ieq(m, "GET")) {
+        return http_respond_status(r, 404);
+    bool head = r->method == HTTP_HEAD;
+    if (!head && r->method != HTTP_GET) {
         cio_http_add_header(r, "Allow", "GET, HEAD");
-        return respond_status(r, 405);
+        return http_respond_status(r, 405);
     }
     /* Decode, refuse what the kernel would see differently, normalize. */
     cio_str raw = cio_http_path(r);
     char *path = cio_arena_alloc(cio_http_arena(r), raw.n + sizeof("index.html") + 1);
     if (!path)
-        return respond_status(r, 500);
+        return http_respond_status(r, 500);
     ssize_t n = cio_http_percent_decode(path, raw.p, raw.n);
     if (n <= 0 || memchr(path, '\\', (size_t)n))
-        return respond_status(r, 400);
+        return http_respond_status(r, 400);
     n = cio_http_normalize_path(path, (size_t)n);
     if (n < 0)
-        return respond_status(r, 400);
+        return http_respond_status(r, 400);
     path[n] = 0;
     const char *rel = n > 1 ? path + 1 : ".";
 
     int fd = open_beneath(r, rel);
     if (fd < 0)
-        return respond_status(r, errno_status(fd));
+        return http_respond_status(r, errno_status(fd));
     struct statx st;
     int rc =
         cio_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_MTIME, &st, CIO_NEVER);
     if (rc < 0)
-        return respond_status(r, errno_status(rc));
+        return http_respond_status(r, errno_status(rc));
     if (S_ISDIR(st.stx_mode)) {
         if (path[n - 1] != '/')
             return redirect_slash(r);
         strcpy(path + n, "index.html");
         fd = open_beneath(r, path + 1);
         if (fd < 0)
-            return respond_status(r, fd == -ENOENT ? 403 : errno_status(fd)); /* no listings */
+            return http_respond_status(r, fd == -ENOENT ? 403 : errno_status(fd)); /* no listings */
         rc =
             cio_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_MTIME, &st, CIO_NEVER);
         if (rc < 0)
-            return respond_status(r, errno_status(rc));
+            return http_respond_status(r, errno_status(rc));
         n += (ssize_t)strlen("index.html");
     }
     if (!S_ISREG(st.stx_mode))
-        return respond_status(r, 403);
+        return http_respond_status(r, 403);
 
     uint64_t size = st.stx_size;
     char etag[48], lastmod[30];
@@ -219,13 +212,18 @@ int cio_http_serve_static(cio_http_req *r)
     int status = 200;
     cio_str range = cio_http_header(r, "Range");
     cio_str if_range = cio_http_header(r, "If-Range");
-    if (range.p && (!if_range.p || etag_matches(if_range, etag))) {
+    /* If-Range compares strongly: the exact ETag (never a weak one), or a date
+     * equal to Last-Modified. Anything else: the whole file. */
+    bool range_ok = !if_range.p ||
+                    (if_range.n == strlen(etag) && memcmp(if_range.p, etag, if_range.n) == 0) ||
+                    (if_range.n == 29 && memcmp(if_range.p, lastmod, 29) == 0);
+    if (range.p && range_ok) {
         int pr = parse_range(range, size, &from, &to);
         if (pr < 0) {
             char cr[48];
             snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)size);
             cio_http_add_header(r, "Content-Range", cr);
-            return respond_status(r, 416);
+            return http_respond_status(r, 416);
         }
         if (pr > 0) {
             char cr[80];
@@ -236,9 +234,6 @@ int cio_http_serve_static(cio_http_req *r)
             len = to - from + 1;
         }
     }
-    if (size == 0)
-        len = 0;
-
     rc = cio_http_start(r, status, ctype, (int64_t)len);
     if (rc < 0 || head || len == 0)
         return rc < 0 ? rc : cio_http_end(r);

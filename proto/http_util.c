@@ -13,8 +13,7 @@
 
 bool http_str_ieq(cio_str a, const char *b)
 {
-    size_t n = strlen(b);
-    return a.n == n && strncasecmp(a.p, b, n) == 0;
+    return http_str_ieq_n(a, b, strlen(b));
 }
 
 bool http_str_ieq_n(cio_str a, const char *b, size_t n)
@@ -27,29 +26,6 @@ cio_str http_span_str(const cio_http_req *req, http_span s)
     if (s.len == 0)
         return (cio_str){"", 0};
     return (cio_str){req->conn->act->in.p + s.off, s.len};
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-bool http_token_list_has(cio_str list, const char *token)
-{
-    const char *p = list.p, *end = list.p + list.n;
-    while (p < end) {
-        const char *e = memchr(p, ',', (size_t)(end - p));
-        const char *stop = e ? e : end;
-        while (p < stop && is_ows(*p))
-            p++;
-        const char *q = stop;
-        while (q > p && is_ows(q[-1]))
-            q--;
-        if (http_str_ieq((cio_str){p, (size_t)(q - p)}, token))
-            return true;
-        p = stop + 1;
-    }
-    return false;
 }
 
 /* ---- request accessors ---------------------------------------------------------- */
@@ -81,8 +57,9 @@ int cio_http_version_minor(const cio_http_req *req)
 
 cio_str cio_http_header(const cio_http_req *req, const char *name)
 {
+    size_t n = strlen(name);
     for (uint32_t i = 0; i < req->nhdrs; i++)
-        if (http_str_ieq(http_span_str(req, req->hdrs[i].name), name)) {
+        if (http_str_ieq_n(http_span_str(req, req->hdrs[i].name), name, n)) {
             cio_str v = http_span_str(req, req->hdrs[i].value);
             return v.p ? v : (cio_str){"", 0};
         }

@@ -112,8 +112,11 @@ static intptr_t serve(void *arg)
                   strerror(-rc));
         goto out;
     }
-    if (corio_routes_register(srv, &app) < 0)
+    rc = corio_routes_register(srv, &app);
+    if (rc < 0) {
+        cio_error("cannot register routes: %s", strerror(-rc));
         goto out;
+    }
     for (size_t i = 0; i < cfg->nlisten; i++) {
         char bound[64];
         rc = cio_http_listen(srv, (struct sockaddr *)&cfg->listen[i].addr, cfg->listen[i].addrlen,
@@ -131,7 +134,11 @@ static intptr_t serve(void *arg)
              cfg->root ? cfg->root : "none");
 
     cio_task *watcher;
-    cio_spawn(NULL, &watcher, watch_signals, d);
+    rc = cio_spawn(NULL, &watcher, watch_signals, d);
+    if (rc < 0) {
+        cio_error("cannot watch signals: %s", strerror(-rc));
+        goto out;
+    }
     cio_event_wait(&d->stop, CIO_NEVER);
 
     cio_scope drain;

@@ -243,13 +243,13 @@ START_TEST(json_limits_every_key)
     cio_config c;
     cio_config_defaults(&c);
     ck_assert_int_eq(load(&c, "{\"limits\": {\"max_connections\": 11, \"max_header_bytes\": 22,"
-                              " \"max_uri_bytes\": 33, \"max_body_bytes\": 1099511627776,"
+                              " \"max_uri_bytes\": 33, \"max_body_bytes\": 1073741824,"
                               " \"max_requests_per_connection\": 55}}"),
                      0);
     ck_assert_uint_eq(c.limits.max_connections, 11);
     ck_assert_uint_eq(c.limits.max_header_bytes, 22);
     ck_assert_uint_eq(c.limits.max_uri_bytes, 33);
-    ck_assert_uint_eq(c.limits.max_body_bytes, UINT64_C(1099511627776));
+    ck_assert_uint_eq(c.limits.max_body_bytes, UINT64_C(1073741824));
     ck_assert_uint_eq(c.limits.max_requests_per_connection, 55);
     cio_config_free(&c);
 }
@@ -667,8 +667,8 @@ START_TEST(validate_integer_ranges_both_sides)
     } cases[] = {
         {"limits.max_connections", offsetof(cio_config, limits.max_connections), 1, 1000000},
         {"limits.max_header_bytes", offsetof(cio_config, limits.max_header_bytes), 1024, 1048576},
-        {"limits.max_body_bytes", offsetof(cio_config, limits.max_body_bytes), 0,
-         UINT64_C(1099511627776)},
+        {"limits.max_body_bytes", offsetof(cio_config, limits.max_body_bytes), 1,
+         UINT64_C(1073741824)},
         {"timeouts.header_ms", offsetof(cio_config, timeouts.header_ms), 1, 86400000},
         {"timeouts.body_ms", offsetof(cio_config, timeouts.body_ms), 1, 86400000},
         {"timeouts.keepalive_ms", offsetof(cio_config, timeouts.keepalive_ms), 0, 86400000},

@@ -265,6 +265,24 @@ class TestAccessLog(unittest.TestCase):
         self.assertEqual([ACCESS_RE.match(l).group("request").split()[1] if ACCESS_RE.match(l)
                           else l for l in lines], ["/plaintext", "/json", "/nope"])
 
+    def test_early_rejection_and_head_are_logged_exactly(self):
+        # A 414 comes before the version is read: no version is invented.
+        # A HEAD sends no body: 0 bytes, not the Content-Length.
+        path = self.start("FILE")
+        long_target = b"/" + b"a" * 9000
+        r = self.server.raw(b"GET " + long_target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(r.status, 414)
+        r = self.server.raw(b"HEAD /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                            head=True)
+        self.assertEqual(r.status, 200)
+        lines = self.read_lines(path)
+        self.assertEqual(len(lines), 2, lines)
+        first, second = ACCESS_RE.match(lines[0]), ACCESS_RE.match(lines[1])
+        self.assertEqual(first.group("status"), "414")
+        self.assertNotIn("HTTP/1.", first.group("request"))
+        self.assertEqual(second.group("request"), "HEAD /plaintext HTTP/1.1")
+        self.assertEqual(second.group("bytes"), "0")
+
     @unittest.skipUnless(H.have_curl(), "curl not installed")
     def test_file_combined_format(self):
         path = self.start("FILE")

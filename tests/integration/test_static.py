@@ -260,6 +260,31 @@ class TestRanges(StaticBase):
         self.assertEqual(r.body, TEXT[:5])
         self.assertEqual(r.header("Content-Length"), "5")
 
+    def test_range_unit_is_case_insensitive(self):
+        r = self.get("/text.txt", headers={"Range": "BYTES=0-4"})
+        self.assertEqual(r.status, 206)
+        self.assertEqual(r.body, TEXT[:5])
+
+    def test_if_range_exact_etag_gives_the_range(self):
+        etag = self.get("/text.txt").header("ETag")
+        r = self.get("/text.txt", headers={"Range": "bytes=0-4", "If-Range": etag})
+        self.assertEqual((r.status, r.body), (206, TEXT[:5]))
+
+    def test_if_range_weak_etag_gives_the_whole_file(self):
+        etag = self.get("/text.txt").header("ETag")
+        r = self.get("/text.txt", headers={"Range": "bytes=0-4", "If-Range": "W/" + etag})
+        self.assertEqual((r.status, r.body), (200, TEXT))
+
+    def test_if_range_last_modified_gives_the_range(self):
+        lm = self.get("/text.txt").header("Last-Modified")
+        r = self.get("/text.txt", headers={"Range": "bytes=0-4", "If-Range": lm})
+        self.assertEqual((r.status, r.body), (206, TEXT[:5]))
+
+    def test_if_range_other_date_gives_the_whole_file(self):
+        r = self.get("/text.txt", headers={"Range": "bytes=0-4",
+                                           "If-Range": "Sun, 06 Nov 1994 08:49:37 GMT"})
+        self.assertEqual((r.status, r.body), (200, TEXT))
+
     def test_range_suffix(self):
         r = self.get("/text.txt", headers={"Range": "bytes=-3"})
         self.assertEqual(r.status, 206)

@@ -87,6 +87,15 @@ static int h_inject(cio_http_req *req, void *ud)
     return cio_http_respond(req, rc == -EINVAL ? 200 : 500, "text/plain", "ok", 2);
 }
 
+static int h_trailer(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    char *body = cio_arena_printf(cio_http_arena(req), "%s %zu",
+                                  cio_http_header(req, "X-T").p ? "present" : "absent",
+                                  cio_http_body(req).n);
+    return cio_http_respond(req, 200, "text/plain", body, strlen(body));
+}
+
 static int h_query(cio_http_req *req, void *ud)
 {
     (void)ud;
@@ -106,6 +115,7 @@ static void add_routes(void)
     ck_assert_int_eq(cio_http_route(srv, "GET", "/sized", h_sized, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/inject", h_inject, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/query", h_query, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "POST", "/trailer", h_trailer, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/", h_plain, NULL), 0);
 }
 
@@ -371,6 +381,33 @@ START_TEST(chunked_body_is_dechunked)
 }
 END_TEST
 
+/* Regression: trailer fields were merged into the headers and counted, with
+ * the whole body, against max_header_bytes. */
+START_TEST(trailers_are_not_headers)
+{
+    static char in[4096];
+    char chunk[2001];
+    memset(chunk, 'c', 2000);
+    chunk[2000] = 0;
+    snprintf(in, sizeof(in),
+             "POST /trailer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "7d0\r\n%s\r\n0\r\nX-T: 1\r\n\r\n",
+             chunk);
+    exchange x = {.input = in, .eof = true, .opts = {.max_header_bytes = 1024}};
+    run(&x);
+    ck_assert_msg(strncmp(x.out, "HTTP/1.1 200 ", 13) == 0, "got %.40s", x.out);
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\n\r\nabsent 2000"));
+}
+END_TEST
+
+START_TEST(options_star_lists_the_routes_methods)
+{
+    exchange x = {.input = "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", .eof = true};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\nAllow: GET, HEAD, POST\r\n"));
+}
+END_TEST
+
 START_TEST(expect_100_continue)
 {
     exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
@@ -452,6 +489,21 @@ START_TEST(uri_too_long_is_414)
     snprintf(big, sizeof(big), "GET /%01000d HTTP/1.1\r\nHost: t\r\n\r\n", 7);
     exchange x = {.input = big, .opts = {.max_uri_bytes = 256}, .wait = CIO_MS(500)};
     expect_status_and_close(&x, "HTTP/1.1 414 ");
+}
+END_TEST
+
+START_TEST(huge_trailer_is_431)
+{
+    static char in[8192];
+    char big[3001];
+    memset(big, 't', 3000);
+    big[3000] = 0;
+    snprintf(in, sizeof(in),
+             "POST /trailer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "1\r\nx\r\n0\r\nX-T: %s\r\n\r\n",
+             big);
+    exchange x = {.input = in, .opts = {.max_header_bytes = 1024}, .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 431 ");
 }
 END_TEST
 
@@ -761,6 +813,203 @@ START_TEST(reason_phrases)
 }
 END_TEST
 
+/* ---- a transport whose sends complete only when the test says so --------------------- */
+
+typedef struct manual {
+    cio_transport t;
+    char out[1 << 20];
+    size_t out_len;
+    int sends;
+    bool send_pending, closing, closed;
+    cio_timer close_timer;
+} manual;
+
+static void manual_closed(cio_timer *tm)
+{
+    manual *m = cio_container_of(tm, manual, close_timer);
+    m->closed = true;
+    m->t.cbs->on_closed(m->t.ud);
+}
+
+static int man_read_start(cio_transport *t)
+{
+    (void)t;
+    return 0;
+}
+
+static void man_read_stop(cio_transport *t)
+{
+    (void)t;
+}
+
+static int man_send(cio_transport *t, struct iovec *iov, unsigned n)
+{
+    manual *m = cio_container_of(t, manual, t);
+    ck_assert(!m->send_pending);
+    for (unsigned i = 0; i < n; i++) {
+        ck_assert(m->out_len + iov[i].iov_len < sizeof(m->out)); /* room for a NUL */
+        memcpy(m->out + m->out_len, iov[i].iov_base, iov[i].iov_len);
+        m->out_len += iov[i].iov_len;
+    }
+    m->send_pending = true;
+    m->sends++;
+    return 0;
+}
+
+static void man_shutdown(cio_transport *t)
+{
+    (void)t;
+}
+
+static void man_close(cio_transport *t)
+{
+    manual *m = cio_container_of(t, manual, t);
+    if (m->closing)
+        return;
+    m->closing = true;
+    cio_timer_start(&m->close_timer, cio_now());
+}
+
+static const cio_transport_ops manual_ops = {man_read_start, man_read_stop, man_send, man_shutdown,
+                                             man_close};
+
+static manual man;
+static int hits;
+
+static int h_count(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    hits++;
+    return cio_http_respond(req, 200, "text/plain", "counted", 7);
+}
+
+static int h_big(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    static char body[200 * 1024];
+    memset(body, 'b', sizeof(body));
+    return cio_http_respond(req, 200, "text/plain", body, sizeof(body));
+}
+
+static void man_start(const cio_http_opts *o)
+{
+    ck_assert_int_eq(cio_http_server_create(NULL, o, &srv), 0);
+    cio_http_route(srv, "GET", "/count", h_count, NULL);
+    cio_http_route(srv, "GET", "/big", h_big, NULL);
+    memset(&man, 0, sizeof(man));
+    man.t.ops = &manual_ops;
+    cio_timer_init(&man.close_timer, NULL, manual_closed);
+    cio_http_conn *c = cio_http_conn_new(srv);
+    man.t.cbs = cio_http_conn_cbs();
+    man.t.ud = c;
+    ck_assert_int_eq(cio_http_conn_start(c, &man.t), 0);
+}
+
+static void man_feed(const char *s)
+{
+    man.t.cbs->on_data(man.t.ud, (const uint8_t *)s, strlen(s));
+}
+
+static void man_complete(void)
+{
+    if (man.send_pending) {
+        man.send_pending = false;
+        man.t.cbs->on_sent(man.t.ud, 0);
+    }
+}
+
+/* Lets the held send complete and gives the connection time to react;
+ * man.out is then a C string of everything the server sent. */
+static void man_release(void)
+{
+    man_complete();
+    cio_sleep(CIO_MS(5));
+    man.out[man.out_len] = 0;
+}
+
+static void man_finish(void)
+{
+    cio_http_server_shutdown(srv, cio_after(CIO_MS(100)));
+    while (!man.closed)
+        cio_sleep(CIO_MS(1));
+    cio_http_server_destroy(srv);
+}
+
+/* Regression: after a response that said Connection: close (here the
+ * request limit), a request arriving while it was still being sent was
+ * parsed and handled anyway. */
+static intptr_t main_no_request_after_close(void *arg)
+{
+    (void)arg;
+    cio_http_opts o = {.max_requests_per_conn = 1, .keepalive_timeout = CIO_SEC(5)};
+    man_start(&o);
+    man_feed(GET("/count"));
+    cio_sleep(CIO_MS(5)); /* answered; the send is held */
+    man_feed(GET("/count"));
+    cio_sleep(CIO_MS(5));
+    man_release();
+    ck_assert_int_eq(count(man.out, "HTTP/1.1 200"), 1);
+    ck_assert(man.closing);
+    man_finish();
+    return hits;
+}
+
+START_TEST(no_request_is_handled_after_a_close)
+{
+    ck_assert_int_eq(t_run(main_no_request_after_close, NULL), 1);
+}
+END_TEST
+
+/* Regression: the rest of a head arriving after its 408 was parsed, and the
+ * handler ran for a request already answered. */
+static intptr_t main_no_handler_after_408(void *arg)
+{
+    (void)arg;
+    cio_http_opts o = {.header_timeout = CIO_MS(20), .keepalive_timeout = CIO_SEC(5)};
+    man_start(&o);
+    man_feed("GET /count HTTP/1.1\r\nHost: t\r\n");
+    cio_sleep(CIO_MS(60)); /* 408 written, send held */
+    man_feed("\r\n");
+    cio_sleep(CIO_MS(5));
+    man_release();
+    ck_assert(strncmp(man.out, "HTTP/1.1 408 ", 13) == 0);
+    ck_assert_int_eq(count(man.out, "HTTP/1.1 "), 1);
+    man_finish();
+    return hits;
+}
+
+START_TEST(no_handler_runs_after_a_408)
+{
+    ck_assert_int_eq(t_run(main_no_handler_after_408, NULL), 0);
+}
+END_TEST
+
+/* Regression: the write timeout ran per whole buffer, so a reader taking
+ * its time over a 200 KiB response was cut off although it kept reading. */
+static intptr_t main_write_timeout_progress(void *arg)
+{
+    (void)arg;
+    cio_http_opts o = {.write_timeout = CIO_MS(50), .keepalive_timeout = CIO_SEC(5)};
+    man_start(&o);
+    man_feed(GET("/big"));
+    while (man.out_len < 200 * 1024 && !man.closing) {
+        cio_sleep(CIO_MS(30)); /* a slow but steady reader */
+        man_complete();
+    }
+    ck_assert(!man.closing);
+    ck_assert_int_ge(man.sends, 4); /* the response went out in slices */
+    cio_sleep(CIO_MS(120));         /* a reader that stops: closed */
+    ck_assert(man.closing);
+    man_finish();
+    return 0;
+}
+
+START_TEST(write_timeout_measures_progress)
+{
+    ck_assert_int_eq(t_run(main_write_timeout_progress, NULL), 0);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -780,6 +1029,9 @@ static Suite *http_suite(void)
     T_CASE(s, absolute_form_and_options_star, 5);
     T_CASE(s, content_length_body, 5);
     T_CASE(s, chunked_body_is_dechunked, 5);
+    T_CASE(s, trailers_are_not_headers, 5);
+    T_CASE(s, huge_trailer_is_431, 5);
+    T_CASE(s, options_star_lists_the_routes_methods, 5);
     T_CASE(s, expect_100_continue, 5);
     T_CASE(s, unknown_expectation_is_417, 5);
     T_CASE(s, body_too_large_is_413_before_reading_it, 10);
@@ -808,6 +1060,9 @@ static Suite *http_suite(void)
     T_CASE(s, header_injection_is_refused, 5);
     T_CASE(s, upgrade_request_is_answered_then_closed, 10);
     T_CASE(s, slow_handler_does_not_block_other_connections, 5);
+    T_CASE(s, no_request_is_handled_after_a_close, 5);
+    T_CASE(s, no_handler_runs_after_a_408, 5);
+    T_CASE(s, write_timeout_measures_progress, 5);
     T_CASE(s, percent_decode, 5);
     T_CASE(s, normalize_path, 5);
     T_CASE(s, dates_format_and_parse, 5);
