@@ -26,20 +26,13 @@ bench_name=hash_latency
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-fi
-[ $# -eq 0 ] || bench_die "no arguments expected (see --help)"
+bench_args "$@"
 
 DURATION=$(bench_seconds "${DURATION:-10}")
-REPEAT=${REPEAT:-1}
-[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || bench_die "bad REPEAT '$REPEAT'"
-CONNS=${CONNS:-16}
-HASH_JOBS=${HASH_JOBS:-4}
+bench_count REPEAT 1
+bench_count CONNS 16
+bench_count HASH_JOBS 4
 HASH_SECONDS=${HASH_SECONDS:-0.7}
-[[ "$CONNS" =~ ^[1-9][0-9]*$ ]] || bench_die "bad CONNS '$CONNS'"
-[[ "$HASH_JOBS" =~ ^[1-9][0-9]*$ ]] || bench_die "bad HASH_JOBS '$HASH_JOBS'"
 [ "$(nproc)" -ge 2 ] || bench_die "needs 2 CPUs (wrk is pinned to CPU 1)"
 
 bench_raise_nofile 20000

@@ -26,17 +26,11 @@ bench_name=http_vs_nginx
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-fi
-[ $# -eq 0 ] || bench_die "no arguments expected (configure with environment variables; see --help)"
+bench_args "$@"
 
 DURATION=$(bench_seconds "${DURATION:-10}")
-WARMUP=${WARMUP:-1}
-[[ "$WARMUP" =~ ^[0-9]+$ ]] || bench_die "bad WARMUP '$WARMUP'"
-REPEAT=${REPEAT:-3}
-[[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || bench_die "bad REPEAT '$REPEAT'"
+bench_count WARMUP 1 0
+bench_count REPEAT 3
 SCENARIOS=${SCENARIOS:-plain64 plain1000 pipeline16}
 SERVERS=${SERVERS:-corio nginx}
 read -r -a scenarios <<<"${SCENARIOS//,/ }"

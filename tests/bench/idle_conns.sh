@@ -23,14 +23,9 @@ bench_name=idle_conns
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-    exit 0
-fi
-[ $# -eq 0 ] || bench_die "no arguments expected (see --help)"
+bench_args "$@"
 
-CONNS=${CONNS:-18000}
-[[ "$CONNS" =~ ^[1-9][0-9]*$ ]] || bench_die "bad CONNS '$CONNS'"
+bench_count CONNS 18000
 TIMEOUT=${TIMEOUT:-120}
 SERVERS=${SERVERS:-corio nginx}
 read -r -a servers <<<"${SERVERS//,/ }"

@@ -270,6 +270,27 @@ bench_rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || bench_die "process $1 is gone"
 }
 
+# bench_args "$@": answers -h/--help with the script's header comment (up to
+# its `set -euo` line) and refuses arguments: benchmarks are configured by
+# environment variables.
+bench_args() {
+    if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+    fi
+    [ $# -eq 0 ] || bench_die "no arguments expected (configure with environment variables; see --help)"
+}
+
+# bench_count NAME DEFAULT [MIN]: NAME defaults to DEFAULT and must be an
+# integer >= MIN (1 unless given).
+bench_count() {
+    local -n _n=$1
+    _n=${_n:-$2}
+    if ! [[ "$_n" =~ ^[0-9]+$ ]] || [ "$_n" -lt "${3:-1}" ]; then
+        bench_die "bad $1 '$_n'"
+    fi
+}
+
 # Duration normalised to whole seconds: "10", "10s" -> 10.
 bench_seconds() {
     local d=${1%s}

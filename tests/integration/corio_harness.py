@@ -174,20 +174,24 @@ class CorioServer:
         return cmd + self.args
 
     def start(self):
-        cmd = self.command()
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=self.tmpdir, start_new_session=True)
-        for stream, sink in ((self.proc.stderr, self._lines), (self.proc.stdout, self._stdout)):
-            t = threading.Thread(target=self._drain, args=(stream, sink), daemon=True)
-            t.start()
-            self._threads.append(t)
-        if self.wait_ready:
-            try:
+        """Starts the daemon (and waits for it to listen, unless wait_ready is
+        off). On any failure the server is closed (process killed, temp dir
+        removed) before the exception goes on, so callers need no cleanup."""
+        try:
+            cmd = self.command()
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                cwd=self.tmpdir, start_new_session=True)
+            for stream, sink in ((self.proc.stderr, self._lines),
+                                 (self.proc.stdout, self._stdout)):
+                t = threading.Thread(target=self._drain, args=(stream, sink), daemon=True)
+                t.start()
+                self._threads.append(t)
+            if self.wait_ready:
                 self._wait_listening()
-            except BaseException:
-                self.close()
-                raise
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def _drain(self, stream, sink):
@@ -677,11 +681,7 @@ class ServerTestCase(unittest.TestCase):
     def setUpClass(cls):
         cls.server = CorioServer(args=cls.server_args, config=cls.server_config,
                                  **cls.server_kwargs)
-        try:
-            cls.server.start()
-        except BaseException:
-            cls.server.close()
-            raise
+        cls.server.start()
 
     @classmethod
     def tearDownClass(cls):

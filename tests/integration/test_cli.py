@@ -166,78 +166,57 @@ class TestCheckConfig(CliTestCase):
 class TestConfigTakesEffect(unittest.TestCase):
     def test_listen_from_config_file(self):
         srv = H.CorioServer(config={"listen": ["127.0.0.1:0"]}, listen=False)
-        try:
-            srv.start()
+        with srv:
             self.assertEqual(srv.host, "127.0.0.1")
             st, _, body = srv.request("GET", "/plaintext")
             self.assertEqual((st, body), (200, b"Hello, World!"))
-        finally:
-            srv.close()
 
     def test_two_listen_flags_listen_twice(self):
         srv = H.CorioServer(args=["--listen", "127.0.0.1:0"])  # plus the harness's own
-        try:
-            srv.start()
+        with srv:
             addrs = srv.wait_listening_count(2)
             self.assertEqual(len(set(addrs)), 2, addrs)
             for host, port in addrs:
                 with H.RawConn(host, port) as c:
                     c.send(H.simple_get("/plaintext"))
                     self.assertEqual(c.read_response().status, 200)
-        finally:
-            srv.close()
 
     def test_root_flag_overrides_config_root(self):
         srv = H.CorioServer(outside_files={"a/f.txt": b"from-config", "b/f.txt": b"from-flag"})
         srv.config = {"root": os.path.join(srv.tmpdir, "a")}
         srv.args = ["--root", os.path.join(srv.tmpdir, "b")]
-        try:
-            srv.start()
+        with srv:
             st, _, body = srv.request("GET", "/f.txt")
             self.assertEqual((st, body), (200, b"from-flag"))
-        finally:
-            srv.close()
 
     def test_root_from_config_file(self):
         srv = H.CorioServer(outside_files={"docs/hello.txt": b"hi there"})
         srv.config = {"root": os.path.join(srv.tmpdir, "docs")}
-        try:
-            srv.start()
+        with srv:
             st, _, body = srv.request("GET", "/hello.txt")
             self.assertEqual((st, body), (200, b"hi there"))
-        finally:
-            srv.close()
 
     def test_limit_from_config_file_applies(self):
         srv = H.CorioServer(config={"limits": {"max_uri_bytes": 64}})
-        try:
-            srv.start()
+        with srv:
             r = srv.raw(H.simple_get("/plaintext?" + "a" * 200))
             self.assertEqual(r.status, 414)
-        finally:
-            srv.close()
 
     def test_access_log_flag_overrides_config(self):
         srv = H.CorioServer(config={"log": {"access": "off"}})
         log = os.path.join(srv.tmpdir, "access.log")
         srv.args = ["--access-log", log]
-        try:
-            srv.start()
+        with srv:
             st, _, _ = srv.request("GET", "/plaintext")
             self.assertEqual(st, 200)
             self.assertEqual(srv.stop(), 0)
             with open(log) as f:
                 self.assertIn('"GET /plaintext HTTP/1.1" 200', f.read())
-        finally:
-            srv.close()
 
     def test_sigterm_idle_server_exits_0(self):
         srv = H.CorioServer()
-        try:
-            srv.start()
+        with srv:
             self.assertEqual(srv.stop(timeout=5), 0)
-        finally:
-            srv.close()
 
 
 if __name__ == "__main__":

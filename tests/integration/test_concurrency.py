@@ -129,11 +129,7 @@ class TestGracefulShutdown(unittest.TestCase):
     def setUp(self):
         self.server = H.CorioServer(args=["--access-log", "off"],
                                     config={"timeouts": {"drain_ms": DRAIN_MS}})
-        try:
-            self.server.start()
-        except BaseException:
-            self.server.close()
-            raise
+        self.server.start()
 
     def tearDown(self):
         self.server.close()
@@ -219,8 +215,7 @@ class TestDrainTimeout(unittest.TestCase):
         drain_ms = 500
         srv = H.CorioServer(args=["--access-log", "off"],
                             config={"timeouts": {"drain_ms": drain_ms}})
-        try:
-            srv.start()
+        with srv:
             with srv.connect(timeout=30) as c:
                 c.send(hash_request(10000000, b"very slow"))
                 time.sleep(0.3)
@@ -231,8 +226,6 @@ class TestDrainTimeout(unittest.TestCase):
             self.assertIsNotNone(code, "still running %.1f s after SIGTERM with drain_ms=%d"
                                  % (elapsed, drain_ms))
             self.assertLess(elapsed, drain_ms / 1000 + 3)
-        finally:
-            srv.close()
 
 
 class TestAccessLog(unittest.TestCase):

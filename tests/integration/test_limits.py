@@ -322,11 +322,7 @@ class TestMaxConnections(unittest.TestCase):
             config={"limits": {"max_connections": 2},
                     "timeouts": {"keepalive_ms": 20000, "header_ms": 20000}})
         self.conns = []
-        try:
-            self.server.start()
-        except BaseException:
-            self.server.close()
-            raise
+        self.server.start()
 
     def tearDown(self):
         for c in self.conns:

@@ -57,11 +57,7 @@ class StaticBase(unittest.TestCase):
         files["link_outside_abs.txt"] = H.Symlink(os.path.join(srv.tmpdir, "secret.txt"))
         srv.root_files = files
         cls.server = srv
-        try:
-            srv.start()
-        except BaseException:
-            srv.close()
-            raise
+        srv.start()
 
     @classmethod
     def tearDownClass(cls):
