@@ -71,7 +71,9 @@ fi
 
 wrk_cmd=(taskset -c 1 wrk -t1 "-c$CONNS" "-d${DURATION}s" --latency "$base/plaintext")
 echo "# /plaintext latency under /hash load, $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(nproc) CPUs"
-echo "# corio: $CORIO_BIN --listen 127.0.0.1:$port --access-log off --log-level warn${CORIO_ARGS:+ $CORIO_ARGS} (${CORIO_CPUS:+pinned to CPU $CORIO_CPUS, }${CORIO_CPUS:-not pinned, }pid $pid)"
+pinning="not pinned"
+[ -n "${CORIO_CPUS:-}" ] && pinning="pinned to CPU $CORIO_CPUS"
+echo "# corio: $CORIO_BIN --listen 127.0.0.1:$port --access-log off --log-level warn${CORIO_ARGS:+ $CORIO_ARGS} ($pinning, pid $pid)"
 echo "# wrk: ${wrk_cmd[*]}"
 echo "# /hash load: $HASH_JOBS curl loops: curl -X POST --data-binary $hash_body '$base/hash?iterations=$iters' (one job alone: $secs s)"
 
@@ -87,7 +89,8 @@ start_hash_loops() { # until EPOCH
                 curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 30 -X POST \
                     -H 'Content-Type: application/octet-stream' --data-binary "$hash_body" \
                     "$base/hash?iterations=$iters" >"$bench_tmp/last.$k" 2>/dev/null || true
-                echo "$(date +%s.%N) $(cat "$bench_tmp/last.$k")"
+                # no status at all: stop_hash_loops killed this curl
+                [ -s "$bench_tmp/last.$k" ] && echo "$(date +%s.%N) $(cat "$bench_tmp/last.$k")"
             done
         ) >>"$bench_tmp/hash.$k" 2>/dev/null &
         loops+=($!)
