@@ -25,7 +25,10 @@ typedef struct cio_config {
     cio_listen listen[CIO_CONFIG_MAX_LISTEN];
     size_t nlisten;
     char *root;            /* document root (absolute or as given), or NULL: none */
+    bool serve_dotfiles;   /* false: a static path with a segment starting with "."
+                              is 404 (the /.well-known/ prefix excepted) */
     unsigned pool_threads; /* 0 = number of CPUs */
+    unsigned pool_queue;   /* queued (not yet running) pool jobs: 1..1048576 */
     int pool_priority;     /* CIO_CONFIG_POOL_*: how workers compete with the loop */
     struct {
         uint64_t max_connections;             /* open connections; past it, accepting pauses */
@@ -39,6 +42,10 @@ typedef struct cio_config {
         uint64_t body_ms;      /* between body bytes -> 408 */
         uint64_t keepalive_ms; /* idle between requests; 0 = no keep-alive */
         uint64_t write_ms;     /* without send progress -> close */
+        uint64_t handler_ms;   /* a handler, from the request head to the start of the
+                                  response; 0 = no deadline */
+        uint64_t pool_wait_ms; /* for room in the full pool queue, then 503 with
+                                  Retry-After; 0 = answer 503 at once */
         uint64_t drain_ms;     /* graceful shutdown: in-flight requests get this long */
     } timeouts;
     struct {
@@ -59,11 +66,12 @@ typedef enum cio_config_action {
 } cio_config_action;
 
 /* Fills c with the built-in defaults:
- *   listen ["0.0.0.0:8080"], root NULL, pool_threads 0, pool_priority "low",
+ *   listen ["0.0.0.0:8080"], root NULL, serve_dotfiles false, pool_threads 0,
+ *   pool_queue 1024, pool_priority "low",
  *   limits {max_connections 100000, max_header_bytes 8192, max_uri_bytes 8192,
  *           max_body_bytes 1048576, max_requests_per_connection 0},
  *   timeouts {header_ms 10000, body_ms 30000, keepalive_ms 75000, write_ms 30000,
- *             drain_ms 10000},
+ *             handler_ms 60000, pool_wait_ms 1000, drain_ms 10000},
  *   log {level "info", access "-"}. */
 void cio_config_defaults(cio_config *c);
 

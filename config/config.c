@@ -26,6 +26,7 @@
 #define MAX_MS      UINT64_C(86400000)  /* one day */
 #define MAX_BODY    (UINT64_C(1) << 30) /* 1 GiB: bodies are held in memory */
 #define MAX_THREADS 1024
+#define MAX_QUEUE   1048576
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const priority_names[] = {"low", "idle", "normal"}; /* CIO_CONFIG_POOL_* */
@@ -87,7 +88,9 @@ void cio_config_defaults(cio_config *c)
     cio_listen_parse("0.0.0.0:8080", &c->listen[0]);
     c->nlisten = 1;
     c->root = NULL;
+    c->serve_dotfiles = false;
     c->pool_threads = 0;
+    c->pool_queue = 1024;
     c->pool_priority = CIO_CONFIG_POOL_LOW;
     c->limits.max_connections = 100000;
     c->limits.max_header_bytes = 8192;
@@ -98,6 +101,8 @@ void cio_config_defaults(cio_config *c)
     c->timeouts.body_ms = 30000;
     c->timeouts.keepalive_ms = 75000;
     c->timeouts.write_ms = 30000;
+    c->timeouts.handler_ms = 60000;
+    c->timeouts.pool_wait_ms = 1000;
     c->timeouts.drain_ms = 10000;
     c->log.level = 2;            /* CIO_LOG_INFO */
     c->log.access = strdup("-"); /* NULL only on OOM: validate then rejects it */
@@ -265,6 +270,21 @@ static int get_u64(load_ctx *x, const char *path, json_t *v, uint64_t *out)
     return 0;
 }
 
+/* An integer stored in an unsigned: the range is checked here already, so
+ * that a value too big for the field is not truncated into a valid one. */
+static int get_unsigned(load_ctx *x, const char *path, json_t *v, unsigned lo, unsigned hi,
+                        unsigned *out)
+{
+    uint64_t n = 0;
+    int r = get_u64(x, path, v, &n);
+    if (r < 0)
+        return r;
+    if (n < lo || n > hi)
+        return lfail(x, "%s: %" PRIu64 " is out of range (%u..%u)", path, n, lo, hi);
+    *out = (unsigned)n;
+    return 0;
+}
+
 typedef struct u64_field {
     const char *name;
     size_t off; /* of a uint64_t inside cio_config */
@@ -284,6 +304,8 @@ static const u64_field timeout_fields[] = {
     {"body_ms", offsetof(cio_config, timeouts.body_ms)},
     {"keepalive_ms", offsetof(cio_config, timeouts.keepalive_ms)},
     {"write_ms", offsetof(cio_config, timeouts.write_ms)},
+    {"handler_ms", offsetof(cio_config, timeouts.handler_ms)},
+    {"pool_wait_ms", offsetof(cio_config, timeouts.pool_wait_ms)},
     {"drain_ms", offsetof(cio_config, timeouts.drain_ms)},
     {NULL, 0},
 };
@@ -375,14 +397,15 @@ static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
             r = set_string(&c->root, json_is_null(v) ? NULL : json_string_value(v));
             if (r < 0)
                 return oom(x);
+        } else if (strcmp(key, "serve_dotfiles") == 0) {
+            if (!json_is_boolean(v))
+                return lfail(x, "serve_dotfiles: expected true or false");
+            c->serve_dotfiles = json_is_true(v);
+            r = 0;
         } else if (strcmp(key, "pool_threads") == 0) {
-            uint64_t n = 0;
-            if ((r = get_u64(x, "pool_threads", v, &n)) < 0)
-                return r;
-            if (n > MAX_THREADS)
-                return lfail(x, "pool_threads: %" PRIu64 " is out of range (0..%d)", n,
-                             MAX_THREADS);
-            c->pool_threads = (unsigned)n;
+            r = get_unsigned(x, "pool_threads", v, 0, MAX_THREADS, &c->pool_threads);
+        } else if (strcmp(key, "pool_queue") == 0) {
+            r = get_unsigned(x, "pool_queue", v, 1, MAX_QUEUE, &c->pool_queue);
         } else if (strcmp(key, "pool_priority") == 0) {
             int prio = -1;
             for (int i = 0; json_is_string(v) && i < 3; i++)
@@ -518,6 +541,8 @@ int cio_config_validate(const cio_config *c, char *err, size_t errlen)
         {"timeouts.body_ms", offsetof(cio_config, timeouts.body_ms), 1, MAX_MS},
         {"timeouts.keepalive_ms", offsetof(cio_config, timeouts.keepalive_ms), 0, MAX_MS},
         {"timeouts.write_ms", offsetof(cio_config, timeouts.write_ms), 1, MAX_MS},
+        {"timeouts.handler_ms", offsetof(cio_config, timeouts.handler_ms), 0, MAX_MS},
+        {"timeouts.pool_wait_ms", offsetof(cio_config, timeouts.pool_wait_ms), 0, MAX_MS},
         {"timeouts.drain_ms", offsetof(cio_config, timeouts.drain_ms), 0, MAX_MS},
     };
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
@@ -532,6 +557,8 @@ int cio_config_validate(const cio_config *c, char *err, size_t errlen)
                     ", at most limits.max_header_bytes)",
                     c->limits.max_uri_bytes, c->limits.max_header_bytes);
     if ((r = check_range(err, errlen, "pool_threads", c->pool_threads, 0, MAX_THREADS)) < 0)
+        return r;
+    if ((r = check_range(err, errlen, "pool_queue", c->pool_queue, 1, MAX_QUEUE)) < 0)
         return r;
 
     if (c->log.level < 0 || c->log.level > 3)
@@ -758,7 +785,11 @@ void cio_config_usage(FILE *out, const char *argv0)
             "  {\n"
             "    \"listen\": [\"0.0.0.0:8080\"],          1..%d addresses\n"
             "    \"root\": null,                        document root directory, or null\n"
-            "    \"pool_threads\": 0,                   thread pool size, 0 = one per CPU\n"
+            "    \"serve_dotfiles\": false,             true or false: serve static paths with a\n"
+            "                                         segment starting with \".\"; false: 404\n"
+            "                                         (a leading /.well-known/ does not count)\n"
+            "    \"pool_threads\": 0,                   0..%d thread pool size, 0 = one per CPU\n"
+            "    \"pool_queue\": 1024,                  1..%d queued (not yet running) pool jobs\n"
             "    \"pool_priority\": \"low\",             workers vs the loop: low (nice 19),\n"
             "                                         idle (SCHED_IDLE) or normal\n"
             "    \"limits\": {\n"
@@ -774,6 +805,10 @@ void cio_config_usage(FILE *out, const char *argv0)
             "      \"body_ms\": 30000,                  between body bytes, else 408\n"
             "      \"keepalive_ms\": 75000,             idle between requests; 0 = no keep-alive\n"
             "      \"write_ms\": 30000,                 without send progress, then close\n"
+            "      \"handler_ms\": 60000,               a handler, from the request head to the\n"
+            "                                         response; 0 = no deadline\n"
+            "      \"pool_wait_ms\": 1000,              for room in the full pool queue, then 503\n"
+            "                                         with Retry-After; 0 = 503 at once\n"
             "      \"drain_ms\": 10000                  graceful shutdown grace period\n"
             "    },\n"
             "    \"log\": {\n"
@@ -781,5 +816,5 @@ void cio_config_usage(FILE *out, const char *argv0)
             "      \"access\": \"-\"                      - = stderr, off, or a file path\n"
             "    }\n"
             "  }\n",
-            prog, CIO_CONFIG_MAX_LISTEN, CIO_CONFIG_MAX_LISTEN);
+            prog, CIO_CONFIG_MAX_LISTEN, CIO_CONFIG_MAX_LISTEN, MAX_THREADS, MAX_QUEUE);
 }

@@ -139,7 +139,9 @@ START_TEST(defaults_match_header)
     ck_assert_str_eq(c.listen[0].text, "0.0.0.0:8080");
     assert_listen(&c.listen[0], AF_INET, "0.0.0.0", 8080);
     ck_assert_ptr_null(c.root);
+    ck_assert(!c.serve_dotfiles);
     ck_assert_uint_eq(c.pool_threads, 0);
+    ck_assert_uint_eq(c.pool_queue, 1024);
     ck_assert_uint_eq(c.limits.max_connections, 100000);
     ck_assert_uint_eq(c.limits.max_header_bytes, 8192);
     ck_assert_uint_eq(c.limits.max_uri_bytes, 8192);
@@ -149,6 +151,8 @@ START_TEST(defaults_match_header)
     ck_assert_uint_eq(c.timeouts.body_ms, 30000);
     ck_assert_uint_eq(c.timeouts.keepalive_ms, 75000);
     ck_assert_uint_eq(c.timeouts.write_ms, 30000);
+    ck_assert_uint_eq(c.timeouts.handler_ms, 60000);
+    ck_assert_uint_eq(c.timeouts.pool_wait_ms, 1000);
     ck_assert_uint_eq(c.timeouts.drain_ms, 10000);
     ck_assert_int_eq(c.log.level, 2);
     ck_assert_str_eq(c.log.access, "-");
@@ -260,14 +264,63 @@ START_TEST(json_timeouts_every_key)
     cio_config c;
     cio_config_defaults(&c);
     ck_assert_int_eq(load(&c, "{\"timeouts\": {\"header_ms\": 1, \"body_ms\": 2,"
-                              " \"keepalive_ms\": 0, \"write_ms\": 4, \"drain_ms\": 5}}"),
+                              " \"keepalive_ms\": 0, \"write_ms\": 4, \"drain_ms\": 5,"
+                              " \"handler_ms\": 6, \"pool_wait_ms\": 7}}"),
                      0);
     ck_assert_uint_eq(c.timeouts.header_ms, 1);
     ck_assert_uint_eq(c.timeouts.body_ms, 2);
     ck_assert_uint_eq(c.timeouts.keepalive_ms, 0);
     ck_assert_uint_eq(c.timeouts.write_ms, 4);
     ck_assert_uint_eq(c.timeouts.drain_ms, 5);
+    ck_assert_uint_eq(c.timeouts.handler_ms, 6);
+    ck_assert_uint_eq(c.timeouts.pool_wait_ms, 7);
     cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_pool_queue)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"pool_queue\": 1}"), 0);
+    ck_assert_uint_eq(c.pool_queue, 1);
+    ck_assert_int_eq(load(&c, "{\"pool_queue\": 1048576}"), 0);
+    ck_assert_uint_eq(c.pool_queue, 1048576);
+    cio_config_free(&c);
+}
+END_TEST
+
+/* Checked while loading: the field is an unsigned, and 2^32 + 1 must not
+ * wrap around to a valid 1. */
+START_TEST(json_pool_queue_out_of_range)
+{
+    expect_load_error("{\"pool_queue\": 0}",
+                      "test.json: pool_queue: 0 is out of range (1..1048576)");
+    expect_load_error("{\"pool_queue\": 1048577}", "pool_queue: 1048577 is out of range");
+    expect_load_error("{\"pool_queue\": 4294967297}", "pool_queue: 4294967297 is out of range");
+}
+END_TEST
+
+START_TEST(json_serve_dotfiles)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"serve_dotfiles\": true}"), 0);
+    ck_assert(c.serve_dotfiles);
+    ck_assert_int_eq(load(&c, "{\"serve_dotfiles\": false}"), 0);
+    ck_assert(!c.serve_dotfiles);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_serve_dotfiles_must_be_boolean)
+{
+    static const char *const values[] = {"1", "0", "\"true\"", "null", "[]", "{}"};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        char doc[64];
+        snprintf(doc, sizeof(doc), "{\"serve_dotfiles\": %s}", values[i]);
+        expect_load_error(doc, "test.json: serve_dotfiles: expected true or false");
+    }
 }
 END_TEST
 
@@ -366,6 +419,12 @@ START_TEST(json_integers_reject_wrong_types)
         expect_load_error(doc, "timeouts.drain_ms: expected a non-negative integer");
         snprintf(doc, sizeof(doc), "{\"pool_threads\": %s}", values[i]);
         expect_load_error(doc, "pool_threads: expected a non-negative integer");
+        snprintf(doc, sizeof(doc), "{\"pool_queue\": %s}", values[i]);
+        expect_load_error(doc, "pool_queue: expected a non-negative integer");
+        snprintf(doc, sizeof(doc), "{\"timeouts\": {\"handler_ms\": %s}}", values[i]);
+        expect_load_error(doc, "timeouts.handler_ms: expected a non-negative integer");
+        snprintf(doc, sizeof(doc), "{\"timeouts\": {\"pool_wait_ms\": %s}}", values[i]);
+        expect_load_error(doc, "timeouts.pool_wait_ms: expected a non-negative integer");
     }
 }
 END_TEST
@@ -658,6 +717,31 @@ static void expect_invalid(const cio_config *c, const char *want)
     ck_assert_msg(strstr(err, want), "got \"%s\", want \"%s\"", err, want);
 }
 
+/* The uint64_t at off is valid at lo and hi, invalid just outside and at
+ * UINT64_MAX, the message naming key. */
+static void expect_u64_range(const char *key, size_t off, uint64_t lo, uint64_t hi)
+{
+    cio_config c;
+    valid_base(&c);
+    uint64_t *v = (uint64_t *)((char *)&c + off);
+    char want[128];
+    *v = lo;
+    expect_valid(&c, key);
+    *v = hi;
+    expect_valid(&c, key);
+    *v = hi + 1;
+    snprintf(want, sizeof(want), "%s: %" PRIu64 " is out of range", key, *v);
+    expect_invalid(&c, want);
+    if (lo > 0) {
+        *v = lo - 1;
+        snprintf(want, sizeof(want), "%s: %" PRIu64 " is out of range", key, *v);
+        expect_invalid(&c, want);
+    }
+    *v = UINT64_MAX;
+    expect_invalid(&c, key);
+    cio_config_free(&c);
+}
+
 START_TEST(validate_integer_ranges_both_sides)
 {
     static const struct {
@@ -675,27 +759,37 @@ START_TEST(validate_integer_ranges_both_sides)
         {"timeouts.write_ms", offsetof(cio_config, timeouts.write_ms), 1, 86400000},
         {"timeouts.drain_ms", offsetof(cio_config, timeouts.drain_ms), 0, 86400000},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        cio_config c;
-        valid_base(&c);
-        uint64_t *v = (uint64_t *)((char *)&c + cases[i].off);
-        char want[128];
-        *v = cases[i].lo;
-        expect_valid(&c, cases[i].key);
-        *v = cases[i].hi;
-        expect_valid(&c, cases[i].key);
-        *v = cases[i].hi + 1;
-        snprintf(want, sizeof(want), "%s: %" PRIu64 " is out of range", cases[i].key, *v);
-        expect_invalid(&c, want);
-        if (cases[i].lo > 0) {
-            *v = cases[i].lo - 1;
-            snprintf(want, sizeof(want), "%s: %" PRIu64 " is out of range", cases[i].key, *v);
-            expect_invalid(&c, want);
-        }
-        *v = UINT64_MAX;
-        expect_invalid(&c, cases[i].key);
-        cio_config_free(&c);
-    }
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_u64_range(cases[i].key, cases[i].off, cases[i].lo, cases[i].hi);
+}
+END_TEST
+
+START_TEST(validate_handler_ms_range)
+{
+    expect_u64_range("timeouts.handler_ms", offsetof(cio_config, timeouts.handler_ms), 0, 86400000);
+}
+END_TEST
+
+START_TEST(validate_pool_wait_ms_range)
+{
+    expect_u64_range("timeouts.pool_wait_ms", offsetof(cio_config, timeouts.pool_wait_ms), 0,
+                     86400000);
+}
+END_TEST
+
+START_TEST(validate_pool_queue_range)
+{
+    cio_config c;
+    valid_base(&c);
+    c.pool_queue = 1;
+    expect_valid(&c, "1");
+    c.pool_queue = 1048576;
+    expect_valid(&c, "1048576");
+    c.pool_queue = 0;
+    expect_invalid(&c, "pool_queue: 0 is out of range (1..1048576)");
+    c.pool_queue = 1048577;
+    expect_invalid(&c, "pool_queue: 1048577 is out of range (1..1048576)");
+    cio_config_free(&c);
 }
 END_TEST
 
@@ -1068,7 +1162,9 @@ START_TEST(usage_lists_flags_and_keys)
                                        "--help",
                                        "\"listen\"",
                                        "\"root\"",
-                                       "\"pool_threads\"",
+                                       "\"serve_dotfiles\": false",
+                                       "\"pool_threads\": 0,                   0..1024",
+                                       "\"pool_queue\": 1024,                  1..1048576",
                                        "\"max_connections\": 100000",
                                        "\"max_header_bytes\": 8192",
                                        "\"max_uri_bytes\": 8192",
@@ -1078,6 +1174,8 @@ START_TEST(usage_lists_flags_and_keys)
                                        "\"body_ms\": 30000",
                                        "\"keepalive_ms\": 75000",
                                        "\"write_ms\": 30000",
+                                       "\"handler_ms\": 60000",
+                                       "\"pool_wait_ms\": 1000",
                                        "\"drain_ms\": 10000",
                                        "\"level\": \"info\"",
                                        "\"access\": \"-\""};
@@ -1117,6 +1215,10 @@ static Suite *config_suite(void)
     C_CASE(s, json_pool_threads, 10);
     C_CASE(s, json_limits_every_key, 10);
     C_CASE(s, json_timeouts_every_key, 10);
+    C_CASE(s, json_pool_queue, 10);
+    C_CASE(s, json_pool_queue_out_of_range, 10);
+    C_CASE(s, json_serve_dotfiles, 10);
+    C_CASE(s, json_serve_dotfiles_must_be_boolean, 10);
     C_CASE(s, json_log_levels_and_access, 10);
     C_CASE(s, json_partial_objects_keep_other_keys, 10);
     C_CASE(s, json_empty_object_changes_nothing, 10);
@@ -1142,6 +1244,9 @@ static Suite *config_suite(void)
     C_CASE(s, listen_parse_failure_leaves_output_alone, 10);
     C_CASE(s, listen_parse_truncates_long_text, 10);
     C_CASE(s, validate_integer_ranges_both_sides, 10);
+    C_CASE(s, validate_handler_ms_range, 10);
+    C_CASE(s, validate_pool_wait_ms_range, 10);
+    C_CASE(s, validate_pool_queue_range, 10);
     C_CASE(s, validate_uri_bytes_bounded_by_header_bytes, 10);
     C_CASE(s, validate_requests_per_connection_unbounded, 10);
     C_CASE(s, validate_pool_threads_and_log, 10);

@@ -64,6 +64,12 @@ class TestInfoFlags(CliTestCase):
         for flag in ("--config", "--listen", "--root", "--access-log", "--check-config"):
             self.assertIn(flag, out)
 
+    def test_help_lists_handler_and_pool_keys(self):
+        out = run(["--help"]).stdout.decode()
+        for key in ('"handler_ms": 60000', '"pool_wait_ms": 1000', '"pool_queue": 1024',
+                    '"serve_dotfiles": false', "1..1048576"):
+            self.assertIn(key, out)
+
     def test_unknown_flag_exits_2(self):
         p = run(["--no-such-flag"])
         self.assertEqual(p.returncode, 2)
@@ -93,6 +99,22 @@ class TestCheckConfig(CliTestCase):
                          "write_ms": 30000, "drain_ms": 10000},
             "log": {"level": "info", "access": "-"}})
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_check_config_handler_and_pool_keys_exit_0(self):
+        p = self.check({"listen": ["127.0.0.1:0"], "pool_queue": 1, "serve_dotfiles": True,
+                        "timeouts": {"handler_ms": 0, "pool_wait_ms": 86400000}})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_pool_queue_out_of_range_exits_2_naming_key(self):
+        self.assertConfigError(self.check({"pool_queue": 0}), "pool_queue: 0 is out of range")
+
+    def test_handler_ms_out_of_range_exits_2_naming_key(self):
+        self.assertConfigError(self.check({"timeouts": {"handler_ms": 86400001}}),
+                               "timeouts.handler_ms: 86400001 is out of range")
+
+    def test_serve_dotfiles_not_boolean_exits_2(self):
+        self.assertConfigError(self.check({"serve_dotfiles": "yes"}),
+                               "serve_dotfiles: expected true or false")
 
     def test_check_config_without_file_exits_0(self):
         p = run(["--check-config", "--listen", "127.0.0.1:0"])
