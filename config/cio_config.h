@@ -86,14 +86,18 @@ int cio_config_load_file(cio_config *c, const char *path, char *err, size_t errl
 int cio_config_load_string(cio_config *c, const char *json, const char *name, char *err,
                            size_t errlen);
 
-/* Checks cross-field rules (ranges, root is a directory, ...). 0 or -EINVAL. */
+/* Checks cross-field rules (ranges, root is a directory, ...). 0 or -EINVAL
+ * with "key: message" ("root: /x: not a directory"). */
 int cio_config_validate(const cio_config *c, char *err, size_t errlen);
 
 /* The whole command line: defaults, then --config FILE, then the other flags
  *   corio [--config FILE] [--listen ADDR:PORT]... [--root DIR] [--log-level L]
  *         [--access-log FILE|-|off] [--check-config] [--version] [--help]
  * (flags override the file; repeated --listen replaces the file's list), then
- * validation. Returns 0 with *action set, or -EINVAL with a one-line message. */
+ * validation. Returns 0 with *action set, or -EINVAL with a one-line message.
+ * A validation error names the flag that set the offending value ("--root: /x:
+ * not a directory"), or else the file if one was given ("corio.json: root: /x:
+ * not a directory"). */
 int cio_config_from_args(cio_config *c, int argc, char **argv, cio_config_action *action, char *err,
                          size_t errlen);
 

@@ -53,19 +53,29 @@ static void one_line(char *s, bool truncated)
     }
 }
 
-/* Writes "prefix: message" (or just the message) and returns -EINVAL. */
-static int verr(char *err, size_t errlen, const char *prefix, const char *fmt, va_list ap)
+/* Writes "p1: p2: message", leaving out the prefixes that are NULL, and
+ * returns -EINVAL. */
+static int verr(char *err, size_t errlen, const char *p1, const char *p2, const char *fmt,
+                va_list ap)
 {
     if (!err || errlen == 0)
         return -EINVAL;
     size_t n = 0;
-    int k = 0;
-    if (prefix) {
-        k = snprintf(err, errlen, "%s: ", prefix);
-        n = k < 0 ? 0 : (size_t)k >= errlen ? errlen - 1 : (size_t)k;
+    bool truncated = false;
+    const char *prefix[] = {p1, p2};
+    for (size_t i = 0; i < 2; i++) {
+        if (!prefix[i])
+            continue;
+        int k = snprintf(err + n, errlen - n, "%s: ", prefix[i]);
+        if (k >= 0 && (size_t)k >= errlen - n) {
+            truncated = true;
+            n = errlen - 1;
+        } else if (k > 0) {
+            n += (size_t)k;
+        }
     }
     int m = vsnprintf(err + n, errlen - n, fmt, ap);
-    bool truncated = (size_t)k >= errlen || (m >= 0 && (size_t)m >= errlen - n);
+    truncated = truncated || (m >= 0 && (size_t)m >= errlen - n);
     one_line(err, truncated);
     return -EINVAL;
 }
@@ -75,7 +85,7 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = verr(err, errlen, NULL, fmt, ap);
+    int r = verr(err, errlen, NULL, NULL, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -249,7 +259,7 @@ __attribute__((format(printf, 2, 3))) static int lfail(load_ctx *x, const char *
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = verr(x->err, x->errlen, x->name, fmt, ap);
+    int r = verr(x->err, x->errlen, x->name, NULL, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -488,45 +498,93 @@ int cio_config_load_file(cio_config *c, const char *path, char *err, size_t errl
 
 /* ---- validation ---- */
 
-static int check_range(char *err, size_t errlen, const char *key, uint64_t v, uint64_t lo,
-                       uint64_t hi)
+/* Where the settings being validated came from: an error names the flag that
+ * set the offending value, or else the file when one was given (defaults are
+ * valid, so a bad value not set by a flag came from the file, or was made bad
+ * by it, as max_uri_bytes by a smaller max_header_bytes). */
+typedef struct origin {
+    const char *file;                 /* --config FILE, or NULL */
+    bool listen, root, level, access; /* set by --listen, --root, --log-level, --access-log */
+} origin;
+
+/* The flag that set key ("listen[2]" counts as "listen"), or NULL. */
+static const char *flag_for(const origin *o, const char *key)
+{
+    if (!o)
+        return NULL;
+    if (o->listen && strncmp(key, "listen", 6) == 0 && (key[6] == '\0' || key[6] == '['))
+        return "--listen";
+    if (o->root && strcmp(key, "root") == 0)
+        return "--root";
+    if (o->level && strcmp(key, "log.level") == 0)
+        return "--log-level";
+    if (o->access && strcmp(key, "log.access") == 0)
+        return "--access-log";
+    return NULL;
+}
+
+/* "--flag: message", "file: key: message" or "key: message". */
+__attribute__((format(printf, 5, 6))) static int vfail(char *err, size_t errlen, const origin *o,
+                                                       const char *key, const char *fmt, ...)
+{
+    const char *flag = flag_for(o, key);
+    va_list ap;
+    va_start(ap, fmt);
+    int r = verr(err, errlen, flag || !o ? NULL : o->file, flag ? flag : key, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static int check_range(char *err, size_t errlen, const origin *o, const char *key, uint64_t v,
+                       uint64_t lo, uint64_t hi)
 {
     if (v < lo || v > hi)
-        return fail(err, errlen, "%s: %" PRIu64 " is out of range (%" PRIu64 "..%" PRIu64 ")", key,
-                    v, lo, hi);
+        return vfail(err, errlen, o, key, "%" PRIu64 " is out of range (%" PRIu64 "..%" PRIu64 ")",
+                     v, lo, hi);
     return 0;
 }
 
-static int validate_listen(const cio_config *c, char *err, size_t errlen)
+static int validate_listen(const cio_config *c, const origin *o, char *err, size_t errlen)
 {
     if (c->nlisten == 0)
-        return fail(err, errlen, "listen: at least one address is required");
+        return vfail(err, errlen, o, "listen", "at least one address is required");
     if (c->nlisten > CIO_CONFIG_MAX_LISTEN)
-        return fail(err, errlen, "listen: too many addresses (%zu, at most %d)", c->nlisten,
-                    CIO_CONFIG_MAX_LISTEN);
+        return vfail(err, errlen, o, "listen", "too many addresses (%zu, at most %d)", c->nlisten,
+                     CIO_CONFIG_MAX_LISTEN);
+    /* The other entry of a pair is named by its index in a file's list, by
+     * its text alone on the command line. */
+    bool by_index = !flag_for(o, "listen");
     for (size_t i = 0; i < c->nlisten; i++) {
         const cio_listen *a = &c->listen[i];
+        char key[32];
+        snprintf(key, sizeof(key), "listen[%zu]", i);
         int fam = a->addr.ss_family;
         socklen_t want = fam == AF_INET    ? sizeof(struct sockaddr_in)
                          : fam == AF_INET6 ? sizeof(struct sockaddr_in6)
                                            : 0;
         if (want == 0 || a->addrlen != want)
-            return fail(err, errlen, "listen[%zu]: not an IPv4 or IPv6 address", i);
+            return vfail(err, errlen, o, key, "not an IPv4 or IPv6 address");
         /* The same address twice can only fail at bind time; port 0 is
          * exempt since each such socket gets its own port. */
-        for (size_t j = 0; j < i; j++)
-            if (listen_port(a) != 0 && c->listen[j].addrlen == a->addrlen &&
-                memcmp(&c->listen[j].addr, &a->addr, a->addrlen) == 0)
-                return fail(err, errlen, "listen[%zu]: \"%s\" duplicates listen[%zu] \"%s\"", i,
-                            a->text, j, c->listen[j].text);
+        for (size_t j = 0; j < i; j++) {
+            const cio_listen *b = &c->listen[j];
+            if (listen_port(a) != 0 && b->addrlen == a->addrlen &&
+                memcmp(&b->addr, &a->addr, a->addrlen) == 0) {
+                char other[32] = "";
+                if (by_index)
+                    snprintf(other, sizeof(other), "listen[%zu] ", j);
+                return vfail(err, errlen, o, key, "\"%s\" duplicates %s\"%s\"", a->text, other,
+                             b->text);
+            }
+        }
     }
     return 0;
 }
 
-int cio_config_validate(const cio_config *c, char *err, size_t errlen)
+static int validate(const cio_config *c, const origin *o, char *err, size_t errlen)
 {
     int r;
-    if ((r = validate_listen(c, err, errlen)) < 0)
+    if ((r = validate_listen(c, o, err, errlen)) < 0)
         return r;
 
     static const struct {
@@ -547,35 +605,40 @@ int cio_config_validate(const cio_config *c, char *err, size_t errlen)
     };
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         uint64_t v = *(const uint64_t *)((const char *)c + ranges[i].off);
-        if ((r = check_range(err, errlen, ranges[i].key, v, ranges[i].lo, ranges[i].hi)) < 0)
+        if ((r = check_range(err, errlen, o, ranges[i].key, v, ranges[i].lo, ranges[i].hi)) < 0)
             return r;
     }
     /* The target is part of the head, so it can never be longer. */
     if (c->limits.max_uri_bytes < 16 || c->limits.max_uri_bytes > c->limits.max_header_bytes)
-        return fail(err, errlen,
-                    "limits.max_uri_bytes: %" PRIu64 " is out of range (16..%" PRIu64
-                    ", at most limits.max_header_bytes)",
-                    c->limits.max_uri_bytes, c->limits.max_header_bytes);
-    if ((r = check_range(err, errlen, "pool_threads", c->pool_threads, 0, MAX_THREADS)) < 0)
+        return vfail(err, errlen, o, "limits.max_uri_bytes",
+                     "%" PRIu64 " is out of range (16..%" PRIu64
+                     ", at most limits.max_header_bytes)",
+                     c->limits.max_uri_bytes, c->limits.max_header_bytes);
+    if ((r = check_range(err, errlen, o, "pool_threads", c->pool_threads, 0, MAX_THREADS)) < 0)
         return r;
-    if ((r = check_range(err, errlen, "pool_queue", c->pool_queue, 1, MAX_QUEUE)) < 0)
+    if ((r = check_range(err, errlen, o, "pool_queue", c->pool_queue, 1, MAX_QUEUE)) < 0)
         return r;
 
     if (c->log.level < 0 || c->log.level > 3)
-        return fail(err, errlen, "log.level: %d is out of range (0..3)", c->log.level);
+        return vfail(err, errlen, o, "log.level", "%d is out of range (0..3)", c->log.level);
     if (!c->log.access || !*c->log.access)
-        return fail(err, errlen, "log.access: expected \"-\", \"off\" or a file path");
+        return vfail(err, errlen, o, "log.access", "expected \"-\", \"off\" or a file path");
 
     if (c->root) {
         struct stat st;
         if (!*c->root)
-            return fail(err, errlen, "root: empty path");
+            return vfail(err, errlen, o, "root", "empty path");
         if (stat(c->root, &st) < 0)
-            return fail(err, errlen, "root: %s: %s", c->root, strerror(errno));
+            return vfail(err, errlen, o, "root", "%s: %s", c->root, strerror(errno));
         if (!S_ISDIR(st.st_mode))
-            return fail(err, errlen, "root: %s: not a directory", c->root);
+            return vfail(err, errlen, o, "root", "%s: not a directory", c->root);
     }
     return 0;
+}
+
+int cio_config_validate(const cio_config *c, char *err, size_t errlen)
+{
+    return validate(c, NULL, err, errlen);
 }
 
 /* ---- command line ---- */
@@ -727,7 +790,8 @@ static int apply_cli(cio_config *c, const cli *a, char *err, size_t errlen)
         if (set_string(&c->log.access, a->access) < 0)
             return oom_cli(err, errlen);
     }
-    return cio_config_validate(c, err, errlen);
+    origin o = {a->config, a->nlisten > 0, a->root != NULL, a->level != NULL, a->access != NULL};
+    return validate(c, &o, err, errlen);
 }
 
 int cio_config_from_args(cio_config *c, int argc, char **argv, cio_config_action *action, char *err,

@@ -1125,6 +1125,95 @@ START_TEST(args_file_errors_propagate)
 }
 END_TEST
 
+/* from_args() with only "--config" and a file holding json; the expected
+ * error is "<file>: " + want. */
+static void expect_file_error(const char *json, const char *want)
+{
+    const char *p = write_file("corio.json", json);
+    char full[PATH_MAX + 256];
+    snprintf(full, sizeof(full), "%s: %s", p, want);
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--config", (char *)p), -EINVAL);
+    ck_assert_str_eq(err, full);
+    cio_config_free(&c);
+}
+
+START_TEST(args_range_error_names_the_file)
+{
+    expect_file_error("{\"limits\": {\"max_connections\": 0}}",
+                      "limits.max_connections: 0 is out of range (1..1000000)");
+}
+END_TEST
+
+/* The file set max_header_bytes, which made the default max_uri_bytes too big. */
+START_TEST(args_cross_field_error_names_the_file)
+{
+    expect_file_error("{\"limits\": {\"max_header_bytes\": 4096}}",
+                      "limits.max_uri_bytes: 8192 is out of range (16..4096, at most "
+                      "limits.max_header_bytes)");
+}
+END_TEST
+
+START_TEST(args_root_error_names_the_file)
+{
+    const char *f = write_file("file", "x");
+    char json[PATH_MAX + 32], want[PATH_MAX + 64];
+    snprintf(json, sizeof(json), "{\"root\": \"%s\"}", f);
+    snprintf(want, sizeof(want), "root: %s: not a directory", f);
+    expect_file_error(json, want);
+}
+END_TEST
+
+START_TEST(args_root_error_names_the_flag)
+{
+    const char *f = write_file("file", "x");
+    const char *p = write_file("corio.json", "{\"pool_threads\": 2}");
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "--root: %s: not a directory", f);
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--config", (char *)p, "--root", (char *)f), -EINVAL);
+    ck_assert_str_eq(err, want);
+    cio_config_free(&c);
+    ck_assert_int_eq(from_args(&c, "--root", (char *)tpath("none")), -EINVAL);
+    snprintf(want, sizeof(want), "--root: %s: No such file or directory", tpath("none"));
+    ck_assert_str_eq(err, want);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_listen_error_names_the_file)
+{
+    expect_file_error("{\"listen\": [\"*:80\", \"0.0.0.0:80\"]}",
+                      "listen[1]: \"0.0.0.0:80\" duplicates listen[0] \"*:80\"");
+}
+END_TEST
+
+/* The flags replaced the file's list, so the file is not to blame. */
+START_TEST(args_listen_error_names_the_flag)
+{
+    const char *p = write_file("corio.json", "{\"listen\": [\"*:1\"]}");
+    cio_config c;
+    ck_assert_int_eq(
+        from_args(&c, "--config", (char *)p, "--listen", "*:80", "--listen", "0.0.0.0:80"),
+        -EINVAL);
+    ck_assert_str_eq(err, "--listen: \"0.0.0.0:80\" duplicates \"*:80\"");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_error_truncated_within_the_file_name)
+{
+    const char *p = write_file("corio.json", "{\"limits\": {\"max_connections\": 0}}");
+    char *argv[] = {"corio", "--config", (char *)p, NULL};
+    char small[8];
+    cio_config c;
+    ck_assert_int_eq(cio_config_from_args(&c, 3, argv, NULL, small, sizeof(small)), -EINVAL);
+    ck_assert_int_eq(strncmp(small, p, sizeof(small) - 1), 0);
+    ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
+    cio_config_free(&c);
+}
+END_TEST
+
 START_TEST(args_can_be_parsed_repeatedly)
 {
     cio_config c;
@@ -1269,6 +1358,13 @@ static Suite *config_suite(void)
     C_CASE(s, args_positional_is_an_error, 10);
     C_CASE(s, args_bad_values, 10);
     C_CASE(s, args_file_errors_propagate, 10);
+    C_CASE(s, args_range_error_names_the_file, 10);
+    C_CASE(s, args_cross_field_error_names_the_file, 10);
+    C_CASE(s, args_root_error_names_the_file, 10);
+    C_CASE(s, args_root_error_names_the_flag, 10);
+    C_CASE(s, args_listen_error_names_the_file, 10);
+    C_CASE(s, args_listen_error_names_the_flag, 10);
+    C_CASE(s, args_error_truncated_within_the_file_name, 10);
     C_CASE(s, args_can_be_parsed_repeatedly, 10);
     C_CASE(s, usage_lists_flags_and_keys, 10);
     C_CASE(s, pool_priority_key, 10);

@@ -150,6 +150,33 @@ class TestCheckConfig(CliTestCase):
     def test_negative_limit_exits_2(self):
         self.assertConfigError(self.check({"limits": {"max_body_bytes": -1}}), "max_body_bytes")
 
+    def test_range_error_names_the_file(self):
+        p = self.check({"limits": {"max_connections": 0}})
+        self.assertConfigError(p, "corio: %s: limits.max_connections: 0 is out of range"
+                               % os.path.join(self.tmp, "corio.json"))
+
+    def test_root_in_file_that_is_a_file_exits_2_naming_the_file(self):
+        f = self.write_config("x", name="file.txt")
+        p = self.check({"root": f})
+        self.assertConfigError(p, "corio: %s: root: %s: not a directory"
+                               % (os.path.join(self.tmp, "corio.json"), f))
+
+    def test_root_flag_that_is_a_file_exits_2_naming_the_flag(self):
+        f = self.write_config("x", name="file.txt")
+        p = self.check({"pool_threads": 1}, ["--root", f])
+        self.assertConfigError(p, "corio: --root: %s: not a directory" % f)
+
+    def test_missing_root_in_file_exits_2_naming_the_file(self):
+        missing = os.path.join(self.tmp, "nowhere")
+        p = self.check({"root": missing})
+        self.assertConfigError(p, "corio: %s: root: %s: No such file or directory"
+                               % (os.path.join(self.tmp, "corio.json"), missing))
+
+    def test_root_error_names_the_file_when_running(self):
+        f = self.write_config("x", name="file.txt")
+        p = run(["--config", self.write_config({"root": f}), "--listen", "127.0.0.1:0"])
+        self.assertConfigError(p, "%s: root: " % os.path.join(self.tmp, "corio.json"))
+
     def test_missing_config_file_exits_2(self):
         p = run(["--config", os.path.join(self.tmp, "nope.json"), "--check-config"])
         self.assertConfigError(p)
