@@ -246,6 +246,25 @@ static uint16_t listen_port(const cio_listen *l)
     return ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
 }
 
+/* 0.0.0.0 or [::]: every address of the family. */
+static bool listen_wildcard(const cio_listen *l)
+{
+    if (l->addr.ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&l->addr)->sin6_addr);
+    return ((const struct sockaddr_in *)&l->addr)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+static bool listen_same_address(const cio_listen *a, const cio_listen *b)
+{
+    if (a->addr.ss_family != b->addr.ss_family)
+        return false;
+    if (a->addr.ss_family == AF_INET6)
+        return IN6_ARE_ADDR_EQUAL(&((const struct sockaddr_in6 *)&a->addr)->sin6_addr,
+                                  &((const struct sockaddr_in6 *)&b->addr)->sin6_addr);
+    return ((const struct sockaddr_in *)&a->addr)->sin_addr.s_addr ==
+           ((const struct sockaddr_in *)&b->addr)->sin_addr.s_addr;
+}
+
 /* ---- JSON ---- */
 
 /* Where messages come from: "name: key: message". */
@@ -564,18 +583,27 @@ static int validate_listen(const cio_config *c, const origin *o, char *err, size
                                            : 0;
         if (want == 0 || a->addrlen != want)
             return vfail(err, errlen, o, key, "not an IPv4 or IPv6 address");
-        /* The same address twice can only fail at bind time; port 0 is
-         * exempt since each such socket gets its own port. */
-        for (size_t j = 0; j < i; j++) {
+        /* What would fail at bind time: one port of one family taken twice,
+         * by the same address or by a wildcard and any other address (Linux
+         * refuses that even with SO_REUSEADDR). Port 0 is exempt, each such
+         * socket getting its own port, and so are IPv4 and IPv6 on one port:
+         * the server's IPv6 sockets are IPV6_V6ONLY. */
+        uint16_t port = listen_port(a);
+        for (size_t j = 0; j < i && port != 0; j++) {
             const cio_listen *b = &c->listen[j];
-            if (listen_port(a) != 0 && b->addrlen == a->addrlen &&
-                memcmp(&b->addr, &a->addr, a->addrlen) == 0) {
-                char other[32] = "";
-                if (by_index)
-                    snprintf(other, sizeof(other), "listen[%zu] ", j);
+            if (b->addr.ss_family != fam || listen_port(b) != port)
+                continue;
+            char other[32] = "";
+            if (by_index)
+                snprintf(other, sizeof(other), "listen[%zu] ", j);
+            if (listen_same_address(a, b))
                 return vfail(err, errlen, o, key, "\"%s\" duplicates %s\"%s\"", a->text, other,
                              b->text);
-            }
+            if (listen_wildcard(a) || listen_wildcard(b))
+                return vfail(err, errlen, o, key,
+                             "\"%s\" overlaps %s\"%s\" (the wildcard address takes port %u on "
+                             "every %s address)",
+                             a->text, other, b->text, port, fam == AF_INET6 ? "IPv6" : "IPv4");
         }
     }
     return 0;

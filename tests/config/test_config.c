@@ -868,6 +868,53 @@ START_TEST(validate_listen_count_and_duplicates)
 }
 END_TEST
 
+/* valid_base() listening on the addresses given. */
+static void listen_on(cio_config *c, const char *a, const char *b)
+{
+    valid_base(c);
+    ck_assert_int_eq(cio_listen_parse(a, &c->listen[0]), 0);
+    ck_assert_int_eq(cio_listen_parse(b, &c->listen[1]), 0);
+    c->nlisten = 2;
+}
+
+START_TEST(validate_listen_ipv4_wildcard_overlaps_specific_address)
+{
+    cio_config c;
+    listen_on(&c, "0.0.0.0:8081", "127.0.0.1:8081");
+    expect_invalid(&c, "listen[1]: \"127.0.0.1:8081\" overlaps listen[0] \"0.0.0.0:8081\" (the "
+                       "wildcard address takes port 8081 on every IPv4 address)");
+    listen_on(&c, "10.1.2.3:8081", "*:8081");
+    expect_invalid(&c, "listen[1]: \"*:8081\" overlaps listen[0] \"10.1.2.3:8081\"");
+    /* Only on one port of one family. */
+    listen_on(&c, "0.0.0.0:8081", "127.0.0.1:8082");
+    expect_valid(&c, "another port");
+    listen_on(&c, "0.0.0.0:0", "127.0.0.1:0");
+    expect_valid(&c, "port 0");
+    listen_on(&c, "0.0.0.0:8081", "[::1]:8081");
+    expect_valid(&c, "IPv6 specific");
+    listen_on(&c, "127.0.0.1:8081", "127.0.0.2:8081");
+    expect_valid(&c, "two specific addresses");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_listen_ipv6_wildcard_overlaps_specific_address)
+{
+    cio_config c;
+    listen_on(&c, "[::]:8081", "[::1]:8081");
+    expect_invalid(&c, "listen[1]: \"[::1]:8081\" overlaps listen[0] \"[::]:8081\" (the wildcard "
+                       "address takes port 8081 on every IPv6 address)");
+    listen_on(&c, "[2001:db8::1]:443", "[::]:443");
+    expect_invalid(&c, "listen[1]: \"[::]:443\" overlaps listen[0] \"[2001:db8::1]:443\"");
+    /* IPv6 sockets are IPv6-only: no overlap with IPv4. */
+    listen_on(&c, "[::]:8081", "127.0.0.1:8081");
+    expect_valid(&c, "IPv4 specific");
+    listen_on(&c, "[::]:0", "[::1]:0");
+    expect_valid(&c, "port 0");
+    cio_config_free(&c);
+}
+END_TEST
+
 START_TEST(validate_root_missing)
 {
     cio_config c;
@@ -1201,6 +1248,13 @@ START_TEST(args_listen_error_names_the_flag)
 }
 END_TEST
 
+START_TEST(args_listen_overlap_names_both_flags)
+{
+    expect_args_error((char *[]){"corio", "--listen", "[::]:80", "--listen", "[::1]:80", NULL},
+                      "--listen: \"[::1]:80\" overlaps \"[::]:80\" (");
+}
+END_TEST
+
 START_TEST(args_error_truncated_within_the_file_name)
 {
     const char *p = write_file("corio.json", "{\"limits\": {\"max_connections\": 0}}");
@@ -1340,6 +1394,8 @@ static Suite *config_suite(void)
     C_CASE(s, validate_requests_per_connection_unbounded, 10);
     C_CASE(s, validate_pool_threads_and_log, 10);
     C_CASE(s, validate_listen_count_and_duplicates, 10);
+    C_CASE(s, validate_listen_ipv4_wildcard_overlaps_specific_address, 10);
+    C_CASE(s, validate_listen_ipv6_wildcard_overlaps_specific_address, 10);
     C_CASE(s, validate_root_missing, 10);
     C_CASE(s, validate_root_not_a_directory, 10);
     C_CASE(s, validate_root_directory_ok, 10);
@@ -1364,6 +1420,7 @@ static Suite *config_suite(void)
     C_CASE(s, args_root_error_names_the_flag, 10);
     C_CASE(s, args_listen_error_names_the_file, 10);
     C_CASE(s, args_listen_error_names_the_flag, 10);
+    C_CASE(s, args_listen_overlap_names_both_flags, 10);
     C_CASE(s, args_error_truncated_within_the_file_name, 10);
     C_CASE(s, args_can_be_parsed_repeatedly, 10);
     C_CASE(s, usage_lists_flags_and_keys, 10);

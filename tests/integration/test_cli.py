@@ -177,6 +177,23 @@ class TestCheckConfig(CliTestCase):
         p = run(["--config", self.write_config({"root": f}), "--listen", "127.0.0.1:0"])
         self.assertConfigError(p, "%s: root: " % os.path.join(self.tmp, "corio.json"))
 
+    def test_overlapping_listens_in_file_exit_2_naming_both(self):
+        p = self.check({"listen": ["0.0.0.0:8081", "127.0.0.1:8081"]})
+        self.assertConfigError(p, os.path.join(self.tmp, "corio.json"), "listen[1]",
+                               '"127.0.0.1:8081" overlaps listen[0] "0.0.0.0:8081"')
+
+    def test_overlapping_listen_flags_exit_2_naming_both(self):
+        p = run(["--check-config", "--listen", "*:8081", "--listen", "localhost:8081"])
+        self.assertConfigError(p, 'corio: --listen: "localhost:8081" overlaps "*:8081"')
+
+    def test_overlapping_ipv6_listens_exit_2_naming_both(self):
+        p = run(["--check-config", "--listen", "[::1]:8081", "--listen", "[::]:8081"])
+        self.assertConfigError(p, '"[::]:8081" overlaps "[::1]:8081"')
+
+    def test_overlapping_listens_exit_2_when_running(self):
+        p = run(["--listen", "0.0.0.0:8081", "--listen", "127.0.0.1:8081"])
+        self.assertConfigError(p, "overlaps")
+
     def test_missing_config_file_exits_2(self):
         p = run(["--config", os.path.join(self.tmp, "nope.json"), "--check-config"])
         self.assertConfigError(p)
