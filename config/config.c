@@ -11,15 +11,18 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define LISTEN_HINT "(expected IPv4:port, [IPv6]:port, *:port or localhost:port)"
 #define LEVEL_HINT  "expected one of error, warn, info, debug"
@@ -609,6 +612,47 @@ static int validate_listen(const cio_config *c, const origin *o, char *err, size
     return 0;
 }
 
+/* Whether the server's open(O_WRONLY | O_APPEND | O_CREAT) of the access log
+ * would succeed, judged without creating it: an existing file must be one the
+ * process may write, a new one needs a directory it may create files in.
+ * AT_EACCESS: open goes by the effective ids. A dangling symlink is judged by
+ * its own directory, not its target's: rare enough to stay lenient. */
+static int validate_access_log(const char *path, const origin *o, char *err, size_t errlen)
+{
+    if (strcmp(path, "-") == 0 || strcmp(path, "off") == 0)
+        return 0;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return vfail(err, errlen, o, "log.access", "%s: %s", path, strerror(EISDIR));
+        /* Devices and pipes: /dev/stdout is a terminal, a pipe (containers,
+         * shell pipelines) or a file; a socket cannot be opened by path. */
+        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
+            return vfail(err, errlen, o, "log.access",
+                         "%s: not a regular file, character device or pipe", path);
+        if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) < 0)
+            return vfail(err, errlen, o, "log.access", "%s: %s", path, strerror(errno));
+        return 0;
+    }
+    if (errno != ENOENT)
+        return vfail(err, errlen, o, "log.access", "%s: %s", path, strerror(errno));
+    size_t len = strlen(path);
+    if (path[len - 1] == '/') /* open(O_CREAT) makes no directories */
+        return vfail(err, errlen, o, "log.access", "%s: %s", path, strerror(EISDIR));
+    /* stat would have failed with ENAMETOOLONG for a longer path */
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    /* Creating an entry needs write and search permission on the directory. */
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0)
+        return vfail(err, errlen, o, "log.access", "%s: cannot create it in %s: %s", path, dir,
+                     strerror(errno));
+    return 0;
+}
+
 static int validate(const cio_config *c, const origin *o, char *err, size_t errlen)
 {
     int r;
@@ -651,6 +695,8 @@ static int validate(const cio_config *c, const origin *o, char *err, size_t errl
         return vfail(err, errlen, o, "log.level", "%d is out of range (0..3)", c->log.level);
     if (!c->log.access || !*c->log.access)
         return vfail(err, errlen, o, "log.access", "expected \"-\", \"off\" or a file path");
+    if ((r = validate_access_log(c->log.access, o, err, errlen)) < 0)
+        return r;
 
     if (c->root) {
         struct stat st;

@@ -12,7 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A scratch directory per test, made and removed by the parent so that a
@@ -915,6 +919,131 @@ START_TEST(validate_listen_ipv6_wildcard_overlaps_specific_address)
 }
 END_TEST
 
+/* valid_base() with log.access set to path. */
+static void access_log_at(cio_config *c, const char *path)
+{
+    valid_base(c);
+    free(c->log.access);
+    c->log.access = strdup(path);
+}
+
+/* cio_config_validate(c) in a child without the power to override file
+ * permissions (root drops to nobody), so that permission checks mean the same
+ * for every user; err gets its message. */
+static int validate_unprivileged(const cio_config *c)
+{
+    ck_assert_int_eq(chmod(tmpdir, 0755), 0); /* so that nobody may reach it */
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        if (geteuid() == 0 && (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
+            _exit(3);
+        char msg[sizeof(err)] = "";
+        int r = cio_config_validate(c, msg, sizeof(msg));
+        if (write(fds[1], msg, strlen(msg)) < 0)
+            _exit(4);
+        _exit(r == 0 ? 0 : r == -EINVAL ? 1 : 2);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t k;
+    while (n < sizeof(err) - 1 && (k = read(fds[0], err + n, sizeof(err) - 1 - n)) > 0)
+        n += (size_t)k;
+    err[n] = '\0';
+    close(fds[0]);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) <= 1, "child status %d", status);
+    return WEXITSTATUS(status) == 0 ? 0 : -EINVAL;
+}
+
+START_TEST(validate_access_log_new_file_judged_by_its_directory)
+{
+    cio_config c;
+    char want[PATH_MAX * 2 + 64];
+    access_log_at(&c, tpath("nodir/access.log"));
+    snprintf(want, sizeof(want),
+             "log.access: %s: cannot create it in %s: No such file or directory", c.log.access,
+             tpath("nodir"));
+    expect_invalid(&c, want);
+    cio_config_free(&c);
+    write_file("file", "x");
+    access_log_at(&c, tpath("file/access.log"));
+    snprintf(want, sizeof(want), "log.access: %s: Not a directory", c.log.access);
+    expect_invalid(&c, want);
+    cio_config_free(&c);
+    access_log_at(&c, tpath("access.log"));
+    expect_valid(&c, "new file in tmpdir");
+    ck_assert_int_eq(access(c.log.access, F_OK), -1); /* judged, not created */
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_access_log_directory_not_writable)
+{
+    ck_assert_int_eq(mkdir(tpath("ro"), 0555), 0);
+    cio_config c;
+    access_log_at(&c, tpath("ro/access.log"));
+    ck_assert_int_eq(validate_unprivileged(&c), -EINVAL);
+    char want[PATH_MAX * 2 + 64];
+    snprintf(want, sizeof(want), "log.access: %s: cannot create it in %s: Permission denied",
+             c.log.access, tpath("ro"));
+    ck_assert_str_eq(err, want);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_access_log_file_must_be_writable)
+{
+    const char *p = write_file("access.log", "");
+    cio_config c;
+    access_log_at(&c, p);
+    ck_assert_int_eq(chmod(p, 0666), 0);
+    ck_assert_msg(validate_unprivileged(&c) == 0, "%s", err);
+    ck_assert_int_eq(chmod(p, 0444), 0);
+    ck_assert_int_eq(validate_unprivileged(&c), -EINVAL);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "log.access: %s: Permission denied", p);
+    ck_assert_str_eq(err, want);
+    cio_config_free(&c);
+}
+END_TEST
+
+/* What open(O_WRONLY | O_APPEND) takes: files, devices, pipes (/dev/stdout). */
+START_TEST(validate_access_log_must_be_a_file_device_or_pipe)
+{
+    cio_config c;
+    char want[PATH_MAX + 64];
+    access_log_at(&c, tmpdir);
+    snprintf(want, sizeof(want), "log.access: %s: Is a directory", tmpdir);
+    expect_invalid(&c, want);
+    cio_config_free(&c);
+
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", tpath("sock"));
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    access_log_at(&c, sa.sun_path);
+    snprintf(want, sizeof(want), "log.access: %s: not a regular file, character device or pipe",
+             sa.sun_path);
+    expect_invalid(&c, want);
+    cio_config_free(&c);
+    close(fd);
+
+    access_log_at(&c, "/dev/null");
+    expect_valid(&c, "character device");
+    cio_config_free(&c);
+    ck_assert_int_eq(mkfifo(tpath("fifo"), 0600), 0);
+    access_log_at(&c, tpath("fifo"));
+    expect_valid(&c, "fifo");
+    cio_config_free(&c);
+}
+END_TEST
+
 START_TEST(validate_root_missing)
 {
     cio_config c;
@@ -965,11 +1094,16 @@ START_TEST(args_none_gives_defaults)
 }
 END_TEST
 
+/* Its access log is in tmpdir: validation judges it, wherever the tests run. */
 static const char *sample_file(void)
 {
-    return write_file("corio.json", "{\"listen\": [\"127.0.0.1:1\", \"127.0.0.1:2\"],"
-                                    " \"log\": {\"level\": \"error\", \"access\": \"file.log\"},"
-                                    " \"limits\": {\"max_connections\": 77}}");
+    char json[PATH_MAX + 256];
+    snprintf(json, sizeof(json),
+             "{\"listen\": [\"127.0.0.1:1\", \"127.0.0.1:2\"],"
+             " \"log\": {\"level\": \"error\", \"access\": \"%s\"},"
+             " \"limits\": {\"max_connections\": 77}}",
+             tpath("file.log"));
+    return write_file("corio.json", json);
 }
 
 START_TEST(args_flags_override_file_whatever_the_order)
@@ -1002,7 +1136,7 @@ START_TEST(args_file_applies_without_flags)
     ck_assert_uint_eq(c.nlisten, 2);
     ck_assert_str_eq(c.listen[1].text, "127.0.0.1:2");
     ck_assert_int_eq(c.log.level, 0);
-    ck_assert_str_eq(c.log.access, "file.log");
+    ck_assert_str_eq(c.log.access, tpath("file.log"));
     cio_config_free(&c);
 }
 END_TEST
@@ -1255,6 +1389,27 @@ START_TEST(args_listen_overlap_names_both_flags)
 }
 END_TEST
 
+START_TEST(args_access_log_error_names_the_flag)
+{
+    const char *p = tpath("nodir/access.log");
+    char want[PATH_MAX * 2 + 64];
+    snprintf(want, sizeof(want), "--access-log: %s: cannot create it in %s: ", p, tpath("nodir"));
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--access-log", (char *)p), -EINVAL);
+    ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "got \"%s\"", err);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_access_log_error_names_the_file)
+{
+    char json[PATH_MAX + 64], want[PATH_MAX + 64];
+    snprintf(json, sizeof(json), "{\"log\": {\"access\": \"%s\"}}", tmpdir);
+    snprintf(want, sizeof(want), "log.access: %s: Is a directory", tmpdir);
+    expect_file_error(json, want);
+}
+END_TEST
+
 START_TEST(args_error_truncated_within_the_file_name)
 {
     const char *p = write_file("corio.json", "{\"limits\": {\"max_connections\": 0}}");
@@ -1396,6 +1551,10 @@ static Suite *config_suite(void)
     C_CASE(s, validate_listen_count_and_duplicates, 10);
     C_CASE(s, validate_listen_ipv4_wildcard_overlaps_specific_address, 10);
     C_CASE(s, validate_listen_ipv6_wildcard_overlaps_specific_address, 10);
+    C_CASE(s, validate_access_log_new_file_judged_by_its_directory, 10);
+    C_CASE(s, validate_access_log_directory_not_writable, 10);
+    C_CASE(s, validate_access_log_file_must_be_writable, 10);
+    C_CASE(s, validate_access_log_must_be_a_file_device_or_pipe, 10);
     C_CASE(s, validate_root_missing, 10);
     C_CASE(s, validate_root_not_a_directory, 10);
     C_CASE(s, validate_root_directory_ok, 10);
@@ -1421,6 +1580,8 @@ static Suite *config_suite(void)
     C_CASE(s, args_listen_error_names_the_file, 10);
     C_CASE(s, args_listen_error_names_the_flag, 10);
     C_CASE(s, args_listen_overlap_names_both_flags, 10);
+    C_CASE(s, args_access_log_error_names_the_flag, 10);
+    C_CASE(s, args_access_log_error_names_the_file, 10);
     C_CASE(s, args_error_truncated_within_the_file_name, 10);
     C_CASE(s, args_can_be_parsed_repeatedly, 10);
     C_CASE(s, usage_lists_flags_and_keys, 10);

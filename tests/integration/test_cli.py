@@ -23,6 +23,19 @@ def run(args, timeout=10.0):
                              % (" ".join(args), timeout, e.stderr)) from None
 
 
+def run_unprivileged(args):
+    """run(), but as nobody when root (who may write anything), so that file
+    permissions mean the same for every user."""
+    if os.geteuid() != 0:
+        return run(args)
+    try:
+        return subprocess.run([H.corio_bin()] + list(args), stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=10.0, user=65534, group=65534,
+                              extra_groups=[])
+    except PermissionError as e:  # nobody may not reach the binary
+        raise unittest.SkipTest("cannot run corio as nobody: %s" % e) from None
+
+
 class CliTestCase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="corio-cli-")
@@ -193,6 +206,44 @@ class TestCheckConfig(CliTestCase):
     def test_overlapping_listens_exit_2_when_running(self):
         p = run(["--listen", "0.0.0.0:8081", "--listen", "127.0.0.1:8081"])
         self.assertConfigError(p, "overlaps")
+
+    def test_access_log_in_missing_directory_exits_2_naming_the_file(self):
+        log = os.path.join(self.tmp, "nodir", "access.log")
+        p = self.check({"log": {"access": log}})
+        self.assertConfigError(p, "corio: %s: log.access: %s: cannot create it in %s: "
+                               "No such file or directory"
+                               % (os.path.join(self.tmp, "corio.json"), log,
+                                  os.path.join(self.tmp, "nodir")))
+
+    def test_access_log_flag_that_is_a_directory_exits_2_naming_the_flag(self):
+        p = run(["--check-config", "--access-log", self.tmp])
+        self.assertConfigError(p, "corio: --access-log: %s: Is a directory" % self.tmp)
+
+    def test_unwritable_access_log_exits_2(self):
+        log = os.path.join(self.tmp, "access.log")
+        open(log, "w").close()
+        os.chmod(log, 0o444)
+        os.chmod(self.tmp, 0o755)  # mkdtemp makes it 0700
+        p = run_unprivileged(["--check-config", "--access-log", log])
+        self.assertConfigError(p, "--access-log: %s: Permission denied" % log)
+
+    def test_access_log_in_unwritable_directory_exits_2(self):
+        d = os.path.join(self.tmp, "ro")
+        os.mkdir(d, 0o555)
+        os.chmod(self.tmp, 0o755)
+        p = run_unprivileged(["--check-config", "--access-log", os.path.join(d, "access.log")])
+        self.assertConfigError(p, "cannot create it in %s: Permission denied" % d)
+
+    def test_unopenable_access_log_exits_2_when_running(self):
+        p = run(["--listen", "127.0.0.1:0", "--access-log",
+                 os.path.join(self.tmp, "nodir", "access.log")])
+        self.assertConfigError(p, "--access-log: ")
+
+    def test_check_config_does_not_create_access_log(self):
+        log = os.path.join(self.tmp, "access.log")
+        p = run(["--check-config", "--access-log", log])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertFalse(os.path.exists(log))
 
     def test_missing_config_file_exits_2(self):
         p = run(["--config", os.path.join(self.tmp, "nope.json"), "--check-config"])
