@@ -50,7 +50,13 @@ typedef struct cio_http_opts {
     cio_time body_timeout;          /* -> 408 (default 30 s) */
     cio_time keepalive_timeout;     /* idle close; 0 = no keep-alive (default 75 s) */
     cio_time write_timeout;         /* no send progress -> close (default 30 s) */
+    cio_time handler_timeout;       /* from the request head to the start of the
+                                       response; past it the handler is cancelled and,
+                                       if nothing was sent, 503 (default 60 s;
+                                       CIO_NEVER = none) */
     const char *root;               /* document root for GET/HEAD, or NULL */
+    bool serve_dotfiles;            /* serve "/.env", "/a/.git/..." from the root
+                                       (default false: 404; "/.well-known/" always) */
     cio_writer *access_log;         /* combined log format, or NULL */
     const char *server_header;      /* default "corio/<version>" */
 } cio_http_opts;
@@ -104,18 +110,26 @@ void cio_http_server_stats(const cio_http_server *srv, cio_http_stats *out);
 /* ---- requests ------------------------------------------------------------ */
 
 cio_str cio_http_method(const cio_http_req *req);
-cio_str cio_http_target(const cio_http_req *req); /* as sent: path?query */
-cio_str cio_http_path(const cio_http_req *req);   /* raw (not decoded) path */
-cio_str cio_http_query(const cio_http_req *req);  /* after '?', or empty */
+/* The request target as sent (path?query, or absolute-form). */
+cio_str cio_http_target(const cio_http_req *req);
+/* The path routes and static files see: percent-decoded, dot segments
+ * removed, repeated slashes merged ("/a/%62/../c//d" is "/a/c/d"). It may
+ * hold any byte but NUL, '/' from "%2F" included. */
+cio_str cio_http_path(const cio_http_req *req);
+/* The query after '?', as sent (not decoded), or empty. */
+cio_str cio_http_query(const cio_http_req *req);
 /* HTTP minor version: 0 for HTTP/1.0, 1 for HTTP/1.1. */
 int cio_http_version_minor(const cio_http_req *req);
 /* The first header named name (case-insensitive); found = p != NULL. */
 cio_str cio_http_header(const cio_http_req *req, const char *name);
 /* Header n (0-based) as name/value; false past the end. */
 bool cio_http_header_at(const cio_http_req *req, size_t n, cio_str *name, cio_str *value);
-/* A ":name" parameter of the matched route, or {NULL, 0}. */
+/* A ":name" parameter of the matched route: a segment of cio_http_path(),
+ * so percent-decoded ("/users/%C3%A9" gives the two bytes of "é"); or
+ * {NULL, 0}. */
 cio_str cio_http_param(const cio_http_req *req, const char *name);
-/* The query parameter's raw value (not decoded), or {NULL, 0}. */
+/* The query parameter's value as sent (not decoded: "a%20b" and "a+b" stay
+ * as they are), or {NULL, 0}. */
 cio_str cio_http_query_param(const cio_http_req *req, const char *name);
 /* The complete request body (de-chunked), possibly empty. */
 cio_str cio_http_body(const cio_http_req *req);
@@ -166,7 +180,8 @@ const char *cio_http_mime_type(const char *name, size_t len);
 ssize_t cio_http_percent_decode(char *dst, const char *src, size_t len);
 
 /* Removes "." and ".." segments of an absolute, decoded path in place (RFC
- * 3986 remove_dot_segments). Returns the new length, or -EINVAL if the path
+ * 3986 remove_dot_segments) and merges repeated slashes ("//a" is "/a"; a
+ * trailing slash stays). Returns the new length, or -EINVAL if the path
  * would climb above "/". */
 ssize_t cio_http_normalize_path(char *path, size_t len);
 

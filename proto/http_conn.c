@@ -26,6 +26,8 @@
 #define LINGER_TIME CIO_SEC(2)  /* discard input this long before closing */
 #define COMPACT_AT  (64 * 1024) /* consumed input compacted within a batch */
 #define SEND_SLICE  (64 * 1024) /* the write timeout measures progress per slice */
+#define CHUNK_LINE_MAX 4096     /* chunk framing between two pieces of data */
+#define IN_MAX      (UINT32_MAX / 2) /* input offsets are 32-bit */
 
 enum { P_NEED_MORE, P_COMPLETE, P_ERROR };
 
@@ -183,6 +185,7 @@ static int trailer_bytes(llhttp_t *p, size_t len)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     cio_http_req *r = REQ(p);
+    r->field_len += (uint32_t)len;
     if (r->head_done)
         return trailer_bytes(p, len);
     if (r->nhdrs == 0 || r->in_value) {
@@ -199,6 +202,23 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     }
     span_extend(p, &r->hdrs[r->nhdrs - 1].name, at, len);
     return head_too_big(p, at + len) ? fail(p, 431) : 0;
+}
+
+/* What llhttp 8.1 lets through even in strict mode: an empty field name
+ * (": x"). And, should a lenient llhttp ever be linked, whitespace or any
+ * other byte between the name and its colon (RFC 9112 5.1): the name span
+ * must end right at the colon. */
+static int on_header_field_complete(llhttp_t *p)
+{
+    cio_http_req *r = REQ(p);
+    uint32_t len = r->field_len;
+    r->field_len = 0;
+    if (len == 0)
+        return fail(p, 400);
+    if (r->head_done)
+        return 0; /* a trailer: not kept */
+    http_span name = r->hdrs[r->nhdrs - 1].name;
+    return IN(p)[name.off + name.len] == ':' ? 0 : fail(p, 400);
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
@@ -234,6 +254,10 @@ static int on_header_value_complete(llhttp_t *p)
     cio_str name = http_span_str(r, h->name);
     if (http_str_ieq_lit(name, "host"))
         r->host_count++;
+    else if (http_str_ieq_lit(name, "content-length"))
+        r->has_length = true;
+    else if (http_str_ieq_lit(name, "transfer-encoding"))
+        r->has_te = true; /* even empty: llhttp then sets no flag */
     else if (http_str_ieq_lit(name, "expect")) {
         if (!http_str_ieq_lit(http_span_str(r, h->value), "100-continue"))
             return fail(p, 417);
@@ -247,16 +271,22 @@ static int on_headers_complete(llhttp_t *p)
     cio_http_req *r = REQ(p);
     cio_http_server *srv = SRV(p);
     r->head_done = true;
+    r->head_time = cio_now();
     r->method = p->method;
     r->minor = p->http_minor;
     if (p->http_major != 1)
-        return fail(p, 505);
+        return fail(p, 505); /* HTTP/0.9 too */
     if (r->minor >= 1 && r->host_count != 1)
         return fail(p, 400); /* RFC 9112 3.2: exactly one Host */
     if (r->host_count > 1)
         return fail(p, 400);
     if (p->method == HTTP_CONNECT)
         return fail(p, 405);
+    /* RFC 9112 6.1 and 6.3: Transfer-Encoding with Content-Length, in an
+     * HTTP/1.0 request, or without chunked last (an empty value) is faulty
+     * framing; llhttp catches some of these, not all. */
+    if (r->has_te && (r->has_length || r->minor == 0 || !(p->flags & F_CHUNKED)))
+        return fail(p, 400);
     if (p->flags & F_CONTENT_LENGTH) {
         r->content_length = p->content_length;
         if (r->content_length > srv->o.max_body_bytes)
@@ -266,20 +296,31 @@ static int on_headers_complete(llhttp_t *p)
     if (!has_body || r->minor == 0)
         r->expect_continue = false;
     r->upgrade = p->upgrade;
+    /* A body follows: stop here, so that the end of the head is known (the
+     * body is gathered right after it) and the request can be routed before
+     * a 100 Continue invites the body. */
+    return has_body ? HPE_PAUSED : 0;
+}
+
+static int on_chunk_header(llhttp_t *p)
+{
+    if (p->content_length == 0)
+        REQ(p)->trailers = true; /* the last chunk: trailer fields follow */
     return 0;
 }
 
+/* Body bytes are gathered right after the head, closing the gaps left by
+ * chunk framing (moving down); the framing is dropped after each read. */
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     cio_http_req *r = REQ(p);
     char *in = IN(p);
-    if (r->body.len == 0) {
-        r->body.off = (uint32_t)(at - in);
-    } else if (at != in + r->body.off + r->body.len) {
-        /* Chunked: close the gap left by the chunk framing (moving down). */
+    if (r->body.len == 0)
+        r->body.off = r->head_end;
+    if (at != in + r->body.off + r->body.len)
         memmove(in + r->body.off + r->body.len, at, len);
-    }
     r->body.len += (uint32_t)len;
+    r->frame_run = 0;
     return r->body.len > SRV(p)->o.max_body_bytes ? fail(p, 413) : 0;
 }
 
@@ -299,42 +340,107 @@ void http_settings_init(llhttp_settings_t *s)
     s->on_url = on_url;
     s->on_version_complete = on_version_complete;
     s->on_header_field = on_header_field;
+    s->on_header_field_complete = on_header_field_complete;
     s->on_header_value = on_header_value;
     s->on_header_value_complete = on_header_value_complete;
     s->on_headers_complete = on_headers_complete;
+    s->on_chunk_header = on_chunk_header;
     s->on_body = on_body;
     s->on_message_complete = on_message_complete;
 }
+
+/* An unknown method ("QUERY / HTTP/1.1", RFC 9110 9.1): a well-formed
+ * request line whose method llhttp does not know. Anything else that cannot
+ * be parsed (say a TLS handshake, or a line that is not a request line) is a
+ * plain 400. */
+static bool unknown_method(const char *msg, const char *end)
+{
+    const char *q = msg;
+    while (q < end && (*q == '\r' || *q == '\n'))
+        q++; /* empty lines before a request are allowed */
+    const char *tok = q;
+    while (q < end && q - tok < 32 && ((*q >= 'A' && *q <= 'Z') || *q == '-' || *q == '_'))
+        q++;
+    if (q == tok || q == end || *q++ != ' ')
+        return false;
+    const char *target = q;
+    while (q < end && *q > ' ' && *q != 0x7f)
+        q++;
+    if (q == target || end - q < 11 || memcmp(q, " HTTP/", 6) != 0)
+        return false;
+    q += 6;
+    return q[0] >= '0' && q[0] <= '9' && q[1] == '.' && q[2] >= '0' && q[2] <= '9' &&
+           q[3] == '\r' && q[4] == '\n';
+}
+
+/* A body is arriving: drop the chunk framing the parser has consumed, so
+ * that the input holds the head, the body so far and at most one read, and
+ * bound the framing between two pieces of data (chunk size, extensions) and
+ * the trailer section. */
+static int drop_framing(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    cio_http_req *r = &a->req;
+    uint32_t keep = r->body.len ? r->body.off + r->body.len : r->head_end;
+    if (a->parsed <= keep)
+        return 0;
+    uint32_t extra = a->parsed - keep;
+    r->frame_run += extra;
+    uint64_t limit = CHUNK_LINE_MAX + (r->trailers ? c->srv->o.max_header_bytes : 0);
+    if (r->frame_run > limit) {
+        r->err_status = r->trailers ? 431 : 400;
+        return -1;
+    }
+    memmove(a->in.p + keep, a->in.p + a->parsed, a->in.len - a->parsed);
+    a->in.len -= extra;
+    a->parsed = keep;
+    return 0;
+}
+
+static void head_arrived(cio_http_conn *c);
 
 static int parse(cio_http_conn *c)
 {
     http_active *a = c->act;
     cio_http_req *r = &a->req;
-    if (r->complete)
-        return P_COMPLETE;
-    if (r->err_status)
-        return P_ERROR;
-    if (a->parsed == a->in.len)
-        return P_NEED_MORE;
-    const char *base = a->in.p + a->parsed;
-    enum llhttp_errno e = llhttp_execute(&a->parser, base, a->in.len - a->parsed);
-    if (e == HPE_OK) {
-        a->parsed = (uint32_t)a->in.len;
-        if (r->start != UINT32_MAX && !r->head_done &&
-            a->in.len - r->start > c->srv->o.max_header_bytes) {
-            r->err_status = 431;
+    for (;;) {
+        if (r->complete)
+            return P_COMPLETE;
+        if (r->err_status)
             return P_ERROR;
+        if (a->parsed == a->in.len)
+            return P_NEED_MORE;
+        const char *base = a->in.p + a->parsed;
+        enum llhttp_errno e = llhttp_execute(&a->parser, base, a->in.len - a->parsed);
+        if (e == HPE_OK) {
+            a->parsed = (uint32_t)a->in.len;
+            if (!r->head_done) {
+                if (r->start != UINT32_MAX && a->in.len - r->start > c->srv->o.max_header_bytes)
+                    r->err_status = 431;
+            } else if (a->parser.flags & F_CHUNKED) {
+                (void)drop_framing(c);
+            }
+            continue;
         }
-        return P_NEED_MORE;
+        if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+            a->parsed = (uint32_t)(llhttp_get_error_pos(&a->parser) - a->in.p);
+            if (r->complete)
+                return P_COMPLETE;
+            r->head_end = a->parsed; /* paused at the end of a head with a body */
+            llhttp_resume(&a->parser);
+            head_arrived(c);
+            continue;
+        }
+        a->parsed = (uint32_t)a->in.len;
+        if (!r->err_status) {
+            /* 505 is for a well-formed other major version */
+            bool method = e == HPE_INVALID_METHOD && !r->head_done &&
+                          unknown_method(r->start != UINT32_MAX ? a->in.p + r->start : base,
+                                         a->in.p + a->in.len);
+            r->err_status = method ? 501 : 400;
+        }
+        return P_ERROR;
     }
-    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
-        a->parsed = (uint32_t)(llhttp_get_error_pos(&a->parser) - a->in.p);
-        return P_COMPLETE;
-    }
-    a->parsed = (uint32_t)a->in.len;
-    if (!r->err_status)
-        r->err_status = 400; /* 505 is for a well-formed other major version */
-    return P_ERROR;
 }
 
 /* Drops the bytes of finished requests from the front of act->in: once per
@@ -352,6 +458,8 @@ static void compact(http_active *a)
     if (r->start == UINT32_MAX)
         return;
     r->start = 0;
+    if (r->head_end)
+        r->head_end -= from;
     http_span *spans[] = {&r->method_s, &r->url, &r->body};
     for (size_t i = 0; i < 3; i++)
         if (spans[i]->len)
@@ -408,8 +516,8 @@ static void set_state_deadline(cio_http_conn *c, cio_time when)
     }
     if (when == CIO_NEVER)
         cio_timer_stop(&c->timer);
-    else
-        (void)cio_timer_start(&c->timer, when);
+    else if (cio_timer_start(&c->timer, when) < 0)
+        http_conn_close(c); /* out of memory: never leave a connection without its timeout */
 }
 
 /* Sends the next slice of out[sending]. The write timeout runs per slice,
@@ -423,8 +531,8 @@ static int send_slice(cio_http_conn *c)
     a->iov.iov_base = b->p + a->sent_off;
     a->iov.iov_len = a->iov_len; /* the transport may change iov as it goes */
     int rc = c->tp->ops->send(c->tp, &a->iov, 1);
-    if (rc == 0)
-        (void)cio_timer_start(&c->timer, cio_now() + c->srv->o.write_timeout);
+    if (rc == 0 && cio_timer_start(&c->timer, cio_now() + c->srv->o.write_timeout) < 0)
+        rc = -ENOMEM; /* the caller closes: a send without its timeout could hang */
     return rc;
 }
 
@@ -522,6 +630,78 @@ void http_conn_close(cio_http_conn *c)
             cio_task_cancel(c->act->task);
     }
     c->tp->ops->close(c->tp);
+}
+
+/* ---- routing and handlers ------------------------------------------------------------------ */
+
+/* The head of a request with a body is complete (the parser is paused
+ * there). A request that expects 100 Continue is routed now, so that a 404
+ * or 405 goes out instead of the invitation (a 413 was decided already). */
+static void head_arrived(cio_http_conn *c)
+{
+    cio_http_req *r = &c->act->req;
+    cio_str target = cio_http_target(r);
+    if (!r->expect_continue || (target.n == 1 && target.p[0] == '*'))
+        return;
+    char allowed[128];
+    int status = http_route_resolve(r, true, allowed, sizeof(allowed));
+    if (status == 405)
+        r->allow = cio_arena_strndup(&r->arena, allowed, strlen(allowed));
+    if (status)
+        r->err_status = (uint16_t)status;
+}
+
+static int call_handler(cio_http_req *r)
+{
+    cio_http_server *srv = r->conn->srv;
+    cio_str target = cio_http_target(r);
+    if (target.n == 1 && target.p[0] == '*') {
+        if (r->method != HTTP_OPTIONS)
+            return http_respond_status(r, 400);
+        cio_http_add_header(r, "Allow", srv->allow_all);
+        return cio_http_respond(r, 204, NULL, NULL, 0);
+    }
+    char allowed[128];
+    int status = http_route_resolve(r, false, allowed, sizeof(allowed));
+    if (status == 405)
+        cio_http_add_header(r, "Allow", r->allow ? r->allow : allowed);
+    if (status)
+        return http_respond_status(r, status);
+    if (r->route)
+        return r->route->fn(r, r->route->ud);
+    return cio_http_serve_static(r);
+}
+
+/* Runs the handler of a complete request in a scope of its own: the
+ * handler deadline counts from the head, and the scope is cancelled when
+ * the client goes (end of stream, reset, failed write), as nginx abandons
+ * a request whose client closed (its 499). */
+static void dispatch(cio_http_req *r)
+{
+    cio_http_conn *c = r->conn;
+    cio_time limit = c->srv->o.handler_timeout;
+    cio_time deadline = limit >= CIO_NEVER - r->head_time ? CIO_NEVER : r->head_time + limit;
+    r->head_only = r->method == HTTP_HEAD;
+    cio_scope scope;
+    cio_scope_enter(&scope, deadline, false);
+    r->scope = &scope;
+    if (c->peer_eof)
+        cio_scope_cancel(&scope);
+    int rc = call_handler(r);
+    r->scope = NULL;
+    int why = cio_scope_exit(&scope);
+    if (r->resp_state == RESP_NONE) {
+        c->close_after = true;
+        if (why == -ETIMEDOUT)
+            (void)http_respond_status(r, 503); /* the handler deadline passed */
+        else if (c->peer_eof || c->state == C_CLOSING)
+            r->status = 499; /* nobody to answer: logged as nginx does */
+        else
+            (void)http_respond_status(r, rc == -ENOMEM ? 503 : 500);
+    } else if (r->resp_state == RESP_STREAMING && rc < 0) {
+        c->close_after = true; /* cut short: the peer sees the close */
+        r->resp_state = RESP_DONE;
+    }
 }
 
 /* ---- state machine ------------------------------------------------------------------------- */
@@ -633,7 +813,9 @@ static void on_data(void *ud, const uint8_t *data, size_t len)
         }
         return;
     }
-    if (buf_append(&a->in, data, len) < 0) {
+    /* Parsing bounds what is kept (head, body, one read): this is a guard
+     * for the 32-bit offsets, never reached within the limits. */
+    if (a->in.len + len > IN_MAX || buf_append(&a->in, data, len) < 0) {
         http_conn_close(c);
         return;
     }
@@ -648,8 +830,13 @@ static void on_eof(void *ud, int err)
         http_conn_close(c); /* done lingering, or reset: nobody reads a response */
         return;
     }
-    if (c->act && c->act->task)
-        return; /* half-close: the task answers what is buffered, then we close */
+    if (c->act && c->act->task) {
+        /* The client is gone: its handler is abandoned (what it answered
+         * without waiting still goes out), then the connection closes. */
+        if (c->act->req.scope)
+            cio_scope_cancel(c->act->req.scope);
+        return;
+    }
     conn_process(c);
 }
 
@@ -745,7 +932,7 @@ static intptr_t conn_task(void *arg)
     cio_http_conn *c = arg;
     http_active *a = c->act;
     for (;;) {
-        http_handle_request(&a->req);
+        dispatch(&a->req);
         finish_request(c);
         if (c->close_after || c->state == C_CLOSING)
             break;
@@ -817,10 +1004,11 @@ bool http_conn_is_idle(const cio_http_conn *c)
            (!c->act || (!c->act->task && c->act->req.start == UINT32_MAX && c->act->sending < 0));
 }
 
+/* Graceful: an idle connection closes now; one with a request in flight
+ * (from its first byte on) goes on reading and answering it, and closes
+ * after the response (srv->shutting makes it Connection: close). */
 void http_conn_shutdown(cio_http_conn *c, bool force)
 {
     if (force || http_conn_is_idle(c))
         http_conn_close(c);
-    else
-        c->close_after = true;
 }

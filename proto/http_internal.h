@@ -76,18 +76,28 @@ struct cio_http_req {
     bool complete, head_done, expect_continue, keep_alive, upgrade;
     bool in_value; /* last header callback was a value */
     bool version_seen;
+    bool has_length, has_te; /* Content-Length / Transfer-Encoding fields seen */
+    bool trailers;           /* past the last chunk: the trailer section */
+    bool resolved;           /* target split, path normalised, route looked up */
     uint16_t err_status;
-    uint32_t start; /* offset of the request's first byte in act->in */
+    uint32_t start;    /* offset of the request's first byte in act->in */
+    uint32_t head_end; /* offset just past the head (requests with a body) */
+    uint32_t frame_run; /* chunked: framing bytes since the last body data */
+    uint32_t field_len; /* bytes of the field name being parsed */
     http_span method_s, url, body;
     http_header *hdrs;
     uint32_t nhdrs, cap_hdrs;
     uint32_t trailer_bytes;
     uint64_t content_length; /* as announced */
     uint32_t host_count;
-    /* after parsing: stable views for the handler */
-    cio_str path, query;
+    cio_time head_time; /* when the head was complete: the handler deadline counts from it */
+    /* after resolving: stable views for the handler */
+    cio_str path, query; /* path: percent-decoded, dot segments removed, slashes merged */
+    const http_route *route;
+    const char *allow; /* a 405 found before the body: the path's methods (arena) */
     cio_str params_name[CIO_HTTP_MAX_PARAMS], params_val[CIO_HTTP_MAX_PARAMS];
     unsigned nparams;
+    cio_scope *scope; /* the handler's scope while it runs (deadline, client gone) */
     /* response */
     uint8_t resp_state;
     bool chunked, close_delimited, head_only;
@@ -155,8 +165,19 @@ void http_conn_close(cio_http_conn *c);
 void http_conn_finish_close(cio_http_conn *c);
 bool http_conn_is_idle(const cio_http_conn *c);
 void http_conn_shutdown(cio_http_conn *c, bool force);
-void http_handle_request(cio_http_req *r);  /* http_server.c */
 void http_finish_response(cio_http_req *r); /* http_resp.c */
+void http_server_conn_added(cio_http_server *srv, cio_http_conn *c);
+void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c);
+int http_conn_flush(cio_http_conn *c);
+/* Appends to the collecting output buffer. 0 or -ENOMEM. */
+int http_out_append(cio_http_conn *c, const void *p, size_t n);
+char *http_out_reserve(cio_http_conn *c, size_t n);
+void http_out_commit(cio_http_conn *c, size_t n);
+size_t http_out_pending(const cio_http_conn *c);
+/* [awaits] Waits until at most 'limit' bytes are waiting to be sent. */
+int http_out_wait(cio_http_conn *c, size_t limit);
+
+/* http_resp.c */
 void http_server_conn_added(cio_http_server *srv, cio_http_conn *c);
 void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c);
 int http_conn_flush(cio_http_conn *c);
@@ -179,10 +200,14 @@ int http_error_response(cio_http_conn *c, int status);
 void http_access_log(cio_http_req *req);
 
 /* http_router.c */
-/* Finds the handler; fills params. Returns the route, or NULL with *allowed
- * set to the comma-separated methods of routes matching the path (or ""). */
-const http_route *http_route_match(cio_http_server *srv, cio_http_req *req, char *allowed,
-                                   size_t allowed_len);
+/* Splits the request target into path and query, percent-decodes the path,
+ * removes dot segments, merges repeated slashes, and finds the route of the
+ * method and path. Done once per request (r->resolved). Returns 0 with
+ * r->route set (NULL: no route, the document root serves it), or the status
+ * to answer: 400 (malformed target), 404, 405 (with *allowed listing the
+ * path's methods, comma-separated). copy: the path must not point into the
+ * input buffer (which may still grow). */
+int http_route_resolve(cio_http_req *r, bool copy, char *allowed, size_t allowed_len);
 void http_routes_free(cio_http_server *srv);
 /* Recomputes srv->allow_all (for OPTIONS * and 405s raised by the parser). */
 void http_allow_all_update(cio_http_server *srv);

@@ -198,6 +198,8 @@ int http_write_head(cio_http_req *r, int status, const char *content_type, int64
         c->close_after = true;
     r->status = status;
     r->body_left = body ? length : 0;
+    if (r->scope)
+        r->scope->deadline = CIO_NEVER; /* the handler deadline ends where the response starts */
     if (!body)
         r->chunked = false, r->close_delimited = false;
     c->srv->st.requests++;
@@ -351,13 +353,8 @@ int cio_http_end(cio_http_req *r)
 
 void http_finish_response(cio_http_req *r)
 {
-    if (r->resp_state == RESP_NONE) {
-        /* The handler returned without answering. */
-        r->conn->close_after = true;
-        (void)http_respond_status(r, 500);
-    } else if (r->resp_state == RESP_STREAMING) {
-        (void)cio_http_end(r);
-    }
+    if (r->resp_state == RESP_STREAMING)
+        (void)cio_http_end(r); /* the handler returned without ending it */
 }
 
 int http_error_response(cio_http_conn *c, int status)
@@ -375,7 +372,7 @@ int http_error_response(cio_http_conn *c, int status)
     r->head_only = r->head_done && r->method == HTTP_HEAD;
     r->extra_len = 0;
     if (status == 405)
-        (void)cio_http_add_header(r, "Allow", c->srv->allow_all);
+        (void)cio_http_add_header(r, "Allow", r->allow ? r->allow : c->srv->allow_all);
     (void)http_respond_status(r, status);
     http_access_log(r);
     if (!a->task)

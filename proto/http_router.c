@@ -1,13 +1,17 @@
 /*
- * http_router.c - method + path routing with ":name" parameters. Routes are
- * few; a linear scan over pre-split patterns is both simple and fast. Among
- * the routes matching a path, the one with more literal segments wins.
+ * http_router.c - from request target to route: the target is split, its
+ * path percent-decoded and normalised (the same path static files see, as
+ * nginx does), then matched against method + path patterns with ":name"
+ * parameters. Routes are few; a linear scan over pre-split patterns is both
+ * simple and fast. Among the routes matching a path, the one with more
+ * literal segments wins.
  */
 #include "http_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void route_free(http_route *rt)
 {
@@ -156,8 +160,8 @@ void http_allow_all_update(cio_http_server *srv)
     }
 }
 
-const http_route *http_route_match(cio_http_server *srv, cio_http_req *req, char *allowed,
-                                   size_t allowed_len)
+static const http_route *route_match(cio_http_server *srv, cio_http_req *req, char *allowed,
+                                     size_t allowed_len)
 {
     cio_str method = cio_http_method(req);
     bool head = req->method == HTTP_HEAD;
@@ -187,4 +191,77 @@ const http_route *http_route_match(cio_http_server *srv, cio_http_req *req, char
             allow_add(allowed, allowed_len, "HEAD");
     }
     return NULL;
+}
+
+/* Splits the target into path and query (both raw); accepts origin-form
+ * ("/p?q") and absolute-form ("http://host/p?q"). False if neither. */
+static bool split_target(cio_http_req *r, cio_str *path)
+{
+    cio_str t = cio_http_target(r);
+    size_t i = 0; /* index of the path's first byte */
+    size_t skip = 0;
+    if (t.n && t.p[0] != '/') { /* origin-form is the common case */
+        if (t.n >= 7 && strncasecmp(t.p, "http://", 7) == 0)
+            skip = 7;
+        else if (t.n >= 8 && strncasecmp(t.p, "https://", 8) == 0)
+            skip = 8;
+    }
+    if (skip) {
+        i = skip;
+        while (i < t.n && t.p[i] != '/')
+            i++; /* "http://host": the path is "/" */
+    }
+    if (i < t.n && t.p[i] != '/')
+        return false;
+    size_t q = i;
+    while (q < t.n && t.p[q] != '?')
+        q++;
+    *path = q == i ? (cio_str){"/", 1} : (cio_str){t.p + i, q - i};
+    r->query = q < t.n ? (cio_str){t.p + q + 1, t.n - q - 1} : (cio_str){"", 0};
+    return true;
+}
+
+/* Already normal: no escape, no dot segment, no empty segment. Most paths
+ * are, and are then used in place. */
+static bool path_is_normal(cio_str p)
+{
+    for (size_t i = 0; i < p.n; i++) {
+        if (p.p[i] == '%')
+            return false;
+        if (p.p[i] == '/' && i + 1 < p.n && (p.p[i + 1] == '/' || p.p[i + 1] == '.'))
+            return false;
+    }
+    return true;
+}
+
+int http_route_resolve(cio_http_req *r, bool copy, char *allowed, size_t allowed_len)
+{
+    cio_http_server *srv = r->conn->srv;
+    allowed[0] = 0;
+    if (r->resolved)
+        return 0;
+    cio_str raw;
+    if (!split_target(r, &raw))
+        return 400;
+    if (!copy && path_is_normal(raw)) {
+        r->path = raw;
+    } else {
+        char *p = cio_arena_alloc(&r->arena, raw.n + 1);
+        if (!p)
+            return 503;
+        ssize_t n = cio_http_percent_decode(p, raw.p, raw.n);
+        if (n > 0)
+            n = cio_http_normalize_path(p, (size_t)n);
+        if (n <= 0)
+            return 400; /* a bad escape, a NUL, or above the root */
+        p[n] = 0;
+        r->path = (cio_str){p, (size_t)n};
+    }
+    r->route = route_match(srv, r, allowed, allowed_len);
+    r->resolved = true;
+    if (r->route)
+        return 0;
+    if (allowed[0])
+        return 405; /* the path has routes, for other methods */
+    return srv->root_fd >= 0 ? 0 : 404;
 }

@@ -36,6 +36,8 @@ static void set_defaults(cio_http_opts *o)
         o->body_timeout = CIO_SEC(30);
     if (!o->write_timeout)
         o->write_timeout = CIO_SEC(30);
+    if (!o->handler_timeout)
+        o->handler_timeout = CIO_SEC(60);
     /* keepalive_timeout 0 means "no keep-alive": the caller sets 75 s */
 }
 
@@ -185,77 +187,6 @@ int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t
         }
     }
     return 0;
-}
-
-/* ---- dispatch ------------------------------------------------------------------------- */
-
-/* Splits the target into path and query; accepts origin-form ("/p?q") and
- * absolute-form ("http://host/p?q"). False if neither. */
-static bool split_target(cio_http_req *r)
-{
-    cio_str t = cio_http_target(r);
-    size_t i = 0; /* index of the path's first byte */
-    size_t skip = 0;
-    if (t.n && t.p[0] != '/') { /* origin-form is the common case */
-        if (t.n >= 7 && strncasecmp(t.p, "http://", 7) == 0)
-            skip = 7;
-        else if (t.n >= 8 && strncasecmp(t.p, "https://", 8) == 0)
-            skip = 8;
-    }
-    if (skip) {
-        i = skip;
-        while (i < t.n && t.p[i] != '/')
-            i++; /* "http://host": the path is "/" */
-    }
-    if (i < t.n && t.p[i] != '/')
-        return false;
-    size_t q = i;
-    while (q < t.n && t.p[q] != '?')
-        q++;
-    r->path = q == i ? (cio_str){"/", 1} : (cio_str){t.p + i, q - i};
-    r->query = q < t.n ? (cio_str){t.p + q + 1, t.n - q - 1} : (cio_str){"", 0};
-    return true;
-}
-
-void http_handle_request(cio_http_req *r)
-{
-    cio_http_conn *c = r->conn;
-    cio_http_server *srv = c->srv;
-    r->head_only = r->method == HTTP_HEAD;
-    int rc;
-    cio_str target = cio_http_target(r);
-    if (target.n == 1 && target.p[0] == '*') {
-        if (r->method == HTTP_OPTIONS) {
-            cio_http_add_header(r, "Allow", srv->allow_all);
-            rc = cio_http_respond(r, 204, NULL, NULL, 0);
-        } else {
-            rc = http_respond_status(r, 400);
-        }
-    } else if (!split_target(r)) {
-        rc = http_respond_status(r, 400);
-    } else {
-        char allowed[128];
-        const http_route *rt = http_route_match(srv, r, allowed, sizeof(allowed));
-        if (rt) {
-            rc = rt->fn(r, rt->ud);
-        } else if (allowed[0]) {
-            cio_http_add_header(r, "Allow", allowed);
-            rc = http_respond_status(r, 405);
-        } else if (srv->root_fd >= 0) {
-            rc = cio_http_serve_static(r);
-        } else {
-            rc = http_respond_status(r, 404);
-        }
-    }
-    if (rc < 0) {
-        if (r->resp_state == RESP_NONE) {
-            c->close_after = true;
-            http_respond_status(r, rc == -ENOMEM ? 503 : 500);
-        } else if (r->resp_state == RESP_STREAMING) {
-            c->close_after = true; /* cut short: the peer sees the close */
-            r->resp_state = RESP_DONE;
-        }
-    }
 }
 
 /* ---- shutdown ------------------------------------------------------------------------- */

@@ -1,9 +1,10 @@
 /*
  * http_static.c - files from the document root.
  *
- * Safety comes in layers: the path is percent-decoded first (a decoded NUL
- * is refused), backslashes are refused, dot segments are removed (a path
- * that would climb above the root is refused), and the file is opened with
+ * Safety comes in layers: the path is the router's, percent-decoded (a
+ * decoded NUL is refused) with dot segments removed (a path that would climb
+ * above the root is refused); backslashes are refused, dotfiles are not
+ * served unless configured (".well-known" is), and the file is opened with
  * openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) relative to the root, so
  * even a symlink inside the root cannot lead outside it. Files are opened,
  * stat'ed and read through the ring and streamed in slices, never loaded
@@ -46,10 +47,11 @@ static void close_fd(void *arg)
 }
 
 /* Opens rel beneath the root; the request's arena closes it. Returns the fd
- * or -errno. */
+ * or -errno. O_NONBLOCK: a FIFO (or a device) under the root must not block
+ * the open; what is neither a file nor a directory is refused after statx. */
 static int open_beneath(cio_http_req *r, const char *rel)
 {
-    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
     int fd = cio_openat2(r->conn->srv->root_fd, rel, &how, CIO_NEVER);
     if (fd >= 0 && cio_arena_defer(cio_http_arena(r), close_fd, (void *)(intptr_t)fd) < 0) {
@@ -129,14 +131,54 @@ static int parse_range(cio_str h, uint64_t size, uint64_t *from, uint64_t *to)
     return 1;
 }
 
+/* "/dir" -> 301 to "/dir/": the normalised path, percent-encoded again
+ * where a byte is not safe in a header or a URI path, and the query. */
 static int redirect_slash(cio_http_req *r)
 {
+    static const char hex[] = "0123456789ABCDEF";
     cio_str path = cio_http_path(r), query = cio_http_query(r);
-    char *loc = cio_arena_printf(cio_http_arena(r), "%.*s/%s%.*s", (int)path.n, path.p,
-                                 query.n ? "?" : "", (int)query.n, query.p);
-    if (!loc || cio_http_add_header(r, "Location", loc) < 0)
+    char *loc = cio_arena_alloc(cio_http_arena(r), 3 * path.n + query.n + 3);
+    if (!loc)
+        return http_respond_status(r, 500);
+    size_t o = 0;
+    for (size_t i = 0; i < path.n; i++) {
+        unsigned char ch = (unsigned char)path.p[i];
+        if (ch <= 0x20 || ch >= 0x7f || strchr("\"#%<>?[\\]^`{|}", ch)) {
+            loc[o++] = '%';
+            loc[o++] = hex[ch >> 4];
+            loc[o++] = hex[ch & 15];
+        } else {
+            loc[o++] = (char)ch;
+        }
+    }
+    loc[o++] = '/';
+    if (query.n) {
+        loc[o++] = '?';
+        memcpy(loc + o, query.p, query.n);
+        o += query.n;
+    }
+    loc[o] = 0;
+    if (cio_http_add_header(r, "Location", loc) < 0)
         return http_respond_status(r, 500);
     return http_respond_status(r, 301);
+}
+
+/* A segment starting with '.' (".env", ".git/config") other than
+ * ".well-known" (RFC 8615), which is served. */
+static bool hidden_path(const char *path, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (path[i] != '/' || path[i + 1] != '.')
+            continue;
+        const char *seg = path + i + 1;
+        size_t len = n - i - 1;
+        const char *slash = memchr(seg, '/', len);
+        if (slash)
+            len = (size_t)(slash - seg);
+        if (!(len == 11 && memcmp(seg, ".well-known", 11) == 0))
+            return true;
+    }
+    return false;
 }
 
 int cio_http_serve_static(cio_http_req *r)
@@ -149,17 +191,18 @@ int cio_http_serve_static(cio_http_req *r)
         cio_http_add_header(r, "Allow", "GET, HEAD");
         return http_respond_status(r, 405);
     }
-    /* Decode, refuse what the kernel would see differently, normalize. */
-    cio_str raw = cio_http_path(r);
-    char *path = cio_arena_alloc(cio_http_arena(r), raw.n + sizeof("index.html") + 1);
+    /* The path is decoded and normalised already (the router's); refuse a
+     * backslash, which no file name under a web root should need. */
+    cio_str norm = cio_http_path(r);
+    if (norm.n == 0 || norm.p[0] != '/' || memchr(norm.p, '\\', norm.n))
+        return http_respond_status(r, 400);
+    if (!srv->o.serve_dotfiles && hidden_path(norm.p, norm.n))
+        return http_respond_status(r, 404);
+    char *path = cio_arena_alloc(cio_http_arena(r), norm.n + sizeof("index.html") + 1);
     if (!path)
         return http_respond_status(r, 500);
-    ssize_t n = cio_http_percent_decode(path, raw.p, raw.n);
-    if (n <= 0 || memchr(path, '\\', (size_t)n))
-        return http_respond_status(r, 400);
-    n = cio_http_normalize_path(path, (size_t)n);
-    if (n < 0)
-        return http_respond_status(r, 400);
+    memcpy(path, norm.p, norm.n);
+    ssize_t n = (ssize_t)norm.n;
     path[n] = 0;
     const char *rel = n > 1 ? path + 1 : ".";
 

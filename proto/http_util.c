@@ -163,7 +163,9 @@ ssize_t cio_http_normalize_path(char *path, size_t len)
         size_t n = j - i - 1;
         const char *seg = path + i + 1;
         bool last = j >= len;
-        if (n == 1 && seg[0] == '.') {
+        if (n == 0 && !last) {
+            /* an empty segment: repeated slashes merge into one */
+        } else if (n == 1 && seg[0] == '.') {
             if (last)
                 path[o++] = '/'; /* "/a/." -> "/a/" */
         } else if (n == 2 && seg[0] == '.' && seg[1] == '.') {

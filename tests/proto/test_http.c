@@ -103,6 +103,35 @@ static int h_query(cio_http_req *req, void *ud)
     return cio_http_respond(req, 200, "text/plain", v.p ? v.p : "none", v.p ? v.n : 4);
 }
 
+/* Waits for something that never comes; records how the wait ended. */
+static intptr_t wait_result = 1;
+static int h_wait(cio_http_req *req, void *ud)
+{
+    (void)req, (void)ud;
+    cio_event never;
+    cio_event_init(&never);
+    wait_result = cio_event_wait(&never, CIO_NEVER);
+    return (int)wait_result;
+}
+
+/* Starts a response, then takes longer than the handler deadline. */
+static int h_late_stream(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    int rc = cio_http_start(req, 200, "text/plain", -1);
+    rc = rc ? rc : cio_http_write(req, "first ", 6);
+    rc = rc ? rc : cio_sleep(CIO_MS(150));
+    rc = rc ? rc : cio_http_write(req, "second", 6);
+    return rc ? rc : cio_http_end(req);
+}
+
+static int h_path(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    cio_str p = cio_http_path(req);
+    return cio_http_respond(req, 200, "text/plain", p.p, p.n);
+}
+
 static void add_routes(void)
 {
     ck_assert_int_eq(cio_http_route(srv, "GET", "/plaintext", h_plain, NULL), 0);
@@ -117,6 +146,9 @@ static void add_routes(void)
     ck_assert_int_eq(cio_http_route(srv, "GET", "/query", h_query, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "POST", "/trailer", h_trailer, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/", h_plain, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/wait", h_wait, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/late", h_late_stream, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/path/:rest", h_path, NULL), 0);
 }
 
 typedef struct conn_run {
@@ -737,6 +769,281 @@ START_TEST(slow_handler_does_not_block_other_connections)
 }
 END_TEST
 
+
+/* ---- strict framing (issue 6) ------------------------------------------------------------ */
+
+/* Regression: llhttp was built lenient, so a bare CR ended the head and
+ * swallowed the next byte: this was served as two requests (smuggling). */
+START_TEST(bare_cr_does_not_smuggle_a_second_request)
+{
+    exchange x = {.input = "GET /plaintext HTTP/1.1\r\nHost: a\r\n\rZGET /users/5 HTTP/1.1\r\n"
+                           "Host: a\r\n\r\n",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+    ck_assert_int_eq(count(x.out, "HTTP/1.1 "), 1);
+    ck_assert_ptr_null(strstr(x.out, "user 5"));
+}
+END_TEST
+
+START_TEST(bare_cr_before_content_length_is_400)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: a\r\nX-A: b\rContent-Length: 5\r\n\r\nhello",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(bare_lf_line_ends_are_400)
+{
+    exchange x = {.input = "GET /plaintext HTTP/1.1\nHost: a\n\n", .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+/* Regression: llhttp 8.1 accepts an empty field name even in strict mode. */
+START_TEST(empty_field_name_is_400)
+{
+    exchange x = {.input = "GET /plaintext HTTP/1.1\r\n: Bar\r\nHost: a\r\n\r\n", .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(empty_trailer_name_is_400)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "1\r\nx\r\n0\r\n: v\r\n\r\n",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(whitespace_before_colon_is_400)
+{
+    exchange x = {.input = "GET /plaintext HTTP/1.1\r\nHost: a\r\nX-Any : b\r\n\r\n",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(space_inside_field_name_is_400)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer- Encoding: chunked\r\n\r\n"
+                           "0\r\n\r\n",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(control_bytes_in_target_are_400)
+{
+    exchange x = {.input = "GET /plain\ttext HTTP/1.1\r\nHost: a\r\n\r\n", .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+    exchange y = {.input = "GET /plain\x01text HTTP/1.1\r\nHost: a\r\n\r\n", .wait = CIO_MS(500)};
+    expect_status_and_close(&y, "HTTP/1.1 400 ");
+}
+END_TEST
+
+/* Regression: Content-Length plus an empty Transfer-Encoding was answered
+ * 200 on a kept-alive connection (RFC 9112 6.1: faulty framing). */
+START_TEST(content_length_with_empty_transfer_encoding_is_400)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n"
+                           "Transfer-Encoding:\r\n\r\n0123456789" GET("/users/1"),
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+    ck_assert_ptr_null(strstr(x.out, "user 1"));
+}
+END_TEST
+
+START_TEST(transfer_encoding_in_http10_is_400)
+{
+    exchange x = {.input = "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "5\r\nhello\r\n0\r\n\r\n",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(unknown_method_is_501)
+{
+    exchange x = {.input = "QUERY /plaintext HTTP/1.1\r\nHost: a\r\n\r\n", .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 501 ");
+}
+END_TEST
+
+START_TEST(http09_is_refused)
+{
+    exchange x = {.input = "GET /plaintext\r\n\r\n", .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 505 ");
+}
+END_TEST
+
+/* ---- bounded input while a body streams ------------------------------------------------ */
+
+/* Regression (the class of CVE-2024-22019): a chunk extension was kept
+ * until the message ended, however long. */
+START_TEST(long_chunk_extension_is_400)
+{
+    static char in[200 * 1024];
+    int n = snprintf(in, sizeof(in), "POST /echo HTTP/1.1\r\nHost: t\r\n"
+                                     "Transfer-Encoding: chunked\r\n\r\n1;x=");
+    memset(in + n, 'a', sizeof(in) - (size_t)n - 1);
+    exchange x = {.input = in, .chunk = 16384, .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(leading_zeros_in_chunk_size_are_bounded)
+{
+    static char in[64 * 1024];
+    int n = snprintf(in, sizeof(in), "POST /echo HTTP/1.1\r\nHost: t\r\n"
+                                     "Transfer-Encoding: chunked\r\n\r\n");
+    memset(in + n, '0', 20000);
+    strcpy(in + n + 20000, "1\r\na\r\n0\r\n\r\n");
+    exchange x = {.input = in, .chunk = 4096, .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+}
+END_TEST
+
+/* The bound is per chunk header: many chunks with extensions whose total is
+ * far above the bound are fine. */
+START_TEST(many_chunks_with_extensions_are_fine)
+{
+    static char in[256 * 1024], want[2048];
+    int n = snprintf(in, sizeof(in), "POST /echo HTTP/1.1\r\nHost: t\r\n"
+                                     "Transfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 1000; i++)
+        n += snprintf(in + n, sizeof(in) - (size_t)n, "1;name=%0100d\r\n%c\r\n", i, 'a' + i % 26);
+    snprintf(in + n, sizeof(in) - (size_t)n, "0\r\n\r\n");
+    for (int i = 0; i < 1000; i++)
+        want[i] = (char)('a' + i % 26);
+    exchange x = {.input = in, .chunk = 1000, .eof = true, .wait = CIO_SEC(2)};
+    run(&x);
+    ck_assert_msg(strncmp(x.out, "HTTP/1.1 200 ", 13) == 0, "got %.60s", x.out);
+    ck_assert_ptr_nonnull(strstr(x.out, "Content-Length: 1000\r\n"));
+    ck_assert(x.out_len >= 1000 && memcmp(x.out + x.out_len - 1000, want, 1000) == 0);
+}
+END_TEST
+
+/* ---- handlers that stop when nobody waits ----------------------------------------------- */
+
+START_TEST(handler_deadline_answers_503)
+{
+    exchange x = {.input = GET("/wait"),
+                  .opts = {.handler_timeout = CIO_MS(50)},
+                  .wait = CIO_SEC(4)};
+    expect_status_and_close(&x, "HTTP/1.1 503 ");
+    ck_assert_int_eq(count(x.out, "HTTP/1.1 "), 1);
+}
+END_TEST
+
+/* The deadline ends where the response starts: a long stream goes on. */
+START_TEST(handler_deadline_stops_at_the_response)
+{
+    exchange x = {.input = GET("/late"),
+                  .opts = {.handler_timeout = CIO_MS(50)},
+                  .wait = CIO_MS(400)};
+    run(&x);
+    ck_assert_msg(strncmp(x.out, "HTTP/1.1 200 ", 13) == 0, "got %.60s", x.out);
+    ck_assert_ptr_nonnull(strstr(x.out, "first \r\n6\r\nsecond\r\n0\r\n\r\n"));
+}
+END_TEST
+
+static intptr_t client_gone_main(void *arg)
+{
+    exchange *x = arg;
+    wait_result = 1;
+    run(x);
+    return wait_result;
+}
+
+/* Regression: a request whose client had gone went on (its handler waited,
+ * a pool job ran) until it finished on its own. */
+START_TEST(client_end_of_stream_cancels_the_handler)
+{
+    exchange x = {.input = GET("/wait"), .eof = true, .wait = CIO_SEC(2)};
+    cio_loop *l;
+    ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
+    ck_assert_int_eq(cio_run(l, client_gone_main, &x), -ECANCELED);
+    cio_loop_destroy(l);
+    ck_assert(x.closed);
+    ck_assert_int_eq(x.out_len, 0); /* nobody to answer */
+}
+END_TEST
+
+/* ---- one path for routes and files ------------------------------------------------------ */
+
+START_TEST(routes_match_the_decoded_normalised_path)
+{
+    exchange x = {.input = GET("/%70laintext") GET("//plaintext") GET("/users/../plaintext")
+                      GET("/users//7") GET("/./users/%38"),
+                  .eof = true};
+    run(&x);
+    ck_assert_int_eq(count(x.out, "Hello, World!"), 3);
+    ck_assert_ptr_nonnull(strstr(x.out, "user 7"));
+    ck_assert_ptr_nonnull(strstr(x.out, "user 8"));
+    ck_assert_int_eq(count(x.out, "HTTP/1.1 200 "), 5);
+}
+END_TEST
+
+START_TEST(path_parameters_are_decoded)
+{
+    exchange x = {.input = GET("/users/%C3%A9t%C3%A9") GET("/path/a%20b"), .eof = true};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "user \xC3\xA9t\xC3\xA9"));
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\n\r\n/path/a b"));
+}
+END_TEST
+
+START_TEST(malformed_escape_or_climbing_path_is_400)
+{
+    exchange x = {.input = GET("/%zzplaintext"), .eof = true};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 400 ", 13) == 0);
+    exchange y = {.input = GET("/../plaintext"), .eof = true};
+    run(&y);
+    ck_assert(strncmp(y.out, "HTTP/1.1 400 ", 13) == 0);
+    exchange z = {.input = GET("/a%00b"), .eof = true};
+    run(&z);
+    ck_assert(strncmp(z.out, "HTTP/1.1 400 ", 13) == 0);
+}
+END_TEST
+
+/* Regression: 100 Continue was sent before routing, so the client sent a
+ * body only to be told 404 or 405. */
+START_TEST(expect_to_an_unknown_path_gets_404_without_continue)
+{
+    exchange x = {.input = "POST /nowhere HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                           "Expect: 100-continue\r\n\r\n",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 404 ");
+    ck_assert_ptr_null(strstr(x.out, "100 Continue"));
+}
+END_TEST
+
+START_TEST(expect_with_a_wrong_method_gets_405_without_continue)
+{
+    exchange x = {.input = "PUT /plaintext HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                           "Expect: 100-continue\r\n\r\n",
+                  .wait = CIO_MS(500)};
+    expect_status_and_close(&x, "HTTP/1.1 405 ");
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\nAllow: GET, HEAD\r\n"));
+    ck_assert_ptr_null(strstr(x.out, "100 Continue"));
+}
+END_TEST
+
+START_TEST(expect_then_body_is_answered)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                           "Expect: 100-continue\r\n\r\nhello",
+                  .chunk = 73, /* the head alone, then the body */
+                  .eof = true};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ", 38) == 0);
+    ck_assert(strcmp(x.out + x.out_len - 5, "hello") == 0);
+}
+END_TEST
+
 /* ---- helpers
  * --------------------------------------------------------------------------------------------- */
 
@@ -778,6 +1085,10 @@ START_TEST(normalize_path)
     norm_case("/a/../../etc/passwd", NULL);
     norm_case("/./../x", NULL);
     norm_case("relative", NULL);
+    norm_case("//a///b", "/a/b");
+    norm_case("/a//", "/a/");
+    norm_case("//", "/");
+    norm_case("/a/.//../b", "/b");
 }
 END_TEST
 
@@ -1063,6 +1374,30 @@ static Suite *http_suite(void)
     T_CASE(s, no_request_is_handled_after_a_close, 5);
     T_CASE(s, no_handler_runs_after_a_408, 5);
     T_CASE(s, write_timeout_measures_progress, 5);
+    T_CASE(s, bare_cr_does_not_smuggle_a_second_request, 10);
+    T_CASE(s, bare_cr_before_content_length_is_400, 10);
+    T_CASE(s, bare_lf_line_ends_are_400, 10);
+    T_CASE(s, empty_field_name_is_400, 10);
+    T_CASE(s, empty_trailer_name_is_400, 10);
+    T_CASE(s, whitespace_before_colon_is_400, 10);
+    T_CASE(s, space_inside_field_name_is_400, 10);
+    T_CASE(s, control_bytes_in_target_are_400, 10);
+    T_CASE(s, content_length_with_empty_transfer_encoding_is_400, 10);
+    T_CASE(s, transfer_encoding_in_http10_is_400, 10);
+    T_CASE(s, unknown_method_is_501, 10);
+    T_CASE(s, http09_is_refused, 10);
+    T_CASE(s, long_chunk_extension_is_400, 10);
+    T_CASE(s, leading_zeros_in_chunk_size_are_bounded, 10);
+    T_CASE(s, many_chunks_with_extensions_are_fine, 10);
+    T_CASE(s, handler_deadline_answers_503, 10);
+    T_CASE(s, handler_deadline_stops_at_the_response, 10);
+    T_CASE(s, client_end_of_stream_cancels_the_handler, 10);
+    T_CASE(s, routes_match_the_decoded_normalised_path, 5);
+    T_CASE(s, path_parameters_are_decoded, 5);
+    T_CASE(s, malformed_escape_or_climbing_path_is_400, 5);
+    T_CASE(s, expect_to_an_unknown_path_gets_404_without_continue, 10);
+    T_CASE(s, expect_with_a_wrong_method_gets_405_without_continue, 10);
+    T_CASE(s, expect_then_body_is_answered, 5);
     T_CASE(s, percent_decode, 5);
     T_CASE(s, normalize_path, 5);
     T_CASE(s, dates_format_and_parse, 5);
