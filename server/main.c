@@ -82,7 +82,10 @@ static intptr_t serve(void *arg)
         [CIO_CONFIG_POOL_IDLE] = CIO_POOL_PRIO_IDLE,
         [CIO_CONFIG_POOL_NORMAL] = CIO_POOL_PRIO_NORMAL,
     };
-    cio_pool_opts po = {.threads = cfg->pool_threads, .priority = prio[cfg->pool_priority]};
+    cio_pool_opts po = {.threads = cfg->pool_threads,
+                        .queue = cfg->pool_queue,
+                        .priority = prio[cfg->pool_priority]};
+    app.pool_wait = CIO_MS(cfg->timeouts.pool_wait_ms);
     int rc = cio_pool_create(NULL, &app.pool, &po);
     if (rc < 0) {
         cio_error("thread pool: %s", strerror(-rc));
@@ -103,7 +106,9 @@ static intptr_t serve(void *arg)
         .body_timeout = CIO_MS(cfg->timeouts.body_ms),
         .keepalive_timeout = CIO_MS(cfg->timeouts.keepalive_ms),
         .write_timeout = CIO_MS(cfg->timeouts.write_ms),
+        .handler_timeout = cfg->timeouts.handler_ms ? CIO_MS(cfg->timeouts.handler_ms) : CIO_NEVER,
         .root = cfg->root,
+        .serve_dotfiles = cfg->serve_dotfiles,
         .access_log = access,
     };
     rc = cio_http_server_create(NULL, &o, &srv);

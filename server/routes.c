@@ -6,7 +6,11 @@
 #include "server.h"
 
 #include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
+#include <stdio.h>
 #include <string.h>
 
 #define HASH_DEFAULT_ITERATIONS 100000
@@ -39,18 +43,53 @@ static int echo(cio_http_req *req, void *ud)
 typedef struct hash_job {
     const char *password;
     size_t len;
-    int iterations;
+    long iterations;
     unsigned char key[32];
 } hash_job;
 
-/* On a worker thread: touches only its job. */
+#define HASH_SLICE 1024 /* iterations between two looks at cio_job_cancelled() */
+
+/* On a worker thread: touches only its job. PBKDF2-HMAC-SHA256 (RFC 8018)
+ * of one 32-byte block, iterated here on libcrypto's HMAC rather than in
+ * one PKCS5_PBKDF2_HMAC call, so that a job whose request was abandoned
+ * (client gone, deadline passed) stops within a slice, about a millisecond. */
 static intptr_t pbkdf2_job(void *arg)
 {
+    static const unsigned char salt_block1[] = {'c', 'o', 'r', 'i', 'o', 0, 0, 0, 1};
     hash_job *j = arg;
-    if (!PKCS5_PBKDF2_HMAC(j->password, (int)j->len, (const unsigned char *)"corio", 5,
-                           j->iterations, EVP_sha256(), sizeof(j->key), j->key))
-        return -EIO;
-    return 0;
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    unsigned char u[32], t[32];
+    size_t n;
+    intptr_t rc = -EIO;
+    /* U1 = HMAC(password, salt || INT(1)); T = U1 ^ U2 ^ ... with Ui = HMAC(password, Ui-1).
+     * EVP_MAC_init without a key restarts HMAC with the key already set. */
+    if (!ctx || !EVP_MAC_init(ctx, (const unsigned char *)j->password, j->len, params) ||
+        !EVP_MAC_update(ctx, salt_block1, sizeof(salt_block1)) ||
+        !EVP_MAC_final(ctx, u, &n, sizeof(u)))
+        goto out;
+    memcpy(t, u, sizeof(t));
+    for (long i = 1; i < j->iterations; i++) {
+        if (i % HASH_SLICE == 0 && cio_job_cancelled()) {
+            rc = -ECANCELED;
+            goto out;
+        }
+        if (!EVP_MAC_init(ctx, NULL, 0, NULL) || !EVP_MAC_update(ctx, u, sizeof(u)) ||
+            !EVP_MAC_final(ctx, u, &n, sizeof(u)))
+            goto out;
+        for (size_t k = 0; k < sizeof(t); k++)
+            t[k] ^= u[k];
+    }
+    memcpy(j->key, t, sizeof(t));
+    rc = 0;
+out:
+    OPENSSL_cleanse(u, sizeof(u));
+    OPENSSL_cleanse(t, sizeof(t));
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return rc;
 }
 
 /* A decimal in [1, max], or -1. */
@@ -77,12 +116,27 @@ static int hash(cio_http_req *req, void *ud)
         return cio_http_respond(req, 400, "text/plain", msg, sizeof(msg) - 1);
     }
     cio_str body = cio_http_body(req);
-    /* The job lives on this coroutine's stack: cio_pool_run returns only
+    /* The job lives on this coroutine's stack: cio_job_join returns only
      * after the worker is done with it, even when cancelled. */
-    hash_job job = {.password = body.p, .len = body.n, .iterations = (int)iterations};
-    intptr_t rc = cio_pool_run(app->pool, pbkdf2_job, &job, CIO_NEVER);
+    hash_job job = {.password = body.p, .len = body.n, .iterations = iterations};
+    cio_job pj;
+    /* A full queue is waited for a bounded time, then answered 503: the
+     * connection is not held indefinitely. */
+    int rc = cio_pool_submit(app->pool, &pj, pbkdf2_job, &job, cio_after(app->pool_wait));
+    if (rc == -ETIMEDOUT) {
+        static const char msg[] = "busy: the thread pool's queue is full\n";
+        char after[24];
+        snprintf(after, sizeof(after), "%lld", (long long)((app->pool_wait + CIO_SEC(1) - 1) / CIO_SEC(1)));
+        cio_http_add_header(req, "Retry-After", app->pool_wait > CIO_SEC(1) ? after : "1");
+        return cio_http_respond(req, 503, "text/plain", msg, sizeof(msg) - 1);
+    }
     if (rc < 0)
-        return (int)rc;
+        return rc;
+    /* The handler's scope (its deadline, the client leaving) cancels the
+     * join, and with it the job. */
+    intptr_t r = cio_job_join(&pj, CIO_NEVER);
+    if (r < 0)
+        return (int)r;
     char hex[65];
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < sizeof(job.key); i++) {

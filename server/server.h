@@ -7,6 +7,7 @@
 
 typedef struct corio_app {
     cio_pool *pool;
+    cio_time pool_wait; /* for room in a full pool queue, then 503 + Retry-After */
 } corio_app;
 
 /* Registers the built-in routes (/plaintext, /json, /echo, /hash). */
