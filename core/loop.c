@@ -289,6 +289,11 @@ static int turn(cio_loop *l)
     if (l->wait_slice)
         sched_yield();
 
+    /* Read the clock before running completions: a deadline a callback sets
+     * (cio_now() + timeout) must count from now, not from before the wait. */
+    l->now = cio_clock();
+    if (!ready)
+        l->last_enter = l->now;
     unsigned n = reap(l);
     while (io_uring_cq_has_overflow(&l->ring)) {
         /* The kernel kept what did not fit (IORING_FEAT_NODROP); flush it. */
@@ -300,9 +305,8 @@ static int turn(cio_loop *l)
         cio__net_rearm(l); /* buffers went back during the reap */
     l->stats.cqes += n;
     l->stats.turns++;
-    l->now = cio_clock();
-    if (!ready)
-        l->last_enter = l->now;
+    if (n)
+        l->now = cio_clock(); /* the callbacks took time: timers and tasks see it */
     cio__timers_fire(l);
     cio__run_ready(l);
     if (!cio_list_empty(&l->writers))

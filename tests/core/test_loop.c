@@ -2,7 +2,9 @@
 #include "harness.h"
 
 #include <liburing.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 START_TEST(ring_uses_single_issuer_and_defer_taskrun)
@@ -253,6 +255,73 @@ START_TEST(busy_loop_still_reaps_completions)
 }
 END_TEST
 
+
+/* ---- the clock seen by completion callbacks ---- */
+
+static struct {
+    int fds[2];
+    cio_sock sock;
+    cio_time now_seen, clock_seen; /* in on_data */
+    int data_calls;
+} fresh;
+
+static void fresh_on_data(void *ud, const uint8_t *data, size_t len)
+{
+    (void)ud, (void)data, (void)len;
+    fresh.now_seen = cio_now();
+    fresh.clock_seen = cio_clock();
+    fresh.data_calls++;
+    fresh.sock.t.ops->close(&fresh.sock.t);
+}
+
+static void fresh_on_eof(void *ud, int err)
+{
+    (void)ud, (void)err;
+}
+
+static void fresh_on_closed(void *ud)
+{
+    (void)ud;
+}
+
+static const cio_transport_cbs fresh_cbs = {
+    .on_data = fresh_on_data, .on_eof = fresh_on_eof, .on_closed = fresh_on_closed};
+
+static void *write_later(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {.tv_nsec = 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    ck_assert_int_eq(write(fresh.fds[0], "x", 1), 1);
+    return NULL;
+}
+
+START_TEST(completion_callbacks_see_a_fresh_clock)
+{
+    /* No task, no timer (no lag monitor): the loop's one turn waits in the
+     * kernel until the other thread writes, ~300 ms later. A deadline set in
+     * on_data (cio_now() + timeout) must count from then, not from before
+     * the wait. */
+    cio_loop *l;
+    ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fresh.fds), 0);
+    cio_sock_init(&fresh.sock, l, fresh.fds[1], &fresh_cbs, NULL);
+    ck_assert_int_eq(fresh.sock.t.ops->read_start(&fresh.sock.t), 0);
+    pthread_t th;
+    cio_time t0 = cio_clock();
+    ck_assert_int_eq(pthread_create(&th, NULL, write_later, NULL), 0);
+    ck_assert_int_eq(cio_loop_run(l), 0);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(fresh.data_calls, 1);
+    ck_assert_int_ge(fresh.clock_seen - t0, CIO_MS(250)); /* the loop did wait */
+    /* The stale value would be ~300 ms behind; allow a loaded machine 50 ms. */
+    ck_assert_int_ge(fresh.now_seen, t0 + CIO_MS(250));
+    ck_assert_int_lt(fresh.clock_seen - fresh.now_seen, CIO_MS(50));
+    cio_loop_destroy(l);
+    close(fresh.fds[0]);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
     Suite *s = suite_create("loop");
@@ -266,6 +335,7 @@ static Suite *loop_suite(void)
     T_CASE(s, stop_cuts_run_cleanup_short, 5);
     T_CASE(s, busy_yielding_amortizes_turns_and_kernel_entries, 10);
     T_CASE(s, busy_loop_still_reaps_completions, 10);
+    T_CASE(s, completion_callbacks_see_a_fresh_clock, 10);
     return s;
 }
 
