@@ -152,15 +152,16 @@ int cio_loop_post(cio_loop *loop, void (*fn)(void *arg), void *arg);
 unsigned cio_loop_ring_flags(const cio_loop *loop);
 
 typedef struct cio_loop_stats {
-    uint64_t turns;         /* loop iterations */
-    uint64_t enters;        /* io_uring_enter calls made by the loop */
-    uint64_t cqes;          /* completions handled */
-    uint64_t cq_overflows;  /* times the CQ overflowed and was flushed */
-    uint64_t tasks_spawned; /* tasks created */
-    uint64_t tasks_live;    /* tasks not yet finished */
-    uint64_t stacks_mapped; /* coroutine stacks mapped (live + pooled) */
-    uint64_t ops_inflight;  /* ring operations awaiting completion */
-    uint64_t buf_shortages; /* receives that found no provided buffer (re-armed) */
+    uint64_t turns;           /* loop iterations */
+    uint64_t enters;          /* io_uring_enter calls made by the loop */
+    uint64_t cqes;            /* completions handled */
+    uint64_t cq_overflows;    /* times the CQ overflowed and was flushed */
+    uint64_t submits_refused; /* submissions the kernel refused for overload (retried) */
+    uint64_t tasks_spawned;   /* tasks created */
+    uint64_t tasks_live;      /* tasks not yet finished */
+    uint64_t stacks_mapped;   /* coroutine stacks mapped (live + pooled) */
+    uint64_t ops_inflight;    /* ring operations awaiting completion */
+    uint64_t buf_shortages;   /* receives that found no provided buffer (re-armed) */
 } cio_loop_stats;
 
 void cio_loop_get_stats(const cio_loop *loop, cio_loop_stats *out);

@@ -139,6 +139,13 @@ typedef struct cio__post {
     void *arg;
 } cio__post;
 
+/* A completion moved off the CQ to make room, waiting for its turn to run. */
+typedef struct cio__cqe {
+    uint64_t data;
+    int32_t res;
+    uint32_t flags;
+} cio__cqe;
+
 typedef struct cio__slab {
     struct cio__slab *next;
     void *base;
@@ -195,6 +202,13 @@ struct cio_loop {
     bool recv_single;     /* no multishot receive: one-shot receives instead */
     cio_list bufwait;     /* cio_sock waiting for buffers to re-arm */
 
+    /* completions taken off the CQ by a refused submission (a FIFO ring,
+     * power-of-2 capacity); the reap runs them before the CQ's */
+    cio__cqe *held;
+    uint32_t held_head, held_len, held_cap;
+    int ring_error;                /* the ring refused for good: turns fail with it */
+    struct io_uring_sqe sqe_spare; /* handed out once the ring is broken */
+
     uint64_t inflight; /* ring operations awaiting their last CQE */
     uint64_t external; /* pool jobs in flight (complete via the ring) */
     atomic_bool stop;
@@ -219,8 +233,14 @@ struct cio_loop {
 
 extern _Thread_local cio_loop *cio__tls_loop;
 
-/* An SQE, flushing the SQ to the kernel if it is full. Never NULL. */
+/* An SQE, flushing the SQ to the kernel if it is full. Never NULL, never
+ * aborts, and runs no callback: when the kernel refuses the submission for
+ * overload, the completions it must first take off the CQ are held for the
+ * reap. Safe inside completion callbacks. */
 struct io_uring_sqe *cio__sqe(cio_loop *l);
+/* Makes sure the next n (<= 2) cio__sqe() calls land in one submission, as
+ * a linked chain must. */
+void cio__sq_reserve(cio_loop *l, unsigned n);
 /* Attaches c to sqe and counts it in flight (until a CQE without F_MORE). */
 static inline void cio__sqe_set_comp(cio_loop *l, struct io_uring_sqe *sqe, cio_completion *c)
 {

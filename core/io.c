@@ -195,6 +195,7 @@ static int shielded_close(int fd)
 {
     /* Pending operations hold a reference to the file: cancel them first.
      * A hard link keeps the close even when there was nothing to cancel. */
+    cio__sq_reserve(cio__tls_loop, 2);
     struct io_uring_sqe *c = cio__sqe(cio__tls_loop);
     io_uring_prep_cancel_fd(c, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data(c, NULL);

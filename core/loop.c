@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef CIO_HAVE_VALGRIND
@@ -28,24 +29,124 @@
 
 /* ---- submission ------------------------------------------------------------- */
 
+/* Errors with which the kernel refuses a submission for a while: its CQ is
+ * backed up (-EBUSY, early IORING_FEAT_NODROP kernels) or it is short of
+ * memory (-EAGAIN). */
+static bool refusal_is_overload(int rc)
+{
+    return rc == -EBUSY || rc == -EAGAIN || rc == -ENOMEM || rc == -EINTR;
+}
+
+static int held_grow(cio_loop *l)
+{
+    uint32_t cap = l->held_cap ? l->held_cap * 2 : 64;
+    cio__cqe *h = malloc(cap * sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < l->held_len; i++) /* unwrap the ring */
+        h[i] = l->held[(l->held_head + i) & (l->held_cap - 1)];
+    free(l->held);
+    l->held = h;
+    l->held_head = 0;
+    l->held_cap = cap;
+    return 0;
+}
+
+/* Takes one CQE off the ring, advancing the head at once: a reap nested in a
+ * callback (through cio__sqe) then starts after it. */
+static bool cq_take(cio_loop *l, cio__cqe *out)
+{
+    unsigned head;
+    struct io_uring_cqe *cqe;
+    io_uring_for_each_cqe(&l->ring, head, cqe)
+    {
+        *out = (cio__cqe){.data = cqe->user_data, .res = cqe->res, .flags = cqe->flags};
+        io_uring_cqe_seen(&l->ring, cqe);
+        return true;
+    }
+    return false;
+}
+
+/* Moves every CQE on the ring to the held queue, without running it (the
+ * caller of cio__sqe is halfway through preparing an operation). */
+static unsigned cq_hold(cio_loop *l)
+{
+    unsigned n = 0;
+    while (io_uring_cq_ready(&l->ring)) {
+        if (l->held_len == l->held_cap && held_grow(l) < 0)
+            break;
+        cq_take(l, &l->held[(l->held_head + l->held_len) & (l->held_cap - 1)]);
+        l->held_len++;
+        n++;
+    }
+    return n;
+}
+
+static void backoff(unsigned idle)
+{
+    if (idle < 16) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = {.tv_nsec = idle < 64 ? 100000 : 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Hands the queued SQEs to the kernel; returns once it took some, or once
+ * the ring is known to be broken (l->ring_error, reported by the next turn).
+ * A refusal for overload is waited out, never given up on: completions are
+ * moved off the CQ into the held queue (they run in the next reap, in
+ * order), the kernel's overflow list is flushed into the freed CQ, and the
+ * submission is tried again; when nothing could be freed, it backs off. */
+static void sq_flush(cio_loop *l)
+{
+    unsigned idle = 0;
+    while (!l->ring_error && io_uring_sq_ready(&l->ring)) {
+        int rc = io_uring_submit(&l->ring);
+        l->stats.enters++;
+        if (rc > 0)
+            return;
+        if (rc < 0 && !refusal_is_overload(rc)) {
+            /* Not overload: a call from a thread that does not own the loop
+             * (-EEXIST), completions lost (-EBADR). Stop the loop. */
+            fprintf(stderr, "corio: io_uring submission failed: %s\n", strerror(-rc));
+            l->ring_error = rc;
+            return;
+        }
+        l->stats.submits_refused++;
+        unsigned moved = cq_hold(l);
+        if (io_uring_cq_has_overflow(&l->ring) || moved == 0) {
+            (void)io_uring_get_events(&l->ring); /* flush the overflow, run task work */
+            l->stats.enters++;
+            moved += cq_hold(l);
+        }
+        if (moved)
+            idle = 0;
+        else
+            backoff(++idle);
+    }
+}
+
 struct io_uring_sqe *cio__sqe(cio_loop *l)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
-    for (int tries = 0; !sqe && tries < 64; tries++) {
-        /* SQ full: hand what is queued to the kernel now. */
-        int rc = io_uring_submit(&l->ring);
-        l->stats.enters++;
-        if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR)
-            break;
-        if (rc <= 0)
-            (void)io_uring_get_events(&l->ring);
-        sqe = io_uring_get_sqe(&l->ring);
-    }
-    if (!sqe) {
-        fprintf(stderr, "corio: io_uring submission queue stuck full\n");
-        abort();
+    if (cio__likely(sqe != NULL))
+        return sqe;
+    sq_flush(l);
+    sqe = io_uring_get_sqe(&l->ring);
+    if (cio__unlikely(!sqe)) {
+        /* The ring is broken: the caller still gets an SQE to fill, which
+         * is never submitted; the loop stops with l->ring_error. */
+        memset(&l->sqe_spare, 0, sizeof(l->sqe_spare));
+        sqe = &l->sqe_spare;
     }
     return sqe;
+}
+
+void cio__sq_reserve(cio_loop *l, unsigned n)
+{
+    while (!l->ring_error && io_uring_sq_space_left(&l->ring) < n)
+        sq_flush(l);
 }
 
 void cio__cancel_op(cio_loop *l, cio_completion *c)
@@ -174,6 +275,8 @@ int cio_loop_create(cio_loop **out, const cio_loop_opts *opts)
         o = *opts;
     if (!o.sq_entries)
         o.sq_entries = 1024;
+    if (o.sq_entries < 2)
+        o.sq_entries = 2; /* a linked pair must fit in one submission */
     if (!o.cq_entries)
         o.cq_entries = o.sq_entries * 16;
 
@@ -235,21 +338,32 @@ int cio_loop_create(cio_loop **out, const cio_loop_opts *opts)
 
 /* ---- the turn ---------------------------------------------------------------------- */
 
+/* The next completion to run: held ones first (they came off the CQ
+ * earlier), then the ring's. */
+static bool next_cqe(cio_loop *l, cio__cqe *out)
+{
+    if (l->held_len) {
+        *out = l->held[l->held_head];
+        l->held_head = (l->held_head + 1) & (l->held_cap - 1);
+        l->held_len--;
+        return true;
+    }
+    return cq_take(l, out);
+}
+
 static unsigned reap(cio_loop *l)
 {
-    unsigned head, n = 0;
-    struct io_uring_cqe *cqe;
-    io_uring_for_each_cqe(&l->ring, head, cqe)
-    {
+    unsigned n = 0;
+    cio__cqe e;
+    while (next_cqe(l, &e)) {
         n++;
-        cio_completion *c = io_uring_cqe_get_data(cqe);
+        cio_completion *c = (cio_completion *)(uintptr_t)e.data;
         if (!c)
             continue; /* a cancel request's own completion */
-        if (!(cqe->flags & IORING_CQE_F_MORE))
+        if (!(e.flags & IORING_CQE_F_MORE))
             l->inflight--;
-        c->fn(c, cqe->res, cqe->flags);
+        c->fn(c, e.res, e.flags);
     }
-    io_uring_cq_advance(&l->ring, n);
     if (l->br_returned)
         cio__bufring_publish(l);
     return n;
@@ -257,9 +371,13 @@ static unsigned reap(cio_loop *l)
 
 static int turn(cio_loop *l)
 {
+    if (l->ring_error)
+        return l->ring_error;
     int rc = 0;
-    bool ready = l->ready_head != NULL;
-    if (ready) {
+    /* Completions held back by a refused submission count as work ready to
+     * run: waiting for a new one first could wait forever. */
+    bool busy = l->ready_head != NULL || l->held_len;
+    if (busy) {
         if (io_uring_sq_ready(&l->ring) || l->now - l->last_enter >= ENTER_INTERVAL) {
             rc = io_uring_submit_and_get_events(&l->ring);
             l->stats.enters++;
@@ -284,11 +402,16 @@ static int turn(cio_loop *l)
             }
         }
     }
-    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
-        return rc;
+    if (rc < 0 && rc != -ETIME && !refusal_is_overload(rc))
+        return rc; /* overload is reaped away below; the next turn submits */
     if (l->wait_slice)
         sched_yield();
 
+    /* Read the clock before running completions: a deadline a callback sets
+     * (cio_now() + timeout) must count from now, not from before the wait. */
+    l->now = cio_clock();
+    if (!busy)
+        l->last_enter = l->now;
     unsigned n = reap(l);
     while (io_uring_cq_has_overflow(&l->ring)) {
         /* The kernel kept what did not fit (IORING_FEAT_NODROP); flush it. */
@@ -300,9 +423,8 @@ static int turn(cio_loop *l)
         cio__net_rearm(l); /* buffers went back during the reap */
     l->stats.cqes += n;
     l->stats.turns++;
-    l->now = cio_clock();
-    if (!ready)
-        l->last_enter = l->now;
+    if (n)
+        l->now = cio_clock(); /* the callbacks took time: timers and tasks see it */
     cio__timers_fire(l);
     cio__run_ready(l);
     if (!cio_list_empty(&l->writers))
@@ -419,6 +541,7 @@ void cio_loop_destroy(cio_loop *l)
     cio__stacks_fini(l);
     cio__tasks_fini(l);
     free(l->heap);
+    free(l->held);
     if (cio__tls_loop == l)
         cio__tls_loop = NULL;
     free(l);

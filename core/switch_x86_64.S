@@ -15,6 +15,14 @@
  * Frame (growing down): ret, rbp, rbx, r12, r13, r14, r15, [mxcsr|fpcw].
  * coro.c builds the same frame for a fresh coroutine, with 'ret' pointing
  * at cio__coro_start, r12 = task and r13 = entry function.
+ *
+ * CET: both entry points start with endbr64, so this file is compatible
+ * with indirect branch tracking (IBT) and its GNU property note says so.
+ * It must NOT claim shadow stacks (SHSTK): a shadow stack follows the
+ * thread, not rsp, so after switching to another coroutine's stack the
+ * 'ret' below would not match the shadow stack's return address and fault.
+ * The linker ANDs the notes of all objects, so a binary linking this switch
+ * never asks for shadow stacks, whatever -fcf-protection gave the C code.
  */
     .text
     .globl  cio__switch
@@ -23,6 +31,7 @@
     .p2align 4
 cio__switch:
     .cfi_startproc
+    endbr64
     pushq   %rbp
     pushq   %rbx
     pushq   %r12
@@ -56,6 +65,7 @@ cio__switch:
 cio__coro_start:
     .cfi_startproc
     .cfi_undefined rip
+    endbr64
     xorl    %ebp, %ebp
     movq    %r12, %rdi
     callq   *%r13
@@ -64,3 +74,15 @@ cio__coro_start:
     .size   cio__coro_start, .-cio__coro_start
 
     .section .note.GNU-stack,"",@progbits
+
+/* GNU property note: x86 feature IBT, and not SHSTK (see the top). */
+    .section .note.gnu.property,"a",@note
+    .p2align 3
+    .long   4               /* name size: "GNU" and its NUL */
+    .long   16              /* descriptor size */
+    .long   5               /* NT_GNU_PROPERTY_TYPE_0 */
+    .asciz  "GNU"
+    .long   0xc0000002      /* GNU_PROPERTY_X86_FEATURE_1_AND */
+    .long   4               /* its data size */
+    .long   1               /* GNU_PROPERTY_X86_FEATURE_1_IBT; SHSTK (2) left out */
+    .p2align 3

@@ -1,8 +1,20 @@
 /* The loop: ring setup and fallbacks, CQ overflow, run/stop semantics. */
 #include "harness.h"
 
+#include "cio_internal.h" /* the ring, for the refusing-kernel emulation */
+
+#include <fcntl.h>
 #include <liburing.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 START_TEST(ring_uses_single_issuer_and_defer_taskrun)
@@ -253,6 +265,274 @@ START_TEST(busy_loop_still_reaps_completions)
 }
 END_TEST
 
+/* ---- the clock seen by completion callbacks ---- */
+
+static struct {
+    int fds[2];
+    cio_sock sock;
+    cio_time now_seen, clock_seen; /* in on_data */
+    int data_calls;
+} fresh;
+
+static void fresh_on_data(void *ud, const uint8_t *data, size_t len)
+{
+    (void)ud, (void)data, (void)len;
+    fresh.now_seen = cio_now();
+    fresh.clock_seen = cio_clock();
+    fresh.data_calls++;
+    fresh.sock.t.ops->close(&fresh.sock.t);
+}
+
+static void fresh_on_eof(void *ud, int err)
+{
+    (void)ud, (void)err;
+}
+
+static void fresh_on_closed(void *ud)
+{
+    (void)ud;
+}
+
+static const cio_transport_cbs fresh_cbs = {
+    .on_data = fresh_on_data, .on_eof = fresh_on_eof, .on_closed = fresh_on_closed};
+
+static void *write_later(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {.tv_nsec = 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    ck_assert_int_eq(write(fresh.fds[0], "x", 1), 1);
+    return NULL;
+}
+
+START_TEST(completion_callbacks_see_a_fresh_clock)
+{
+    /* No task, no timer (no lag monitor): the loop's one turn waits in the
+     * kernel until the other thread writes, ~300 ms later. A deadline set in
+     * on_data (cio_now() + timeout) must count from then, not from before
+     * the wait. */
+    cio_loop *l;
+    ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fresh.fds), 0);
+    cio_sock_init(&fresh.sock, l, fresh.fds[1], &fresh_cbs, NULL);
+    ck_assert_int_eq(fresh.sock.t.ops->read_start(&fresh.sock.t), 0);
+    pthread_t th;
+    cio_time t0 = cio_clock();
+    ck_assert_int_eq(pthread_create(&th, NULL, write_later, NULL), 0);
+    ck_assert_int_eq(cio_loop_run(l), 0);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(fresh.data_calls, 1);
+    ck_assert_int_ge(fresh.clock_seen - t0, CIO_MS(250)); /* the loop did wait */
+    /* The stale value would be ~300 ms behind; allow a loaded machine 50 ms. */
+    ck_assert_int_ge(fresh.now_seen, t0 + CIO_MS(250));
+    ck_assert_int_lt(fresh.clock_seen - fresh.now_seen, CIO_MS(50));
+    cio_loop_destroy(l);
+    close(fresh.fds[0]);
+}
+END_TEST
+
+/* ---- overload: a tiny ring, a kernel that refuses submissions ---- */
+
+/* Early IORING_FEAT_NODROP kernels refused submissions with -EBUSY while
+ * completions sat in the overflow list; today's kernels may refuse with
+ * -EAGAIN when short of memory. Either way only reaping frees the ring. The
+ * emulation: a seccomp filter hands every io_uring_enter that submits to a
+ * supervisor thread, which answers -EBUSY while the loop's CQ has overflowed
+ * and lets the call through otherwise. */
+static struct {
+    struct io_uring *ring;
+    pid_t loop_tid;
+    int fd;
+    atomic_uint refused;
+} refuse;
+
+static void *refuse_supervisor(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct seccomp_notif req;
+        struct seccomp_notif_resp resp;
+        memset(&req, 0, sizeof(req)); /* the kernel insists */
+        if (ioctl(refuse.fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
+            if (errno == EINTR || errno == ENOENT)
+                continue;
+            return NULL;
+        }
+        memset(&resp, 0, sizeof(resp));
+        resp.id = req.id;
+        unsigned kflags = __atomic_load_n(refuse.ring->sq.kflags, __ATOMIC_ACQUIRE);
+        if ((pid_t)req.pid == refuse.loop_tid && (kflags & IORING_SQ_CQ_OVERFLOW)) {
+            resp.error = -EBUSY;
+            atomic_fetch_add(&refuse.refused, 1);
+        } else {
+            resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        }
+        (void)ioctl(refuse.fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    }
+}
+
+/* Installs the emulation for the calling (loop) thread. False if this
+ * kernel or sandbox does not allow it. */
+static bool refuse_install(cio_loop *l)
+{
+#if defined(__x86_64__)
+    const unsigned arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+    const unsigned arch = AUDIT_ARCH_AARCH64;
+#else
+    return false;
+#endif
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* to_submit (args[1], an unsigned int: the low word on little-endian) */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+    };
+    struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+    refuse.ring = &l->ring;
+    refuse.loop_tid = gettid();
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return false;
+    refuse.fd = (int)syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER,
+                             SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (refuse.fd < 0)
+        return false;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, refuse_supervisor, NULL), 0);
+    pthread_detach(th);
+    return true;
+}
+
+enum { ECHO_CONNS = 16, ROUNDS = 100, READERS = 32, READS = 50 };
+
+/* The echo side: transports whose on_data sends from inside the reap. */
+typedef struct echo_conn {
+    cio_sock sock;
+    uint8_t byte;
+    struct iovec iov;
+} echo_conn;
+
+static struct {
+    echo_conn conns[ECHO_CONNS];
+    int client_fd[ECHO_CONNS];
+    int zero_fd;
+    int echoed, sent, closed, rounds_ok, reads_ok;
+} ov;
+
+static void echo_on_data(void *ud, const uint8_t *data, size_t len)
+{
+    echo_conn *c = ud;
+    ck_assert_int_eq(len, 1); /* the client waits for each echo */
+    c->byte = data[0];
+    c->iov = (struct iovec){.iov_base = &c->byte, .iov_len = 1};
+    ck_assert_int_eq(c->sock.t.ops->send(&c->sock.t, &c->iov, 1), 0);
+    ov.echoed++;
+}
+
+static void echo_on_sent(void *ud, int err)
+{
+    (void)ud;
+    ck_assert_int_eq(err, 0);
+    ov.sent++;
+}
+
+static void echo_on_eof(void *ud, int err)
+{
+    echo_conn *c = ud;
+    ck_assert_int_eq(err, 0);
+    c->sock.t.ops->close(&c->sock.t);
+}
+
+static void echo_on_closed(void *ud)
+{
+    (void)ud;
+    ov.closed++;
+}
+
+static const cio_transport_cbs echo_cbs = {.on_data = echo_on_data,
+                                           .on_eof = echo_on_eof,
+                                           .on_sent = echo_on_sent,
+                                           .on_closed = echo_on_closed};
+
+static intptr_t echo_client(void *arg)
+{
+    int i = (int)(intptr_t)arg, fd = ov.client_fd[i];
+    for (int r = 0; r < ROUNDS; r++) {
+        uint8_t b = (uint8_t)(r * 31 + i), echo = 0;
+        ck_assert_int_eq(cio_send(fd, &b, 1, 0, CIO_NEVER), 1);
+        ck_assert_int_eq(cio_recv(fd, &echo, 1, 0, CIO_NEVER), 1);
+        ck_assert_int_eq(echo, b);
+        ov.rounds_ok++;
+    }
+    return cio_close(fd);
+}
+
+static intptr_t zero_reader(void *arg)
+{
+    (void)arg;
+    char buf[64];
+    for (int r = 0; r < READS; r++) {
+        /* completes inside the submission: a burst of CQEs per enter */
+        ck_assert_int_eq(cio_read(ov.zero_fd, buf, sizeof(buf), -1, CIO_NEVER), sizeof(buf));
+        ov.reads_ok++;
+    }
+    return 0;
+}
+
+static intptr_t main_overload(void *arg)
+{
+    cio_loop *l = arg;
+    for (int i = 0; i < ECHO_CONNS; i++) {
+        int fds[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+        ov.client_fd[i] = fds[0];
+        cio_sock_init(&ov.conns[i].sock, l, fds[1], &echo_cbs, &ov.conns[i]);
+        ck_assert_int_eq(ov.conns[i].sock.t.ops->read_start(&ov.conns[i].sock.t), 0);
+    }
+    ov.zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(ov.zero_fd, 0);
+    cio_group g;
+    cio_group_init(&g, CIO_NEVER);
+    for (int i = 0; i < ECHO_CONNS; i++)
+        ck_assert_int_eq(cio_group_spawn(&g, NULL, echo_client, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < READERS; i++)
+        ck_assert_int_eq(cio_group_spawn(&g, NULL, zero_reader, NULL), 0);
+    return cio_group_wait(&g);
+}
+
+START_TEST(overload_refused_submissions_never_abort)
+{
+    cio_loop *l;
+    cio_loop_opts o = {.sq_entries = 4, .cq_entries = 8};
+    ck_assert_int_eq(cio_loop_create(&l, &o), 0);
+    bool emulated = refuse_install(l);
+    if (!emulated)
+        fprintf(stderr, "note: seccomp user notification unavailable: no refusals emulated\n");
+    ck_assert_int_eq(cio_run(l, main_overload, l), 0);
+    ck_assert_int_eq(cio_loop_run(l), 0); /* the echo transports close */
+    ck_assert_int_eq(ov.rounds_ok, ECHO_CONNS * ROUNDS);
+    ck_assert_int_eq(ov.echoed, ECHO_CONNS * ROUNDS);
+    ck_assert_int_eq(ov.sent, ECHO_CONNS * ROUNDS);
+    ck_assert_int_eq(ov.closed, ECHO_CONNS);
+    ck_assert_int_eq(ov.reads_ok, READERS * READS);
+    cio_loop_stats st;
+    cio_loop_get_stats(l, &st);
+    ck_assert_int_eq(st.ops_inflight, 1); /* only the loop's own wake-up read */
+    if (emulated) {                       /* the path was taken */
+        ck_assert_uint_gt(atomic_load(&refuse.refused), 0);
+        ck_assert_uint_gt(st.submits_refused, 0);
+    }
+    cio_loop_destroy(l);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
     Suite *s = suite_create("loop");
@@ -266,6 +546,8 @@ static Suite *loop_suite(void)
     T_CASE(s, stop_cuts_run_cleanup_short, 5);
     T_CASE(s, busy_yielding_amortizes_turns_and_kernel_entries, 10);
     T_CASE(s, busy_loop_still_reaps_completions, 10);
+    T_CASE(s, completion_callbacks_see_a_fresh_clock, 10);
+    T_CASE(s, overload_refused_submissions_never_abort, 60);
     return s;
 }
 
