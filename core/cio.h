@@ -632,6 +632,48 @@ ssize_t cio_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_
                    unsigned flags, cio_time deadline);
 
 /* ------------------------------------------------------------------------ */
+/* Buffers and shared segments                                               */
+/* ------------------------------------------------------------------------ */
+
+/* One growable byte buffer: bytes [0, len) of p, capacity cap. Zero-
+ * initialised it is empty and owns nothing. */
+typedef struct cio_buf {
+    char *p;
+    size_t len, cap;
+} cio_buf;
+
+/* Makes room for n more bytes (the capacity doubles). 0 or -ENOMEM. */
+int cio_buf_reserve(cio_buf *b, size_t n);
+/* Room for n bytes at the end (write there, then add to len), or NULL. */
+char *cio_buf_space(cio_buf *b, size_t n);
+/* Appends n bytes. 0 or -ENOMEM (b unchanged). */
+int cio_buf_append(cio_buf *b, const void *p, size_t n);
+/* Drops the first n bytes (all of them if n >= len). */
+void cio_buf_consume(cio_buf *b, size_t n);
+/* Frees the memory; b is empty again. */
+void cio_buf_free(cio_buf *b);
+
+/* An immutable, reference-counted run of bytes to send: encoded once and
+ * queued on any number of send queues (a broadcast frame). Single-threaded,
+ * like everything attached to a loop. */
+typedef struct cio_seg {
+    uint32_t refs;
+    uint32_t len;
+    uint8_t data[];
+} cio_seg;
+
+/* A segment of len bytes (fill data before queuing it) with one reference,
+ * or NULL. */
+cio_seg *cio_seg_new(size_t len);
+static inline cio_seg *cio_seg_ref(cio_seg *s)
+{
+    s->refs++;
+    return s;
+}
+/* Drops a reference; the last one frees the segment. Safe on NULL. */
+void cio_seg_unref(cio_seg *s);
+
+/* ------------------------------------------------------------------------ */
 /* Transports: callback-driven byte streams for protocol code                */
 /* ------------------------------------------------------------------------ */
 
@@ -703,10 +745,8 @@ void cio_sock_init(cio_sock *s, cio_loop *loop, int fd, const cio_transport_cbs 
 typedef struct cio_memconn {
     cio_transport t;
     cio_loop *loop;
-    uint8_t *out; /* everything sent so far (malloc'ed) */
-    size_t out_len, out_cap;
-    uint8_t *in; /* fed but not yet delivered */
-    size_t in_len;
+    cio_buf out; /* everything sent so far */
+    cio_buf in;  /* fed but not yet delivered */
     cio_timer timer;        /* delivers input and completions one turn later */
     struct iovec *send_iov; /* the send in flight, completed next turn */
     size_t chunk;           /* deliver input in pieces of at most this size (0 = all) */
@@ -720,6 +760,72 @@ int cio_memconn_feed(cio_memconn *m, const void *data, size_t len);
 void cio_memconn_feed_eof(cio_memconn *m);
 /* Frees the buffers; call after on_closed, or when the protocol never ran. */
 void cio_memconn_fini(cio_memconn *m);
+
+/* ------------------------------------------------------------------------ */
+/* Send queues                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define CIO_SENDQ_IOV 8 /* parts gathered into one send */
+
+/* The output of one connection over a transport: copied bytes and
+ * segments, sent in order, in slices of at most 64 KiB gathered into one
+ * send each; each slice must leave within the write timeout (which thus
+ * measures progress, not the whole output), else on_timeout runs (the owner
+ * closes). Above the high watermark, writers wait until the queue is down to
+ * the low one. The owner forwards the transport's on_sent to
+ * cio_sendq_sent(). Embedded by the owner; not thread-safe. */
+typedef struct cio_sendq {
+    cio_transport *tp;
+    struct cio__sqpart *parts; /* FIFO ring */
+    uint32_t head, count, cap;
+    bool open_tail; /* the last part is a chunk none of whose bytes is in flight */
+    bool sending, closed;
+    size_t queued;   /* bytes not yet sent, those in flight included */
+    size_t inflight; /* bytes of the send in flight */
+    size_t low, high;
+    cio_time write_timeout;
+    cio_timer timer; /* the slice in flight's write deadline */
+    cio_event room;  /* set when the queue is down to the low watermark */
+    void (*on_timeout)(struct cio_sendq *q);
+    cio_buf spare; /* a drained chunk, kept for the next one */
+    struct iovec iov[CIO_SENDQ_IOV];
+} cio_sendq;
+
+void cio_sendq_init(cio_sendq *q, cio_transport *tp, size_t low, size_t high,
+                    cio_time write_timeout, void (*on_timeout)(cio_sendq *q));
+/* Frees what is queued. Only once the transport cannot touch the bytes any
+ * more: after its on_closed, or with nothing in flight. */
+void cio_sendq_fini(cio_sendq *q);
+/* Room for n bytes to copy in, at the end of the queue, or NULL (-ENOMEM);
+ * then cio_sendq_commit() with the bytes written. */
+char *cio_sendq_reserve(cio_sendq *q, size_t n);
+void cio_sendq_commit(cio_sendq *q, size_t n);
+/* Copies n bytes in. 0 or -ENOMEM. Nothing is sent before a flush. */
+int cio_sendq_append(cio_sendq *q, const void *data, size_t n);
+/* Queues bytes [off, off + len) of seg by reference (taking one). 0,
+ * -EINVAL (out of the segment) or -ENOMEM. */
+int cio_sendq_append_seg(cio_sendq *q, cio_seg *seg, size_t off, size_t len);
+/* Starts sending what is queued, unless a send is in flight (what is queued
+ * meanwhile follows it). 0 or -errno from the transport (nothing is then in
+ * flight; the owner closes). */
+int cio_sendq_flush(cio_sendq *q);
+/* The transport's on_sent(err): retires what went out and sends the next
+ * slice. Returns 1 when everything queued is out, 0 while more is in
+ * flight, or -errno (the send failed: the owner closes). */
+int cio_sendq_sent(cio_sendq *q, int err);
+/* [awaits] Above the high watermark: flushes and waits until the queue is
+ * down to the low one. 0, -EPIPE once closed, -ETIMEDOUT or -ECANCELED. */
+int cio_sendq_wait_room(cio_sendq *q, cio_time deadline);
+/* The connection is closing: nothing more is sent, waiters get -EPIPE. */
+void cio_sendq_close(cio_sendq *q);
+static inline size_t cio_sendq_pending(const cio_sendq *q)
+{
+    return q->queued;
+}
+static inline bool cio_sendq_busy(const cio_sendq *q)
+{
+    return q->sending;
+}
 
 /* A listening socket with a multishot accept. */
 typedef struct cio_listener {

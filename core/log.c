@@ -21,8 +21,7 @@ struct cio_writer {
     cio_loop *loop;
     int fd;
     cio_list link; /* in loop->writers */
-    char *buf[2];
-    size_t len[2], cap[2];
+    cio_buf buf[2];
     int cur; /* index of the buffer being appended to */
     size_t max, off;
     bool inflight, destroying;
@@ -45,8 +44,8 @@ static void write_sync(int fd, const char *p, size_t n)
 
 static void writer_free(cio_writer *w)
 {
-    free(w->buf[0]);
-    free(w->buf[1]);
+    cio_buf_free(&w->buf[0]);
+    cio_buf_free(&w->buf[1]);
     free(w);
 }
 
@@ -54,7 +53,7 @@ static void writer_submit(cio_writer *w)
 {
     int b = 1 - w->cur;
     struct io_uring_sqe *sqe = cio__sqe(w->loop);
-    io_uring_prep_write(sqe, w->fd, w->buf[b] + w->off, (unsigned)(w->len[b] - w->off),
+    io_uring_prep_write(sqe, w->fd, w->buf[b].p + w->off, (unsigned)(w->buf[b].len - w->off),
                         (uint64_t)-1);
     cio__sqe_set_comp(w->loop, sqe, &w->comp);
 }
@@ -66,23 +65,23 @@ static void writer_done(cio_completion *c, int32_t res, uint32_t flags)
     int b = 1 - w->cur;
     if (res > 0)
         w->off += (size_t)res;
-    if (res == -EINTR || res == -EAGAIN || (res > 0 && w->off < w->len[b])) {
+    if (res == -EINTR || res == -EAGAIN || (res > 0 && w->off < w->buf[b].len)) {
         if (!w->destroying) {
             writer_submit(w); /* the rest */
             return;
         }
     } else if (res <= 0) {
-        w->dropped += w->len[b] - w->off;
-        w->off = w->len[b];
+        w->dropped += w->buf[b].len - w->off;
+        w->off = w->buf[b].len;
     }
     if (w->destroying) {
         /* Teardown: finish synchronously, in order, then free. */
-        write_sync(w->fd, w->buf[b] + w->off, w->len[b] - w->off);
-        write_sync(w->fd, w->buf[w->cur], w->len[w->cur]);
+        write_sync(w->fd, w->buf[b].p + w->off, w->buf[b].len - w->off);
+        write_sync(w->fd, w->buf[w->cur].p, w->buf[w->cur].len);
         writer_free(w);
         return;
     }
-    w->len[b] = 0;
+    w->buf[b].len = 0;
     w->off = 0;
     w->inflight = false;
 }
@@ -106,32 +105,16 @@ int cio_writer_create(cio_loop *loop, int fd, size_t max_buffer, cio_writer **ou
 
 char *cio_writer_reserve(cio_writer *w, size_t n)
 {
-    int b = w->cur;
     /* The bound covers both buffers: what waits and what is in flight. */
-    if (w->len[0] + w->len[1] + n > w->max) {
+    char *p = w->buf[0].len + w->buf[1].len + n > w->max ? NULL : cio_buf_space(&w->buf[w->cur], n);
+    if (!p)
         w->dropped += n;
-        return NULL;
-    }
-    if (w->len[b] + n > w->cap[b]) {
-        size_t cap = w->cap[b] ? w->cap[b] : 4096;
-        while (cap < w->len[b] + n)
-            cap *= 2;
-        if (cap > w->max)
-            cap = w->max;
-        char *nb = realloc(w->buf[b], cap);
-        if (!nb) {
-            w->dropped += n;
-            return NULL;
-        }
-        w->buf[b] = nb;
-        w->cap[b] = cap;
-    }
-    return w->buf[b] + w->len[b];
+    return p;
 }
 
 void cio_writer_commit(cio_writer *w, size_t n)
 {
-    w->len[w->cur] += n;
+    w->buf[w->cur].len += n;
 }
 
 int cio_writer_append(cio_writer *w, const void *data, size_t n)
@@ -151,7 +134,7 @@ uint64_t cio_writer_dropped(const cio_writer *w)
 
 static void writer_flush(cio_writer *w)
 {
-    if (w->inflight || w->len[w->cur] == 0)
+    if (w->inflight || w->buf[w->cur].len == 0)
         return;
     w->cur = 1 - w->cur;
     w->off = 0;
@@ -172,10 +155,10 @@ void cio__writer_detach_link(cio_list *n)
         /* Abandoned with a write in the ring: its rest goes first (a line
          * may be repeated if the kernel still completes it; none is lost). */
         int b = 1 - w->cur;
-        write_sync(w->fd, w->buf[b] + w->off, w->len[b] - w->off);
+        write_sync(w->fd, w->buf[b].p + w->off, w->buf[b].len - w->off);
     }
-    write_sync(w->fd, w->buf[w->cur], w->len[w->cur]);
-    w->len[w->cur] = 0;
+    write_sync(w->fd, w->buf[w->cur].p, w->buf[w->cur].len);
+    w->buf[w->cur].len = 0;
     cio_list_init(&w->link);
 }
 
@@ -188,7 +171,7 @@ void cio_writer_destroy(cio_writer *w)
         w->destroying = true; /* writer_done finishes and frees */
         return;
     }
-    write_sync(w->fd, w->buf[w->cur], w->len[w->cur]);
+    write_sync(w->fd, w->buf[w->cur].p, w->buf[w->cur].len);
     writer_free(w);
 }
 

@@ -34,14 +34,13 @@ static void mem_tick(cio_timer *tm)
             return;
         }
     }
-    if (m->reading && m->in_len) {
-        size_t n = m->chunk && m->chunk < m->in_len ? m->chunk : m->in_len;
+    if (m->reading && m->in.len) {
+        size_t n = m->chunk && m->chunk < m->in.len ? m->chunk : m->in.len;
         /* Deliver from a private copy: on_data may feed more input. */
         uint8_t *piece = malloc(n);
         if (piece) {
-            memcpy(piece, m->in, n);
-            memmove(m->in, m->in + n, m->in_len - n);
-            m->in_len -= n;
+            memcpy(piece, m->in.p, n);
+            cio_buf_consume(&m->in, n);
             cb->on_data(m->t.ud, piece, n);
             free(piece);
         }
@@ -50,7 +49,7 @@ static void mem_tick(cio_timer *tm)
         cb->on_eof(m->t.ud, 0);
     }
     if (m->closing || m->send_iov ||
-        (m->reading && (m->in_len || (m->eof_pending && !m->eof_sent))))
+        (m->reading && (m->in.len || (m->eof_pending && !m->eof_sent))))
         mem_schedule(m);
 }
 
@@ -79,20 +78,10 @@ static int mem_send(cio_transport *t, struct iovec *iov, unsigned n)
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += iov[i].iov_len;
-    if (m->out_len + total > m->out_cap) {
-        size_t cap = m->out_cap ? m->out_cap : 4096;
-        while (cap < m->out_len + total)
-            cap *= 2;
-        uint8_t *nb = realloc(m->out, cap);
-        if (!nb)
-            return -ENOMEM;
-        m->out = nb;
-        m->out_cap = cap;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        memcpy(m->out + m->out_len, iov[i].iov_base, iov[i].iov_len);
-        m->out_len += iov[i].iov_len;
-    }
+    if (cio_buf_reserve(&m->out, total) < 0)
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++)
+        cio_buf_append(&m->out, iov[i].iov_base, iov[i].iov_len); /* room reserved */
     m->send_iov = iov;
     mem_schedule(m);
     return 0;
@@ -133,12 +122,8 @@ void cio_memconn_init(cio_memconn *m, cio_loop *loop, const cio_transport_cbs *c
 
 int cio_memconn_feed(cio_memconn *m, const void *data, size_t len)
 {
-    uint8_t *nb = realloc(m->in, m->in_len + len + 1);
-    if (!nb)
+    if (cio_buf_append(&m->in, data, len) < 0)
         return -ENOMEM;
-    m->in = nb;
-    memcpy(m->in + m->in_len, data, len);
-    m->in_len += len;
     if (m->reading)
         mem_schedule(m);
     return 0;
@@ -154,8 +139,6 @@ void cio_memconn_feed_eof(cio_memconn *m)
 void cio_memconn_fini(cio_memconn *m)
 {
     cio_timer_stop(&m->timer);
-    free(m->in);
-    free(m->out);
-    m->in = m->out = NULL;
-    m->in_len = m->out_len = m->out_cap = 0;
+    cio_buf_free(&m->in);
+    cio_buf_free(&m->out);
 }

@@ -1,7 +1,8 @@
 /*
- * http_conn.c - one HTTP/1.1 connection: input buffering and parsing (llhttp,
- * strict), timeouts, the task that runs handlers, output buffering, and
- * closing (lingering where the peer may still be sending).
+ * http_conn.c - one HTTP/1.1 connection, top to bottom: input buffering and
+ * parsing (llhttp, strict), timeouts, routing and the task that runs
+ * handlers, output through the connection's send queue, and closing
+ * (lingering where the peer may still be sending).
  *
  * Parsing happens outside any task, in the transport's callbacks: a slow or
  * idle client never holds a coroutine stack. Only a complete request (head
@@ -10,8 +11,8 @@
  * act->pend; when the request is done both are compacted and the task goes
  * on with the next pipelined request, or ends.
  *
- * Output goes to one of two buffers while the other is in the kernel; a
- * batch of pipelined responses leaves in one send.
+ * Output is queued in the send queue (core's cio_sendq); a batch of
+ * pipelined responses leaves in one send.
  */
 #include "http_internal.h"
 
@@ -21,11 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PEND_MAX    (64 * 1024) /* input buffered behind a running handler */
-#define OUT_KEEP    (64 * 1024) /* output buffer capacity kept between batches */
-#define LINGER_TIME CIO_SEC(2)  /* discard input this long before closing */
-#define COMPACT_AT  (64 * 1024) /* consumed input compacted within a batch */
-#define SEND_SLICE  (64 * 1024) /* the write timeout measures progress per slice */
+#define PEND_MAX    (64 * 1024)  /* input buffered behind a running handler */
+#define LINGER_TIME CIO_SEC(2)   /* discard input this long before closing */
+#define COMPACT_AT  (64 * 1024)  /* consumed input compacted within a batch */
+#define OUT_HIGH    (256 * 1024) /* a writer waits above this much unsent output */
+#define OUT_LOW     (64 * 1024)  /* ...until it is down to this */
 #define CHUNK_LINE_MAX 4096     /* chunk framing between two pieces of data */
 #define IN_MAX      (UINT32_MAX / 2) /* input offsets are 32-bit */
 
@@ -35,38 +36,6 @@ static void conn_process(cio_http_conn *c);
 static void after_task(cio_http_conn *c);
 static void conn_free(cio_http_conn *c);
 
-/* ---- buffers -------------------------------------------------------------------- */
-
-static int buf_reserve(http_buf *b, size_t extra)
-{
-    if (b->len + extra <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + extra)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p)
-        return -ENOMEM;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static int buf_append(http_buf *b, const void *p, size_t n)
-{
-    if (buf_reserve(b, n) < 0)
-        return -ENOMEM;
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-static void buf_free(http_buf *b)
-{
-    free(b->p);
-    *b = (http_buf){0};
-}
-
 /* ---- per-request state ------------------------------------------------------------ */
 
 static void req_reset(cio_http_req *r)
@@ -75,12 +44,21 @@ static void req_reset(cio_http_req *r)
     http_header *hdrs = r->hdrs;
     uint32_t cap = r->cap_hdrs;
     cio_arena arena = r->arena;
+    cio_buf extra = r->extra;
     memset(r, 0, sizeof(*r));
     r->conn = c;
     r->hdrs = hdrs;
     r->cap_hdrs = cap;
     r->arena = arena;
+    r->extra = extra;
+    r->extra.len = 0;
     r->start = UINT32_MAX; /* no byte of the request seen yet */
+}
+
+static void out_timeout(cio_sendq *q)
+{
+    http_active *a = cio_container_of(q, http_active, sq);
+    http_conn_close(a->req.conn); /* a slice did not go out in time: a reader that stopped */
 }
 
 static http_active *act_get(cio_http_conn *c)
@@ -92,9 +70,7 @@ static http_active *act_get(cio_http_conn *c)
         return NULL;
     llhttp_init(&a->parser, HTTP_REQUEST, &c->srv->settings);
     a->parser.data = c;
-    a->sending = -1;
-    a->state_deadline = CIO_NEVER;
-    cio_event_init(&a->progress);
+    cio_sendq_init(&a->sq, c->tp, OUT_LOW, OUT_HIGH, c->srv->o.write_timeout, out_timeout);
     cio_arena_init(&a->req.arena, 1024);
     a->req.conn = c;
     req_reset(&a->req);
@@ -109,10 +85,10 @@ static void act_free(cio_http_conn *c)
         return;
     cio_arena_fini(&a->req.arena);
     free(a->req.hdrs);
-    buf_free(&a->in);
-    buf_free(&a->pend);
-    buf_free(&a->out[0]);
-    buf_free(&a->out[1]);
+    cio_buf_free(&a->req.extra);
+    cio_buf_free(&a->in);
+    cio_buf_free(&a->pend);
+    cio_sendq_fini(&a->sq);
     free(a);
     c->act = NULL;
 }
@@ -122,8 +98,8 @@ static void act_free(cio_http_conn *c)
 static void act_release_if_idle(cio_http_conn *c)
 {
     http_active *a = c->act;
-    if (a && !a->task && a->in.len == a->parsed && a->pend.len == 0 && a->sending < 0 &&
-        a->out[0].len == 0 && a->out[1].len == 0 && a->req.start == UINT32_MAX)
+    if (a && !a->task && a->in.len == a->parsed && a->pend.len == 0 &&
+        cio_sendq_pending(&a->sq) == 0 && a->req.start == UINT32_MAX)
         act_free(c);
 }
 
@@ -474,105 +450,40 @@ static void compact(http_active *a)
 
 /* ---- output ----------------------------------------------------------------------- */
 
-char *http_out_reserve(cio_http_conn *c, size_t n)
-{
-    http_buf *b = &c->act->out[c->act->collect];
-    return buf_reserve(b, n) < 0 ? NULL : b->p + b->len;
-}
-
-void http_out_commit(cio_http_conn *c, size_t n)
-{
-    c->act->out[c->act->collect].len += n;
-}
-
-int http_out_append(cio_http_conn *c, const void *p, size_t n)
-{
-    char *dst = http_out_reserve(c, n);
-    if (!dst)
-        return -ENOMEM;
-    memcpy(dst, p, n);
-    http_out_commit(c, n);
-    return 0;
-}
-
-size_t http_out_pending(const cio_http_conn *c)
-{
-    const http_active *a = c->act;
-    if (!a)
-        return 0;
-    size_t n = a->out[a->collect].len;
-    if (a->sending >= 0)
-        n += a->out[a->sending].len - a->sent_off;
-    return n;
-}
-
-/* The state's deadline (header, body, keep-alive, linger). While a send is in
- * flight the timer holds the write deadline instead; this one waits. */
+/* The state's deadline (header, body, keep-alive, linger). */
 static void set_state_deadline(cio_http_conn *c, cio_time when)
 {
-    if (c->act && c->act->sending >= 0) {
-        c->act->state_deadline = when;
-        return;
-    }
+    if (c->act)
+        c->act->deadline_due = false; /* a new deadline replaces one held back */
     if (when == CIO_NEVER)
         cio_timer_stop(&c->timer);
     else if (cio_timer_start(&c->timer, when) < 0)
         http_conn_close(c); /* out of memory: never leave a connection without its timeout */
 }
 
-/* Sends the next slice of out[sending]. The write timeout runs per slice,
- * so it measures progress: a slow but steady reader is not cut off. */
-static int send_slice(cio_http_conn *c)
-{
-    http_active *a = c->act;
-    http_buf *b = &a->out[a->sending];
-    size_t left = b->len - a->sent_off;
-    a->iov_len = left < SEND_SLICE ? left : SEND_SLICE;
-    a->iov.iov_base = b->p + a->sent_off;
-    a->iov.iov_len = a->iov_len; /* the transport may change iov as it goes */
-    int rc = c->tp->ops->send(c->tp, &a->iov, 1);
-    if (rc == 0 && cio_timer_start(&c->timer, cio_now() + c->srv->o.write_timeout) < 0)
-        rc = -ENOMEM; /* the caller closes: a send without its timeout could hang */
-    return rc;
-}
-
 int http_conn_flush(cio_http_conn *c)
 {
     http_active *a = c->act;
-    if (!a || a->sending >= 0 || c->state == C_CLOSING || a->out[a->collect].len == 0)
+    if (!a || c->state == C_CLOSING)
         return 0;
-    a->state_deadline = cio_timer_armed(&c->timer) ? c->timer.when : CIO_NEVER;
-    a->sending = a->collect;
-    a->collect ^= 1;
-    a->sent_off = 0;
-    int rc = send_slice(c);
-    if (rc < 0) {
-        a->collect = a->sending;
-        a->sending = -1;
+    int rc = cio_sendq_flush(&a->sq);
+    if (rc < 0)
         http_conn_close(c);
-    }
     return rc;
 }
 
-int http_out_wait(cio_http_conn *c, size_t limit)
+int http_out_wait(cio_http_conn *c)
 {
-    while (http_out_pending(c) > limit) {
-        if (c->state == C_CLOSING)
-            return -EPIPE;
-        http_conn_flush(c);
-        cio_event_clear(&c->act->progress);
-        int rc = cio_event_wait(&c->act->progress, CIO_NEVER);
-        if (rc < 0)
-            return rc;
-    }
-    return c->state == C_CLOSING ? -EPIPE : 0;
+    if (c->state == C_CLOSING)
+        return -EPIPE;
+    return cio_sendq_wait_room(&c->act->sq, CIO_NEVER);
 }
 
 /* ---- timers and closing ----------------------------------------------------------------- */
 
 static bool sending(const cio_http_conn *c)
 {
-    return c->act && c->act->sending >= 0;
+    return c->act && cio_sendq_busy(&c->act->sq);
 }
 
 void http_conn_finish_close(cio_http_conn *c)
@@ -599,7 +510,9 @@ static void conn_timer(cio_timer *t)
 {
     cio_http_conn *c = cio_container_of(t, cio_http_conn, timer);
     if (sending(c)) {
-        http_conn_close(c); /* a slice did not go out in time: a reader that stopped */
+        /* Output is leaving (the send queue's write timeout watches it):
+         * the state's deadline counts once it is out. */
+        c->act->deadline_due = true;
         return;
     }
     switch (c->state) {
@@ -625,7 +538,7 @@ void http_conn_close(cio_http_conn *c)
     c->state = C_CLOSING;
     cio_timer_stop(&c->timer);
     if (c->act) {
-        cio_event_set(&c->act->progress); /* a task waiting to write learns */
+        cio_sendq_close(&c->act->sq); /* a task waiting to write learns */
         if (c->act->task)
             cio_task_cancel(c->act->task);
     }
@@ -728,7 +641,7 @@ static void send_continue(cio_http_conn *c)
 {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     c->act->req.expect_continue = false;
-    if (http_out_append(c, cont, sizeof(cont) - 1) == 0)
+    if (cio_sendq_append(&c->act->sq, cont, sizeof(cont) - 1) == 0)
         http_conn_flush(c);
 }
 
@@ -803,7 +716,7 @@ static void on_data(void *ud, const uint8_t *data, size_t len)
         return;
     }
     if (a->pinned) {
-        if (buf_append(&a->pend, data, len) < 0) {
+        if (cio_buf_append(&a->pend, data, len) < 0) {
             http_conn_close(c);
             return;
         }
@@ -815,7 +728,7 @@ static void on_data(void *ud, const uint8_t *data, size_t len)
     }
     /* Parsing bounds what is kept (head, body, one read): this is a guard
      * for the 32-bit offsets, never reached within the limits. */
-    if (a->in.len + len > IN_MAX || buf_append(&a->in, data, len) < 0) {
+    if (a->in.len + len > IN_MAX || cio_buf_append(&a->in, data, len) < 0) {
         http_conn_close(c);
         return;
     }
@@ -844,25 +757,16 @@ static void on_sent(void *ud, int err)
 {
     cio_http_conn *c = ud;
     http_active *a = c->act;
-    if (err < 0 || !a) {
+    int rc = a ? cio_sendq_sent(&a->sq, err) : -EPIPE;
+    if (rc < 0) {
         http_conn_close(c);
         return;
     }
-    http_buf *b = &a->out[a->sending];
-    a->sent_off += a->iov_len;
-    cio_event_set(&a->progress); /* writers waiting for room go on */
-    if (a->sent_off < b->len) {
-        if (send_slice(c) < 0)
-            http_conn_close(c);
-        return;
-    }
-    b->len = 0;
-    if (b->cap > OUT_KEEP)
-        buf_free(b); /* a big response went out: do not keep its buffer */
-    a->sending = -1;
-    set_state_deadline(c, a->state_deadline);
-    if (a->out[a->collect].len > 0) {
-        http_conn_flush(c);
+    if (rc == 0)
+        return; /* more is on its way */
+    if (a->deadline_due) {
+        a->deadline_due = false;
+        conn_timer(&c->timer); /* the state's deadline passed meanwhile */
         return;
     }
     if (a->task)
@@ -909,7 +813,7 @@ static void finish_request(cio_http_conn *c)
     cio_arena_reset(&r->arena);
     a->pinned = false;
     if (a->pend.len) {
-        if (buf_append(&a->in, a->pend.p, a->pend.len) < 0)
+        if (cio_buf_append(&a->in, a->pend.p, a->pend.len) < 0)
             c->close_after = true;
         a->pend.len = 0;
     }
@@ -1001,7 +905,8 @@ static void conn_free(cio_http_conn *c)
 bool http_conn_is_idle(const cio_http_conn *c)
 {
     return c->state == C_IDLE &&
-           (!c->act || (!c->act->task && c->act->req.start == UINT32_MAX && c->act->sending < 0));
+           (!c->act ||
+            (!c->act->task && c->act->req.start == UINT32_MAX && !cio_sendq_busy(&c->act->sq)));
 }
 
 /* Graceful: an idle connection closes now; one with a request in flight

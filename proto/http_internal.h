@@ -3,9 +3,9 @@
  *
  * Memory per connection: an idle connection is a cio_http_conn (the socket
  * transport, a timer, counters) and nothing else. Everything a request needs
- * (parser, input and output buffers, the request view, its arena, the task)
- * hangs off conn->act, which exists only while bytes are buffered, a request
- * is being handled or a response is being sent.
+ * (parser, input buffers, the send queue, the request view, its arena, the
+ * task) hangs off conn->act, which exists only while bytes are buffered, a
+ * request is being handled or a response is being sent.
  */
 #ifndef CIO_HTTP_INTERNAL_H
 #define CIO_HTTP_INTERNAL_H
@@ -104,31 +104,19 @@ struct cio_http_req {
     int status;
     uint64_t bytes_sent; /* body bytes, for the access log */
     int64_t body_left;   /* streamed with a length: bytes still to write */
-    char *extra_hdrs;    /* added headers, "Name: value\r\n"... (arena) */
-    size_t extra_len, extra_cap;
+    cio_buf extra;       /* added headers, "Name: value\r\n"... */
     cio_arena arena;
 };
 
-typedef struct http_buf {
-    char *p;
-    size_t len, cap;
-} http_buf;
-
 typedef struct http_active {
     llhttp_t parser;
-    http_buf in; /* received bytes: [0, parsed) seen by the parser */
+    cio_buf in; /* received bytes: [0, parsed) seen by the parser */
     uint32_t parsed;
-    http_buf pend; /* received while 'in' is pinned by a running handler */
+    cio_buf pend; /* received while 'in' is pinned by a running handler */
     bool pinned, reading_paused;
-    http_buf out[2]; /* out[sending] is in the kernel; the other collects */
-    int sending;     /* index being sent, or -1 */
-    int collect;     /* index collecting new output */
-    size_t sent_off; /* bytes of out[sending] already sent */
-    size_t iov_len;  /* the slice in flight */
-    struct iovec iov;
-    cio_time state_deadline; /* the state's deadline while a send holds the timer */
+    bool deadline_due; /* the state deadline passed while output was in flight */
     cio_task *task;
-    cio_event progress; /* set whenever a piece of output went out */
+    cio_sendq sq; /* the output */
     cio_http_req req;
 } http_active;
 
@@ -168,26 +156,22 @@ void http_conn_shutdown(cio_http_conn *c, bool force);
 void http_finish_response(cio_http_req *r); /* http_resp.c */
 void http_server_conn_added(cio_http_server *srv, cio_http_conn *c);
 void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c);
+/* Starts sending what the connection's send queue holds (closing the
+ * connection if the transport refuses). */
 int http_conn_flush(cio_http_conn *c);
-/* Appends to the collecting output buffer. 0 or -ENOMEM. */
-int http_out_append(cio_http_conn *c, const void *p, size_t n);
-char *http_out_reserve(cio_http_conn *c, size_t n);
-void http_out_commit(cio_http_conn *c, size_t n);
-size_t http_out_pending(const cio_http_conn *c);
-/* [awaits] Waits until at most 'limit' bytes are waiting to be sent. */
-int http_out_wait(cio_http_conn *c, size_t limit);
+/* [awaits] Above the queue's high watermark, waits until it is down to the
+ * low one. 0, -EPIPE once the connection is closing, -ETIMEDOUT/-ECANCELED. */
+int http_out_wait(cio_http_conn *c);
 
 /* http_resp.c */
 void http_server_conn_added(cio_http_server *srv, cio_http_conn *c);
 void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c);
+/* Starts sending what the connection's send queue holds (closing the
+ * connection if the transport refuses). */
 int http_conn_flush(cio_http_conn *c);
-/* Appends to the collecting output buffer. 0 or -ENOMEM. */
-int http_out_append(cio_http_conn *c, const void *p, size_t n);
-char *http_out_reserve(cio_http_conn *c, size_t n);
-void http_out_commit(cio_http_conn *c, size_t n);
-size_t http_out_pending(const cio_http_conn *c);
-/* [awaits] Waits until at most 'limit' bytes are waiting to be sent. */
-int http_out_wait(cio_http_conn *c, size_t limit);
+/* [awaits] Above the queue's high watermark, waits until it is down to the
+ * low one. 0, -EPIPE once the connection is closing, -ETIMEDOUT/-ECANCELED. */
+int http_out_wait(cio_http_conn *c);
 
 /* http_resp.c */
 void http_clock_update(cio_http_server *srv);

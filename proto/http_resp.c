@@ -11,8 +11,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define FLUSH_HIGH (256 * 1024) /* a writer waits above this much unsent output */
-#define FLUSH_LOW  (64 * 1024)  /* ...until it is down to this */
 
 const char *cio_http_reason(int status)
 {
@@ -161,7 +159,7 @@ int http_write_head(cio_http_req *r, int status, const char *content_type, int64
             r->close_delimited = true, keep = false;
     }
     size_t ct_len = content_type ? strlen(content_type) : 0;
-    char *p0 = http_out_reserve(c, 256 + ct_len + r->extra_len);
+    char *p0 = cio_sendq_reserve(&c->act->sq, 256 + ct_len + r->extra.len);
     if (!p0)
         return -ENOMEM;
     const char *reason = cio_http_reason(status);
@@ -190,10 +188,10 @@ int http_write_head(cio_http_req *r, int status, const char *content_type, int64
         p = PUT_LIT(p, "Connection: close\r\n");
     else if (r->minor == 0)
         p = PUT_LIT(p, "Connection: keep-alive\r\n");
-    if (r->extra_len)
-        p = put(p, r->extra_hdrs, r->extra_len);
+    if (r->extra.len)
+        p = put(p, r->extra.p, r->extra.len);
     p = PUT_LIT(p, "\r\n");
-    http_out_commit(c, (size_t)(p - p0));
+    cio_sendq_commit(&c->act->sq, (size_t)(p - p0));
     if (!keep)
         c->close_after = true;
     r->status = status;
@@ -218,24 +216,14 @@ int cio_http_add_header(cio_http_req *r, const char *name, const char *value)
     if (memchr(name, '\n', nl) || memchr(value, '\n', vl) || memchr(name, '\r', nl) ||
         memchr(value, '\r', vl))
         return -EINVAL; /* no header injection */
-    if (r->extra_len + need > r->extra_cap) {
-        size_t cap = r->extra_cap ? r->extra_cap * 2 : 256;
-        while (cap < r->extra_len + need)
-            cap *= 2;
-        char *nb = cio_arena_alloc(&r->arena, cap);
-        if (!nb)
-            return -ENOMEM;
-        if (r->extra_len)
-            memcpy(nb, r->extra_hdrs, r->extra_len);
-        r->extra_hdrs = nb;
-        r->extra_cap = cap;
-    }
-    char *p = r->extra_hdrs + r->extra_len;
-    p = put(p, name, nl);
+    char *p0 = cio_buf_space(&r->extra, need);
+    if (!p0)
+        return -ENOMEM;
+    char *p = put(p0, name, nl);
     p = PUT_LIT(p, ": ");
     p = put(p, value, vl);
     p = PUT_LIT(p, "\r\n");
-    r->extra_len = (size_t)(p - r->extra_hdrs);
+    r->extra.len += (size_t)(p - p0);
     return 0;
 }
 
@@ -247,23 +235,23 @@ static int after_write(cio_http_req *r, bool stream)
     http_active *a = c->act;
     if (stream || a->in.len <= a->parsed)
         http_conn_flush(c);
-    if (http_out_pending(c) > FLUSH_HIGH)
-        return http_out_wait(c, FLUSH_LOW);
-    return c->state == C_CLOSING ? -EPIPE : 0;
+    return http_out_wait(c);
 }
 
-/* Appends a body in slices, waiting for the peer between them. */
+/* Appends a body in pieces of at most the high watermark, waiting for the
+ * peer between them. */
 static int append_body(cio_http_req *r, const void *data, size_t len)
 {
+    cio_sendq *q = &r->conn->act->sq;
     const char *p = data;
     while (len) {
-        size_t n = len < FLUSH_HIGH ? len : FLUSH_HIGH;
-        if (http_out_append(r->conn, p, n) < 0)
+        size_t n = len < q->high ? len : q->high;
+        if (cio_sendq_append(q, p, n) < 0)
             return -ENOMEM;
         p += n;
         len -= n;
         if (len) {
-            int rc = http_out_wait(r->conn, FLUSH_LOW);
+            int rc = http_out_wait(r->conn);
             if (rc < 0)
                 return rc;
         }
@@ -324,13 +312,13 @@ int cio_http_write(cio_http_req *r, const void *data, size_t len)
     if (r->chunked) {
         char hdr[24];
         int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
-        if (http_out_append(r->conn, hdr, (size_t)n) < 0)
+        if (cio_sendq_append(&r->conn->act->sq, hdr, (size_t)n) < 0)
             return -ENOMEM;
     }
     int rc = append_body(r, data, len);
     if (rc < 0)
         return rc;
-    if (r->chunked && http_out_append(r->conn, "\r\n", 2) < 0)
+    if (r->chunked && cio_sendq_append(&r->conn->act->sq, "\r\n", 2) < 0)
         return -ENOMEM;
     return after_write(r, true); /* streamed bodies go out as they are written */
 }
@@ -340,7 +328,7 @@ int cio_http_end(cio_http_req *r)
     if (r->resp_state != RESP_STREAMING)
         return -EINVAL;
     r->resp_state = RESP_DONE;
-    if (r->chunked && !r->head_only && http_out_append(r->conn, "0\r\n\r\n", 5) < 0)
+    if (r->chunked && !r->head_only && cio_sendq_append(&r->conn->act->sq, "0\r\n\r\n", 5) < 0)
         return -ENOMEM;
     if (!r->chunked && !r->close_delimited && !r->head_only && r->body_left > 0) {
         r->conn->close_after = true; /* truncated: the peer must notice */
@@ -370,7 +358,7 @@ int http_error_response(cio_http_conn *c, int status)
     r->keep_alive = false;
     r->resp_state = RESP_NONE;
     r->head_only = r->head_done && r->method == HTTP_HEAD;
-    r->extra_len = 0;
+    r->extra.len = 0;
     if (status == 405)
         (void)cio_http_add_header(r, "Allow", r->allow ? r->allow : c->srv->allow_all);
     (void)http_respond_status(r, status);

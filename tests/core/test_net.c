@@ -301,7 +301,7 @@ static intptr_t main_memconn(void *arg)
     ck_assert_int_eq(e.t->ops->send(e.t, e.iov, 1), 0);
     ck_assert_int_eq(e.sent, 0); /* completes one turn later */
     ck_assert(wait_for(&e.sent, 1000));
-    ck_assert_int_eq(e.mem.out_len, 3);
+    ck_assert_int_eq(e.mem.out.len, 3);
     e.t->ops->close(e.t);
     ck_assert(wait_for(&e.closed, 1000));
     cio_memconn_fini(&e.mem);

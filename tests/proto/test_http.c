@@ -172,9 +172,9 @@ static void run_one(conn_run *cr)
     while (!cr->m.closed && cio_now() < until)
         cio_sleep(CIO_MS(1));
     x->closed = cr->m.closed;
-    x->out_len = cr->m.out_len < sizeof(x->out) - 1 ? cr->m.out_len : sizeof(x->out) - 1;
+    x->out_len = cr->m.out.len < sizeof(x->out) - 1 ? cr->m.out.len : sizeof(x->out) - 1;
     if (x->out_len)
-        memcpy(x->out, cr->m.out, x->out_len);
+        memcpy(x->out, cr->m.out.p, x->out_len);
     x->out[x->out_len] = 0;
     if (getenv("T_DUMP"))
         fprintf(stderr, "---- closed=%d out:\n%s\n----\n", x->closed, x->out);
