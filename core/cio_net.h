@@ -1,0 +1,247 @@
+/*
+ * cio_net.h - transports (callback-driven byte streams: the socket transport
+ * on the ring, the memory transport), the send queue over them, the
+ * listener, and buffered streams for tasks.
+ */
+#ifndef CIO_NET_H
+#define CIO_NET_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include "cio_buf.h"
+#include "cio_sync.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Transports: callback-driven byte streams for protocol code                */
+/* ------------------------------------------------------------------------ */
+
+/* A transport delivers received bytes to callbacks and sends what it is
+ * given, without any task: an idle connection costs only its struct (no
+ * stack, no buffer). The socket transport (cio_sock) runs on the ring with a
+ * multishot receive into the loop's provided buffers; the memory transport
+ * (cio_memconn) runs protocol code in tests and fuzzers without sockets.
+ *
+ * Every callback runs on the loop thread, never inside the transport call
+ * that caused it. After close(), on_closed is the last callback; only then
+ * may the owner free the memory holding the transport. */
+typedef struct cio_transport cio_transport;
+
+typedef struct cio_transport_cbs {
+    /* Bytes arrived; data is valid only during the call. */
+    void (*on_data)(void *ud, const uint8_t *data, size_t len);
+    /* The peer finished sending (err 0) or the connection failed (err < 0).
+     * No more on_data follows. */
+    void (*on_eof)(void *ud, int err);
+    /* The send() in flight completed: 0 when every byte went out, or -errno. */
+    void (*on_sent)(void *ud, int err);
+    /* The transport is closed: nothing else will be called. */
+    void (*on_closed)(void *ud);
+} cio_transport_cbs;
+
+typedef struct cio_transport_ops {
+    /* Starts (or resumes) delivering on_data. 0 or -errno. */
+    int (*read_start)(cio_transport *t);
+    /* Stops receiving (backpressure); read_start resumes. Bytes the kernel
+     * had already received may still arrive through on_data. */
+    void (*read_stop)(cio_transport *t);
+    /* Sends every byte of iov[0..n). One send at a time; the iov array and
+     * the bytes must stay valid until on_sent (the array may be modified to
+     * track progress). 0 or -errno (then on_sent is not called). */
+    int (*send)(cio_transport *t, struct iovec *iov, unsigned n);
+    /* Half-closes the sending side (the peer sees end of stream). */
+    void (*shutdown_write)(cio_transport *t);
+    /* Cancels whatever is in flight and closes; on_closed follows. */
+    void (*close)(cio_transport *t);
+} cio_transport_ops;
+
+struct cio_transport {
+    const cio_transport_ops *ops;
+    const cio_transport_cbs *cbs;
+    void *ud;
+};
+
+/* The socket transport. Embed it; it is owned by whoever embeds it. */
+typedef struct cio_sock {
+    cio_transport t;
+    cio_loop *loop;
+    struct msghdr *msg; /* for sendmsg of more than one iovec, allocated then */
+    struct iovec *iov;
+    unsigned niov;
+    int fd;
+    uint8_t flags;
+    uint8_t pending; /* operations whose last completion has not arrived */
+    cio_completion recv_comp, send_comp, aux_comp;
+    cio_list bufwait_link; /* waiting for provided buffers to re-arm */
+} cio_sock;
+
+/* Takes ownership of the connected socket fd (closed by close()). */
+void cio_sock_init(cio_sock *s, cio_loop *loop, int fd, const cio_transport_cbs *cbs, void *ud);
+
+/* The in-memory transport, for tests and fuzzers: bytes written with
+ * cio_memconn_feed() arrive through on_data in a later loop turn, and what
+ * the protocol sends is collected in 'out'. */
+typedef struct cio_memconn {
+    cio_transport t;
+    cio_loop *loop;
+    cio_buf out; /* everything sent so far */
+    cio_buf in;  /* fed but not yet delivered */
+    cio_timer timer;        /* delivers input and completions one turn later */
+    struct iovec *send_iov; /* the send in flight, completed next turn */
+    size_t chunk;           /* deliver input in pieces of at most this size (0 = all) */
+    bool reading, eof_pending, eof_sent, write_shut, closing, closed;
+} cio_memconn;
+
+void cio_memconn_init(cio_memconn *m, cio_loop *loop, const cio_transport_cbs *cbs, void *ud);
+/* Queues bytes for delivery (copied). 0 or -ENOMEM. */
+int cio_memconn_feed(cio_memconn *m, const void *data, size_t len);
+/* Queues an end of stream after the fed bytes. */
+void cio_memconn_feed_eof(cio_memconn *m);
+/* Frees the buffers; call after on_closed, or when the protocol never ran. */
+void cio_memconn_fini(cio_memconn *m);
+
+/* ------------------------------------------------------------------------ */
+/* Send queues                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define CIO_SENDQ_IOV 8 /* parts gathered into one send */
+
+/* The output of one connection over a transport: copied bytes and
+ * segments, sent in order, in slices of at most 64 KiB gathered into one
+ * send each; each slice must leave within the write timeout (which thus
+ * measures progress, not the whole output), else on_timeout runs (the owner
+ * closes). Above the high watermark, writers wait until the queue is down to
+ * the low one. The owner forwards the transport's on_sent to
+ * cio_sendq_sent(). Embedded by the owner; not thread-safe. */
+typedef struct cio_sendq {
+    cio_transport *tp;
+    struct cio__sqpart *parts; /* FIFO ring */
+    uint32_t head, count, cap;
+    bool open_tail; /* the last part is a chunk none of whose bytes is in flight */
+    bool sending, closed;
+    size_t queued;   /* bytes not yet sent, those in flight included */
+    size_t inflight; /* bytes of the send in flight */
+    size_t low, high;
+    cio_time write_timeout;
+    cio_timer timer; /* the slice in flight's write deadline */
+    cio_event room;  /* set when the queue is down to the low watermark */
+    void (*on_timeout)(struct cio_sendq *q);
+    cio_buf spare; /* a drained chunk, kept for the next one */
+    struct iovec iov[CIO_SENDQ_IOV];
+} cio_sendq;
+
+void cio_sendq_init(cio_sendq *q, cio_transport *tp, size_t low, size_t high,
+                    cio_time write_timeout, void (*on_timeout)(cio_sendq *q));
+/* Frees what is queued. Only once the transport cannot touch the bytes any
+ * more: after its on_closed, or with nothing in flight. */
+void cio_sendq_fini(cio_sendq *q);
+/* Room for n bytes to copy in, at the end of the queue, or NULL (-ENOMEM);
+ * then cio_sendq_commit() with the bytes written. */
+char *cio_sendq_reserve(cio_sendq *q, size_t n);
+void cio_sendq_commit(cio_sendq *q, size_t n);
+/* Copies n bytes in. 0 or -ENOMEM. Nothing is sent before a flush. */
+int cio_sendq_append(cio_sendq *q, const void *data, size_t n);
+/* Queues bytes [off, off + len) of seg by reference (taking one). 0,
+ * -EINVAL (out of the segment) or -ENOMEM. */
+int cio_sendq_append_seg(cio_sendq *q, cio_seg *seg, size_t off, size_t len);
+/* Starts sending what is queued, unless a send is in flight (what is queued
+ * meanwhile follows it). 0 or -errno from the transport (nothing is then in
+ * flight; the owner closes). */
+int cio_sendq_flush(cio_sendq *q);
+/* The transport's on_sent(err): retires what went out and sends the next
+ * slice. Returns 1 when everything queued is out, 0 while more is in
+ * flight, or -errno (the send failed: the owner closes). */
+int cio_sendq_sent(cio_sendq *q, int err);
+/* [awaits] Above the high watermark: flushes and waits until the queue is
+ * down to the low one. 0, -EPIPE once closed, -ETIMEDOUT or -ECANCELED. */
+int cio_sendq_wait_room(cio_sendq *q, cio_time deadline);
+/* The connection is closing: nothing more is sent, waiters get -EPIPE. */
+void cio_sendq_close(cio_sendq *q);
+static inline size_t cio_sendq_pending(const cio_sendq *q)
+{
+    return q->queued;
+}
+static inline bool cio_sendq_busy(const cio_sendq *q)
+{
+    return q->sending;
+}
+
+/* A listening socket with a multishot accept. */
+typedef struct cio_listener {
+    cio_loop *loop;
+    int fd;
+    bool armed, paused, closing;
+    cio_completion comp;
+    cio_timer retry; /* re-arms after EMFILE/ENFILE */
+    void (*on_accept)(struct cio_listener *ls, int fd);
+    void (*on_closed)(struct cio_listener *ls);
+    void *ud;
+} cio_listener;
+
+/* Binds and listens (SO_REUSEADDR; SO_REUSEPORT when reuseport; IPV6_V6ONLY
+ * for IPv6) and arms the accept. on_accept receives each new non-blocking,
+ * close-on-exec fd and owns it. 0 or -errno. */
+int cio_listener_open(cio_listener *ls, cio_loop *loop, const struct sockaddr *addr,
+                      socklen_t addrlen, int backlog, bool reuseport,
+                      void (*on_accept)(cio_listener *ls, int fd), void *ud);
+/* Stops accepting (connections wait in the kernel backlog) / resumes. */
+void cio_listener_pause(cio_listener *ls);
+void cio_listener_resume(cio_listener *ls);
+/* Stops and closes; on_closed (optional) runs when the last completion is in. */
+void cio_listener_close(cio_listener *ls, void (*on_closed)(cio_listener *ls));
+/* The bound address (e.g. to learn the port chosen for port 0). 0 or -errno. */
+int cio_listener_address(const cio_listener *ls, struct sockaddr_storage *out, socklen_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* Streams: buffered socket reader/writer for tasks                          */
+/* ------------------------------------------------------------------------ */
+
+/* Errors: -EPIPE when the peer closed before the request could be met (for
+ * reads: end of stream; for writes: peer gone), -ECONNRESET when it reset the
+ * connection, -EMSGSIZE when read_until's maximum was reached. */
+typedef struct cio_stream {
+    int fd;
+    uint8_t *rbuf;
+    size_t rcap, rstart, rend;
+    uint8_t *wbuf;
+    size_t wcap, wlen;
+    bool eof;
+} cio_stream;
+
+/* Wraps fd (not owned: fini does not close it). rbuf_size and wbuf_size are
+ * the buffer sizes (0 = 16 KiB). Returns 0 or -ENOMEM. */
+int cio_stream_init(cio_stream *s, int fd, size_t rbuf_size, size_t wbuf_size);
+void cio_stream_fini(cio_stream *s);
+
+/* [awaits] Reads up to len bytes (buffered bytes first). Returns the count,
+ * 0 at end of stream, or -errno. */
+ssize_t cio_stream_read(cio_stream *s, void *dst, size_t len, cio_time deadline);
+
+/* [awaits] Reads exactly n bytes. Returns 0, -EPIPE if the stream ended
+ * first (the bytes read so far are consumed), or -errno. */
+int cio_stream_read_exact(cio_stream *s, void *dst, size_t n, cio_time deadline);
+
+/* [awaits] Reads until delim (dlen bytes) appears within the first max bytes.
+ * Returns the length including delim and points *line at the data inside the
+ * stream's buffer, valid until the next stream call; the data is consumed.
+ * -EMSGSIZE if max bytes came without delim, -EPIPE at end of stream. */
+ssize_t cio_stream_read_until(cio_stream *s, const void *delim, size_t dlen, size_t max,
+                              const uint8_t **line, cio_time deadline);
+
+/* [awaits] Buffers src, sending when the write buffer fills. 0 or -errno. */
+int cio_stream_write(cio_stream *s, const void *src, size_t len, cio_time deadline);
+/* [awaits] Sends everything buffered. 0 or -errno; after an error the bytes
+ * not yet sent stay buffered, so calling it again repeats nothing. */
+int cio_stream_flush(cio_stream *s, cio_time deadline);
+/* [awaits] Sends the buffer and then all of src. 0 or -errno; after an error
+ * how much of src went out is not known: treat the stream as broken. */
+int cio_stream_write_all(cio_stream *s, const void *src, size_t len, cio_time deadline);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CIO_NET_H */

@@ -1,0 +1,106 @@
+/*
+ * cio_pool.h - the thread pool: the executor for blocking and CPU-heavy work,
+ * whose results come back to the loop through the ring.
+ */
+#ifndef CIO_POOL_H
+#define CIO_POOL_H
+
+#include "cio_task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Thread pool (executor for blocking and CPU-heavy work)                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cio_pool cio_pool;
+
+/* How workers compete with the loop for CPU (see README: measured). */
+enum cio_pool_priority {
+    CIO_POOL_PRIO_LOW,    /* default: nice + opts.nice (0 means 19): jobs get
+                             what the loop leaves, plus a small guaranteed
+                             share, and the loop preempts them on wakeup */
+    CIO_POOL_PRIO_IDLE,   /* SCHED_IDLE: only CPU time nothing else wants;
+                             lowest loop latency, but jobs may starve while the
+                             loop is saturated */
+    CIO_POOL_PRIO_NORMAL, /* the loop's priority */
+};
+
+typedef struct cio_pool_opts {
+    unsigned threads; /* default: number of CPUs this process may use */
+    unsigned queue;   /* queued (not yet running) jobs, default 1024 */
+    enum cio_pool_priority priority;
+    int nice;          /* with CIO_POOL_PRIO_LOW: the nice increment (0 = 19) */
+    size_t stack_size; /* worker thread stack (default 256 KiB) */
+} cio_pool_opts;
+
+/* A job: owned by the pool from submission until its future is done. */
+typedef struct cio_job {
+    cio_future fut;
+    cio_fn fn;
+    void *arg;
+    struct cio_job *next;
+    cio_pool *pool;
+    intptr_t result;
+    cio_completion comp; /* delivery of the result to the loop */
+    _Atomic int state;
+    _Atomic bool cancel_requested;
+} cio_job;
+
+/* Creates a pool whose jobs complete on loop. Returns 0 or -errno. */
+int cio_pool_create(cio_loop *loop, cio_pool **out, const cio_pool_opts *opts);
+
+/* [awaits] Submits job (waiting while the queue is full: backpressure) and
+ * returns 0 once queued; the result arrives in job->fut. Returns -ETIMEDOUT,
+ * -ECANCELED (job not submitted) or -ESHUTDOWN. */
+int cio_pool_submit(cio_pool *p, cio_job *job, cio_fn fn, void *arg, cio_time deadline);
+
+/* Non-waiting submission for callbacks: 0, -EAGAIN if the queue is full, or
+ * -ESHUTDOWN. */
+int cio_pool_try_submit(cio_pool *p, cio_job *job, cio_fn fn, void *arg);
+
+/* [awaits] Waits for a submitted job and returns its result. If interrupted,
+ * the job is cancelled: a queued job never runs; a running job sees
+ * cio_job_cancelled() turn true and is waited for (its memory is in use), and
+ * the call returns -ETIMEDOUT or -ECANCELED. */
+intptr_t cio_job_join(cio_job *job, cio_time deadline);
+
+/* Cancels a job: a queued job is dropped and its future completes with
+ * -ECANCELED; a running one is asked to stop (cio_job_cancelled()). */
+void cio_job_cancel(cio_job *job);
+
+/* [awaits] Submit and join in one call: runs fn(arg) on a worker thread while
+ * the loop keeps serving, and returns its result. */
+intptr_t cio_pool_run(cio_pool *p, cio_fn fn, void *arg, cio_time deadline);
+
+/* On a worker thread: true once the running job was asked to stop. */
+bool cio_job_cancelled(void);
+
+enum cio_pool_shutdown_mode { CIO_POOL_DRAIN, CIO_POOL_CANCEL };
+
+/* [awaits] Stops accepting jobs; DRAIN runs the queued jobs, CANCEL completes
+ * them with -ECANCELED and asks running jobs to stop. Returns 0 once every
+ * worker has exited, or -ETIMEDOUT/-ECANCELED (then call it again). */
+int cio_pool_shutdown(cio_pool *p, enum cio_pool_shutdown_mode mode, cio_time deadline);
+
+/* Frees a pool after cio_pool_shutdown() returned 0, or one that was never
+ * shut down and has no job outstanding (its idle workers are stopped and
+ * joined). Anything else aborts: completions could still arrive for it. Safe
+ * on NULL. */
+void cio_pool_destroy(cio_pool *p);
+
+typedef struct cio_pool_stats {
+    unsigned threads;
+    uint64_t submitted, completed, cancelled;
+    uint64_t queued, running; /* now */
+    uint64_t waits_full;      /* submissions that had to wait for space */
+} cio_pool_stats;
+
+void cio_pool_get_stats(cio_pool *p, cio_pool_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CIO_POOL_H */

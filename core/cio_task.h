@@ -1,0 +1,191 @@
+/*
+ * cio_task.h - tasks (stackful coroutines), cancel scopes, futures, wait-all,
+ * wait-any, as_completed and task groups.
+ */
+#ifndef CIO_TASK_H
+#define CIO_TASK_H
+
+#include "cio_loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Tasks                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Spawns fn(arg) as a new task on loop (NULL = current loop). It starts
+ * running at a later point of the loop, never inside this call. If out is
+ * NULL the task is detached; otherwise *out is a handle that must be passed to
+ * cio_join() or cio_detach(). Returns 0, -ENOMEM or -EINVAL (no loop). */
+int cio_spawn(cio_loop *loop, cio_task **out, cio_fn fn, void *arg);
+
+/* [awaits] Waits for t to finish and releases the handle; returns t's result
+ * (-EDEADLK for the running task itself: the handle is then kept).
+ * If the join itself is interrupted (its deadline passes, or the joining task
+ * is cancelled), t is cancelled and the join still waits for it to finish, so
+ * no task outlives its joiner; in that case a -ECANCELED result of t is
+ * reported as -ETIMEDOUT or -ECANCELED according to what interrupted the join. */
+intptr_t cio_join(cio_task *t, cio_time deadline);
+
+/* Gives up the handle: the task runs on and frees itself when it finishes. */
+void cio_detach(cio_task *t);
+
+/* Requests cancellation of t (idempotent, no-op once finished). */
+void cio_task_cancel(cio_task *t);
+
+/* The task's completion as a future (valid while the handle is held). */
+struct cio_future *cio_task_future(cio_task *t);
+
+/* The running task, or NULL outside coroutines. */
+cio_task *cio_current(void);
+
+/* [awaits] Lets every other ready task run once. Returns 0 or -ECANCELED. */
+int cio_yield(void);
+
+/* True when the running task's innermost scope chain is cancelled or past its
+ * deadline: the next awaiting call would fail. For long computations that want
+ * to stop early without awaiting. */
+bool cio_cancelled(void);
+
+/* ------------------------------------------------------------------------ */
+/* Cancel scopes                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A cancel scope (Trio's CancelScope) lives on the task's stack and must be
+ * exited in LIFO order by the task that entered it. Awaiting calls inside it
+ * fail with -ECANCELED once it is cancelled or its deadline passes. A shielded
+ * scope hides the outer scopes' cancellation and deadlines (for cleanup). */
+typedef struct cio_scope {
+    struct cio_scope *parent;
+    cio_task *task;
+    cio_time deadline;
+    bool cancelled; /* cancelled explicitly or by its deadline */
+    bool expired;   /* its own deadline passed */
+    bool shield;
+} cio_scope;
+
+/* Enters s (deadline may be CIO_NEVER). Must be called inside a task. */
+void cio_scope_enter(cio_scope *s, cio_time deadline, bool shield);
+
+/* Leaves s. Returns 0, -ETIMEDOUT if s's own deadline passed, or -ECANCELED
+ * if s was cancelled with cio_scope_cancel(). */
+int cio_scope_exit(cio_scope *s);
+
+/* Cancels s: the awaiting call its task is suspended in (if inside s) returns
+ * -ECANCELED, and so does every later one inside s. Children of groups opened
+ * inside s are cancelled too. */
+void cio_scope_cancel(cio_scope *s);
+
+/* ------------------------------------------------------------------------ */
+/* Futures                                                                   */
+/* ------------------------------------------------------------------------ */
+/* A one-shot result holder (a promise). Single-threaded: completed on the
+ * loop thread (the thread pool completes its futures through the ring). */
+typedef struct cio_future {
+    cio_list waiters;
+    intptr_t result;
+    bool done;
+} cio_future;
+
+/* A callback subscription, for code that is not a coroutine. */
+typedef struct cio_waiter {
+    cio_list link;
+    void (*fn)(struct cio_waiter *w, cio_future *f);
+} cio_waiter;
+
+void cio_future_init(cio_future *f);
+
+/* Completes f with result (a value >= 0 or an error < 0) and wakes every
+ * waiter. Returns 0, or -EALREADY if f was already done (f is unchanged). */
+int cio_future_set(cio_future *f, intptr_t result);
+
+static inline bool cio_future_done(const cio_future *f)
+{
+    return f->done;
+}
+
+/* The result of a done future. */
+static inline intptr_t cio_future_result(const cio_future *f)
+{
+    return f->result;
+}
+
+/* [awaits] Waits for f. Returns f's result (at once, even in a cancelled
+ * task, if f is already done), or -ETIMEDOUT/-ECANCELED if the wait was
+ * interrupted first (then cio_future_done(f) is false). */
+intptr_t cio_await(cio_future *f, cio_time deadline);
+
+/* [awaits] wait-all (gather): returns 0 once every future is done (read each
+ * result; at once if they already are), or -ETIMEDOUT/-ECANCELED. */
+int cio_wait_all(cio_future *const *fs, size_t n, cio_time deadline);
+
+/* [awaits] wait-any: returns the index of a done future (the lowest index if
+ * several are done), -ETIMEDOUT/-ECANCELED, or -EINVAL if n == 0. */
+int cio_wait_any(cio_future *const *fs, size_t n, cio_time deadline);
+
+/* In-completion-order iteration (as_completed). The iterator lives on the
+ * task's stack and must be finished with cio_as_completed_fini(). */
+typedef struct cio_as_completed {
+    cio_future *const *fs;
+    size_t n, yielded, queued;
+    void *subs;    /* one subscription per future */
+    size_t *order; /* indexes in completion order */
+    struct cio__wait *wait;
+} cio_as_completed;
+
+int cio_as_completed_init(cio_as_completed *it, cio_future *const *fs, size_t n);
+
+/* [awaits] Returns the index of the next future to complete, -ENOENT once all
+ * have been returned, or -ETIMEDOUT/-ECANCELED. */
+int cio_as_completed_next(cio_as_completed *it, cio_time deadline);
+void cio_as_completed_fini(cio_as_completed *it);
+
+/* Subscribes w to f: fn(w, f) runs (on the loop thread) when f completes; if f
+ * is already done, it runs before this call returns. */
+void cio_future_subscribe(cio_future *f, cio_waiter *w, void (*fn)(cio_waiter *, cio_future *));
+/* Removes a subscription whose callback has not run. */
+void cio_future_unsubscribe(cio_waiter *w);
+
+/* ------------------------------------------------------------------------ */
+/* Task groups (structured concurrency)                                      */
+/* ------------------------------------------------------------------------ */
+
+/* A group (Trio's nursery, asyncio's TaskGroup) scopes the lifetime of its
+ * children: cio_group_wait() returns only when all of them have finished. If a
+ * child fails (result < 0), the others are cancelled and the first error is
+ * what the group reports. The group's deadline cancels all children when it
+ * passes. Children inherit the group's scope, hence its deadline and the
+ * parent's enclosing scopes. */
+typedef struct cio_group {
+    cio_scope scope;
+    cio_list children; /* all spawned, owned until wait returns */
+    size_t live;
+    intptr_t first_error;
+    struct cio_group *outer; /* parent task's enclosing group */
+    cio_task *owner;
+    struct cio__wait *waiting;
+} cio_group;
+
+/* Opens g inside the running task (enters its scope). */
+void cio_group_init(cio_group *g, cio_time deadline);
+
+/* Spawns a child of g. *out (optional) is a borrowed handle, valid until
+ * cio_group_wait() returns; never join or detach it. Returns 0 or -ENOMEM.
+ * Spawning into a cancelled group still works: the child starts cancelled. */
+int cio_group_spawn(cio_group *g, cio_task **out, cio_fn fn, void *arg);
+
+/* Cancels every child and the group's scope. */
+void cio_group_cancel(cio_group *g);
+
+/* [awaits] Waits for all children, then leaves the group's scope and frees
+ * the children. Returns 0, the first child error, -ETIMEDOUT if the group's
+ * deadline passed, or -ECANCELED if the group or its task was cancelled. It
+ * cannot be interrupted early: cancellation only cancels the children. */
+intptr_t cio_group_wait(cio_group *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CIO_TASK_H */
