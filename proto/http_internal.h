@@ -187,10 +187,10 @@ void http_access_log(cio_http_req *req);
 /* Splits the request target into path and query, percent-decodes the path,
  * removes dot segments, merges repeated slashes, and finds the route of the
  * method and path. Done once per request (r->resolved). Returns 0 with
- * r->route set (NULL: no route, the document root serves it), or the status
- * to answer: 400 (malformed target), 404, 405 (with *allowed listing the
- * path's methods, comma-separated). copy: the path must not point into the
- * input buffer (which may still grow). */
+ * r->route set (NULL: no route, the document root serves GET or HEAD), or the
+ * status to answer: 400 (malformed target), 404, 405 (with *allowed listing
+ * the path's methods, comma-separated). copy: the path must not point into
+ * the input buffer (which may still grow). */
 int http_route_resolve(cio_http_req *r, bool copy, char *allowed, size_t allowed_len);
 void http_routes_free(cio_http_server *srv);
 /* Recomputes srv->allow_all (for OPTIONS * and 405s raised by the parser). */

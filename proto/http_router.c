@@ -9,6 +9,7 @@
 #include "http_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -263,5 +264,11 @@ int http_route_resolve(cio_http_req *r, bool copy, char *allowed, size_t allowed
         return 0;
     if (allowed[0])
         return 405; /* the path has routes, for other methods */
-    return srv->root_fd >= 0 ? 0 : 404;
+    if (srv->root_fd < 0)
+        return 404;
+    if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
+        snprintf(allowed, allowed_len, "GET, HEAD"); /* files only answer these */
+        return 405;
+    }
+    return 0;
 }
