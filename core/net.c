@@ -423,10 +423,10 @@ static void listener_done(cio_completion *c, int32_t res, uint32_t cflags)
     ls->armed = false;
     if (ls->closing)
         listener_finish_close(ls);
-    else if (backoff)
-        (void)cio_timer_start(&ls->retry, ls->loop->now + CIO_MS(100));
+    else if (backoff && cio_timer_start(&ls->retry, ls->loop->now + CIO_MS(100)) == 0)
+        return; /* re-armed by the timer */
     else if (!ls->paused)
-        listener_arm(ls);
+        listener_arm(ls); /* also when the back-off timer cannot be armed: never stop accepting */
 }
 
 int cio_listener_open(cio_listener *ls, cio_loop *loop, const struct sockaddr *addr,
@@ -487,8 +487,8 @@ void cio_listener_close(cio_listener *ls, void (*on_closed)(cio_listener *ls))
     cio_timer_stop(&ls->retry);
     if (ls->armed)
         cio__cancel_op(ls->loop, &ls->comp);
-    else
-        (void)cio_timer_start(&ls->retry, ls->loop->now);
+    else if (cio_timer_start(&ls->retry, ls->loop->now) < 0)
+        listener_finish_close(ls); /* on_closed then runs inside close(): better than never */
 }
 
 int cio_listener_address(const cio_listener *ls, struct sockaddr_storage *out, socklen_t *len)
