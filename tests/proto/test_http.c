@@ -5,6 +5,7 @@
  */
 #include "../core/harness.h"
 #include "cio_http.h"
+#include "cio_internal.h" /* the loop's timer heap, for the ENOMEM test */
 
 #include <string.h>
 
@@ -1321,6 +1322,77 @@ START_TEST(write_timeout_measures_progress)
 }
 END_TEST
 
+/* ---- a timer that cannot be armed (ENOMEM) ---------------------------------------- */
+
+/* This suite is linked with -Wl,--wrap=realloc: realloc of exactly
+ * fail_realloc_size bytes fails (the timer heap's next growth). */
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+static size_t fail_realloc_size;
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (fail_realloc_size && n == fail_realloc_size)
+        return NULL;
+    return __real_realloc(p, n);
+}
+
+static cio_event hold;
+static int h_hold(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    int rc = cio_event_wait(&hold, CIO_NEVER);
+    return rc ? rc : cio_http_respond(req, 200, "text/plain", "held", 4);
+}
+
+static void man_close_unfail(cio_transport *t)
+{
+    fail_realloc_size = 0; /* the transport's own close timer may grow the heap */
+    man_close(t);
+}
+
+/* Regression: a keep-alive deadline that could not be armed (the timer heap
+ * could not grow) was ignored, leaving the connection without a timeout. */
+static intptr_t main_timer_enomem(void *arg)
+{
+    (void)arg;
+    static const cio_transport_ops ops = {man_read_start, man_read_stop, man_send, man_shutdown,
+                                          man_close_unfail};
+    cio_http_opts o = {.keepalive_timeout = CIO_SEC(60), .handler_timeout = CIO_NEVER};
+    man_start(&o);
+    man.t.ops = &ops;
+    cio_http_route(srv, "GET", "/hold", h_hold, NULL);
+    cio_event_init(&hold);
+    man_feed(GET("/hold"));
+    cio_sleep(CIO_MS(5)); /* the handler waits; the connection's timer is stopped */
+    /* Fill the heap so that the write timer of the response takes its last
+     * slot and the keep-alive deadline after it needs it to grow. */
+    cio_loop *l = cio_loop_current();
+    static cio_timer fill[1024];
+    size_t nfill = 0;
+    while (l->heap_len < l->heap_cap - 2) {
+        cio_timer_init(&fill[nfill], NULL, NULL);
+        ck_assert_int_eq(cio_timer_start(&fill[nfill++], CIO_NEVER - 1), 0);
+    }
+    fail_realloc_size = (size_t)l->heap_cap * 2 * sizeof(cio_timer *);
+    cio_event_set(&hold);
+    for (int i = 0; i < 50 && !man.closing; i++)
+        cio_yield(); /* no timers here: sleeping would need one */
+    fail_realloc_size = 0;
+    ck_assert_msg(man.closing, "the connection stayed open without its keep-alive timeout");
+    for (size_t i = 0; i < nfill; i++)
+        cio_timer_stop(&fill[i]);
+    man_release();
+    ck_assert(strncmp(man.out, "HTTP/1.1 200 ", 13) == 0);
+    man_finish();
+    return 0;
+}
+
+START_TEST(timer_enomem_closes_the_connection)
+{
+    ck_assert_int_eq(t_run(main_timer_enomem, NULL), 0);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -1374,6 +1446,7 @@ static Suite *http_suite(void)
     T_CASE(s, no_request_is_handled_after_a_close, 5);
     T_CASE(s, no_handler_runs_after_a_408, 5);
     T_CASE(s, write_timeout_measures_progress, 5);
+    T_CASE(s, timer_enomem_closes_the_connection, 5);
     T_CASE(s, bare_cr_does_not_smuggle_a_second_request, 10);
     T_CASE(s, bare_cr_before_content_length_is_400, 10);
     T_CASE(s, bare_lf_line_ends_are_400, 10);
