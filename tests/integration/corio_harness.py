@@ -642,6 +642,54 @@ def pbkdf2_hex(body, iterations):
     return hashlib.pbkdf2_hmac("sha256", body, HASH_SALT, iterations, 32).hex()
 
 
+HASH_MAX_ITERATIONS = 10000000  # the daemon's limit for /hash?iterations=
+
+
+def hash_request(iterations, body):
+    """A complete POST /hash request (raw bytes)."""
+    return (b"POST /hash?iterations=%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            % (iterations, len(body)) + body)
+
+
+def _proc_net_tcp_addr(field):
+    ip_hex, port_hex = field.split(":")
+    ip = socket.inet_ntoa(int(ip_hex, 16).to_bytes(4, sys.byteorder))
+    return ip, int(port_hex, 16)
+
+
+def unread_by_server(conn):
+    """Bytes `conn` sent that the server has not read from its socket yet
+    (the receive queue of the server's end, from /proc/net/tcp), or None when
+    the server's end is not found (closed)."""
+    client = conn.sock.getsockname()[:2]
+    server = conn.sock.getpeername()[:2]
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if (_proc_net_tcp_addr(fields[1]) == server
+                    and _proc_net_tcp_addr(fields[2]) == client):
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
+def wait_server_read(conn, timeout=10.0):
+    """Wait until the server has read everything sent on `conn` so far: an
+    observable state (its socket's receive queue is empty) instead of a sleep
+    that hopes the server got there. Once it holds, the server's loop has the
+    bytes: anything it does later (a signal, a timer) comes after them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = unread_by_server(conn)
+        if left == 0:
+            return
+        if left is None:
+            raise AssertionError("the server's end of the connection is gone")
+        if time.monotonic() > deadline:
+            raise AssertionError("the server left %d byte(s) unread for %.0f s" % (left, timeout))
+        time.sleep(0.005)
+
+
 def is_imf_fixdate(value):
     return bool(value and IMF_FIXDATE_RE.match(value))
 
