@@ -651,6 +651,41 @@ def hash_request(iterations, body):
             % (iterations, len(body)) + body)
 
 
+def calibrate_hash_iterations(server, seconds=2.0, probe_seconds=0.2, probes=3):
+    """How many /hash iterations make one job take about `seconds` on this
+    machine, measured through `server` (its pool, at its priority), capped at
+    HASH_MAX_ITERATIONS.
+
+    Tests that need hashes still running while they measure something use
+    this instead of a fixed count, which is too short on a fast CPU (a
+    million iterations: 0.33 s on an EPYC, 1 s on an older Xeon). The probe
+    grows until one run takes probe_seconds; then the fastest of `probes`
+    runs counts (the least disturbed by other load), so a busy moment during
+    calibration errs towards jobs longer than asked, not shorter."""
+    iterations = 20000
+    while True:
+        elapsed = _time_hash(server, iterations)
+        if elapsed >= probe_seconds or iterations >= HASH_MAX_ITERATIONS:
+            break
+        iterations = min(HASH_MAX_ITERATIONS,
+                         iterations * max(2, int(probe_seconds / max(elapsed, 1e-3)) + 1))
+    best = elapsed
+    for _ in range(probes - 1):
+        best = min(best, _time_hash(server, iterations))
+    return max(1, min(HASH_MAX_ITERATIONS, int(iterations * seconds / max(best, 1e-6))))
+
+
+def _time_hash(server, iterations):
+    with server.connect(timeout=120) as c:
+        t0 = time.monotonic()
+        c.send(hash_request(iterations, b"calibration"))
+        r = c.read_response(timeout=120)
+        elapsed = time.monotonic() - t0
+    if r.status != 200:
+        raise AssertionError("calibration /hash?iterations=%d answered %d" % (iterations, r.status))
+    return elapsed
+
+
 def _proc_net_tcp_addr(field):
     ip_hex, port_hex = field.split(":")
     ip = socket.inet_ntoa(int(ip_hex, 16).to_bytes(4, sys.byteorder))

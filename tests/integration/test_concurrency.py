@@ -16,8 +16,11 @@ import corio_harness as H  # noqa: E402
 from corio_harness import setUpModule  # noqa: E402,F401
 
 PLAINTEXT = b"Hello, World!"
-# one /hash with this many iterations takes roughly a second on a slow core
-SLOW_ITERATIONS = 1000000
+# A request answered while the pool is saturated must not wait for a hash:
+# well under a second, and a job lasts HASH_JOB_SECONDS (calibrated), so a
+# loop that waited for one could not pass.
+FAST_S = 1.0
+HASH_JOB_SECONDS = 1.5
 # Graceful shutdown: the drain outlasts every step of a test by far, so that
 # the test, not the clock, decides when a request in flight ends.
 DRAIN_MS = 20000
@@ -60,14 +63,60 @@ class Background(threading.Thread):
         return self.result
 
 
+def answered(conn):
+    """True when a response (or a close) arrived on `conn`: a quick look."""
+    conn.recv_for(0.01)
+    return bool(conn.buf) or conn.eof
+
+
 class TestHashConcurrency(H.ServerTestCase):
     server_args = ["--access-log", "off"]
     server_config = {"pool_threads": 4}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.slow = H.calibrate_hash_iterations(cls.server, seconds=HASH_JOB_SECONDS)
+        except BaseException:
+            cls.server.close()
+            raise
 
     def post_hash(self, body, iterations, timeout=60):
         st, _, out = self.server.request("POST", "/hash?iterations=%d" % iterations, body=body,
                                          timeout=timeout)
         return st, out.decode()
+
+    def start_hashes(self, bodies):
+        """Sends one slow /hash per body, each on its own connection, and
+        waits until the server has read them all: the jobs are on the pool
+        (8 of them for 4 workers: the pool is saturated and has a queue)."""
+        conns = []
+        try:
+            for b in bodies:
+                c = self.server.connect(timeout=300)
+                conns.append(c)
+                c.send(H.hash_request(self.slow, b))
+            for c in conns:
+                H.wait_server_read(c)
+        except BaseException:
+            for c in conns:
+                c.close()
+            raise
+        return conns
+
+    def finish_hashes(self, conns, bodies):
+        """Every hash still completes, each with its own result. (Computing
+        them here would take as long again: test_eight_concurrent_hashes_correct
+        checks the values.)"""
+        results = []
+        for c in conns:
+            with c:
+                r = c.read_response(timeout=300)
+                self.assertEqual(r.status, 200, r)
+                self.assertRegex(r.body.decode(), r"^[0-9a-f]{64}$")
+                results.append(r.body.decode())
+        self.assertEqual(len(set(results)), len(bodies), results)
 
     def test_eight_concurrent_hashes_correct(self):
         bodies = [("password-%d" % i).encode() * (i + 1) for i in range(8)]
@@ -79,37 +128,33 @@ class TestHashConcurrency(H.ServerTestCase):
 
     def test_plaintext_fast_while_hashing(self):
         bodies = [b"load-%d" % i for i in range(8)]
-        jobs = [Background(lambda b=b: self.post_hash(b, SLOW_ITERATIONS // 4)) for b in bodies]
-        for j in jobs:
-            j.start()
-        time.sleep(0.1)  # let the hashes reach the pool
+        conns = self.start_hashes(bodies)
         latencies = []
         with self.server.connect() as c:
             for _ in range(5):
                 t0 = time.monotonic()
                 c.send(H.simple_get("/plaintext"))
-                r = c.read_response(timeout=5)
+                r = c.read_response(timeout=WAIT_S)
                 latencies.append(time.monotonic() - t0)
                 self.assertEqual(r.body, PLAINTEXT)
-        busy = any(j.is_alive() for j in jobs)
-        for b, j in zip(bodies, jobs):
-            self.assertEqual(j.get(120), (200, H.pbkdf2_hex(b, SLOW_ITERATIONS // 4)))
-        self.assertTrue(busy, "hashes finished too early to measure anything")
-        self.assertLess(max(latencies), 1.0, latencies)
+        busy = sum(not answered(h) for h in conns)
+        self.finish_hashes(conns, bodies)
+        self.assertGreater(busy, 0, "hashes finished too early to measure anything")
+        self.assertLess(max(latencies), FAST_S, latencies)
 
     def test_new_connections_fast_while_hashing(self):
-        jobs = [Background(lambda i=i: self.post_hash(b"x%d" % i, SLOW_ITERATIONS // 4))
-                for i in range(8)]
-        for j in jobs:
-            j.start()
-        time.sleep(0.1)
+        bodies = [b"x%d" % i for i in range(8)]
+        conns = self.start_hashes(bodies)
+        latencies = []
         for _ in range(3):
             t0 = time.monotonic()
-            st, _, body = self.server.request("GET", "/json", timeout=5)
+            st, _, body = self.server.request("GET", "/json", timeout=WAIT_S)
+            latencies.append(time.monotonic() - t0)
             self.assertEqual(st, 200)
-            self.assertLess(time.monotonic() - t0, 1.0)
-        for j in jobs:
-            self.assertEqual(j.get(120)[0], 200)
+        busy = sum(not answered(h) for h in conns)
+        self.finish_hashes(conns, bodies)
+        self.assertGreater(busy, 0, "hashes finished too early to measure anything")
+        self.assertLess(max(latencies), FAST_S, latencies)
 
     def test_many_connections_many_requests(self):
         def client(i):
