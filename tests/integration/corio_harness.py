@@ -658,7 +658,8 @@ def calibrate_hash_iterations(server, seconds=2.0, probe_seconds=0.2, probes=3):
 
     Tests that need hashes still running while they measure something use
     this instead of a fixed count, which is too short on a fast CPU (a
-    million iterations: 0.33 s on an EPYC, 1 s on an older Xeon). The probe
+    million iterations: 0.33 s on a fast EPYC, 0.5-1 s on this project's
+    Xeon VM, depending on its load). The probe
     grows until one run takes probe_seconds; then the fastest of `probes`
     runs counts (the least disturbed by other load), so a busy moment during
     calibration errs towards jobs longer than asked, not shorter."""
@@ -692,27 +693,40 @@ def _proc_net_tcp_addr(field):
     return ip, int(port_hex, 16)
 
 
+_TCP_LIVE = ("01", "08")  # ESTABLISHED, CLOSE_WAIT (not a TIME_WAIT of an old connection)
+
+
 def unread_by_server(conn):
-    """Bytes `conn` sent that the server has not read from its socket yet
-    (the receive queue of the server's end, from /proc/net/tcp), or None when
-    the server's end is not found (closed)."""
+    """Bytes sent on `conn` that the server may not have read yet: those its
+    TCP has not acknowledged (the client's send queue: still on the way, on a
+    loaded machine) plus those waiting in its socket (the receive queue of the
+    server's end), from /proc/net/tcp. None when the server's end is gone."""
     client = conn.sock.getsockname()[:2]
     server = conn.sock.getpeername()[:2]
+    unacked = unread = None
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             fields = line.split()
-            if (_proc_net_tcp_addr(fields[1]) == server
-                    and _proc_net_tcp_addr(fields[2]) == client):
-                return int(fields[4].split(":")[1], 16)
-    return None
+            if fields[3] not in _TCP_LIVE:
+                continue
+            local, remote = _proc_net_tcp_addr(fields[1]), _proc_net_tcp_addr(fields[2])
+            tx_queue, rx_queue = (int(x, 16) for x in fields[4].split(":"))
+            if (local, remote) == (client, server):
+                unacked = tx_queue
+            elif (local, remote) == (server, client):
+                unread = rx_queue
+    if unacked is None or unread is None:
+        return None
+    return unacked + unread
 
 
 def wait_server_read(conn, timeout=10.0):
     """Wait until the server has read everything sent on `conn` so far: an
-    observable state (its socket's receive queue is empty) instead of a sleep
-    that hopes the server got there. Once it holds, the server's loop has the
-    bytes: anything it does later (a signal, a timer) comes after them."""
+    observable state (all of it acknowledged, none left in the server's
+    socket) instead of a sleep that hopes the server got there. Once it
+    holds, the server's loop has the bytes: anything it handles later (a
+    signal, a timer) comes after them."""
     deadline = time.monotonic() + timeout
     while True:
         left = unread_by_server(conn)
