@@ -135,7 +135,7 @@ typedef struct conn_run {
 
 static bool sent_contains(const cio_memconn *m, const char *s)
 {
-    return memmem(m->out, m->out_len, s, strlen(s)) != NULL;
+    return m->out_len > 0 && memmem(m->out, m->out_len, s, strlen(s)) != NULL;
 }
 
 /* Feeds one exchange and waits until the server closes the connection, or
