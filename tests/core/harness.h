@@ -18,6 +18,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* How long a test waits for something that takes microseconds: far more
+ * than it ever needs, even on a loaded machine, and well inside the tcase
+ * timeouts (5 s and more), so that a failure is an assertion, not a kill. */
+#define T_PATIENCE_MS 3000
+
+/* [awaits] Polls cond every millisecond until it holds or ms milliseconds
+ * pass; evaluates to cond's final value. Tests wait on an observable state
+ * this way instead of sleeping a fixed time and hoping the work was done. */
+#define T_AWAIT(cond, ms)                                          \
+    __extension__({                                                \
+        cio_time t_until_ = cio_clock() + CIO_MS(ms);              \
+        while (!(cond) && cio_clock() < t_until_)                  \
+            cio_sleep(CIO_MS(1));                                  \
+        (cond);                                                    \
+    })
+
 /* Runs fn(arg) as the main task of a fresh loop; returns its result. */
 static inline intptr_t t_run(cio_fn fn, void *arg)
 {

@@ -227,10 +227,15 @@ static intptr_t main_wait_any(void *arg)
     for (int i = 0; i < 3; i++)
         cio_future_init(&f[i]);
     set_later(&f[2], CIO_MS(2), 1, &sa[0]);
-    set_later(&f[0], CIO_MS(30), 1, &sa[1]);
+    /* f[0] and f[1] stay pending until wait_any is back (a second setter on
+     * a timer could fire in the same turn on a loaded machine). */
     int i = cio_wait_any(fs, 3, CIO_NEVER);
     ck_assert(!cio_future_done(&f[0]));
-    /* Let the other setter finish before our futures leave scope. */
+    ck_assert(!cio_future_done(&f[1]));
+    /* The wait's subscriptions were removed: completing them now touches
+     * nothing of it. */
+    set_later(&f[0], 0, 1, &sa[1]);
+    cio_future_set(&f[1], 1);
     cio_await(&f[0], CIO_NEVER);
     return i;
 }

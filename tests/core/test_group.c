@@ -89,7 +89,9 @@ static intptr_t main_deadline(void *arg)
 {
     (void)arg;
     cio_group g;
-    cio_group_init(&g, cio_after(CIO_MS(10)));
+    /* The short child is done long before the deadline, even on a loaded
+     * machine: a stalled loop that saw both due in one turn would cancel it. */
+    cio_group_init(&g, cio_after(CIO_MS(500)));
     cio_group_spawn(&g, NULL, sleep_ms, (void *)10000);
     cio_group_spawn(&g, NULL, sleep_ms, (void *)1);
     intptr_t r = cio_group_wait(&g);
@@ -231,16 +233,29 @@ START_TEST(empty_group_returns_at_once)
 }
 END_TEST
 
+static cio_event release_a;
+
+static intptr_t wait_release(void *arg)
+{
+    (void)arg;
+    return cio_event_wait(&release_a, CIO_NEVER);
+}
+
 static intptr_t main_borrowed_handles(void *arg)
 {
     (void)arg;
     cio_group g;
     cio_task *a, *b;
+    cio_event_init(&release_a);
     cio_group_init(&g, CIO_NEVER);
-    cio_group_spawn(&g, &a, sleep_ms, (void *)20);
+    /* a ends only when released (a timer could end it in the same turn as
+     * b's on a loaded machine, and wait_any reports the lowest index done). */
+    cio_group_spawn(&g, &a, wait_release, NULL);
     cio_group_spawn(&g, &b, sleep_ms, (void *)5);
     cio_future *fs[2] = {cio_task_future(a), cio_task_future(b)};
     int first = cio_wait_any(fs, 2, CIO_NEVER);
+    ck_assert(!cio_future_done(fs[0]));
+    cio_event_set(&release_a);
     ck_assert_int_eq(cio_group_wait(&g), 0);
     return first;
 }

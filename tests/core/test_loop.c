@@ -250,12 +250,13 @@ static intptr_t busy_until_reaped(void *arg)
     cio_spawn(NULL, &t, reader, fds);
     cio_yield();
     ck_assert_int_eq(write(fds[0], "x", 1), 1);
-    /* This task never sleeps; completions must still be reaped. */
+    /* This task never sleeps; completions must still be reaped (within
+     * 50 us by design; a loop that never reaps runs into the 5 s limit). */
     cio_time t0 = cio_clock();
     while (!reaped && cio_clock() - t0 < CIO_SEC(5))
         cio_yield();
     ck_assert_int_eq(reaped, 1);
-    ck_assert_int_lt(cio_clock() - t0, CIO_MS(100));
+    ck_assert_int_lt(cio_clock() - t0, CIO_SEC(1));
     return cio_join(t, CIO_NEVER);
 }
 

@@ -642,6 +642,103 @@ def pbkdf2_hex(body, iterations):
     return hashlib.pbkdf2_hmac("sha256", body, HASH_SALT, iterations, 32).hex()
 
 
+HASH_MAX_ITERATIONS = 10000000  # the daemon's limit for /hash?iterations=
+
+
+def hash_request(iterations, body):
+    """A complete POST /hash request (raw bytes)."""
+    return (b"POST /hash?iterations=%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            % (iterations, len(body)) + body)
+
+
+def calibrate_hash_iterations(server, seconds=2.0, probe_seconds=0.2, probes=3):
+    """How many /hash iterations make one job take about `seconds` on this
+    machine, measured through `server` (its pool, at its priority), capped at
+    HASH_MAX_ITERATIONS.
+
+    Tests that need hashes still running while they measure something use
+    this instead of a fixed count, which is too short on a fast CPU (a
+    million iterations: 0.33 s on a fast EPYC, 0.5-1 s on this project's
+    Xeon VM, depending on its load). The probe
+    grows until one run takes probe_seconds; then the fastest of `probes`
+    runs counts (the least disturbed by other load), so a busy moment during
+    calibration errs towards jobs longer than asked, not shorter."""
+    iterations = 20000
+    while True:
+        elapsed = _time_hash(server, iterations)
+        if elapsed >= probe_seconds or iterations >= HASH_MAX_ITERATIONS:
+            break
+        iterations = min(HASH_MAX_ITERATIONS,
+                         iterations * max(2, int(probe_seconds / max(elapsed, 1e-3)) + 1))
+    best = elapsed
+    for _ in range(probes - 1):
+        best = min(best, _time_hash(server, iterations))
+    return max(1, min(HASH_MAX_ITERATIONS, int(iterations * seconds / max(best, 1e-6))))
+
+
+def _time_hash(server, iterations):
+    with server.connect(timeout=120) as c:
+        t0 = time.monotonic()
+        c.send(hash_request(iterations, b"calibration"))
+        r = c.read_response(timeout=120)
+        elapsed = time.monotonic() - t0
+    if r.status != 200:
+        raise AssertionError("calibration /hash?iterations=%d answered %d" % (iterations, r.status))
+    return elapsed
+
+
+def _proc_net_tcp_addr(field):
+    ip_hex, port_hex = field.split(":")
+    ip = socket.inet_ntoa(int(ip_hex, 16).to_bytes(4, sys.byteorder))
+    return ip, int(port_hex, 16)
+
+
+_TCP_LIVE = ("01", "08")  # ESTABLISHED, CLOSE_WAIT (not a TIME_WAIT of an old connection)
+
+
+def unread_by_server(conn):
+    """Bytes sent on `conn` that the server may not have read yet: those its
+    TCP has not acknowledged (the client's send queue: still on the way, on a
+    loaded machine) plus those waiting in its socket (the receive queue of the
+    server's end), from /proc/net/tcp. None when the server's end is gone."""
+    client = conn.sock.getsockname()[:2]
+    server = conn.sock.getpeername()[:2]
+    unacked = unread = None
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] not in _TCP_LIVE:
+                continue
+            local, remote = _proc_net_tcp_addr(fields[1]), _proc_net_tcp_addr(fields[2])
+            tx_queue, rx_queue = (int(x, 16) for x in fields[4].split(":"))
+            if (local, remote) == (client, server):
+                unacked = tx_queue
+            elif (local, remote) == (server, client):
+                unread = rx_queue
+    if unacked is None or unread is None:
+        return None
+    return unacked + unread
+
+
+def wait_server_read(conn, timeout=10.0):
+    """Wait until the server has read everything sent on `conn` so far: an
+    observable state (all of it acknowledged, none left in the server's
+    socket) instead of a sleep that hopes the server got there. Once it
+    holds, the server's loop has the bytes: anything it handles later (a
+    signal, a timer) comes after them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = unread_by_server(conn)
+        if left == 0:
+            return
+        if left is None:
+            raise AssertionError("the server's end of the connection is gone")
+        if time.monotonic() > deadline:
+            raise AssertionError("the server left %d byte(s) unread for %.0f s" % (left, timeout))
+        time.sleep(0.005)
+
+
 def is_imf_fixdate(value):
     return bool(value and IMF_FIXDATE_RE.match(value))
 
