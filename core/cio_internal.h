@@ -200,7 +200,7 @@ struct cio_loop {
     unsigned br_returned; /* buffers given back since the last publish */
     bool br_failed;       /* registration refused: transports cannot read */
     bool recv_single;     /* no multishot receive: one-shot receives instead */
-    cio_list bufwait;     /* cio_sock waiting for buffers to re-arm */
+    cio_list bufwait;     /* cio_socket_transport waiting for buffers to re-arm */
 
     /* completions taken off the CQ by a refused submission (a FIFO ring,
      * power-of-2 capacity); the reap runs them before the CQ's */
@@ -222,8 +222,8 @@ struct cio_loop {
     cio_time lag_sum;
 
     cio_loop_stats stats;
-    cio_list writers; /* cio_writer flushed at the end of each turn */
-    cio_writer *log;  /* this loop's process-log writer (stderr) */
+    cio_list writers;    /* cio_log_writer flushed at the end of each turn */
+    cio_log_writer *log; /* this loop's process-log writer (stderr) */
 
 #if CIO_ASAN
     const void *main_stack_bottom;
@@ -315,7 +315,7 @@ void cio__bufring_fini(cio_loop *l);
 /* log (log.c) */
 void cio__log_flush(cio_loop *l);
 /* Writes out the writer linked by n (already unlinked) synchronously. */
-void cio__writer_detach_link(cio_list *n);
+void cio__log_writer_detach_link(cio_list *n);
 
 static inline cio_loop *cio__loop_or_current(cio_loop *l)
 {

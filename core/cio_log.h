@@ -20,20 +20,20 @@ extern "C" {
  * block; the loop writes the buffer through the ring at the end of each turn,
  * one write in flight at a time. When max_buffer bytes are waiting (a slow
  * disk or a stalled pipe), further appends are dropped and counted. */
-typedef struct cio_writer cio_writer;
+typedef struct cio_log_writer cio_log_writer;
 
 /* Creates a writer on fd for loop (NULL = current). The fd stays the
  * caller's. max_buffer 0 means 1 MiB. Returns 0, -ENOMEM or -EINVAL. */
-int cio_writer_create(cio_loop *loop, int fd, size_t max_buffer, cio_writer **out);
+int cio_log_writer_create(cio_loop *loop, int fd, size_t max_buffer, cio_log_writer **out);
 /* Copies n bytes in; returns 0 or -ENOBUFS (dropped). */
-int cio_writer_append(cio_writer *w, const void *data, size_t n);
+int cio_log_writer_append(cio_log_writer *w, const void *data, size_t n);
 /* Room for n bytes to format into directly, or NULL (dropped); then commit. */
-char *cio_writer_reserve(cio_writer *w, size_t n);
-void cio_writer_commit(cio_writer *w, size_t n);
+char *cio_log_writer_reserve(cio_log_writer *w, size_t n);
+void cio_log_writer_commit(cio_log_writer *w, size_t n);
 /* Bytes dropped so far. */
-uint64_t cio_writer_dropped(const cio_writer *w);
+uint64_t cio_log_writer_dropped(const cio_log_writer *w);
 /* Writes what is buffered (blocking, for shutdown) and frees w. Safe on NULL. */
-void cio_writer_destroy(cio_writer *w);
+void cio_log_writer_destroy(cio_log_writer *w);
 
 enum cio_log_level { CIO_LOG_ERROR, CIO_LOG_WARN, CIO_LOG_INFO, CIO_LOG_DEBUG };
 

@@ -22,9 +22,9 @@ extern "C" {
 
 /* A transport delivers received bytes to callbacks and sends what it is
  * given, without any task: an idle connection costs only its struct (no
- * stack, no buffer). The socket transport (cio_sock) runs on the ring with a
+ * stack, no buffer). The socket transport (cio_socket_transport) runs on the ring with a
  * multishot receive into the loop's provided buffers; the memory transport
- * (cio_memconn) runs protocol code in tests and fuzzers without sockets.
+ * (cio_mem_transport) runs protocol code in tests and fuzzers without sockets.
  *
  * Every callback runs on the loop thread, never inside the transport call
  * that caused it. After close(), on_closed is the last callback; only then
@@ -66,7 +66,7 @@ struct cio_transport {
 };
 
 /* The socket transport. Embed it; it is owned by whoever embeds it. */
-typedef struct cio_sock {
+typedef struct cio_socket_transport {
     cio_transport t;
     cio_loop *loop;
     struct msghdr *msg; /* for sendmsg of more than one iovec, allocated then */
@@ -77,32 +77,34 @@ typedef struct cio_sock {
     uint8_t pending; /* operations whose last completion has not arrived */
     cio_completion recv_comp, send_comp, aux_comp;
     cio_list bufwait_link; /* waiting for provided buffers to re-arm */
-} cio_sock;
+} cio_socket_transport;
 
 /* Takes ownership of the connected socket fd (closed by close()). */
-void cio_sock_init(cio_sock *s, cio_loop *loop, int fd, const cio_transport_cbs *cbs, void *ud);
+void cio_socket_transport_init(cio_socket_transport *s, cio_loop *loop, int fd,
+                               const cio_transport_cbs *cbs, void *ud);
 
 /* The in-memory transport, for tests and fuzzers: bytes written with
- * cio_memconn_feed() arrive through on_data in a later loop turn, and what
+ * cio_mem_transport_feed() arrive through on_data in a later loop turn, and what
  * the protocol sends is collected in 'out'. */
-typedef struct cio_memconn {
+typedef struct cio_mem_transport {
     cio_transport t;
     cio_loop *loop;
-    cio_buf out; /* everything sent so far */
-    cio_buf in;  /* fed but not yet delivered */
+    cio_buf out;            /* everything sent so far */
+    cio_buf in;             /* fed but not yet delivered */
     cio_timer timer;        /* delivers input and completions one turn later */
     struct iovec *send_iov; /* the send in flight, completed next turn */
     size_t chunk;           /* deliver input in pieces of at most this size (0 = all) */
     bool reading, eof_pending, eof_sent, write_shut, closing, closed;
-} cio_memconn;
+} cio_mem_transport;
 
-void cio_memconn_init(cio_memconn *m, cio_loop *loop, const cio_transport_cbs *cbs, void *ud);
+void cio_mem_transport_init(cio_mem_transport *m, cio_loop *loop, const cio_transport_cbs *cbs,
+                            void *ud);
 /* Queues bytes for delivery (copied). 0 or -ENOMEM. */
-int cio_memconn_feed(cio_memconn *m, const void *data, size_t len);
+int cio_mem_transport_feed(cio_mem_transport *m, const void *data, size_t len);
 /* Queues an end of stream after the fed bytes. */
-void cio_memconn_feed_eof(cio_memconn *m);
+void cio_mem_transport_feed_eof(cio_mem_transport *m);
 /* Frees the buffers; call after on_closed, or when the protocol never ran. */
-void cio_memconn_fini(cio_memconn *m);
+void cio_mem_transport_fini(cio_mem_transport *m);
 
 /* ------------------------------------------------------------------------ */
 /* Send queues                                                               */

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-struct cio_writer {
+struct cio_log_writer {
     cio_loop *loop;
     int fd;
     cio_list link; /* in loop->writers */
@@ -42,14 +42,14 @@ static void write_sync(int fd, const char *p, size_t n)
     }
 }
 
-static void writer_free(cio_writer *w)
+static void writer_free(cio_log_writer *w)
 {
     cio_buf_free(&w->buf[0]);
     cio_buf_free(&w->buf[1]);
     free(w);
 }
 
-static void writer_submit(cio_writer *w)
+static void writer_submit(cio_log_writer *w)
 {
     int b = 1 - w->cur;
     struct io_uring_sqe *sqe = cio__sqe(w->loop);
@@ -61,7 +61,7 @@ static void writer_submit(cio_writer *w)
 static void writer_done(cio_completion *c, int32_t res, uint32_t flags)
 {
     (void)flags;
-    cio_writer *w = cio_container_of(c, cio_writer, comp);
+    cio_log_writer *w = cio_container_of(c, cio_log_writer, comp);
     int b = 1 - w->cur;
     if (res > 0)
         w->off += (size_t)res;
@@ -86,12 +86,12 @@ static void writer_done(cio_completion *c, int32_t res, uint32_t flags)
     w->inflight = false;
 }
 
-int cio_writer_create(cio_loop *loop, int fd, size_t max_buffer, cio_writer **out)
+int cio_log_writer_create(cio_loop *loop, int fd, size_t max_buffer, cio_log_writer **out)
 {
     loop = cio__loop_or_current(loop);
     if (!loop || fd < 0)
         return -EINVAL;
-    cio_writer *w = calloc(1, sizeof(*w));
+    cio_log_writer *w = calloc(1, sizeof(*w));
     if (!w)
         return -ENOMEM;
     w->loop = loop;
@@ -103,7 +103,7 @@ int cio_writer_create(cio_loop *loop, int fd, size_t max_buffer, cio_writer **ou
     return 0;
 }
 
-char *cio_writer_reserve(cio_writer *w, size_t n)
+char *cio_log_writer_reserve(cio_log_writer *w, size_t n)
 {
     /* The bound covers both buffers: what waits and what is in flight. */
     char *p = w->buf[0].len + w->buf[1].len + n > w->max ? NULL : cio_buf_space(&w->buf[w->cur], n);
@@ -112,27 +112,27 @@ char *cio_writer_reserve(cio_writer *w, size_t n)
     return p;
 }
 
-void cio_writer_commit(cio_writer *w, size_t n)
+void cio_log_writer_commit(cio_log_writer *w, size_t n)
 {
     w->buf[w->cur].len += n;
 }
 
-int cio_writer_append(cio_writer *w, const void *data, size_t n)
+int cio_log_writer_append(cio_log_writer *w, const void *data, size_t n)
 {
-    char *p = cio_writer_reserve(w, n);
+    char *p = cio_log_writer_reserve(w, n);
     if (!p)
         return -ENOBUFS;
     memcpy(p, data, n);
-    cio_writer_commit(w, n);
+    cio_log_writer_commit(w, n);
     return 0;
 }
 
-uint64_t cio_writer_dropped(const cio_writer *w)
+uint64_t cio_log_writer_dropped(const cio_log_writer *w)
 {
     return w->dropped;
 }
 
-static void writer_flush(cio_writer *w)
+static void writer_flush(cio_log_writer *w)
 {
     if (w->inflight || w->buf[w->cur].len == 0)
         return;
@@ -145,12 +145,12 @@ static void writer_flush(cio_writer *w)
 void cio__log_flush(cio_loop *l)
 {
     for (cio_list *n = l->writers.next; n != &l->writers; n = n->next)
-        writer_flush(cio_container_of(n, cio_writer, link));
+        writer_flush(cio_container_of(n, cio_log_writer, link));
 }
 
-void cio__writer_detach_link(cio_list *n)
+void cio__log_writer_detach_link(cio_list *n)
 {
-    cio_writer *w = cio_container_of(n, cio_writer, link);
+    cio_log_writer *w = cio_container_of(n, cio_log_writer, link);
     if (w->inflight) {
         /* Abandoned with a write in the ring: its rest goes first (a line
          * may be repeated if the kernel still completes it; none is lost). */
@@ -162,7 +162,7 @@ void cio__writer_detach_link(cio_list *n)
     cio_list_init(&w->link);
 }
 
-void cio_writer_destroy(cio_writer *w)
+void cio_log_writer_destroy(cio_log_writer *w)
 {
     if (!w)
         return;
@@ -225,10 +225,10 @@ void cio_log(enum cio_log_level level, const char *fmt, ...)
 
     cio_loop *l = cio__tls_loop;
     if (l && !l->closing) {
-        if (!l->log && cio_writer_create(l, STDERR_FILENO, 0, &l->log) < 0)
+        if (!l->log && cio_log_writer_create(l, STDERR_FILENO, 0, &l->log) < 0)
             l->log = NULL;
         if (l->log) {
-            (void)cio_writer_append(l->log, line, len);
+            (void)cio_log_writer_append(l->log, line, len);
             return;
         }
     }

@@ -527,12 +527,12 @@ void cio_loop_destroy(cio_loop *l)
             break;
         reap(l);
     }
-    cio_writer_destroy(l->log);
+    cio_log_writer_destroy(l->log);
     l->log = NULL;
     /* Writers the application forgot: write out and detach (a later
-     * cio_writer_destroy still frees them). */
+     * cio_log_writer_destroy still frees them). */
     for (cio_list *n; (n = cio_list_pop(&l->writers)) != NULL;)
-        cio__writer_detach_link(n);
+        cio__log_writer_detach_link(n);
     posts_drain(l);
     cio__bufring_fini(l);
     io_uring_queue_exit(&l->ring);
@@ -551,7 +551,7 @@ void cio_loop_abandon(cio_loop *l)
 {
     l->closing = true; /* later log lines go straight to stderr */
     for (cio_list *n; (n = cio_list_pop(&l->writers)) != NULL;)
-        cio__writer_detach_link(n);
+        cio__log_writer_detach_link(n);
 }
 
 cio_loop *cio_loop_current(void)

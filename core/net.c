@@ -107,8 +107,8 @@ void cio__bufring_publish(cio_loop *l)
 
 /* ---- socket transport ------------------------------------------------------------ */
 
-static void sock_arm_recv(cio_sock *s);
-static void sock_submit_shutdown(cio_sock *s);
+static void sock_arm_recv(cio_socket_transport *s);
+static void sock_submit_shutdown(cio_socket_transport *s);
 
 /* Sockets whose receive ended with -ENOBUFS; buffers are back by the end of
  * the reap that saw it, so re-arm them then. */
@@ -120,14 +120,14 @@ void cio__net_rearm(cio_loop *l)
     cio_list_splice(&pending, &l->bufwait);
     cio_list *n;
     while ((n = cio_list_pop(&pending)) != NULL) {
-        cio_sock *s = cio_container_of(n, cio_sock, bufwait_link);
+        cio_socket_transport *s = cio_container_of(n, cio_socket_transport, bufwait_link);
         s->flags &= (uint8_t)~S_BUFWAIT;
         if ((s->flags & S_READING) && !(s->flags & (S_CLOSING | S_RECV_ARMED | S_EOF)))
             sock_arm_recv(s);
     }
 }
 
-static void bufwait_leave(cio_sock *s)
+static void bufwait_leave(cio_socket_transport *s)
 {
     if (s->flags & S_BUFWAIT) {
         cio_list_del(&s->bufwait_link);
@@ -135,7 +135,7 @@ static void bufwait_leave(cio_sock *s)
     }
 }
 
-static void sock_maybe_close(cio_sock *s)
+static void sock_maybe_close(cio_socket_transport *s)
 {
     if (!(s->flags & S_CLOSING) || s->pending || (s->flags & S_CLOSE_SENT))
         return;
@@ -148,7 +148,7 @@ static void sock_maybe_close(cio_sock *s)
 
 static void sock_recv_done(cio_completion *c, int32_t res, uint32_t cflags)
 {
-    cio_sock *s = cio_container_of(c, cio_sock, recv_comp);
+    cio_socket_transport *s = cio_container_of(c, cio_socket_transport, recv_comp);
     cio_loop *l = s->loop;
     bool more = cflags & IORING_CQE_F_MORE;
     if (cflags & IORING_CQE_F_BUFFER) {
@@ -191,7 +191,7 @@ static void sock_recv_done(cio_completion *c, int32_t res, uint32_t cflags)
     }
 }
 
-static void sock_arm_recv(cio_sock *s)
+static void sock_arm_recv(cio_socket_transport *s)
 {
     struct io_uring_sqe *sqe = cio__sqe(s->loop);
     if (s->loop->recv_single)
@@ -207,7 +207,7 @@ static void sock_arm_recv(cio_sock *s)
 
 static int sock_read_start(cio_transport *t)
 {
-    cio_sock *s = cio_container_of(t, cio_sock, t);
+    cio_socket_transport *s = cio_container_of(t, cio_socket_transport, t);
     if (s->flags & S_CLOSING)
         return -EPIPE;
     int rc = bufring_setup(s->loop);
@@ -221,14 +221,14 @@ static int sock_read_start(cio_transport *t)
 
 static void sock_read_stop(cio_transport *t)
 {
-    cio_sock *s = cio_container_of(t, cio_sock, t);
+    cio_socket_transport *s = cio_container_of(t, cio_socket_transport, t);
     s->flags &= (uint8_t)~S_READING;
     bufwait_leave(s);
     if (s->flags & S_RECV_ARMED)
         cio__cancel_op(s->loop, &s->recv_comp);
 }
 
-static void sock_submit_send(cio_sock *s)
+static void sock_submit_send(cio_socket_transport *s)
 {
     while (s->niov && s->iov->iov_len == 0)
         s->iov++, s->niov--;
@@ -248,7 +248,7 @@ static void sock_submit_send(cio_sock *s)
 static void sock_send_done(cio_completion *c, int32_t res, uint32_t cflags)
 {
     (void)cflags;
-    cio_sock *s = cio_container_of(c, cio_sock, send_comp);
+    cio_socket_transport *s = cio_container_of(c, cio_socket_transport, send_comp);
     s->pending--;
     if (res > 0) {
         size_t left = (size_t)res;
@@ -279,7 +279,7 @@ static void sock_send_done(cio_completion *c, int32_t res, uint32_t cflags)
 
 static int sock_send(cio_transport *t, struct iovec *iov, unsigned n)
 {
-    cio_sock *s = cio_container_of(t, cio_sock, t);
+    cio_socket_transport *s = cio_container_of(t, cio_socket_transport, t);
     if (s->flags & S_CLOSING)
         return -EPIPE;
     if (s->flags & S_SENDING)
@@ -303,7 +303,7 @@ static void sock_aux_done(cio_completion *c, int32_t res, uint32_t cflags)
 {
     (void)res;
     (void)cflags;
-    cio_sock *s = cio_container_of(c, cio_sock, aux_comp);
+    cio_socket_transport *s = cio_container_of(c, cio_socket_transport, aux_comp);
     s->pending--;
     if (s->flags & S_CLOSE_SENT) {
         if (s->pending == 0) {
@@ -316,7 +316,7 @@ static void sock_aux_done(cio_completion *c, int32_t res, uint32_t cflags)
     sock_maybe_close(s); /* a shutdown finished */
 }
 
-static void sock_submit_shutdown(cio_sock *s)
+static void sock_submit_shutdown(cio_socket_transport *s)
 {
     s->flags &= (uint8_t)~S_SHUT_AFTER;
     struct io_uring_sqe *sqe = cio__sqe(s->loop);
@@ -327,7 +327,7 @@ static void sock_submit_shutdown(cio_sock *s)
 
 static void sock_shutdown_write(cio_transport *t)
 {
-    cio_sock *s = cio_container_of(t, cio_sock, t);
+    cio_socket_transport *s = cio_container_of(t, cio_socket_transport, t);
     if (s->flags & S_CLOSING)
         return;
     if (s->flags & S_SENDING) {
@@ -339,7 +339,7 @@ static void sock_shutdown_write(cio_transport *t)
 
 static void sock_close(cio_transport *t)
 {
-    cio_sock *s = cio_container_of(t, cio_sock, t);
+    cio_socket_transport *s = cio_container_of(t, cio_socket_transport, t);
     if (s->flags & S_CLOSING)
         return;
     s->flags |= S_CLOSING;
@@ -362,7 +362,8 @@ static const cio_transport_ops sock_ops = {
     .close = sock_close,
 };
 
-void cio_sock_init(cio_sock *s, cio_loop *loop, int fd, const cio_transport_cbs *cbs, void *ud)
+void cio_socket_transport_init(cio_socket_transport *s, cio_loop *loop, int fd,
+                               const cio_transport_cbs *cbs, void *ud)
 {
     memset(s, 0, sizeof(*s));
     s->t.ops = &sock_ops;

@@ -57,7 +57,7 @@ typedef struct cio_http_opts {
     const char *root;               /* document root for GET/HEAD, or NULL */
     bool serve_dotfiles;            /* serve "/.env", "/a/.git/..." from the root
                                        (default false: 404; "/.well-known/" always) */
-    cio_writer *access_log;         /* combined log format, or NULL */
+    cio_log_writer *access_log;     /* combined log format, or NULL */
     const char *server_header;      /* default "corio/<version>" */
 } cio_http_opts;
 
@@ -77,7 +77,7 @@ int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t
                     bool reuseport, char *text_out);
 
 /* Serves one connection over any transport the caller created with
- * cio_http_conn_cbs() and cio_http_conn_ud() (tests, fuzzers: cio_memconn). */
+ * cio_http_conn_cbs() and cio_http_conn_ud() (tests, fuzzers: cio_mem_transport). */
 typedef struct cio_http_conn cio_http_conn;
 cio_http_conn *cio_http_conn_new(cio_http_server *srv);
 const cio_transport_cbs *cio_http_conn_cbs(void);

@@ -22,13 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PEND_MAX    (64 * 1024)  /* input buffered behind a running handler */
-#define LINGER_TIME CIO_SEC(2)   /* discard input this long before closing */
-#define COMPACT_AT  (64 * 1024)  /* consumed input compacted within a batch */
-#define OUT_HIGH    (256 * 1024) /* a writer waits above this much unsent output */
-#define OUT_LOW     (64 * 1024)  /* ...until it is down to this */
-#define CHUNK_LINE_MAX 4096     /* chunk framing between two pieces of data */
-#define IN_MAX      (UINT32_MAX / 2) /* input offsets are 32-bit */
+#define PEND_MAX       (64 * 1024)      /* input buffered behind a running handler */
+#define LINGER_TIME    CIO_SEC(2)       /* discard input this long before closing */
+#define COMPACT_AT     (64 * 1024)      /* consumed input compacted within a batch */
+#define OUT_HIGH       (256 * 1024)     /* a writer waits above this much unsent output */
+#define OUT_LOW        (64 * 1024)      /* ...until it is down to this */
+#define CHUNK_LINE_MAX 4096             /* chunk framing between two pieces of data */
+#define IN_MAX         (UINT32_MAX / 2) /* input offsets are 32-bit */
 
 enum { P_NEED_MORE, P_COMPLETE, P_ERROR };
 
@@ -340,7 +340,7 @@ static bool unknown_method(const char *msg, const char *end)
     if (q == tok || q == end || *q++ != ' ')
         return false;
     const char *target = q;
-    while (q < end && *q > ' ' && *q != 0x7f)
+    while (q < end && (unsigned char)*q > 0x20 && *q != 0x7f)
         q++;
     if (q == target || end - q < 11 || memcmp(q, " HTTP/", 6) != 0)
         return false;
@@ -904,9 +904,8 @@ static void conn_free(cio_http_conn *c)
 
 bool http_conn_is_idle(const cio_http_conn *c)
 {
-    return c->state == C_IDLE &&
-           (!c->act ||
-            (!c->act->task && c->act->req.start == UINT32_MAX && !cio_sendq_busy(&c->act->sq)));
+    return c->state == C_IDLE && (!c->act || (!c->act->task && c->act->req.start == UINT32_MAX &&
+                                              !cio_sendq_busy(&c->act->sq)));
 }
 
 /* Graceful: an idle connection closes now; one with a request in flight

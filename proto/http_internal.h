@@ -80,8 +80,8 @@ struct cio_http_req {
     bool trailers;           /* past the last chunk: the trailer section */
     bool resolved;           /* target split, path normalised, route looked up */
     uint16_t err_status;
-    uint32_t start;    /* offset of the request's first byte in act->in */
-    uint32_t head_end; /* offset just past the head (requests with a body) */
+    uint32_t start;     /* offset of the request's first byte in act->in */
+    uint32_t head_end;  /* offset just past the head (requests with a body) */
     uint32_t frame_run; /* chunked: framing bytes since the last body data */
     uint32_t field_len; /* bytes of the field name being parsed */
     http_span method_s, url, body;
@@ -131,7 +131,7 @@ enum {
 };
 
 struct cio_http_conn {
-    cio_sock sock; /* the socket transport, when accepted from a listener */
+    cio_socket_transport sock; /* the socket transport, when accepted from a listener */
     cio_transport *tp;
     cio_http_server *srv;
     cio_list link;

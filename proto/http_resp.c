@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-
 const char *cio_http_reason(int status)
 {
     switch (status) {
@@ -395,7 +394,7 @@ static void remote_text(const cio_http_conn *c, char *out, size_t len)
 void http_access_log(cio_http_req *r)
 {
     cio_http_conn *c = r->conn;
-    cio_writer *w = c->srv->o.access_log;
+    cio_log_writer *w = c->srv->o.access_log;
     if (!w || !r->status)
         return;
     char addr[INET6_ADDRSTRLEN]; /* clf_time is current: the head was just written */
@@ -404,7 +403,7 @@ void http_access_log(cio_http_req *r)
     cio_str referer = r->head_done ? cio_http_header(r, "Referer") : (cio_str){0};
     cio_str agent = r->head_done ? cio_http_header(r, "User-Agent") : (cio_str){0};
     size_t room = 256 + 4 * (method.n + url.n + referer.n + agent.n);
-    char *line = cio_writer_reserve(w, room);
+    char *line = cio_log_writer_reserve(w, room);
     if (!line)
         return; /* the log is backed up: dropped and counted by the writer */
     size_t o = (size_t)snprintf(line, room, "%s - - [%s] \"", addr, c->srv->clf_time);
@@ -428,5 +427,5 @@ void http_access_log(cio_http_req *r)
         line[o++] = '-';
     line[o++] = '"';
     line[o++] = '\n';
-    cio_writer_commit(w, o);
+    cio_log_writer_commit(w, o);
 }

@@ -139,7 +139,7 @@ static void on_accept(cio_listener *ls, int fd)
             }
         }
     }
-    cio_sock_init(&c->sock, srv->loop, fd, cio_http_conn_cbs(), c);
+    cio_socket_transport_init(&c->sock, srv->loop, fd, cio_http_conn_cbs(), c);
     cio_http_conn_start(c, &c->sock.t);
 }
 

@@ -50,7 +50,7 @@ static intptr_t watch_signals(void *arg)
     }
 }
 
-static int open_access_log(const char *spec, cio_writer **out, int *fd_out)
+static int open_access_log(const char *spec, cio_log_writer **out, int *fd_out)
 {
     *out = NULL;
     *fd_out = -1;
@@ -64,7 +64,7 @@ static int open_access_log(const char *spec, cio_writer **out, int *fd_out)
             return -errno;
         *fd_out = fd;
     }
-    return cio_writer_create(NULL, fd, 4 * 1024 * 1024, out);
+    return cio_log_writer_create(NULL, fd, 4 * 1024 * 1024, out);
 }
 
 static intptr_t serve(void *arg)
@@ -73,7 +73,7 @@ static intptr_t serve(void *arg)
     cio_config *cfg = &d->cfg;
     corio_app app = {0};
     cio_http_server *srv = NULL;
-    cio_writer *access = NULL;
+    cio_log_writer *access = NULL;
     int access_fd = -1;
     intptr_t result = 1;
 
@@ -183,7 +183,7 @@ out:
      * exits without freeing the pool. */
     if (cio_pool_shutdown(app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))) == 0)
         cio_pool_destroy(app.pool);
-    cio_writer_destroy(access);
+    cio_log_writer_destroy(access);
     if (access_fd >= 0)
         close(access_fd);
     if (result == 0)

@@ -126,7 +126,8 @@ static int hash(cio_http_req *req, void *ud)
     if (rc == -ETIMEDOUT) {
         static const char msg[] = "busy: the thread pool's queue is full\n";
         char after[24];
-        snprintf(after, sizeof(after), "%lld", (long long)((app->pool_wait + CIO_SEC(1) - 1) / CIO_SEC(1)));
+        snprintf(after, sizeof(after), "%lld",
+                 (long long)((app->pool_wait + CIO_SEC(1) - 1) / CIO_SEC(1)));
         cio_http_add_header(req, "Retry-After", app->pool_wait > CIO_SEC(1) ? after : "1");
         return cio_http_respond(req, 503, "text/plain", msg, sizeof(msg) - 1);
     }

@@ -246,7 +246,7 @@ static intptr_t main_watermarks(void *arg)
     ck_assert_int_eq(cio_spawn(NULL, &t, writer, &w), 0);
     cio_sleep(CIO_MS(5));
     ck_assert(!w.done);
-    ck_assert_int_eq(r->sends, 1); /* the waiter flushed */
+    ck_assert_int_eq(r->sends, 1);        /* the waiter flushed */
     ck_assert_int_eq(complete(r, &q), 0); /* 192 KiB left: above high */
     cio_sleep(CIO_MS(5));
     ck_assert(!w.done);

@@ -11,12 +11,12 @@ static intptr_t main_writer_order(void *arg)
 {
     (void)arg;
     ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-    cio_writer *w;
-    ck_assert_int_eq(cio_writer_create(NULL, pfd[1], 0, &w), 0);
+    cio_log_writer *w;
+    ck_assert_int_eq(cio_log_writer_create(NULL, pfd[1], 0, &w), 0);
     char line[32];
     for (int i = 0; i < 100; i++) {
         int n = snprintf(line, sizeof(line), "line %03d\n", i);
-        ck_assert_int_eq(cio_writer_append(w, line, (size_t)n), 0);
+        ck_assert_int_eq(cio_log_writer_append(w, line, (size_t)n), 0);
         if (i % 10 == 0)
             cio_yield(); /* let flushes interleave with appends */
     }
@@ -40,8 +40,8 @@ static intptr_t main_writer_order(void *arg)
         snprintf(line, sizeof(line), "line %03d\n", i);
         ck_assert_int_eq(memcmp(got + i * 9, line, 9), 0);
     }
-    ck_assert_int_eq(cio_writer_dropped(w), 0);
-    cio_writer_destroy(w);
+    ck_assert_int_eq(cio_log_writer_dropped(w), 0);
+    cio_log_writer_destroy(w);
     return 0;
 }
 
@@ -63,15 +63,15 @@ static intptr_t main_writer_drops(void *arg)
         filled += (size_t)n;
     int fl = fcntl(pfd[1], F_GETFL);
     fcntl(pfd[1], F_SETFL, fl & ~O_NONBLOCK);
-    cio_writer *w;
+    cio_log_writer *w;
     /* Bound 150: 60 in flight + 60 waiting fit, 60 more do not. */
-    ck_assert_int_eq(cio_writer_create(NULL, pfd[1], 150, &w), 0);
-    ck_assert_int_eq(cio_writer_append(w, fill, 60), 0);
+    ck_assert_int_eq(cio_log_writer_create(NULL, pfd[1], 150, &w), 0);
+    ck_assert_int_eq(cio_log_writer_append(w, fill, 60), 0);
     cio_sleep(CIO_MS(2)); /* a turn ended: the 60 bytes are in flight, stalled */
-    ck_assert_int_eq(cio_writer_append(w, fill, 60), 0);
+    ck_assert_int_eq(cio_log_writer_append(w, fill, 60), 0);
     /* The loop is not blocked, and past the bound appends are dropped. */
-    ck_assert_int_eq(cio_writer_append(w, fill, 60), -ENOBUFS);
-    ck_assert_int_eq(cio_writer_dropped(w), 60);
+    ck_assert_int_eq(cio_log_writer_append(w, fill, 60), -ENOBUFS);
+    ck_assert_int_eq(cio_log_writer_dropped(w), 60);
     /* Drain the pipe: the stalled write completes, the next one follows. */
     fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     static char sink[65536]; /* not on the 64 KiB coroutine stack */
@@ -86,7 +86,7 @@ static intptr_t main_writer_drops(void *arg)
     cio_sleep(CIO_MS(5)); /* nothing more: the dropped bytes never come */
     ssize_t more = read(pfd[0], sink, sizeof(sink));
     total += more > 0 ? (size_t)more : 0;
-    cio_writer_destroy(w);
+    cio_log_writer_destroy(w);
     return (intptr_t)(total - filled);
 }
 
@@ -100,13 +100,13 @@ static intptr_t main_destroy_flushes(void *arg)
 {
     (void)arg;
     ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-    cio_writer *w;
-    cio_writer_create(NULL, pfd[1], 0, &w);
-    char *p = cio_writer_reserve(w, 5);
+    cio_log_writer *w;
+    cio_log_writer_create(NULL, pfd[1], 0, &w);
+    char *p = cio_log_writer_reserve(w, 5);
     ck_assert_ptr_nonnull(p);
     memcpy(p, "abcde", 5);
-    cio_writer_commit(w, 5);
-    cio_writer_destroy(w); /* not flushed by the loop yet: written now */
+    cio_log_writer_commit(w, 5);
+    cio_log_writer_destroy(w); /* not flushed by the loop yet: written now */
     char got[8] = {0};
     ck_assert_int_eq(read(pfd[0], got, sizeof(got)), 5);
     return strcmp(got, "abcde");

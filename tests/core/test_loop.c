@@ -270,7 +270,7 @@ END_TEST
 
 static struct {
     int fds[2];
-    cio_sock sock;
+    cio_socket_transport sock;
     cio_time now_seen, clock_seen; /* in on_data */
     int data_calls;
 } fresh;
@@ -315,7 +315,7 @@ START_TEST(completion_callbacks_see_a_fresh_clock)
     cio_loop *l;
     ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fresh.fds), 0);
-    cio_sock_init(&fresh.sock, l, fresh.fds[1], &fresh_cbs, NULL);
+    cio_socket_transport_init(&fresh.sock, l, fresh.fds[1], &fresh_cbs, NULL);
     ck_assert_int_eq(fresh.sock.t.ops->read_start(&fresh.sock.t), 0);
     pthread_t th;
     cio_time t0 = cio_clock();
@@ -415,7 +415,7 @@ enum { ECHO_CONNS = 16, ROUNDS = 100, READERS = 32, READS = 50 };
 
 /* The echo side: transports whose on_data sends from inside the reap. */
 typedef struct echo_conn {
-    cio_sock sock;
+    cio_socket_transport sock;
     uint8_t byte;
     struct iovec iov;
 } echo_conn;
@@ -494,7 +494,7 @@ static intptr_t main_overload(void *arg)
         int fds[2];
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
         ov.client_fd[i] = fds[0];
-        cio_sock_init(&ov.conns[i].sock, l, fds[1], &echo_cbs, &ov.conns[i]);
+        cio_socket_transport_init(&ov.conns[i].sock, l, fds[1], &echo_cbs, &ov.conns[i]);
         ck_assert_int_eq(ov.conns[i].sock.t.ops->read_start(&ov.conns[i].sock.t), 0);
     }
     ov.zero_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);

@@ -9,8 +9,8 @@
 
 /* A connection endpoint driven by transport callbacks. */
 typedef struct endpoint {
-    cio_sock sock;
-    cio_memconn mem;
+    cio_socket_transport sock;
+    cio_mem_transport mem;
     cio_transport *t;
     char got[1 << 16];
     size_t got_len;
@@ -63,7 +63,7 @@ static endpoint *sock_endpoint(void)
     static endpoint e;
     memset(&e, 0, sizeof(e));
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair), 0);
-    cio_sock_init(&e.sock, NULL, pair[0], &ep_cbs, &e);
+    cio_socket_transport_init(&e.sock, NULL, pair[0], &ep_cbs, &e);
     e.t = &e.sock.t;
     return &e;
 }
@@ -248,7 +248,7 @@ static intptr_t main_enobufs(void *arg)
     (void)arg;
     for (int i = 0; i < MANY; i++) {
         socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, many_pair[i]);
-        cio_sock_init(&many[i].sock, NULL, many_pair[i][0], &ep_cbs, &many[i]);
+        cio_socket_transport_init(&many[i].sock, NULL, many_pair[i][0], &ep_cbs, &many[i]);
         many[i].t = &many[i].sock.t;
         ck_assert_int_eq(many[i].t->ops->read_start(many[i].t), 0);
     }
@@ -287,15 +287,15 @@ END_TEST
 
 /* ---- in-memory transport --------------------------------------------------------- */
 
-static intptr_t main_memconn(void *arg)
+static intptr_t main_mem_transport(void *arg)
 {
     (void)arg;
     static endpoint e;
-    cio_memconn_init(&e.mem, NULL, &ep_cbs, &e);
+    cio_mem_transport_init(&e.mem, NULL, &ep_cbs, &e);
     e.mem.chunk = 4;
     e.t = &e.mem.t;
-    cio_memconn_feed(&e.mem, "abcdefghij", 10);
-    cio_memconn_feed_eof(&e.mem);
+    cio_mem_transport_feed(&e.mem, "abcdefghij", 10);
+    cio_mem_transport_feed_eof(&e.mem);
     ck_assert_int_eq(e.t->ops->read_start(e.t), 0);
     ck_assert_int_eq(e.got_len, 0); /* never inside read_start */
     ck_assert(wait_for(&e.eof, 1000));
@@ -307,13 +307,13 @@ static intptr_t main_memconn(void *arg)
     ck_assert_int_eq(e.mem.out.len, 3);
     e.t->ops->close(e.t);
     ck_assert(wait_for(&e.closed, 1000));
-    cio_memconn_fini(&e.mem);
+    cio_mem_transport_fini(&e.mem);
     return memcmp(e.got, "abcdefghij", 10);
 }
 
-START_TEST(memconn_delivers_in_chunks_and_completes_later)
+START_TEST(mem_transport_delivers_in_chunks_and_completes_later)
 {
-    ck_assert_int_eq(t_run(main_memconn, NULL), 0);
+    ck_assert_int_eq(t_run(main_mem_transport, NULL), 0);
 }
 END_TEST
 
@@ -440,7 +440,7 @@ static Suite *net_suite(void)
     T_CASE(s, sock_read_stop_and_start, 5);
     T_CASE(s, sock_close_with_receive_armed, 5);
     T_CASE(s, buffer_shortage_rearms_receives, 10);
-    T_CASE(s, memconn_delivers_in_chunks_and_completes_later, 5);
+    T_CASE(s, mem_transport_delivers_in_chunks_and_completes_later, 5);
     T_CASE(s, listener_accepts_pauses_resumes_closes, 5);
     T_CASE(s, listener_reports_bind_errors, 5);
     T_CASE(s, arena_allocates_aligned_and_runs_defers_in_reverse, 5);

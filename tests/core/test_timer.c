@@ -183,7 +183,7 @@ static intptr_t main_lag_blocked(void *arg)
     ck_assert_int_eq(cio_lag_start(NULL, CIO_MS(2)), 0);
     uint64_t want = 2;
     ck_assert(T_AWAIT(lag_ticks() >= want, T_PATIENCE_MS));
-    spin(CIO_MS(60)); /* a coroutine that forgets to await */
+    spin(CIO_MS(60));       /* a coroutine that forgets to await */
     want = lag_ticks() + 2; /* the first of them is the one that was held up */
     ck_assert(T_AWAIT(lag_ticks() >= want, T_PATIENCE_MS));
     cio_lag_stats s;

@@ -1,6 +1,6 @@
 /*
  * fuzz_http.c - libFuzzer harness: arbitrary bytes through request parsing
- * and dispatch on an in-memory connection (cio_memconn), with routes that
+ * and dispatch on an in-memory connection (cio_mem_transport), with routes that
  * echo, stream, read path parameters, await, and serve static files from a
  * small document root (with a symlink leading outside it as bait).
  *
@@ -109,20 +109,20 @@ static intptr_t fuzz_main(void *arg)
     cio_http_route(srv, "GET", "/stream", h_stream, NULL);
 
     cio_http_conn *c = cio_http_conn_new(srv);
-    cio_memconn m;
-    cio_memconn_init(&m, NULL, cio_http_conn_cbs(), c);
+    cio_mem_transport m;
+    cio_mem_transport_init(&m, NULL, cio_http_conn_cbs(), c);
     static const size_t chunks[] = {0, 1, 2, 3, 7, 16, 64, 256};
     m.chunk = r->size ? chunks[r->data[0] % 8] : 0;
     if (r->size > 1)
-        cio_memconn_feed(&m, r->data + 1, r->size - 1);
-    cio_memconn_feed_eof(&m);
+        cio_mem_transport_feed(&m, r->data + 1, r->size - 1);
+    cio_mem_transport_feed_eof(&m);
     cio_http_conn_start(c, &m.t);
     for (int turn = 0; turn < 20000 && !m.closed; turn++)
         cio_yield();
     /* Whatever is still open (a request waiting for more bytes): close it. */
     cio_http_server_shutdown(srv, cio_now());
     cio_http_server_destroy(srv);
-    cio_memconn_fini(&m);
+    cio_mem_transport_fini(&m);
     return 0;
 }
 

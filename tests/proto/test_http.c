@@ -1,7 +1,7 @@
 /*
  * The HTTP/1.1 server on the in-memory transport: parsing, keep-alive,
  * pipelining, limits, timeouts, routing, responses. No sockets: each test
- * feeds bytes to a cio_memconn and reads what the server sent back.
+ * feeds bytes to a cio_mem_transport and reads what the server sent back.
  */
 #include "../core/harness.h"
 #include "cio_http.h"
@@ -158,7 +158,7 @@ static void add_routes(void)
 }
 
 typedef struct conn_run {
-    cio_memconn m;
+    cio_mem_transport m;
     exchange *x;
 } conn_run;
 
@@ -166,7 +166,7 @@ typedef struct conn_run {
  * even on a loaded machine, and more than a lingering close (2 s). */
 #define EXCHANGE_CAP CIO_SEC(4)
 
-static bool sent_contains(const cio_memconn *m, const char *s)
+static bool sent_contains(const cio_mem_transport *m, const char *s)
 {
     return m->out.len > 0 && memmem(m->out.p, m->out.len, s, strlen(s)) != NULL;
 }
@@ -178,11 +178,11 @@ static void run_one(conn_run *cr)
     exchange *x = cr->x;
     cio_http_conn *c = cio_http_conn_new(srv);
     ck_assert_ptr_nonnull(c);
-    cio_memconn_init(&cr->m, NULL, cio_http_conn_cbs(), c);
+    cio_mem_transport_init(&cr->m, NULL, cio_http_conn_cbs(), c);
     cr->m.chunk = x->chunk;
-    cio_memconn_feed(&cr->m, x->input, strlen(x->input));
+    cio_mem_transport_feed(&cr->m, x->input, strlen(x->input));
     if (x->eof)
-        cio_memconn_feed_eof(&cr->m);
+        cio_mem_transport_feed_eof(&cr->m);
     ck_assert_int_eq(cio_http_conn_start(c, &cr->m.t), 0);
     cio_time cap = cio_clock() + EXCHANGE_CAP, watch_end = CIO_NEVER;
     while (!cr->m.closed) {
@@ -212,7 +212,7 @@ static intptr_t exchange_main(void *arg)
     int rc = cio_http_server_shutdown(srv, cio_after(CIO_MS(200)));
     /* A request still arriving is waited for until the drain deadline. */
     ck_assert(rc == 0 || (rc == -ETIMEDOUT && !x->closed));
-    cio_memconn_fini(&cr.m);
+    cio_mem_transport_fini(&cr.m);
     cio_http_server_destroy(srv);
     return 0;
 }
@@ -304,16 +304,16 @@ static intptr_t idle_then_eof_main(void *arg)
     add_routes();
     conn_run cr = {.x = x};
     cio_http_conn *c = cio_http_conn_new(srv);
-    cio_memconn_init(&cr.m, NULL, cio_http_conn_cbs(), c);
-    cio_memconn_feed(&cr.m, GET("/plaintext"), strlen(GET("/plaintext")));
+    cio_mem_transport_init(&cr.m, NULL, cio_http_conn_cbs(), c);
+    cio_mem_transport_feed(&cr.m, GET("/plaintext"), strlen(GET("/plaintext")));
     cio_http_conn_start(c, &cr.m.t);
     /* answered, now idle */
     ck_assert(T_AWAIT(sent_contains(&cr.m, "Hello, World!") && idle_count() == 1, T_PATIENCE_MS));
-    cio_memconn_feed_eof(&cr.m);
+    cio_mem_transport_feed_eof(&cr.m);
     ck_assert(T_AWAIT(cr.m.closed, T_PATIENCE_MS));
     x->closed = cr.m.closed;
     cio_http_server_shutdown(srv, cio_after(CIO_SEC(1)));
-    cio_memconn_fini(&cr.m);
+    cio_mem_transport_fini(&cr.m);
     cio_http_server_destroy(srv);
     return 0;
 }
@@ -535,8 +535,7 @@ START_TEST(partial_huge_header_is_431_without_waiting)
 {
     char big[3000];
     snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: t\r\nX-Big: %02000d", 7);
-    exchange x = {.input = big,
-                  .opts = {.max_header_bytes = 1024, .header_timeout = CIO_SEC(60)}};
+    exchange x = {.input = big, .opts = {.max_header_bytes = 1024, .header_timeout = CIO_SEC(60)}};
     expect_status_and_close(&x, "HTTP/1.1 431 ");
 }
 END_TEST
@@ -773,8 +772,8 @@ static intptr_t two_conns(void *arg)
     cio_group_spawn(&g, NULL, run_one_task, &b);
     cio_group_wait(&g);
     cio_http_server_shutdown(srv, cio_after(CIO_SEC(2)));
-    cio_memconn_fini(&a.m);
-    cio_memconn_fini(&b.m);
+    cio_mem_transport_fini(&a.m);
+    cio_mem_transport_fini(&b.m);
     cio_http_server_destroy(srv);
     return 0;
 }
@@ -788,7 +787,6 @@ START_TEST(slow_handler_does_not_block_other_connections)
     ck_assert_ptr_nonnull(strstr(xs[1].out, "Hello, World!"));
 }
 END_TEST
-
 
 /* ---- strict framing (issue 6) ------------------------------------------------------------ */
 
@@ -806,7 +804,8 @@ END_TEST
 
 START_TEST(bare_cr_before_content_length_is_400)
 {
-    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: a\r\nX-A: b\rContent-Length: 5\r\n\r\nhello"};
+    exchange x = {.input =
+                      "POST /echo HTTP/1.1\r\nHost: a\r\nX-A: b\rContent-Length: 5\r\n\r\nhello"};
     expect_status_and_close(&x, "HTTP/1.1 400 ");
 }
 END_TEST
@@ -898,8 +897,9 @@ END_TEST
 START_TEST(long_chunk_extension_is_400)
 {
     static char in[200 * 1024];
-    int n = snprintf(in, sizeof(in), "POST /echo HTTP/1.1\r\nHost: t\r\n"
-                                     "Transfer-Encoding: chunked\r\n\r\n1;x=");
+    int n = snprintf(in, sizeof(in),
+                     "POST /echo HTTP/1.1\r\nHost: t\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n1;x=");
     memset(in + n, 'a', sizeof(in) - (size_t)n - 1);
     exchange x = {.input = in, .chunk = 16384};
     expect_status_and_close(&x, "HTTP/1.1 400 ");
@@ -909,8 +909,9 @@ END_TEST
 START_TEST(leading_zeros_in_chunk_size_are_bounded)
 {
     static char in[64 * 1024];
-    int n = snprintf(in, sizeof(in), "POST /echo HTTP/1.1\r\nHost: t\r\n"
-                                     "Transfer-Encoding: chunked\r\n\r\n");
+    int n = snprintf(in, sizeof(in),
+                     "POST /echo HTTP/1.1\r\nHost: t\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n");
     memset(in + n, '0', 20000);
     strcpy(in + n + 20000, "1\r\na\r\n0\r\n\r\n");
     exchange x = {.input = in, .chunk = 4096};
@@ -923,8 +924,9 @@ END_TEST
 START_TEST(many_chunks_with_extensions_are_fine)
 {
     static char in[256 * 1024], want[2048];
-    int n = snprintf(in, sizeof(in), "POST /echo HTTP/1.1\r\nHost: t\r\n"
-                                     "Transfer-Encoding: chunked\r\n\r\n");
+    int n = snprintf(in, sizeof(in),
+                     "POST /echo HTTP/1.1\r\nHost: t\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n");
     for (int i = 0; i < 1000; i++)
         n += snprintf(in + n, sizeof(in) - (size_t)n, "1;name=%0100d\r\n%c\r\n", i, 'a' + i % 26);
     snprintf(in + n, sizeof(in) - (size_t)n, "0\r\n\r\n");

@@ -1,5 +1,5 @@
 /*
- * memconn.c - an in-memory transport: protocol code driven by tests and
+ * mem_transport.c - an in-memory transport: protocol code driven by tests and
  * fuzzers without sockets. Input is delivered, and sends and closes complete,
  * from a timer one loop turn later, like the ring would.
  */
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void mem_schedule(cio_memconn *m)
+static void mem_schedule(cio_mem_transport *m)
 {
     if (!cio_timer_armed(&m->timer))
         (void)cio_timer_start(&m->timer, m->loop->now);
@@ -17,7 +17,7 @@ static void mem_schedule(cio_memconn *m)
 
 static void mem_tick(cio_timer *tm)
 {
-    cio_memconn *m = cio_container_of(tm, cio_memconn, timer);
+    cio_mem_transport *m = cio_container_of(tm, cio_mem_transport, timer);
     const cio_transport_cbs *cb = m->t.cbs;
     if (m->closing) {
         if (!m->closed) {
@@ -55,7 +55,7 @@ static void mem_tick(cio_timer *tm)
 
 static int mem_read_start(cio_transport *t)
 {
-    cio_memconn *m = cio_container_of(t, cio_memconn, t);
+    cio_mem_transport *m = cio_container_of(t, cio_mem_transport, t);
     if (m->closing)
         return -EPIPE;
     m->reading = true;
@@ -65,12 +65,12 @@ static int mem_read_start(cio_transport *t)
 
 static void mem_read_stop(cio_transport *t)
 {
-    cio_container_of(t, cio_memconn, t)->reading = false;
+    cio_container_of(t, cio_mem_transport, t)->reading = false;
 }
 
 static int mem_send(cio_transport *t, struct iovec *iov, unsigned n)
 {
-    cio_memconn *m = cio_container_of(t, cio_memconn, t);
+    cio_mem_transport *m = cio_container_of(t, cio_mem_transport, t);
     if (m->closing || m->write_shut)
         return -EPIPE;
     if (m->send_iov)
@@ -89,12 +89,12 @@ static int mem_send(cio_transport *t, struct iovec *iov, unsigned n)
 
 static void mem_shutdown_write(cio_transport *t)
 {
-    cio_container_of(t, cio_memconn, t)->write_shut = true;
+    cio_container_of(t, cio_mem_transport, t)->write_shut = true;
 }
 
 static void mem_close(cio_transport *t)
 {
-    cio_memconn *m = cio_container_of(t, cio_memconn, t);
+    cio_mem_transport *m = cio_container_of(t, cio_mem_transport, t);
     if (m->closing)
         return;
     m->closing = true;
@@ -110,7 +110,8 @@ static const cio_transport_ops mem_ops = {
     .close = mem_close,
 };
 
-void cio_memconn_init(cio_memconn *m, cio_loop *loop, const cio_transport_cbs *cbs, void *ud)
+void cio_mem_transport_init(cio_mem_transport *m, cio_loop *loop, const cio_transport_cbs *cbs,
+                            void *ud)
 {
     memset(m, 0, sizeof(*m));
     m->t.ops = &mem_ops;
@@ -120,7 +121,7 @@ void cio_memconn_init(cio_memconn *m, cio_loop *loop, const cio_transport_cbs *c
     cio_timer_init(&m->timer, m->loop, mem_tick);
 }
 
-int cio_memconn_feed(cio_memconn *m, const void *data, size_t len)
+int cio_mem_transport_feed(cio_mem_transport *m, const void *data, size_t len)
 {
     if (cio_buf_append(&m->in, data, len) < 0)
         return -ENOMEM;
@@ -129,14 +130,14 @@ int cio_memconn_feed(cio_memconn *m, const void *data, size_t len)
     return 0;
 }
 
-void cio_memconn_feed_eof(cio_memconn *m)
+void cio_mem_transport_feed_eof(cio_mem_transport *m)
 {
     m->eof_pending = true;
     if (m->reading)
         mem_schedule(m);
 }
 
-void cio_memconn_fini(cio_memconn *m)
+void cio_mem_transport_fini(cio_mem_transport *m)
 {
     cio_timer_stop(&m->timer);
     cio_buf_free(&m->in);
