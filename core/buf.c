@@ -11,10 +11,8 @@
 
 #define FIRST_CAP 1024
 
-int cio_buf_reserve(cio_buf *b, size_t n)
+int cio__buf_grow(cio_buf *b, size_t n)
 {
-    if (cio__likely(b->cap - b->len >= n))
-        return 0;
     if (n > SIZE_MAX / 2 - b->len)
         return -ENOMEM;
     size_t cap = b->cap ? b->cap : FIRST_CAP;
@@ -26,11 +24,6 @@ int cio_buf_reserve(cio_buf *b, size_t n)
     b->p = p;
     b->cap = cap;
     return 0;
-}
-
-char *cio_buf_space(cio_buf *b, size_t n)
-{
-    return cio_buf_reserve(b, n) < 0 ? NULL : b->p + b->len;
 }
 
 int cio_buf_append(cio_buf *b, const void *p, size_t n)

@@ -22,10 +22,18 @@ typedef struct cio_buf {
     size_t len, cap;
 } cio_buf;
 
+int cio__buf_grow(cio_buf *b, size_t n);
+
 /* Makes room for n more bytes (the capacity doubles). 0 or -ENOMEM. */
-int cio_buf_reserve(cio_buf *b, size_t n);
+static inline int cio_buf_reserve(cio_buf *b, size_t n)
+{
+    return b->cap - b->len >= n ? 0 : cio__buf_grow(b, n);
+}
 /* Room for n bytes at the end (write there, then add to len), or NULL. */
-char *cio_buf_space(cio_buf *b, size_t n);
+static inline char *cio_buf_space(cio_buf *b, size_t n)
+{
+    return cio_buf_reserve(b, n) < 0 ? NULL : b->p + b->len;
+}
 /* Appends n bytes. 0 or -ENOMEM (b unchanged). */
 int cio_buf_append(cio_buf *b, const void *p, size_t n);
 /* Drops the first n bytes (all of them if n >= len). */

@@ -132,7 +132,8 @@ typedef struct cio_sendq {
     cio_timer timer; /* the slice in flight's write deadline */
     cio_event room;  /* set when the queue is down to the low watermark */
     void (*on_timeout)(struct cio_sendq *q);
-    cio_buf spare; /* a drained chunk, kept for the next one */
+    cio_buf spare;     /* a drained chunk, kept for the next one */
+    cio_buf *tail_buf; /* the open chunk's buffer (valid while open_tail) */
     struct iovec iov[CIO_SENDQ_IOV];
 } cio_sendq;
 
@@ -141,10 +142,27 @@ void cio_sendq_init(cio_sendq *q, cio_transport *tp, size_t low, size_t high,
 /* Frees what is queued. Only once the transport cannot touch the bytes any
  * more: after its on_closed, or with nothing in flight. */
 void cio_sendq_fini(cio_sendq *q);
+/* Attaches an empty queue (nothing queued or in flight) to another
+ * transport, keeping its memory for reuse. */
+void cio_sendq_reuse(cio_sendq *q, cio_transport *tp);
+char *cio__sendq_reserve_part(cio_sendq *q, size_t n);
+
 /* Room for n bytes to copy in, at the end of the queue, or NULL (-ENOMEM);
  * then cio_sendq_commit() with the bytes written. */
-char *cio_sendq_reserve(cio_sendq *q, size_t n);
-void cio_sendq_commit(cio_sendq *q, size_t n);
+static inline char *cio_sendq_reserve(cio_sendq *q, size_t n)
+{
+    if (q->open_tail) {
+        cio_buf *b = q->tail_buf;
+        if (b->cap - b->len >= n)
+            return b->p + b->len;
+    }
+    return cio__sendq_reserve_part(q, n);
+}
+static inline void cio_sendq_commit(cio_sendq *q, size_t n)
+{
+    q->tail_buf->len += n;
+    q->queued += n;
+}
 /* Copies n bytes in. 0 or -ENOMEM. Nothing is sent before a flush. */
 int cio_sendq_append(cio_sendq *q, const void *data, size_t n);
 /* Queues bytes [off, off + len) of seg by reference (taking one). 0,

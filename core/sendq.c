@@ -20,10 +20,14 @@
 #define SLICE      (64 * 1024) /* the write timeout measures progress per slice */
 #define CHUNK_KEEP (64 * 1024) /* a drained chunk up to this size is kept for reuse */
 
+#define CHUNK_FIRST 4096 /* a new chunk's first capacity: a batch of small responses */
+
+/* A part's copied bytes are [off, buf.len) of its chunk; a segment's are
+ * [off, end) of seg->data. */
 struct cio__sqpart {
     cio_seg *seg; /* a shared segment, or NULL: copied bytes in 'buf' */
     cio_buf buf;
-    size_t off, end; /* bytes [off, end) still to send */
+    size_t off, end;
 };
 
 static_assert(CIO_SENDQ_IOV >= 2, "a slice gathers parts");
@@ -55,14 +59,14 @@ static struct cio__sqpart *part_at(const cio_sendq *q, uint32_t i)
     return &q->parts[(q->head + i) & (q->cap - 1)];
 }
 
-static struct cio__sqpart *tail(const cio_sendq *q)
-{
-    return part_at(q, q->count - 1);
-}
-
 static const uint8_t *part_data(const struct cio__sqpart *p)
 {
     return p->seg ? p->seg->data : (const uint8_t *)p->buf.p;
+}
+
+static size_t part_end(const struct cio__sqpart *p)
+{
+    return p->seg ? p->end : p->buf.len;
 }
 
 /* Appends an empty part; NULL on -ENOMEM. */
@@ -127,6 +131,13 @@ void cio_sendq_init(cio_sendq *q, cio_transport *tp, size_t low, size_t high,
     cio_event_init(&q->room);
 }
 
+void cio_sendq_reuse(cio_sendq *q, cio_transport *tp)
+{
+    q->tp = tp;
+    q->closed = false;
+    cio_event_clear(&q->room);
+}
+
 void cio_sendq_fini(cio_sendq *q)
 {
     cio_timer_stop(&q->timer);
@@ -140,7 +151,7 @@ void cio_sendq_fini(cio_sendq *q)
     q->sending = false;
 }
 
-char *cio_sendq_reserve(cio_sendq *q, size_t n)
+char *cio__sendq_reserve_part(cio_sendq *q, size_t n)
 {
     if (!q->open_tail) {
         struct cio__sqpart *p = part_push(q);
@@ -149,16 +160,11 @@ char *cio_sendq_reserve(cio_sendq *q, size_t n)
         p->buf = q->spare; /* empty, possibly with capacity */
         q->spare = (cio_buf){0};
         q->open_tail = true;
+        q->tail_buf = &p->buf;
+        if (n < CHUNK_FIRST && cio_buf_reserve(&p->buf, CHUNK_FIRST) < 0)
+            return NULL; /* one allocation rather than growing by doubling */
     }
-    return cio_buf_space(&tail(q)->buf, n);
-}
-
-void cio_sendq_commit(cio_sendq *q, size_t n)
-{
-    struct cio__sqpart *p = tail(q);
-    p->buf.len += n;
-    p->end = p->buf.len;
-    q->queued += n;
+    return cio_buf_space(q->tail_buf, n);
 }
 
 int cio_sendq_append(cio_sendq *q, const void *data, size_t n)
@@ -197,7 +203,7 @@ static int send_slice(cio_sendq *q)
     unsigned n = 0;
     for (uint32_t i = 0; i < q->count && n < CIO_SENDQ_IOV && total < SLICE; i++) {
         struct cio__sqpart *p = part_at(q, i);
-        size_t len = p->end - p->off;
+        size_t len = part_end(p) - p->off;
         if (len > SLICE - total)
             len = SLICE - total;
         if (len == 0)
@@ -242,10 +248,11 @@ int cio_sendq_sent(cio_sendq *q, int err)
     /* Retire what went out (and any part left empty), front first. */
     while (q->count) {
         struct cio__sqpart *p = part_at(q, 0);
-        size_t k = p->end - p->off < done ? p->end - p->off : done;
+        size_t end = part_end(p);
+        size_t k = end - p->off < done ? end - p->off : done;
         p->off += k;
         done -= k;
-        if (p->off < p->end)
+        if (p->off < end)
             break;
         part_pop(q);
     }

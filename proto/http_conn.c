@@ -29,6 +29,8 @@
 #define OUT_LOW        (64 * 1024)      /* ...until it is down to this */
 #define CHUNK_LINE_MAX 4096             /* chunk framing between two pieces of data */
 #define IN_MAX         (UINT32_MAX / 2) /* input offsets are 32-bit */
+#define ACT_CACHE      16               /* request states a server keeps for reuse */
+#define ACT_KEEP_BUF   (16 * 1024)      /* a reused state keeps buffers up to this size */
 
 enum { P_NEED_MORE, P_COMPLETE, P_ERROR };
 
@@ -61,28 +63,44 @@ static void out_timeout(cio_sendq *q)
     http_conn_close(a->req.conn); /* a slice did not go out in time: a reader that stopped */
 }
 
+/* Request states (parser, buffers, arena, send queue) are kept per server
+ * for reuse, up to ACT_CACHE of them with their smaller buffers: a
+ * keep-alive connection gives its state back after every response, and
+ * allocating it anew each time cost more than parsing the request. */
+static void act_trim(cio_buf *b)
+{
+    if (b->cap > ACT_KEEP_BUF)
+        cio_buf_free(b);
+    b->len = 0;
+}
+
 static http_active *act_get(cio_http_conn *c)
 {
     if (c->act)
         return c->act;
-    http_active *a = calloc(1, sizeof(*a));
-    if (!a)
-        return NULL;
-    llhttp_init(&a->parser, HTTP_REQUEST, &c->srv->settings);
+    cio_http_server *srv = c->srv;
+    http_active *a = srv->act_free;
+    if (a) {
+        srv->act_free = a->next_free;
+        srv->nact_free--;
+        cio_sendq_reuse(&a->sq, c->tp);
+    } else {
+        a = calloc(1, sizeof(*a));
+        if (!a)
+            return NULL;
+        cio_sendq_init(&a->sq, c->tp, OUT_LOW, OUT_HIGH, srv->o.write_timeout, out_timeout);
+        cio_arena_init(&a->req.arena, 1024);
+    }
+    llhttp_init(&a->parser, HTTP_REQUEST, &srv->settings);
     a->parser.data = c;
-    cio_sendq_init(&a->sq, c->tp, OUT_LOW, OUT_HIGH, c->srv->o.write_timeout, out_timeout);
-    cio_arena_init(&a->req.arena, 1024);
     a->req.conn = c;
     req_reset(&a->req);
     c->act = a;
     return a;
 }
 
-static void act_free(cio_http_conn *c)
+static void act_destroy(http_active *a)
 {
-    http_active *a = c->act;
-    if (!a)
-        return;
     cio_arena_fini(&a->req.arena);
     free(a->req.hdrs);
     cio_buf_free(&a->req.extra);
@@ -90,7 +108,39 @@ static void act_free(cio_http_conn *c)
     cio_buf_free(&a->pend);
     cio_sendq_fini(&a->sq);
     free(a);
+}
+
+static void act_free(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    if (!a)
+        return;
     c->act = NULL;
+    cio_http_server *srv = c->srv;
+    if (srv->nact_free >= ACT_CACHE || cio_sendq_pending(&a->sq) || cio_sendq_busy(&a->sq)) {
+        act_destroy(a); /* a closed connection may leave output behind */
+        return;
+    }
+    cio_arena_reset(&a->req.arena);
+    act_trim(&a->in);
+    act_trim(&a->pend);
+    act_trim(&a->req.extra);
+    a->parsed = 0;
+    a->pinned = a->reading_paused = a->deadline_due = false;
+    a->task = NULL;
+    a->next_free = srv->act_free;
+    srv->act_free = a;
+    srv->nact_free++;
+}
+
+void http_act_cache_free(cio_http_server *srv)
+{
+    while (srv->act_free) {
+        http_active *a = srv->act_free;
+        srv->act_free = a->next_free;
+        act_destroy(a);
+    }
+    srv->nact_free = 0;
 }
 
 /* Gives the per-request state back when nothing is buffered or in flight:

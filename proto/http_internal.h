@@ -58,7 +58,9 @@ struct cio_http_server {
     llhttp_settings_t settings;
     char server_hdr[64];
     size_t server_hdr_len;
-    char allow_all[128]; /* every method some route or the root answers */
+    char allow_all[128];          /* every method some route or the root answers */
+    struct http_active *act_free; /* request states kept for reuse */
+    unsigned nact_free;
     /* Date and access-log time, formatted once per second. */
     int64_t clock_sec;
     char date[30];
@@ -109,6 +111,7 @@ struct cio_http_req {
 };
 
 typedef struct http_active {
+    struct http_active *next_free; /* in the server's cache of request states */
     llhttp_t parser;
     cio_buf in; /* received bytes: [0, parsed) seen by the parser */
     uint32_t parsed;
@@ -148,6 +151,8 @@ struct cio_http_conn {
 
 /* http_conn.c */
 void http_settings_init(llhttp_settings_t *s);
+/* Frees the request states the server keeps for reuse. */
+void http_act_cache_free(cio_http_server *srv);
 void http_conn_close(cio_http_conn *c);
 /* Closes once the output is out: lingering when the peer may still send. */
 void http_conn_finish_close(cio_http_conn *c);

@@ -195,8 +195,10 @@ static const http_route *route_match(cio_http_server *srv, cio_http_req *req, ch
 }
 
 /* Splits the target into path and query (both raw); accepts origin-form
- * ("/p?q") and absolute-form ("http://host/p?q"). False if neither. */
-static bool split_target(cio_http_req *r, cio_str *path)
+ * ("/p?q") and absolute-form ("http://host/p?q"). *normal tells whether the
+ * path is normal already (no escape, no dot or empty segment: most are, and
+ * are used in place). False if neither form. */
+static bool split_target(cio_http_req *r, cio_str *path, bool *normal)
 {
     cio_str t = cio_http_target(r);
     size_t i = 0; /* index of the path's first byte */
@@ -214,24 +216,16 @@ static bool split_target(cio_http_req *r, cio_str *path)
     }
     if (i < t.n && t.p[i] != '/')
         return false;
+    bool plain = true;
     size_t q = i;
-    while (q < t.n && t.p[q] != '?')
-        q++;
+    for (; q < t.n && t.p[q] != '?'; q++) {
+        char ch = t.p[q];
+        if (ch == '%' || (ch == '/' && q + 1 < t.n && (t.p[q + 1] == '/' || t.p[q + 1] == '.')))
+            plain = false;
+    }
+    *normal = plain;
     *path = q == i ? (cio_str){"/", 1} : (cio_str){t.p + i, q - i};
     r->query = q < t.n ? (cio_str){t.p + q + 1, t.n - q - 1} : (cio_str){"", 0};
-    return true;
-}
-
-/* Already normal: no escape, no dot segment, no empty segment. Most paths
- * are, and are then used in place. */
-static bool path_is_normal(cio_str p)
-{
-    for (size_t i = 0; i < p.n; i++) {
-        if (p.p[i] == '%')
-            return false;
-        if (p.p[i] == '/' && i + 1 < p.n && (p.p[i + 1] == '/' || p.p[i + 1] == '.'))
-            return false;
-    }
     return true;
 }
 
@@ -242,9 +236,10 @@ int http_route_resolve(cio_http_req *r, bool copy, char *allowed, size_t allowed
     if (r->resolved)
         return 0;
     cio_str raw;
-    if (!split_target(r, &raw))
+    bool normal;
+    if (!split_target(r, &raw, &normal))
         return 400;
-    if (!copy && path_is_normal(raw)) {
+    if (!copy && normal) {
         r->path = raw;
     } else {
         char *p = cio_arena_alloc(&r->arena, raw.n + 1);

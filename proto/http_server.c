@@ -233,6 +233,7 @@ void cio_http_server_destroy(cio_http_server *srv)
         free(srv->listeners[i]);
     free(srv->listeners);
     http_routes_free(srv);
+    http_act_cache_free(srv);
     if (srv->root_fd >= 0)
         close(srv->root_fd);
     free(srv);

@@ -1345,14 +1345,14 @@ END_TEST
 
 /* ---- a timer that cannot be armed (ENOMEM) ---------------------------------------- */
 
-/* This suite is linked with -Wl,--wrap=realloc: realloc of exactly
- * fail_realloc_size bytes fails (the timer heap's next growth). */
+/* This suite is linked with -Wl,--wrap=realloc: growing the block at
+ * fail_realloc_ptr (the loop's timer heap) fails. */
 void *__real_realloc(void *p, size_t n);
 void *__wrap_realloc(void *p, size_t n);
-static size_t fail_realloc_size;
+static void *fail_realloc_ptr;
 void *__wrap_realloc(void *p, size_t n)
 {
-    if (fail_realloc_size && n == fail_realloc_size)
+    if (fail_realloc_ptr && p == fail_realloc_ptr)
         return NULL;
     return __real_realloc(p, n);
 }
@@ -1367,7 +1367,7 @@ static int h_hold(cio_http_req *req, void *ud)
 
 static void man_close_unfail(cio_transport *t)
 {
-    fail_realloc_size = 0; /* the transport's own close timer may grow the heap */
+    fail_realloc_ptr = NULL; /* the transport's own close timer may grow the heap */
     man_close(t);
 }
 
@@ -1394,11 +1394,11 @@ static intptr_t main_timer_enomem(void *arg)
         cio_timer_init(&fill[nfill], NULL, NULL);
         ck_assert_int_eq(cio_timer_start(&fill[nfill++], CIO_NEVER - 1), 0);
     }
-    fail_realloc_size = (size_t)l->heap_cap * 2 * sizeof(cio_timer *);
+    fail_realloc_ptr = l->heap;
     cio_event_set(&hold);
     for (int i = 0; i < 50 && !man.closing; i++)
         cio_yield(); /* no timers here: sleeping would need one */
-    fail_realloc_size = 0;
+    fail_realloc_ptr = NULL;
     ck_assert_msg(man.closing, "the connection stayed open without its keep-alive timeout");
     for (size_t i = 0; i < nfill; i++)
         cio_timer_stop(&fill[i]);
