@@ -252,10 +252,14 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     cio_http_req *r = REQ(p);
     if (r->head_done)
         return trailer_bytes(p, len);
-    http_span *v = &r->hdrs[r->nhdrs - 1].value;
-    /* The input is contiguous, so a gap between two pieces of one value is a
-     * line break: obsolete line folding, which llhttp 8.1 lets through. */
-    if (v->len && at != IN(p) + v->off + v->len)
+    http_header *h = &r->hdrs[r->nhdrs - 1];
+    http_span *v = &h->value;
+    /* The input is contiguous, so a gap between two pieces of one value, or
+     * a line break between the colon and the value, is obsolete line
+     * folding, which llhttp 8.1 lets through ("Transfer-Encoding:\r\n
+     * chunked" would be chunked to it). */
+    const char *colon = IN(p) + h->name.off + h->name.len;
+    if (v->len ? at != IN(p) + v->off + v->len : memchr(colon, '\n', (size_t)(at - colon)) != NULL)
         return fail(p, 400);
     r->in_value = true;
     span_extend(p, v, at, len);
@@ -277,6 +281,11 @@ static int on_header_value_complete(llhttp_t *p)
         return 0;       /* a trailer */
     r->in_value = true; /* also for an empty value: the next field is new */
     http_header *h = &r->hdrs[r->nhdrs - 1];
+    /* llhttp keeps trailing whitespace in the value; the field value does
+     * not include it (RFC 9110 5.5). */
+    while (h->value.len && (IN(p)[h->value.off + h->value.len - 1] == ' ' ||
+                            IN(p)[h->value.off + h->value.len - 1] == '\t'))
+        h->value.len--;
     cio_str name = http_span_str(r, h->name);
     if (http_str_ieq_lit(name, "host"))
         r->host_count++;
@@ -346,7 +355,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     if (at != in + r->body.off + r->body.len)
         memmove(in + r->body.off + r->body.len, at, len);
     r->body.len += (uint32_t)len;
-    r->frame_run = 0;
+    r->data_end = (uint32_t)(at + len - in); /* where it was read: framing follows */
+    r->data_seen = true;
     return r->body.len > SRV(p)->o.max_body_bytes ? fail(p, 413) : 0;
 }
 
@@ -411,7 +421,10 @@ static int drop_framing(cio_http_conn *c)
     if (a->parsed <= keep)
         return 0;
     uint32_t extra = a->parsed - keep;
-    r->frame_run += extra;
+    /* The run counts from the end of the last data of this read (the
+     * framing before it was between two pieces of data, already bounded). */
+    r->frame_run = r->data_seen ? a->parsed - r->data_end : r->frame_run + extra;
+    r->data_seen = false;
     uint64_t limit = CHUNK_LINE_MAX + (r->trailers ? c->srv->o.max_header_bytes : 0);
     if (r->frame_run > limit) {
         r->err_status = r->trailers ? 431 : 400;
@@ -486,8 +499,8 @@ static void compact(http_active *a)
     r->start = 0;
     if (r->head_end)
         r->head_end -= from;
-    http_span *spans[] = {&r->method_s, &r->url, &r->body};
-    for (size_t i = 0; i < 3; i++)
+    http_span *spans[] = {&r->method_s, &r->url, &r->body, &r->query};
+    for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++)
         if (spans[i]->len)
             spans[i]->off -= from;
     for (uint32_t i = 0; i < r->nhdrs; i++) {
@@ -526,6 +539,10 @@ int http_out_wait(cio_http_conn *c)
 {
     if (c->state == C_CLOSING)
         return -EPIPE;
+    /* Error responses are also written from callbacks, outside any task:
+     * they never wait (the write timeout bounds what they queue). */
+    if (!cio_current())
+        return 0;
     return cio_sendq_wait_room(&c->act->sq, CIO_NEVER);
 }
 
@@ -960,9 +977,19 @@ bool http_conn_is_idle(const cio_http_conn *c)
 
 /* Graceful: an idle connection closes now; one with a request in flight
  * (from its first byte on) goes on reading and answering it, and closes
- * after the response (srv->shutting makes it Connection: close). */
+ * after the response (srv->shutting makes it Connection: close). One that
+ * needs no more input (its handler runs, or only output is left) closes
+ * once its output is out. */
 void http_conn_shutdown(cio_http_conn *c, bool force)
 {
-    if (force || http_conn_is_idle(c))
+    if (force || http_conn_is_idle(c)) {
         http_conn_close(c);
+        return;
+    }
+    http_active *a = c->act;
+    if (!a || a->task || a->req.start == UINT32_MAX) {
+        c->close_after = true;
+        if (!a || !a->task)
+            http_conn_finish_close(c);
+    }
 }

@@ -85,6 +85,8 @@ struct cio_http_req {
     uint32_t start;     /* offset of the request's first byte in act->in */
     uint32_t head_end;  /* offset just past the head (requests with a body) */
     uint32_t frame_run; /* chunked: framing bytes since the last body data */
+    uint32_t data_end;  /* chunked: where the last body data of this read ended */
+    bool data_seen;     /* chunked: this read carried body data */
     uint32_t field_len; /* bytes of the field name being parsed */
     http_span method_s, url, body;
     http_header *hdrs;
@@ -94,7 +96,9 @@ struct cio_http_req {
     uint32_t host_count;
     cio_time head_time; /* when the head was complete: the handler deadline counts from it */
     /* after resolving: stable views for the handler */
-    cio_str path, query; /* path: percent-decoded, dot segments removed, slashes merged */
+    cio_str path;    /* percent-decoded, dot segments removed, slashes merged */
+    http_span query; /* as sent: an offset like the other spans, so that it
+                        survives the input buffer growing or moving */
     const http_route *route;
     const char *allow; /* a 405 found before the body: the path's methods (arena) */
     cio_str params_name[CIO_HTTP_MAX_PARAMS], params_val[CIO_HTTP_MAX_PARAMS];

@@ -225,7 +225,8 @@ static bool split_target(cio_http_req *r, cio_str *path, bool *normal)
     }
     *normal = plain;
     *path = q == i ? (cio_str){"/", 1} : (cio_str){t.p + i, q - i};
-    r->query = q < t.n ? (cio_str){t.p + q + 1, t.n - q - 1} : (cio_str){"", 0};
+    if (q < t.n)
+        r->query = (http_span){r->url.off + (uint32_t)q + 1, (uint32_t)(t.n - q - 1)};
     return true;
 }
 

@@ -175,8 +175,8 @@ static bool hidden_path(const char *path, size_t n)
         const char *slash = memchr(seg, '/', len);
         if (slash)
             len = (size_t)(slash - seg);
-        if (!(len == 11 && memcmp(seg, ".well-known", 11) == 0))
-            return true;
+        if (i != 0 || !(len == 11 && memcmp(seg, ".well-known", 11) == 0))
+            return true; /* only a leading /.well-known/ is served */
     }
     return false;
 }
@@ -229,6 +229,11 @@ int cio_http_serve_static(cio_http_req *r)
     }
     if (!S_ISREG(st.stx_mode))
         return http_respond_status(r, 403);
+    /* A regular file now: reads need no O_NONBLOCK (and some filesystems on
+     * older kernels fail io_uring reads of files opened with it). */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK))
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 
     uint64_t size = st.stx_size;
     char etag[48], lastmod[30];

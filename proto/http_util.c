@@ -47,7 +47,7 @@ cio_str cio_http_path(const cio_http_req *req)
 
 cio_str cio_http_query(const cio_http_req *req)
 {
-    return req->query;
+    return http_span_str(req, req->query);
 }
 
 int cio_http_version_minor(const cio_http_req *req)
@@ -87,7 +87,8 @@ cio_str cio_http_param(const cio_http_req *req, const char *name)
 cio_str cio_http_query_param(const cio_http_req *req, const char *name)
 {
     size_t nl = strlen(name);
-    const char *p = req->query.p, *end = req->query.p + req->query.n;
+    cio_str query = cio_http_query(req);
+    const char *p = query.p, *end = query.p + query.n;
     while (p && p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;

@@ -172,6 +172,7 @@ class TestPathsAndFiles(unittest.TestCase):
         "sub/.git/config": "[core]",
         "sub/page.txt": "page",
         ".well-known/acme-challenge/token": "proof",
+        "sub/.well-known/x": "deep",
         "a b/index.html": "spaced",
     }
 
@@ -190,7 +191,8 @@ class TestPathsAndFiles(unittest.TestCase):
 
     def test_dotfiles_are_not_served(self):
         with H.CorioServer(root_files=self.ROOT) as srv:
-            for path in ("/.env", "/sub/.git/config", "/%2eenv", "/sub/.git/"):
+            # only a leading /.well-known/ is served
+            for path in ("/.env", "/sub/.git/config", "/%2eenv", "/sub/.git/", "/sub/.well-known/x"):
                 self.assertEqual(srv.request("GET", path)[0], 404, path)
             st, _, body = srv.request("GET", "/.well-known/acme-challenge/token")
             self.assertEqual((st, body), (200, b"proof"))

@@ -5,7 +5,8 @@
  */
 #include "../core/harness.h"
 #include "cio_http.h"
-#include "cio_internal.h" /* the loop's timer heap, for the ENOMEM test */
+#include "cio_internal.h"  /* the loop's timer heap, for the ENOMEM test */
+#include "http_internal.h" /* a connection's send queue, for the watermark test */
 
 #include <string.h>
 
@@ -138,6 +139,15 @@ static int h_path(cio_http_req *req, void *ud)
     return cio_http_respond(req, 200, "text/plain", p.p, p.n);
 }
 
+/* The X-V header's value, in brackets. */
+static int h_header(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    cio_str v = cio_http_header(req, "X-V");
+    char *body = cio_arena_printf(cio_http_arena(req), "[%.*s]", (int)v.n, v.p ? v.p : "");
+    return cio_http_respond(req, 200, "text/plain", body, strlen(body));
+}
+
 static void add_routes(void)
 {
     ck_assert_int_eq(cio_http_route(srv, "GET", "/plaintext", h_plain, NULL), 0);
@@ -155,6 +165,8 @@ static void add_routes(void)
     ck_assert_int_eq(cio_http_route(srv, "GET", "/wait", h_wait, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/late", h_late_stream, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/path/:rest", h_path, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "POST", "/query", h_query, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/header", h_header, NULL), 0);
 }
 
 typedef struct conn_run {
@@ -1056,6 +1068,70 @@ START_TEST(expect_then_body_is_answered)
 }
 END_TEST
 
+/* ---- found in review (issue 6) --------------------------------------------------------- */
+
+/* Regression: routed before its body (Expect), a request kept its query as
+ * a pointer into the input buffer, which the body then moved. */
+START_TEST(query_survives_the_body_after_100_continue)
+{
+    static char in[8192];
+    int n = snprintf(in, sizeof(in),
+                     "POST /query?b=two HTTP/1.1\r\nHost: t\r\n"
+                     "Content-Length: 6000\r\nExpect: 100-continue\r\n\r\n");
+    memset(in + n, 'x', 6000);
+    exchange x = {.input = in, .chunk = (size_t)n, .eof = true};
+    run(&x);
+    ck_assert_msg(strstr(x.out, "HTTP/1.1 200 OK") != NULL, "got %.60s", x.out);
+    ck_assert(x.out_len >= 3 && strcmp(x.out + x.out_len - 3, "two") == 0);
+}
+END_TEST
+
+/* Regression: the framing of every chunk of a read was counted as one run,
+ * so a body of small chunks arriving in one read got a 400. */
+START_TEST(many_small_chunks_in_one_read_are_fine)
+{
+    static char in[64 * 1024];
+    int n = snprintf(in, sizeof(in),
+                     "POST /echo HTTP/1.1\r\nHost: t\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 4000; i++)
+        n += snprintf(in + n, sizeof(in) - (size_t)n, "1\r\n%c\r\n", 'a' + i % 26);
+    snprintf(in + n, sizeof(in) - (size_t)n, "0\r\n\r\n");
+    /* the head and all the chunks in one read, the last chunk in the next */
+    exchange x = {.input = in, .chunk = (size_t)n, .eof = true};
+    run(&x);
+    ck_assert_msg(strncmp(x.out, "HTTP/1.1 200 ", 13) == 0, "got %.60s", x.out);
+    ck_assert_ptr_nonnull(strstr(x.out, "Content-Length: 4000\r\n"));
+}
+END_TEST
+
+/* Regression: a folded value whose first line is empty reached llhttp as
+ * the value ("Transfer-Encoding:\r\n chunked" framed the body chunked). */
+START_TEST(folding_after_an_empty_first_line_is_400)
+{
+    exchange x = {.input =
+                      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+                      "5\r\nhello\r\n0\r\n\r\n"};
+    expect_status_and_close(&x, "HTTP/1.1 400 ");
+    exchange y = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n 5\r\n\r\nhello"};
+    expect_status_and_close(&y, "HTTP/1.1 400 ");
+}
+END_TEST
+
+START_TEST(trailing_whitespace_is_not_part_of_a_value)
+{
+    exchange x = {.input = "GET /header HTTP/1.1\r\nHost: t\r\nX-V: a b \t \r\n\r\n", .eof = true};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\n\r\n[a b]"));
+    exchange y = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+                           "Expect: 100-continue  \r\n\r\n",
+                  .until = "100 Continue",
+                  .watch = CIO_MS(10)};
+    run(&y);
+    ck_assert_str_eq(y.out, "HTTP/1.1 100 Continue\r\n\r\n");
+}
+END_TEST
+
 /* ---- helpers
  * --------------------------------------------------------------------------------------------- */
 
@@ -1343,6 +1419,85 @@ START_TEST(write_timeout_measures_progress)
 }
 END_TEST
 
+/* Delivers bytes from a timer callback: outside any task, as the ring does. */
+static const char *timer_feed_data;
+static void timer_feed(cio_timer *t)
+{
+    (void)t;
+    man_feed(timer_feed_data);
+}
+
+/* Regression: an error response written from a callback, with the output
+ * already above the high watermark (a client that stopped reading), waited
+ * for room outside any task, and the process aborted. */
+static intptr_t main_error_above_watermark(void *arg)
+{
+    (void)arg;
+    cio_http_opts o = {.keepalive_timeout = CIO_SEC(5)};
+    man_start(&o);
+    man_feed(GET("/big")); /* 200 KiB: the first slice is held in flight */
+    T_AWAIT(man.send_pending, T_PATIENCE_MS);
+    cio_sleep(CIO_MS(5));
+    http_active *a = ((cio_http_conn *)man.t.ud)->act;
+    ck_assert_ptr_nonnull(a);
+    a->sq.high = 1024; /* as if the client stopped reading long ago */
+    a->sq.low = 512;
+    cio_timer t;
+    cio_timer_init(&t, NULL, timer_feed);
+    timer_feed_data = "BAD\r\n\r\n";
+    cio_timer_start(&t, cio_now());
+    cio_sleep(CIO_MS(20)); /* the 400 is queued behind the big response */
+    ck_assert(!man.closing);
+    while (!man.closing && man.send_pending) {
+        man_complete();
+        cio_sleep(CIO_MS(2));
+    }
+    man.out[man.out_len] = 0;
+    ck_assert_ptr_nonnull(strstr(man.out, "HTTP/1.1 400 "));
+    man_finish();
+    return 0;
+}
+
+START_TEST(error_response_above_the_watermark_outside_a_task)
+{
+    ck_assert_int_eq(t_run(main_error_above_watermark, NULL), 0);
+}
+END_TEST
+
+static intptr_t shutdown_task(void *arg)
+{
+    return cio_http_server_shutdown(arg, cio_after(CIO_SEC(10)));
+}
+
+/* Regression: a keep-alive connection whose response was still leaving when
+ * the drain began stayed open afterwards, until the drain deadline. */
+static intptr_t main_drain_after_response(void *arg)
+{
+    (void)arg;
+    cio_http_opts o = {.keepalive_timeout = CIO_SEC(60)};
+    man_start(&o);
+    man_feed(GET("/count"));
+    T_AWAIT(man.send_pending, T_PATIENCE_MS); /* answered, the send held */
+    cio_task *t;
+    ck_assert_int_eq(cio_spawn(NULL, &t, shutdown_task, srv), 0);
+    cio_sleep(CIO_MS(5));
+    ck_assert(!man.closing); /* the response still goes out */
+    cio_time t0 = cio_now();
+    man_complete();
+    T_AWAIT(man.closed, T_PATIENCE_MS);
+    ck_assert(man.closed);
+    ck_assert_int_eq(cio_join(t, CIO_NEVER), 0);
+    ck_assert_int_lt(cio_now() - t0, CIO_SEC(5)); /* not the drain deadline */
+    cio_http_server_destroy(srv);
+    return 0;
+}
+
+START_TEST(drain_closes_after_a_response_in_flight)
+{
+    ck_assert_int_eq(t_run(main_drain_after_response, NULL), 0);
+}
+END_TEST
+
 /* ---- a timer that cannot be armed (ENOMEM) ---------------------------------------- */
 
 /* This suite is linked with -Wl,--wrap=realloc: growing the block at
@@ -1468,6 +1623,12 @@ static Suite *http_suite(void)
     T_CASE(s, no_handler_runs_after_a_408, 5);
     T_CASE(s, write_timeout_measures_progress, 10);
     T_CASE(s, timer_enomem_closes_the_connection, 5);
+    T_CASE(s, error_response_above_the_watermark_outside_a_task, 10);
+    T_CASE(s, drain_closes_after_a_response_in_flight, 15);
+    T_CASE(s, query_survives_the_body_after_100_continue, 10);
+    T_CASE(s, many_small_chunks_in_one_read_are_fine, 10);
+    T_CASE(s, folding_after_an_empty_first_line_is_400, 10);
+    T_CASE(s, trailing_whitespace_is_not_part_of_a_value, 10);
     T_CASE(s, bare_cr_does_not_smuggle_a_second_request, 10);
     T_CASE(s, bare_cr_before_content_length_is_400, 10);
     T_CASE(s, bare_lf_line_ends_are_400, 10);
