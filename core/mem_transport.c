@@ -17,18 +17,19 @@ static void mem_schedule(cio_mem_transport *m)
 
 static void mem_tick(cio_timer *tm)
 {
+    /* m->t.cbs and ud are read at each call: a callback may hand the
+     * transport to another owner (a protocol switch). */
     cio_mem_transport *m = cio_container_of(tm, cio_mem_transport, timer);
-    const cio_transport_cbs *cb = m->t.cbs;
     if (m->closing) {
         if (!m->closed) {
             m->closed = true;
-            cb->on_closed(m->t.ud);
+            m->t.cbs->on_closed(m->t.ud);
         }
         return;
     }
     if (m->send_iov) {
         m->send_iov = NULL;
-        cb->on_sent(m->t.ud, 0);
+        m->t.cbs->on_sent(m->t.ud, 0);
         if (m->closing) {
             mem_schedule(m);
             return;
@@ -41,12 +42,12 @@ static void mem_tick(cio_timer *tm)
         if (piece) {
             memcpy(piece, m->in.p, n);
             cio_buf_consume(&m->in, n);
-            cb->on_data(m->t.ud, piece, n);
+            m->t.cbs->on_data(m->t.ud, piece, n);
             free(piece);
         }
     } else if (m->reading && m->eof_pending && !m->eof_sent) {
         m->eof_sent = true;
-        cb->on_eof(m->t.ud, 0);
+        m->t.cbs->on_eof(m->t.ud, 0);
     }
     if (m->closing || m->send_iov ||
         (m->reading && (m->in.len || (m->eof_pending && !m->eof_sent))))

@@ -159,6 +159,34 @@ int cio_http_write(cio_http_req *req, const void *data, size_t len);
 /* [awaits] Finishes a streamed response. 0 or -errno. */
 int cio_http_end(cio_http_req *req);
 
+/* ---- switching protocols -------------------------------------------------------- */
+
+/* A protocol that takes a connection over from HTTP (WebSocket). */
+typedef struct cio_http_upgrade_ops {
+    /* The switch is done: from now on the transport t is the protocol's (the
+     * callbacks below get its ud), and data holds the bytes the client sent
+     * after the request, already read (possibly none), valid during the
+     * call. Runs on the loop, outside any task. */
+    void (*on_start)(void *ud, cio_transport *t, const uint8_t *data, size_t len);
+    /* The transport's callbacks, as in cio_transport_cbs (with ud). on_closed
+     * is the last call, also when the connection closed before on_start. */
+    cio_transport_cbs cbs;
+    /* The server shuts down: close gracefully (WebSocket: 1001), or at once
+     * when force. */
+    void (*on_shutdown)(void *ud, bool force);
+} cio_http_upgrade_ops;
+
+/* Accepts the request's Upgrade: instead of a response, "101 Switching
+ * Protocols" goes out with "Upgrade: <protocol>", "Connection: Upgrade" and
+ * the headers added with cio_http_add_header. When the handler has returned
+ * and the 101 is sent, the connection is handed to (ops, ud) with the bytes
+ * already read past the request, without a copy of the socket or a gap in
+ * its in-flight operations. Once this returns 0, ops->cbs.on_closed(ud) is
+ * called exactly once, at the end. 0, -EALREADY (a response started), -EINVAL
+ * (the request asked for no upgrade, or is HTTP/1.0), -ENOMEM. */
+int cio_http_upgrade(cio_http_req *req, const char *protocol, const cio_http_upgrade_ops *ops,
+                     void *ud);
+
 /* The reason phrase of a status code ("Not Found"). */
 const char *cio_http_reason(int status);
 

@@ -37,6 +37,7 @@ enum { P_NEED_MORE, P_COMPLETE, P_ERROR };
 static void conn_process(cio_http_conn *c);
 static void after_task(cio_http_conn *c);
 static void conn_free(cio_http_conn *c);
+static void switch_protocols(cio_http_conn *c);
 
 /* ---- per-request state ------------------------------------------------------------ */
 
@@ -583,6 +584,9 @@ static void conn_timer(cio_timer *t)
         return;
     }
     switch (c->state) {
+    case C_SWITCHING:
+        switch_protocols(c);
+        return;
     case C_HEAD:
     case C_BODY:
         if (c->act && !c->act->task && c->act->req.start != UINT32_MAX) {
@@ -715,7 +719,7 @@ static void send_continue(cio_http_conn *c)
 /* Decides what happens next after input arrived or a task finished. */
 static void conn_process(cio_http_conn *c)
 {
-    if (c->state == C_CLOSING || c->state == C_LINGER)
+    if (c->state == C_CLOSING || c->state == C_LINGER || c->state == C_SWITCHING)
         return;
     if (c->close_after) {
         /* A response said Connection: close (or an error did): nothing more
@@ -782,7 +786,7 @@ static void on_data(void *ud, const uint8_t *data, size_t len)
         http_conn_close(c);
         return;
     }
-    if (a->pinned) {
+    if (a->pinned || c->state == C_SWITCHING) {
         if (cio_buf_append(&a->pend, data, len) < 0) {
             http_conn_close(c);
             return;
@@ -831,6 +835,10 @@ static void on_sent(void *ud, int err)
     }
     if (rc == 0)
         return; /* more is on its way */
+    if (c->state == C_SWITCHING && !a->task) {
+        switch_protocols(c);
+        return;
+    }
     if (a->deadline_due) {
         a->deadline_due = false;
         conn_timer(&c->timer); /* the state's deadline passed meanwhile */
@@ -892,8 +900,10 @@ static void finish_request(cio_http_conn *c)
     req_reset(r);
     if (a->parsed > COMPACT_AT)
         compact(a); /* a long batch: do not let consumed bytes pile up */
+    if (c->up)
+        return; /* switching protocols: what follows is the new protocol's */
     if (upgrade)
-        c->close_after = true; /* the bytes after an upgrade are not HTTP */
+        c->close_after = true; /* not accepted: the bytes after an upgrade are not HTTP */
     else
         llhttp_resume(&a->parser);
 }
@@ -905,7 +915,7 @@ static intptr_t conn_task(void *arg)
     for (;;) {
         dispatch(&a->req);
         finish_request(c);
-        if (c->close_after || c->state == C_CLOSING)
+        if (c->close_after || c->state == C_CLOSING || c->up)
             break;
         int p = parse(c);
         if (p == P_ERROR) {
@@ -928,9 +938,81 @@ static void after_task(cio_http_conn *c)
             conn_free(c); /* on_closed came while the task ran */
         return;
     }
+    if (c->up) {
+        /* The 101 goes out first; the switch happens from a callback once
+         * it is (the new protocol never starts inside this task). */
+        c->state = C_SWITCHING;
+        http_conn_flush(c);
+        if (c->state == C_SWITCHING && !sending(c))
+            set_state_deadline(c, cio_now());
+        return;
+    }
     c->state = C_HANDLING; /* conn_process re-derives the state */
     http_conn_flush(c);
     conn_process(c);
+}
+
+/* ---- switching protocols -------------------------------------------------------------- */
+
+/* The transport's callbacks once another protocol has it: forwarded, and
+ * the connection (which holds the transport's memory) freed at the end. */
+static void up_data(void *ud, const uint8_t *data, size_t len)
+{
+    cio_http_conn *c = ud;
+    c->up->cbs.on_data(c->up_ud, data, len);
+}
+
+static void up_eof(void *ud, int err)
+{
+    cio_http_conn *c = ud;
+    c->up->cbs.on_eof(c->up_ud, err);
+}
+
+static void up_sent(void *ud, int err)
+{
+    cio_http_conn *c = ud;
+    c->up->cbs.on_sent(c->up_ud, err);
+}
+
+static void up_closed(void *ud)
+{
+    cio_http_conn *c = ud;
+    c->up->cbs.on_closed(c->up_ud);
+    c->up = NULL; /* told */
+    c->started = false;
+    conn_free(c);
+}
+
+static const cio_transport_cbs upgraded_cbs = {
+    .on_data = up_data,
+    .on_eof = up_eof,
+    .on_sent = up_sent,
+    .on_closed = up_closed,
+};
+
+/* The 101 is out: hands the transport and the bytes read past the request
+ * to the new protocol. The connection stays in the server's list (counted,
+ * and told of a shutdown) as the owner of the transport's memory. */
+static void switch_protocols(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    cio_timer_stop(&c->timer);
+    /* What arrived while the 101 was leaving waited in pend, behind what was
+     * read with the request. */
+    if (a->pend.len && cio_buf_append(&a->in, a->pend.p, a->pend.len) < 0) {
+        http_conn_close(c);
+        return;
+    }
+    if (a->reading_paused)
+        c->tp->ops->read_start(c->tp);
+    c->state = C_UPGRADED;
+    c->tp->cbs = &upgraded_cbs;
+    c->up->on_start(c->up_ud, c->tp, (const uint8_t *)a->in.p + a->parsed, a->in.len - a->parsed);
+    act_free(c);
+    if (c->peer_eof && c->state == C_UPGRADED)
+        c->up->cbs.on_eof(c->up_ud, 0); /* it came while the 101 was leaving */
+    if (c->srv->shutting && c->state == C_UPGRADED)
+        c->up->on_shutdown(c->up_ud, false);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------------
@@ -963,6 +1045,8 @@ int cio_http_conn_start(cio_http_conn *c, cio_transport *t)
 
 static void conn_free(cio_http_conn *c)
 {
+    if (c->up) /* accepted, but closed before the switch */
+        c->up->cbs.on_closed(c->up_ud);
     cio_timer_stop(&c->timer);
     http_server_conn_removed(c->srv, c);
     act_free(c);
@@ -982,6 +1066,12 @@ bool http_conn_is_idle(const cio_http_conn *c)
  * once its output is out. */
 void http_conn_shutdown(cio_http_conn *c, bool force)
 {
+    if (c->state == C_UPGRADED) {
+        c->up->on_shutdown(c->up_ud, force); /* the protocol closes in its own way */
+        return;
+    }
+    if (c->state == C_SWITCHING && !force)
+        return; /* told once switched */
     if (force || http_conn_is_idle(c)) {
         http_conn_close(c);
         return;

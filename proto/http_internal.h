@@ -129,11 +129,13 @@ typedef struct http_active {
 
 /* Connection states (what the timer means). */
 enum {
-    C_IDLE,     /* keep-alive, waiting for the next request */
-    C_HEAD,     /* a request head is arriving: header timeout */
-    C_BODY,     /* a body is arriving: body timeout */
-    C_HANDLING, /* a task runs the handler(s) */
-    C_LINGER,   /* response sent, discarding input before close */
+    C_IDLE,      /* keep-alive, waiting for the next request */
+    C_HEAD,      /* a request head is arriving: header timeout */
+    C_BODY,      /* a body is arriving: body timeout */
+    C_HANDLING,  /* a task runs the handler(s) */
+    C_LINGER,    /* response sent, discarding input before close */
+    C_SWITCHING, /* a 101 accepted an upgrade: waiting for it to go out */
+    C_UPGRADED,  /* the transport belongs to another protocol (up, up_ud) */
     C_CLOSING,
 };
 
@@ -151,6 +153,8 @@ struct cio_http_conn {
     bool started;
     uint8_t rfamily; /* remote address, filled lazily for the access log */
     uint8_t raddr[16];
+    const cio_http_upgrade_ops *up; /* the protocol an upgrade handed over to */
+    void *up_ud;
 };
 
 /* http_conn.c */

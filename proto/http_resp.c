@@ -183,7 +183,9 @@ int http_write_head(cio_http_req *r, int status, const char *content_type, int64
     } else if (r->chunked) {
         p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
     }
-    if (!keep)
+    if (status == 101)
+        keep = true; /* Upgrade and Connection: Upgrade come with the added headers */
+    else if (!keep)
         p = PUT_LIT(p, "Connection: close\r\n");
     else if (r->minor == 0)
         p = PUT_LIT(p, "Connection: keep-alive\r\n");
@@ -263,6 +265,30 @@ int http_respond_status(cio_http_req *r, int status)
     char body[64];
     int n = snprintf(body, sizeof(body), "%d %s\n", status, cio_http_reason(status));
     return cio_http_respond(r, status, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+int cio_http_upgrade(cio_http_req *r, const char *protocol, const cio_http_upgrade_ops *ops,
+                     void *ud)
+{
+    if (r->resp_state != RESP_NONE)
+        return -EALREADY;
+    if (!r->upgrade || r->minor == 0 || !protocol || !ops)
+        return -EINVAL;
+    /* After the handler's own headers, all written into the head as added. */
+    size_t added = r->extra.len;
+    int rc = cio_http_add_header(r, "Upgrade", protocol);
+    rc = rc ? rc : cio_http_add_header(r, "Connection", "Upgrade");
+    if (rc < 0) {
+        r->extra.len = added;
+        return rc;
+    }
+    rc = http_write_head(r, 101, NULL, 0);
+    if (rc < 0)
+        return rc;
+    r->resp_state = RESP_DONE;
+    r->conn->up = ops;
+    r->conn->up_ud = ud;
+    return after_write(r, false);
 }
 
 int cio_http_respond(cio_http_req *r, int status, const char *content_type, const void *body,

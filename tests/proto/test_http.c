@@ -148,6 +148,103 @@ static int h_header(cio_http_req *req, void *ud)
     return cio_http_respond(req, 200, "text/plain", body, strlen(body));
 }
 
+/* A protocol to switch to: echoes what it receives, counts its events. */
+typedef struct echo_proto {
+    cio_transport *t;
+    cio_buf pending;
+    struct iovec iov;
+    char sending[4096];
+    bool busy, closing;
+    int started, closed, shutdowns, eofs;
+} echo_proto;
+
+static echo_proto ep;
+
+static void ep_flush(void)
+{
+    if (ep.busy || ep.closing || !ep.pending.len)
+        return;
+    size_t n = ep.pending.len < sizeof(ep.sending) ? ep.pending.len : sizeof(ep.sending);
+    memcpy(ep.sending, ep.pending.p, n);
+    cio_buf_consume(&ep.pending, n);
+    ep.iov = (struct iovec){ep.sending, n};
+    ep.busy = ep.t->ops->send(ep.t, &ep.iov, 1) == 0;
+}
+
+static void ep_close(void)
+{
+    if (!ep.closing) {
+        ep.closing = true;
+        ep.t->ops->close(ep.t);
+    }
+}
+
+static void ep_start(void *ud, cio_transport *t, const uint8_t *data, size_t len)
+{
+    (void)ud;
+    ep.t = t;
+    ep.started++;
+    if (getenv("T_DUMP"))
+        fprintf(stderr, "ep_start %zu [%.*s]\n", len, (int)len, data);
+    cio_buf_append(&ep.pending, data, len);
+    ep_flush();
+}
+
+static void ep_data(void *ud, const uint8_t *data, size_t len)
+{
+    (void)ud;
+    if (getenv("T_DUMP"))
+        fprintf(stderr, "ep_data %zu [%.*s] busy=%d\n", len, (int)len, data, ep.busy);
+    cio_buf_append(&ep.pending, data, len);
+    ep_flush();
+}
+
+static void ep_eof(void *ud, int err)
+{
+    (void)ud, (void)err;
+    ep.eofs++;
+    if (!ep.busy && !ep.pending.len)
+        ep_close();
+}
+
+static void ep_sent(void *ud, int err)
+{
+    (void)ud;
+    ep.busy = false;
+    if (err < 0)
+        ep_close();
+    ep_flush();
+    if (ep.eofs && !ep.busy)
+        ep_close();
+}
+
+static void ep_closed(void *ud)
+{
+    (void)ud;
+    ep.closed++;
+    cio_buf_free(&ep.pending);
+}
+
+static void ep_shutdown(void *ud, bool force)
+{
+    (void)ud, (void)force;
+    ep.shutdowns++;
+    ep_close();
+}
+
+static const cio_http_upgrade_ops echo_ops = {
+    .on_start = ep_start,
+    .cbs = {.on_data = ep_data, .on_eof = ep_eof, .on_sent = ep_sent, .on_closed = ep_closed},
+    .on_shutdown = ep_shutdown,
+};
+
+static int h_upgrade(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    cio_http_add_header(req, "X-Proto", "echo");
+    return cio_http_upgrade(req, "echo", &echo_ops, &ep);
+}
+
 static void add_routes(void)
 {
     ck_assert_int_eq(cio_http_route(srv, "GET", "/plaintext", h_plain, NULL), 0);
@@ -167,6 +264,7 @@ static void add_routes(void)
     ck_assert_int_eq(cio_http_route(srv, "GET", "/path/:rest", h_path, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "POST", "/query", h_query, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/header", h_header, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/upgrade", h_upgrade, NULL), 0);
 }
 
 typedef struct conn_run {
@@ -1068,6 +1166,67 @@ START_TEST(expect_then_body_is_answered)
 }
 END_TEST
 
+/* ---- switching protocols ------------------------------------------------------------- */
+
+#define UPGRADE_REQ \
+    "GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+
+/* The 101 goes out, then the new protocol gets the transport and the bytes
+ * that came with the request; the HTTP connection is gone from the path. */
+START_TEST(upgrade_hands_the_transport_and_the_bytes_over)
+{
+    memset(&ep, 0, sizeof(ep));
+    exchange x = {.input = UPGRADE_REQ "hello", .eof = true};
+    run(&x);
+    ck_assert_msg(strncmp(x.out, "HTTP/1.1 101 Switching Protocols\r\n", 34) == 0, "got %.60s",
+                  x.out);
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\nUpgrade: echo\r\nConnection: Upgrade\r\n"));
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\nX-Proto: echo\r\n"));
+    ck_assert_ptr_null(strstr(x.out, "Content-Length"));
+    ck_assert(x.out_len >= 5 && strcmp(x.out + x.out_len - 9, "\r\n\r\nhello") == 0);
+    ck_assert(x.closed);
+    ck_assert_int_eq(ep.started, 1);
+    ck_assert_int_eq(ep.eofs, 1);
+    ck_assert_int_eq(ep.closed, 1);
+}
+END_TEST
+
+/* Bytes fed one at a time: the protocol still gets all of them, in order. */
+START_TEST(upgrade_bytes_split_anywhere)
+{
+    memset(&ep, 0, sizeof(ep));
+    exchange x = {.input = UPGRADE_REQ "0123456789", .chunk = 1, .eof = true};
+    run(&x);
+    ck_assert(strncmp(x.out, "HTTP/1.1 101 ", 13) == 0);
+    ck_assert(strcmp(x.out + x.out_len - 14, "\r\n\r\n0123456789") == 0);
+    ck_assert_int_eq(ep.closed, 1);
+}
+END_TEST
+
+/* The server's shutdown reaches the protocol, which closes its own way. */
+START_TEST(upgrade_shutdown_reaches_the_protocol)
+{
+    memset(&ep, 0, sizeof(ep));
+    exchange x = {.input = UPGRADE_REQ "ping", .until = "ping", .watch = CIO_MS(20)};
+    run(&x);
+    ck_assert(!x.closed); /* open until the server shut down */
+    ck_assert_int_eq(ep.started, 1);
+    ck_assert_int_eq(ep.shutdowns, 1);
+    ck_assert_int_eq(ep.closed, 1);
+}
+END_TEST
+
+/* Without an Upgrade in the request there is nothing to accept: 500. */
+START_TEST(upgrade_without_a_request_for_it_fails)
+{
+    memset(&ep, 0, sizeof(ep));
+    exchange x = {.input = GET("/upgrade"), .linger = true};
+    expect_status_and_close(&x, "HTTP/1.1 500 ");
+    ck_assert_int_eq(ep.started, 0);
+    ck_assert_int_eq(ep.closed, 0);
+}
+END_TEST
+
 /* ---- found in review (issue 6) --------------------------------------------------------- */
 
 /* Regression: routed before its body (Expect), a request kept its query as
@@ -1623,6 +1782,10 @@ static Suite *http_suite(void)
     T_CASE(s, no_handler_runs_after_a_408, 5);
     T_CASE(s, write_timeout_measures_progress, 10);
     T_CASE(s, timer_enomem_closes_the_connection, 5);
+    T_CASE(s, upgrade_hands_the_transport_and_the_bytes_over, 5);
+    T_CASE(s, upgrade_bytes_split_anywhere, 5);
+    T_CASE(s, upgrade_shutdown_reaches_the_protocol, 5);
+    T_CASE(s, upgrade_without_a_request_for_it_fails, 5);
     T_CASE(s, error_response_above_the_watermark_outside_a_task, 10);
     T_CASE(s, drain_closes_after_a_response_in_flight, 15);
     T_CASE(s, query_survives_the_body_after_100_continue, 10);
