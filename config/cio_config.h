@@ -12,7 +12,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#define CIO_CONFIG_MAX_LISTEN 16
+#define CIO_CONFIG_MAX_LISTEN  16
+#define CIO_CONFIG_MAX_ORIGINS 64 /* websocket.origins entries */
 
 /* One listen address, parsed and resolved (numeric only, no DNS). */
 typedef struct cio_listen {
@@ -52,6 +53,25 @@ typedef struct cio_config {
         int level;    /* CIO_LOG_* from cio.h: 0 error, 1 warn, 2 info, 3 debug */
         char *access; /* "-" = stderr, "off", or a file path (opened for append) */
     } log;
+    struct {
+        uint64_t max_message_bytes; /* a client's message after decompression; over it the
+                                       connection is closed with 1009; 1..1 GiB */
+        uint64_t ping_interval_ms;  /* ping a connection idle this long; 0 = never */
+        uint64_t idle_timeout_ms;   /* close a connection nothing arrived from (no message, no
+                                       pong) for this long; 0 = never; when both are set,
+                                       greater than ping_interval_ms */
+        uint64_t send_queue_bytes;  /* bound of one connection's send queue; over it a
+                                       subscriber is closed with 1008; at least
+                                       max_message_bytes + 14 (the largest frame header) */
+        /* Allowed values of the Origin header, none = any origin: each the RFC 6454
+         * serialisation "scheme://host[:port]" (http or https) in its canonical form
+         * (scheme and host in lower case, no default port: "https://example.com:443" is
+         * stored as "https://example.com"), or "null". The server is to compare them
+         * with the header case-insensitively. Strings owned by the config. */
+        char *origins[CIO_CONFIG_MAX_ORIGINS];
+        size_t norigins;
+        bool compression; /* negotiate permessage-deflate when the client offers it */
+    } websocket;
 } cio_config;
 
 /* "pool_priority": "low" (default: nice 19), "idle" (SCHED_IDLE), "normal". */
@@ -72,7 +92,9 @@ typedef enum cio_config_action {
  *           max_body_bytes 1048576, max_requests_per_connection 0},
  *   timeouts {header_ms 10000, body_ms 30000, keepalive_ms 75000, write_ms 30000,
  *             handler_ms 60000, pool_wait_ms 1000, drain_ms 10000},
- *   log {level "info", access "-"}. */
+ *   log {level "info", access "-"},
+ *   websocket {max_message_bytes 1048576, ping_interval_ms 30000, idle_timeout_ms 120000,
+ *              send_queue_bytes 2097152, origins [] (any), compression true}. */
 void cio_config_defaults(cio_config *c);
 
 /* Applies the JSON file at path on top of c. Unknown keys and wrong types are
@@ -86,7 +108,8 @@ int cio_config_load_file(cio_config *c, const char *path, char *err, size_t errl
 int cio_config_load_string(cio_config *c, const char *json, const char *name, char *err,
                            size_t errlen);
 
-/* Checks cross-field rules (ranges, root is a directory, ...). 0 or -EINVAL
+/* Checks cross-field rules (ranges, root is a directory, websocket timeouts and
+ * queue against each other, origins well-formed and distinct, ...). 0 or -EINVAL
  * with "key: message" ("root: /x: not a directory"). */
 int cio_config_validate(const cio_config *c, char *err, size_t errlen);
 
@@ -105,7 +128,7 @@ int cio_config_from_args(cio_config *c, int argc, char **argv, cio_config_action
  * (127.0.0.1); port 0..65535 (0 = any free port). 0 or -EINVAL. */
 int cio_listen_parse(const char *text, cio_listen *out);
 
-/* Frees what c owns (strings). c may then be reused with cio_config_defaults. */
+/* Frees what c owns (strings, websocket.origins). c may then be reused with cio_config_defaults. */
 void cio_config_free(cio_config *c);
 
 /* Usage text for --help. */

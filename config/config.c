@@ -30,6 +30,10 @@
 #define MAX_BODY    (UINT64_C(1) << 30) /* 1 GiB: bodies are held in memory */
 #define MAX_THREADS 1024
 #define MAX_QUEUE   1048576
+#define MAX_SENDQ   (UINT64_C(1) << 31) /* 2 GiB: websocket.send_queue_bytes */
+#define WS_HEADER   14  /* the largest WebSocket frame header: 2 + 8 (64-bit length) + 4 (mask) */
+#define ORIGIN_MAX  320 /* "https://" + a 253-byte host + ":65535", or a bracketed IPv6 */
+#define ORIGIN_HINT "expected \"null\" or scheme://host[:port] with scheme http or https"
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const priority_names[] = {"low", "idle", "normal"}; /* CIO_CONFIG_POOL_* */
@@ -119,6 +123,28 @@ void cio_config_defaults(cio_config *c)
     c->timeouts.drain_ms = 10000;
     c->log.level = 2;            /* CIO_LOG_INFO */
     c->log.access = strdup("-"); /* NULL only on OOM: validate then rejects it */
+    c->websocket.max_message_bytes = 1048576;
+    c->websocket.ping_interval_ms = 30000;
+    c->websocket.idle_timeout_ms = 120000;
+    c->websocket.send_queue_bytes = 2097152;
+    c->websocket.norigins = 0; /* any origin */
+    c->websocket.compression = true;
+}
+
+/* The origins a config holds: norigins, unless a caller made it too big. */
+static size_t norigins(const cio_config *c)
+{
+    return c->websocket.norigins < CIO_CONFIG_MAX_ORIGINS ? c->websocket.norigins
+                                                          : CIO_CONFIG_MAX_ORIGINS;
+}
+
+static void free_origins(cio_config *c)
+{
+    for (size_t i = 0; i < norigins(c); i++) {
+        free(c->websocket.origins[i]);
+        c->websocket.origins[i] = NULL;
+    }
+    c->websocket.norigins = 0;
 }
 
 void cio_config_free(cio_config *c)
@@ -129,6 +155,7 @@ void cio_config_free(cio_config *c)
     free(c->log.access);
     c->root = NULL;
     c->log.access = NULL;
+    free_origins(c);
 }
 
 static int config_dup(cio_config *dst, const cio_config *src)
@@ -136,7 +163,13 @@ static int config_dup(cio_config *dst, const cio_config *src)
     *dst = *src;
     dst->root = src->root ? strdup(src->root) : NULL;
     dst->log.access = src->log.access ? strdup(src->log.access) : NULL;
-    if ((src->root && !dst->root) || (src->log.access && !dst->log.access)) {
+    bool failed = (src->root && !dst->root) || (src->log.access && !dst->log.access);
+    for (size_t i = 0; i < norigins(src); i++) {
+        const char *o = src->websocket.origins[i];
+        dst->websocket.origins[i] = o ? strdup(o) : NULL;
+        failed = failed || (o && !dst->websocket.origins[i]);
+    }
+    if (failed) {
         cio_config_free(dst);
         return -ENOMEM;
     }
@@ -268,6 +301,171 @@ static bool listen_same_address(const cio_listen *a, const cio_listen *b)
            ((const struct sockaddr_in *)&b->addr)->sin_addr.s_addr;
 }
 
+/* ---- WebSocket origins ---- */
+
+/* A host name as URLs carry it: dot-separated labels of letters, digits, '-'
+ * and '_' (browsers allow it), each 1..63 bytes, at most 253 in all. */
+static bool host_name_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > 253)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0; /* no empty last label: "example.com." is not accepted */
+}
+
+/* Whether the last label of a host name is all digits: then the URL parser
+ * reads the host as an IPv4 address, and so must we. */
+static bool host_ends_in_number(const char *s, size_t n)
+{
+    size_t i = n;
+    while (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9')
+        i--;
+    return i < n && (i == 0 || s[i - 1] == '.');
+}
+
+/* An IPv6 address as URLs serialise it (WHATWG URL, host serializer; RFC
+ * 5952): lower-case hex without leading zeros, the first longest run of two
+ * or more zero pieces as "::". out holds INET6_ADDRSTRLEN bytes. */
+static void ipv6_serialise(const struct in6_addr *a, char *out)
+{
+    unsigned piece[8];
+    for (int i = 0; i < 8; i++)
+        piece[i] = (unsigned)a->s6_addr[2 * i] << 8 | a->s6_addr[2 * i + 1];
+    int best = -1, best_len = 1;
+    for (int i = 0; i < 8;) {
+        int j = i;
+        while (j < 8 && piece[j] == 0)
+            j++;
+        if (j - i > best_len) {
+            best = i;
+            best_len = j - i;
+        }
+        i = j > i ? j : i + 1;
+    }
+    size_t n = 0;
+    for (int i = 0; i < 8; i++) {
+        if (i == best) {
+            n += (size_t)sprintf(out + n, "%s", i == 0 ? "::" : ":");
+            i += best_len - 1;
+            continue;
+        }
+        n += (size_t)sprintf(out + n, "%x%s", piece[i], i < 7 ? ":" : "");
+    }
+}
+
+/* Puts in out (ORIGIN_MAX bytes) the RFC 6454 serialisation of the origin
+ * text names: "null", or "scheme://host[:port]" with scheme http or https, in
+ * lower case and without the scheme's default port, as a browser sends it in
+ * an Origin header. Else -EINVAL with *why set. */
+static int origin_canon(const char *text, char *out, const char **why)
+{
+    if (strcasecmp(text, "null") == 0) {
+        strcpy(out, "null");
+        return 0;
+    }
+    const char *scheme, *rest;
+    unsigned default_port;
+    if (strncasecmp(text, "http://", 7) == 0) {
+        scheme = "http";
+        default_port = 80;
+        rest = text + 7;
+    } else if (strncasecmp(text, "https://", 8) == 0) {
+        scheme = "https";
+        default_port = 443;
+        rest = text + 8;
+    } else {
+        *why = ORIGIN_HINT;
+        return -EINVAL;
+    }
+    size_t alen = strcspn(rest, "/?#"); /* the authority: host[:port] */
+    if (rest[alen] == '/' && rest[alen + 1] == '\0') {
+        *why = "an origin has no trailing slash";
+        return -EINVAL;
+    }
+    if (rest[alen] != '\0') {
+        *why = "an origin has no path, query or fragment";
+        return -EINVAL;
+    }
+    if (memchr(rest, '@', alen)) {
+        *why = "an origin has no user name or password";
+        return -EINVAL;
+    }
+
+    size_t n = (size_t)sprintf(out, "%s://", scheme);
+    const char *port_text;
+    if (rest[0] == '[') {
+        const char *close = memchr(rest, ']', alen);
+        size_t len = close ? (size_t)(close - rest - 1) : 0;
+        char addr[INET6_ADDRSTRLEN];
+        struct in6_addr a6;
+        if (len > 0 && len < sizeof(addr)) {
+            memcpy(addr, rest + 1, len);
+            addr[len] = '\0';
+        }
+        if (len == 0 || len >= sizeof(addr) || inet_pton(AF_INET6, addr, &a6) != 1) {
+            *why = "invalid IPv6 address";
+            return -EINVAL;
+        }
+        out[n++] = '[';
+        ipv6_serialise(&a6, out + n);
+        strcat(out, "]");
+        port_text = close + 1;
+    } else {
+        size_t len = strcspn(rest, ":");
+        if (!host_name_valid(rest, len)) {
+            *why = len == 0 ? "no host" : "invalid host name";
+            return -EINVAL;
+        }
+        if (host_ends_in_number(rest, len)) {
+            char addr[INET_ADDRSTRLEN];
+            struct in_addr a4;
+            if (len < sizeof(addr)) {
+                memcpy(addr, rest, len);
+                addr[len] = '\0';
+            }
+            if (len >= sizeof(addr) || inet_pton(AF_INET, addr, &a4) != 1) {
+                *why = "invalid IPv4 address";
+                return -EINVAL;
+            }
+            inet_ntop(AF_INET, &a4, out + n, INET_ADDRSTRLEN);
+        } else {
+            for (size_t i = 0; i < len; i++) {
+                char ch = rest[i];
+                out[n + i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+            }
+            out[n + len] = '\0';
+        }
+        port_text = rest + len;
+    }
+
+    if (*port_text != '\0') {
+        uint16_t port = 0;
+        if (*port_text != ':' || parse_port(port_text + 1, &port) < 0 || port == 0) {
+            *why = "invalid port (expected 1..65535)";
+            return -EINVAL;
+        }
+        if (port != default_port) {
+            n = strlen(out);
+            snprintf(out + n, ORIGIN_MAX - n, ":%u", port);
+        }
+    }
+    return 0;
+}
+
 /* ---- JSON ---- */
 
 /* Where messages come from: "name: key: message". */
@@ -342,6 +540,31 @@ static const u64_field timeout_fields[] = {
     {NULL, 0},
 };
 
+static const u64_field websocket_fields[] = {
+    {"max_message_bytes", offsetof(cio_config, websocket.max_message_bytes)},
+    {"ping_interval_ms", offsetof(cio_config, websocket.ping_interval_ms)},
+    {"idle_timeout_ms", offsetof(cio_config, websocket.idle_timeout_ms)},
+    {"send_queue_bytes", offsetof(cio_config, websocket.send_queue_bytes)},
+    {NULL, 0},
+};
+
+/* The field named key, or NULL. */
+static const u64_field *find_field(const u64_field *fields, const char *key)
+{
+    while (fields->name && strcmp(fields->name, key) != 0)
+        fields++;
+    return fields->name ? fields : NULL;
+}
+
+/* Stores the integer v in the field f of section. */
+static int apply_u64_field(load_ctx *x, cio_config *c, const char *section, const u64_field *f,
+                           json_t *v)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "%s.%s", section, f->name);
+    return get_u64(x, path, v, (uint64_t *)((char *)c + f->off));
+}
+
 /* An object of integers: "limits" and "timeouts". */
 static int apply_u64_object(load_ctx *x, cio_config *c, const char *section, json_t *obj,
                             const u64_field *fields)
@@ -352,14 +575,10 @@ static int apply_u64_object(load_ctx *x, cio_config *c, const char *section, jso
     json_t *v;
     json_object_foreach(obj, key, v)
     {
-        const u64_field *f = fields;
-        while (f->name && strcmp(f->name, key) != 0)
-            f++;
-        if (!f->name)
+        const u64_field *f = find_field(fields, key);
+        if (!f)
             return lfail(x, "unknown key \"%s.%s\"", section, key);
-        char path[96];
-        snprintf(path, sizeof(path), "%s.%s", section, key);
-        int r = get_u64(x, path, v, (uint64_t *)((char *)c + f->off));
+        int r = apply_u64_field(x, c, section, f, v);
         if (r < 0)
             return r;
     }
@@ -412,6 +631,83 @@ static int apply_log(load_ctx *x, cio_config *c, json_t *obj)
     return 0;
 }
 
+/* Replaces the list of origins, each stored in its canonical form. Two that
+ * are one origin are reported here, as the user wrote them. */
+static int apply_origins(load_ctx *x, cio_config *c, json_t *arr)
+{
+    if (!json_is_array(arr))
+        return lfail(x, "websocket.origins: expected an array of strings");
+    size_t n = json_array_size(arr);
+    if (n > CIO_CONFIG_MAX_ORIGINS)
+        return lfail(x, "websocket.origins: too many origins (%zu, at most %d)", n,
+                     CIO_CONFIG_MAX_ORIGINS);
+    char *list[CIO_CONFIG_MAX_ORIGINS];
+    size_t i;
+    int r = 0;
+    for (i = 0; i < n; i++) {
+        json_t *v = json_array_get(arr, i);
+        char canon[ORIGIN_MAX];
+        const char *why = NULL;
+        if (!json_is_string(v)) {
+            r = lfail(x, "websocket.origins[%zu]: expected a string", i);
+            break;
+        }
+        if (origin_canon(json_string_value(v), canon, &why) < 0) {
+            r = lfail(x, "websocket.origins[%zu]: invalid origin \"%s\": %s", i,
+                      json_string_value(v), why);
+            break;
+        }
+        size_t j = 0;
+        while (j < i && strcmp(list[j], canon) != 0)
+            j++;
+        if (j < i) {
+            r = lfail(x, "websocket.origins[%zu]: \"%s\" duplicates websocket.origins[%zu] \"%s\"",
+                      i, json_string_value(v), j, json_string_value(json_array_get(arr, j)));
+            break;
+        }
+        if (!(list[i] = strdup(canon))) {
+            r = oom(x);
+            break;
+        }
+    }
+    if (r < 0) {
+        while (i > 0)
+            free(list[--i]);
+        return r;
+    }
+    free_origins(c);
+    memcpy(c->websocket.origins, list, n * sizeof(list[0]));
+    c->websocket.norigins = n;
+    return 0;
+}
+
+static int apply_websocket(load_ctx *x, cio_config *c, json_t *obj)
+{
+    if (!json_is_object(obj))
+        return lfail(x, "websocket: expected an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        const u64_field *f = find_field(websocket_fields, key);
+        int r = 0;
+        if (f) {
+            r = apply_u64_field(x, c, "websocket", f, v);
+        } else if (strcmp(key, "origins") == 0) {
+            r = apply_origins(x, c, v);
+        } else if (strcmp(key, "compression") == 0) {
+            if (!json_is_boolean(v))
+                return lfail(x, "websocket.compression: expected true or false");
+            c->websocket.compression = json_is_true(v);
+        } else {
+            return lfail(x, "unknown key \"websocket.%s\"", key);
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
 {
     if (!json_is_object(doc))
@@ -452,6 +748,8 @@ static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
             r = apply_u64_object(x, c, "timeouts", v, timeout_fields);
         } else if (strcmp(key, "log") == 0) {
             r = apply_log(x, c, v);
+        } else if (strcmp(key, "websocket") == 0) {
+            r = apply_websocket(x, c, v);
         } else {
             return lfail(x, "unknown key \"%s\"", key);
         }
@@ -653,6 +951,46 @@ static int validate_access_log(const char *path, const origin *o, char *err, siz
     return 0;
 }
 
+/* The cross-field rules of "websocket", and its origins. The ranges of its
+ * integers are checked before, with the others: max_message_bytes + 14 cannot
+ * wrap. */
+static int validate_websocket(const cio_config *c, const origin *o, char *err, size_t errlen)
+{
+    uint64_t ping = c->websocket.ping_interval_ms, idle = c->websocket.idle_timeout_ms;
+    /* Closing for silence before the ping that would have broken it. */
+    if (ping != 0 && idle != 0 && idle <= ping)
+        return vfail(err, errlen, o, "websocket.idle_timeout_ms",
+                     "%" PRIu64 " must be greater than websocket.ping_interval_ms (%" PRIu64
+                     "), or 0 (never)",
+                     idle, ping);
+    /* A message of the largest size must fit in the queue as one frame. */
+    uint64_t lo = c->websocket.max_message_bytes + WS_HEADER;
+    if (c->websocket.send_queue_bytes < lo || c->websocket.send_queue_bytes > MAX_SENDQ)
+        return vfail(err, errlen, o, "websocket.send_queue_bytes",
+                     "%" PRIu64 " is out of range (%" PRIu64 "..%" PRIu64
+                     ", at least websocket.max_message_bytes + %d)",
+                     c->websocket.send_queue_bytes, lo, MAX_SENDQ, WS_HEADER);
+
+    if (c->websocket.norigins > CIO_CONFIG_MAX_ORIGINS)
+        return vfail(err, errlen, o, "websocket.origins", "too many origins (%zu, at most %d)",
+                     c->websocket.norigins, CIO_CONFIG_MAX_ORIGINS);
+    char canon[CIO_CONFIG_MAX_ORIGINS][ORIGIN_MAX];
+    for (size_t i = 0; i < c->websocket.norigins; i++) {
+        const char *text = c->websocket.origins[i], *why = NULL;
+        char key[40];
+        snprintf(key, sizeof(key), "websocket.origins[%zu]", i);
+        if (!text)
+            return vfail(err, errlen, o, key, "expected a string");
+        if (origin_canon(text, canon[i], &why) < 0)
+            return vfail(err, errlen, o, key, "invalid origin \"%s\": %s", text, why);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(canon[i], canon[j]) == 0)
+                return vfail(err, errlen, o, key, "\"%s\" duplicates websocket.origins[%zu] \"%s\"",
+                             text, j, c->websocket.origins[j]);
+    }
+    return 0;
+}
+
 static int validate(const cio_config *c, const origin *o, char *err, size_t errlen)
 {
     int r;
@@ -674,6 +1012,10 @@ static int validate(const cio_config *c, const origin *o, char *err, size_t errl
         {"timeouts.handler_ms", offsetof(cio_config, timeouts.handler_ms), 0, MAX_MS},
         {"timeouts.pool_wait_ms", offsetof(cio_config, timeouts.pool_wait_ms), 0, MAX_MS},
         {"timeouts.drain_ms", offsetof(cio_config, timeouts.drain_ms), 0, MAX_MS},
+        {"websocket.max_message_bytes", offsetof(cio_config, websocket.max_message_bytes), 1,
+         MAX_BODY},
+        {"websocket.ping_interval_ms", offsetof(cio_config, websocket.ping_interval_ms), 0, MAX_MS},
+        {"websocket.idle_timeout_ms", offsetof(cio_config, websocket.idle_timeout_ms), 0, MAX_MS},
     };
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         uint64_t v = *(const uint64_t *)((const char *)c + ranges[i].off);
@@ -689,6 +1031,8 @@ static int validate(const cio_config *c, const origin *o, char *err, size_t errl
     if ((r = check_range(err, errlen, o, "pool_threads", c->pool_threads, 0, MAX_THREADS)) < 0)
         return r;
     if ((r = check_range(err, errlen, o, "pool_queue", c->pool_queue, 1, MAX_QUEUE)) < 0)
+        return r;
+    if ((r = validate_websocket(c, o, err, errlen)) < 0)
         return r;
 
     if (c->log.level < 0 || c->log.level > 3)
@@ -952,6 +1296,24 @@ void cio_config_usage(FILE *out, const char *argv0)
             "    \"log\": {\n"
             "      \"level\": \"info\",                   error, warn, info or debug\n"
             "      \"access\": \"-\"                      - = stderr, off, or a file path\n"
+            "    },\n"
+            "    \"websocket\": {\n"
+            "      \"max_message_bytes\": 1048576,      1..1073741824 (1 GiB); a message from\n"
+            "                                         a client (decompressed); else 1009\n"
+            "      \"ping_interval_ms\": 30000,         0..86400000; ping a connection idle\n"
+            "                                         this long; 0 = never\n"
+            "      \"idle_timeout_ms\": 120000,         0..86400000; close a connection silent\n"
+            "                                         (no message, no pong) this long; 0 =\n"
+            "                                         never; more than ping_interval_ms\n"
+            "                                         unless either is 0\n"
+            "      \"send_queue_bytes\": 2097152,       max_message_bytes + 14..2147483648\n"
+            "                                         (2 GiB): a connection's send queue; a\n"
+            "                                         subscriber over it is closed (1008)\n"
+            "      \"origins\": [],                     allowed Origin values, at most 64:\n"
+            "                                         \"null\" or scheme://host[:port], scheme\n"
+            "                                         http or https, no path; [] = any\n"
+            "      \"compression\": true                true or false: permessage-deflate\n"
+            "                                         when the client offers it\n"
             "    }\n"
             "  }\n",
             prog, CIO_CONFIG_MAX_LISTEN, CIO_CONFIG_MAX_LISTEN, MAX_THREADS, MAX_QUEUE);

@@ -45,6 +45,7 @@ static void tmp_teardown(void)
 #define C_CASE(suite, fn, timeout) T_CASE_FIXTURE(suite, fn, timeout, tmp_setup, tmp_teardown)
 
 #define LISTEN_HINT "(expected IPv4:port, [IPv6]:port, *:port or localhost:port)"
+#define ORIGIN_HINT "expected \"null\" or scheme://host[:port] with scheme http or https"
 
 static char err[512];
 
@@ -160,6 +161,13 @@ START_TEST(defaults_match_header)
     ck_assert_uint_eq(c.timeouts.drain_ms, 10000);
     ck_assert_int_eq(c.log.level, 2);
     ck_assert_str_eq(c.log.access, "-");
+    ck_assert_uint_eq(c.websocket.max_message_bytes, 1048576);
+    ck_assert_uint_eq(c.websocket.ping_interval_ms, 30000);
+    ck_assert_uint_eq(c.websocket.idle_timeout_ms, 120000);
+    ck_assert_uint_eq(c.websocket.send_queue_bytes, 2097152);
+    ck_assert_uint_eq(c.websocket.norigins, 0);
+    ck_assert_ptr_null(c.websocket.origins[0]);
+    ck_assert(c.websocket.compression);
     cio_config_free(&c);
 }
 END_TEST
@@ -177,10 +185,15 @@ START_TEST(free_is_idempotent_and_config_reusable)
 {
     cio_config c;
     cio_config_defaults(&c);
-    ck_assert_int_eq(load(&c, "{\"root\": \"/tmp\"}"), 0);
+    ck_assert_int_eq(load(&c, "{\"root\": \"/tmp\", \"websocket\": {\"origins\":"
+                              " [\"https://a.example\", \"null\"]}}"),
+                     0);
     cio_config_free(&c);
     ck_assert_ptr_null(c.root);
     ck_assert_ptr_null(c.log.access);
+    ck_assert_uint_eq(c.websocket.norigins, 0);
+    ck_assert_ptr_null(c.websocket.origins[0]);
+    ck_assert_ptr_null(c.websocket.origins[1]);
     cio_config_free(&c);
     cio_config_defaults(&c);
     ck_assert_str_eq(c.log.access, "-");
@@ -374,9 +387,11 @@ START_TEST(json_empty_object_changes_nothing)
     cio_config_defaults(&c);
     cio_config_defaults(&d);
     ck_assert_int_eq(load(&c, "{}"), 0);
-    ck_assert_int_eq(load(&c, "{\"limits\": {}, \"timeouts\": {}, \"log\": {}}"), 0);
+    ck_assert_int_eq(load(&c, "{\"limits\": {}, \"timeouts\": {}, \"log\": {}, \"websocket\": {}}"),
+                     0);
     ck_assert_mem_eq(&c.limits, &d.limits, sizeof(c.limits));
     ck_assert_mem_eq(&c.timeouts, &d.timeouts, sizeof(c.timeouts));
+    ck_assert_mem_eq(&c.websocket, &d.websocket, sizeof(c.websocket));
     ck_assert_int_eq(c.log.level, d.log.level);
     cio_config_free(&c);
     cio_config_free(&d);
@@ -408,6 +423,10 @@ START_TEST(json_unknown_nested_key_names_path)
                       "unknown key \"limits.max_bodybytes\"");
     expect_load_error("{\"timeouts\": {\"idle_ms\": 1}}", "unknown key \"timeouts.idle_ms\"");
     expect_load_error("{\"log\": {\"format\": \"json\"}}", "unknown key \"log.format\"");
+    expect_load_error("{\"websocket\": {\"max_frame_bytes\": 1}}",
+                      "test.json: unknown key \"websocket.max_frame_bytes\"");
+    expect_load_error("{\"websocket\": {\"compression\": true, \"origin\": []}}",
+                      "unknown key \"websocket.origin\"");
 }
 END_TEST
 
@@ -429,6 +448,15 @@ START_TEST(json_integers_reject_wrong_types)
         expect_load_error(doc, "timeouts.handler_ms: expected a non-negative integer");
         snprintf(doc, sizeof(doc), "{\"timeouts\": {\"pool_wait_ms\": %s}}", values[i]);
         expect_load_error(doc, "timeouts.pool_wait_ms: expected a non-negative integer");
+        static const char *const ws_keys[] = {"max_message_bytes", "ping_interval_ms",
+                                              "idle_timeout_ms", "send_queue_bytes"};
+        for (size_t k = 0; k < sizeof(ws_keys) / sizeof(ws_keys[0]); k++) {
+            char want[96];
+            snprintf(doc, sizeof(doc), "{\"websocket\": {\"%s\": %s}}", ws_keys[k], values[i]);
+            snprintf(want, sizeof(want), "test.json: websocket.%s: expected a non-negative integer",
+                     ws_keys[k]);
+            expect_load_error(doc, want);
+        }
     }
 }
 END_TEST
@@ -452,6 +480,8 @@ START_TEST(json_wrong_types_name_the_key)
     expect_load_error("{\"timeouts\": []}", "timeouts: expected an object");
     expect_load_error("{\"root\": 5}", "root: expected a directory path or null");
     expect_load_error("{\"root\": \"\"}", "root: expected a directory path or null");
+    expect_load_error("{\"websocket\": true}", "test.json: websocket: expected an object");
+    expect_load_error("{\"websocket\": []}", "websocket: expected an object");
 }
 END_TEST
 
@@ -701,11 +731,15 @@ END_TEST
 /* ---- validation ---- */
 
 /* The defaults with max_uri_bytes lowered so max_header_bytes can reach its
- * own lower bound without tripping the uri <= header rule. */
+ * own lower bound without tripping the uri <= header rule, and the websocket
+ * idle timeout off and send queue at its maximum so that ping_interval_ms and
+ * max_message_bytes can reach their upper bounds alone. */
 static void valid_base(cio_config *c)
 {
     cio_config_defaults(c);
     c->limits.max_uri_bytes = 16;
+    c->websocket.idle_timeout_ms = 0;
+    c->websocket.send_queue_bytes = UINT64_C(2147483648);
 }
 
 static void expect_valid(const cio_config *c, const char *what)
@@ -762,6 +796,11 @@ START_TEST(validate_integer_ranges_both_sides)
         {"timeouts.keepalive_ms", offsetof(cio_config, timeouts.keepalive_ms), 0, 86400000},
         {"timeouts.write_ms", offsetof(cio_config, timeouts.write_ms), 1, 86400000},
         {"timeouts.drain_ms", offsetof(cio_config, timeouts.drain_ms), 0, 86400000},
+        {"websocket.max_message_bytes", offsetof(cio_config, websocket.max_message_bytes), 1,
+         UINT64_C(1073741824)},
+        {"websocket.ping_interval_ms", offsetof(cio_config, websocket.ping_interval_ms), 0,
+         86400000},
+        {"websocket.idle_timeout_ms", offsetof(cio_config, websocket.idle_timeout_ms), 0, 86400000},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         expect_u64_range(cases[i].key, cases[i].off, cases[i].lo, cases[i].hi);
@@ -1502,6 +1541,380 @@ START_TEST(pool_priority_key)
 }
 END_TEST
 
+/* ---- websocket ---- */
+
+/* Every websocket key with its default and range. */
+START_TEST(usage_lists_websocket_keys)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    cio_config_usage(f, "corio");
+    fclose(f);
+    static const char *const want[] = {
+        "\"websocket\": {",
+        "\"max_message_bytes\": 1048576,      1..1073741824 (1 GiB)",
+        "\"ping_interval_ms\": 30000,         0..86400000",
+        "\"idle_timeout_ms\": 120000,         0..86400000",
+        "more than ping_interval_ms",
+        "\"send_queue_bytes\": 2097152,       max_message_bytes + 14..2147483648",
+        "\"origins\": [],                     allowed Origin values, at most 64",
+        "\"null\" or scheme://host[:port], scheme",
+        "\"compression\": true                true or false",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        ck_assert_msg(strstr(text, want[i]), "usage lacks %s", want[i]);
+    free(text);
+}
+END_TEST
+
+START_TEST(json_websocket_every_key)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"websocket\": {\"max_message_bytes\": 67108864,"
+                              " \"ping_interval_ms\": 0, \"idle_timeout_ms\": 5,"
+                              " \"send_queue_bytes\": 67108878,"
+                              " \"origins\": [\"https://example.com\", \"null\"],"
+                              " \"compression\": false}}"),
+                     0);
+    ck_assert_uint_eq(c.websocket.max_message_bytes, UINT64_C(67108864));
+    ck_assert_uint_eq(c.websocket.ping_interval_ms, 0);
+    ck_assert_uint_eq(c.websocket.idle_timeout_ms, 5);
+    ck_assert_uint_eq(c.websocket.send_queue_bytes, UINT64_C(67108878));
+    ck_assert_uint_eq(c.websocket.norigins, 2);
+    ck_assert_str_eq(c.websocket.origins[0], "https://example.com");
+    ck_assert_str_eq(c.websocket.origins[1], "null");
+    ck_assert(!c.websocket.compression);
+    ck_assert_int_eq(load(&c, "{\"websocket\": {\"compression\": true}}"), 0);
+    ck_assert(c.websocket.compression);
+    ck_assert_uint_eq(c.websocket.norigins, 2); /* the other keys are kept */
+    ck_assert_uint_eq(c.websocket.max_message_bytes, UINT64_C(67108864));
+    ck_assert_int_eq(cio_config_validate(&c, err, sizeof(err)), 0);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_websocket_compression_must_be_boolean)
+{
+    static const char *const values[] = {"1", "0", "\"true\"", "null", "[]", "{}"};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        char doc[80];
+        snprintf(doc, sizeof(doc), "{\"websocket\": {\"compression\": %s}}", values[i]);
+        expect_load_error(doc, "test.json: websocket.compression: expected true or false");
+    }
+}
+END_TEST
+
+/* Each origin is stored as RFC 6454 serialises it, which is what a browser
+ * sends in its Origin header. */
+START_TEST(json_websocket_origins_stored_canonical)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"https://example.com", "https://example.com"},
+        {"http://example.com", "http://example.com"},
+        {"HTTPS://Example.COM", "https://example.com"},
+        {"https://example.com:443", "https://example.com"},
+        {"http://example.com:80", "http://example.com"},
+        {"http://example.com:443", "http://example.com:443"},
+        {"https://example.com:80", "https://example.com:80"},
+        {"https://example.com:08443", "https://example.com:8443"},
+        {"http://localhost:3000", "http://localhost:3000"},
+        {"https://a-b_c.d1.example", "https://a-b_c.d1.example"},
+        {"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+        {"https://[::1]", "https://[::1]"},
+        {"https://[2001:DB8:0:0:0:0:0:1]:8443", "https://[2001:db8::1]:8443"},
+        {"https://[2001:db8:0:1:0:0:0:1]", "https://[2001:db8:0:1::1]"},
+        {"https://[2001:db8:0:1:1:1:1:1]", "https://[2001:db8:0:1:1:1:1:1]"},
+        {"https://[0:0:0:0:0:0:0:0]", "https://[::]"},
+        {"https://[1:0:0:2:0:0:0:3]", "https://[1:0:0:2::3]"},
+        {"https://[1:0:0:0:0:0:0:0]:443", "https://[1::]"},
+        {"null", "null"},
+        {"NULL", "null"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char doc[256];
+        snprintf(doc, sizeof(doc), "{\"websocket\": {\"origins\": [\"%s\"]}}", cases[i].in);
+        cio_config c;
+        cio_config_defaults(&c);
+        ck_assert_msg(load(&c, doc) == 0, "rejected %s: %s", cases[i].in, err);
+        ck_assert_uint_eq(c.websocket.norigins, 1);
+        ck_assert_str_eq(c.websocket.origins[0], cases[i].out);
+        expect_valid(&c, cases[i].in);
+        cio_config_free(&c);
+    }
+}
+END_TEST
+
+START_TEST(json_websocket_origins_invalid)
+{
+    static const struct {
+        const char *in, *why;
+    } cases[] = {
+        {"", ORIGIN_HINT},
+        {"example.com", ORIGIN_HINT},
+        {"ftp://example.com", ORIGIN_HINT},
+        {"wss://example.com", ORIGIN_HINT},
+        {"https:/example.com", ORIGIN_HINT},
+        {"*", ORIGIN_HINT},
+        {"https://example.com/", "an origin has no trailing slash"},
+        {"https://example.com:8443/", "an origin has no trailing slash"},
+        {"https://example.com/app", "an origin has no path, query or fragment"},
+        {"https://example.com//", "an origin has no path, query or fragment"},
+        {"https://example.com?x", "an origin has no path, query or fragment"},
+        {"https://example.com#x", "an origin has no path, query or fragment"},
+        {"https://user@example.com", "an origin has no user name or password"},
+        {"https://user:pw@example.com", "an origin has no user name or password"},
+        {"https://", "no host"},
+        {"https://:443", "no host"},
+        {"https://exa mple.com", "invalid host name"},
+        {"https://*.example.com", "invalid host name"},
+        {"https://example..com", "invalid host name"},
+        {"https://.example.com", "invalid host name"},
+        {"https://example.com.", "invalid host name"},
+        {"https://ex\xc3\xa4mple.com", "invalid host name"},
+        {"https://1.2.3.256", "invalid IPv4 address"},
+        {"https://1.2.3", "invalid IPv4 address"},
+        {"https://01.2.3.4", "invalid IPv4 address"},
+        {"https://example.123", "invalid IPv4 address"},
+        {"https://[::1", "invalid IPv6 address"},
+        {"https://[]", "invalid IPv6 address"},
+        {"https://[::g]", "invalid IPv6 address"},
+        {"https://[fe80::1%lo]", "invalid IPv6 address"},
+        {"https://::1", "no host"},
+        {"https://example.com:", "invalid port (expected 1..65535)"},
+        {"https://example.com:0", "invalid port (expected 1..65535)"},
+        {"https://example.com:65536", "invalid port (expected 1..65535)"},
+        {"https://example.com:-1", "invalid port (expected 1..65535)"},
+        {"https://example.com:44 3", "invalid port (expected 1..65535)"},
+        {"https://example.com:443:443", "invalid port (expected 1..65535)"},
+        {"https://[::1]x", "invalid port (expected 1..65535)"},
+        {"nul", ORIGIN_HINT},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char doc[256], want[256];
+        snprintf(doc, sizeof(doc), "{\"websocket\": {\"origins\": [\"null\", \"%s\"]}}",
+                 cases[i].in);
+        snprintf(want, sizeof(want), "test.json: websocket.origins[1]: invalid origin \"%s\": %s",
+                 cases[i].in, cases[i].why);
+        expect_load_error(doc, want);
+    }
+    /* A 63-byte label is a host name, a 64-byte one is not; 253 bytes in all
+     * are, 254 are not. */
+    char host[300], doc[400];
+    memset(host, 'a', 63);
+    strcpy(host + 63, ".example");
+    snprintf(doc, sizeof(doc), "{\"websocket\": {\"origins\": [\"https://%s\"]}}", host);
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_msg(load(&c, doc) == 0, "%s", err);
+    memset(host, 'a', 64);
+    strcpy(host + 64, ".example");
+    snprintf(doc, sizeof(doc), "{\"websocket\": {\"origins\": [\"https://%s\"]}}", host);
+    expect_load_error(doc, "invalid host name");
+    memset(host, 'a', 253); /* labels of 63, 63, 63 and 61 bytes */
+    host[63] = host[127] = host[191] = '.';
+    host[253] = '\0';
+    snprintf(doc, sizeof(doc), "{\"websocket\": {\"origins\": [\"https://%s:8443\"]}}", host);
+    ck_assert_msg(load(&c, doc) == 0, "%s", err);
+    ck_assert_uint_eq(strlen(c.websocket.origins[0]), strlen("https://:8443") + 253);
+    host[253] = 'a';
+    host[254] = '\0';
+    snprintf(doc, sizeof(doc), "{\"websocket\": {\"origins\": [\"https://%s\"]}}", host);
+    expect_load_error(doc, "invalid host name");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_websocket_origins_errors)
+{
+    expect_load_error("{\"websocket\": {\"origins\": \"https://example.com\"}}",
+                      "test.json: websocket.origins: expected an array of strings");
+    expect_load_error("{\"websocket\": {\"origins\": null}}",
+                      "websocket.origins: expected an array of strings");
+    expect_load_error("{\"websocket\": {\"origins\": [\"null\", 5]}}",
+                      "test.json: websocket.origins[1]: expected a string");
+    expect_load_error("{\"websocket\": {\"origins\": [[\"https://example.com\"]]}}",
+                      "websocket.origins[0]: expected a string");
+    /* One origin written twice, as the user wrote them. */
+    expect_load_error("{\"websocket\": {\"origins\": [\"https://a.example\", \"null\","
+                      " \"HTTPS://A.example:443\"]}}",
+                      "test.json: websocket.origins[2]: \"HTTPS://A.example:443\" duplicates "
+                      "websocket.origins[0] \"https://a.example\"");
+    expect_load_error("{\"websocket\": {\"origins\": [\"null\", \"null\"]}}",
+                      "websocket.origins[1]: \"null\" duplicates websocket.origins[0] \"null\"");
+}
+END_TEST
+
+START_TEST(json_websocket_origins_at_most_64)
+{
+    char doc[4096] = "{\"websocket\": {\"origins\": [";
+    for (int i = 0; i < CIO_CONFIG_MAX_ORIGINS; i++)
+        snprintf(doc + strlen(doc), sizeof(doc) - strlen(doc), "%s\"https://h%d.example\"",
+                 i ? ", " : "", i);
+    char *end = doc + strlen(doc);
+    strcpy(end, "]}}");
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_msg(load(&c, doc) == 0, "%s", err);
+    ck_assert_uint_eq(c.websocket.norigins, 64);
+    ck_assert_str_eq(c.websocket.origins[63], "https://h63.example");
+    expect_valid(&c, "64 origins");
+    strcpy(end, ", \"https://h64.example\"]}}");
+    expect_load_error(doc, "test.json: websocket.origins: too many origins (65, at most 64)");
+    cio_config_free(&c);
+}
+END_TEST
+
+/* A later list replaces an earlier one; [] empties it (any origin again); a
+ * document with an error leaves the list as it was. */
+START_TEST(json_websocket_origins_replaced)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"websocket\": {\"origins\": [\"http://a.example\","
+                              " \"http://b.example\", \"http://c.example\"]}}"),
+                     0);
+    ck_assert_int_eq(load(&c, "{\"websocket\": {\"origins\": [\"http://d.example\"]}}"), 0);
+    ck_assert_uint_eq(c.websocket.norigins, 1);
+    ck_assert_str_eq(c.websocket.origins[0], "http://d.example");
+    ck_assert_ptr_null(c.websocket.origins[1]);
+    ck_assert_int_eq(load(&c, "{\"websocket\": {\"origins\": [\"http://e.example\","
+                              " \"http://f.example/\"]}}"),
+                     -EINVAL);
+    ck_assert_int_eq(load(&c, "{\"websocket\": {\"origins\": [\"http://e.example\"],"
+                              " \"ping_interval_ms\": 1, \"compression\": 0}}"),
+                     -EINVAL);
+    ck_assert_uint_eq(c.websocket.norigins, 1);
+    ck_assert_str_eq(c.websocket.origins[0], "http://d.example");
+    ck_assert_uint_eq(c.websocket.ping_interval_ms, 30000);
+    ck_assert(c.websocket.compression);
+    ck_assert_int_eq(load(&c, "{\"websocket\": {\"origins\": []}}"), 0);
+    ck_assert_uint_eq(c.websocket.norigins, 0);
+    ck_assert_ptr_null(c.websocket.origins[0]);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_websocket_idle_timeout_above_ping_interval)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    c.websocket.idle_timeout_ms = 30000;
+    expect_invalid(&c, "websocket.idle_timeout_ms: 30000 must be greater than "
+                       "websocket.ping_interval_ms (30000), or 0 (never)");
+    c.websocket.idle_timeout_ms = 1;
+    expect_invalid(&c, "websocket.idle_timeout_ms: 1 must be greater than "
+                       "websocket.ping_interval_ms (30000)");
+    c.websocket.idle_timeout_ms = 30001;
+    expect_valid(&c, "idle just above ping");
+    c.websocket.idle_timeout_ms = 0;
+    expect_valid(&c, "no idle timeout");
+    c.websocket.idle_timeout_ms = 1;
+    c.websocket.ping_interval_ms = 0;
+    expect_valid(&c, "no pings");
+    c.websocket.ping_interval_ms = 86400000;
+    c.websocket.idle_timeout_ms = 86400000;
+    expect_invalid(&c, "websocket.idle_timeout_ms: 86400000 must be greater than "
+                       "websocket.ping_interval_ms (86400000)");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_websocket_send_queue_holds_a_largest_frame)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    c.websocket.send_queue_bytes = 1048576 + 14;
+    expect_valid(&c, "max_message_bytes + 14");
+    c.websocket.send_queue_bytes = 1048576 + 13;
+    expect_invalid(&c, "websocket.send_queue_bytes: 1048589 is out of range "
+                       "(1048590..2147483648, at least websocket.max_message_bytes + 14)");
+    c.websocket.send_queue_bytes = 0;
+    expect_invalid(&c, "websocket.send_queue_bytes: 0 is out of range (1048590..");
+    c.websocket.send_queue_bytes = UINT64_C(2147483648);
+    expect_valid(&c, "2 GiB");
+    c.websocket.send_queue_bytes = UINT64_C(2147483649);
+    expect_invalid(&c, "websocket.send_queue_bytes: 2147483649 is out of range (1048590..");
+    c.websocket.send_queue_bytes = UINT64_MAX;
+    expect_invalid(&c, "websocket.send_queue_bytes: 18446744073709551615 is out of range");
+    /* The issue's 64 MiB messages, and the 1 GiB bound. */
+    c.websocket.max_message_bytes = UINT64_C(67108864);
+    c.websocket.send_queue_bytes = 2097152;
+    expect_invalid(&c, "websocket.send_queue_bytes: 2097152 is out of range (67108878..");
+    c.websocket.send_queue_bytes = UINT64_C(67108878);
+    expect_valid(&c, "64 MiB messages");
+    c.websocket.max_message_bytes = UINT64_C(1073741824);
+    c.websocket.send_queue_bytes = UINT64_C(1073741838);
+    expect_valid(&c, "1 GiB messages");
+    c.websocket.send_queue_bytes = UINT64_C(1073741837);
+    expect_invalid(&c, "websocket.send_queue_bytes: 1073741837 is out of range (1073741838..");
+    c.websocket.max_message_bytes = 1;
+    c.websocket.send_queue_bytes = 15;
+    expect_valid(&c, "1-byte messages");
+    cio_config_free(&c);
+}
+END_TEST
+
+/* What a program that fills the struct itself may get wrong. */
+START_TEST(validate_websocket_origins)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    c.websocket.origins[0] = strdup("https://a.example");
+    c.websocket.origins[1] = strdup("HTTPS://B.example:443"); /* valid, if not canonical */
+    c.websocket.norigins = 2;
+    expect_valid(&c, "two origins");
+    free(c.websocket.origins[1]);
+    c.websocket.origins[1] = strdup("https://A.EXAMPLE:443");
+    expect_invalid(&c, "websocket.origins[1]: \"https://A.EXAMPLE:443\" duplicates "
+                       "websocket.origins[0] \"https://a.example\"");
+    free(c.websocket.origins[1]);
+    c.websocket.origins[1] = strdup("https://a.example/");
+    expect_invalid(&c, "websocket.origins[1]: invalid origin \"https://a.example/\": an origin "
+                       "has no trailing slash");
+    free(c.websocket.origins[1]);
+    c.websocket.origins[1] = NULL;
+    expect_invalid(&c, "websocket.origins[1]: expected a string");
+    c.websocket.norigins = 1;
+    expect_valid(&c, "one origin");
+    c.websocket.norigins = CIO_CONFIG_MAX_ORIGINS + 1;
+    expect_invalid(&c, "websocket.origins: too many origins (65, at most 64)");
+    c.websocket.norigins = 1;
+    cio_config_free(&c);
+    ck_assert_ptr_null(c.websocket.origins[0]);
+}
+END_TEST
+
+START_TEST(args_websocket_errors_name_the_file)
+{
+    expect_file_error("{\"websocket\": {\"max_message_bytes\": 67108864}}",
+                      "websocket.send_queue_bytes: 2097152 is out of range (67108878..2147483648, "
+                      "at least websocket.max_message_bytes + 14)");
+    expect_file_error("{\"websocket\": {\"ping_interval_ms\": 120000}}",
+                      "websocket.idle_timeout_ms: 120000 must be greater than "
+                      "websocket.ping_interval_ms (120000), or 0 (never)");
+    expect_file_error("{\"websocket\": {\"max_message_bytes\": 1073741825}}",
+                      "websocket.max_message_bytes: 1073741825 is out of range (1..1073741824)");
+    expect_file_error("{\"websocket\": {\"origins\": [\"https://example.com/\"]}}",
+                      "websocket.origins[0]: invalid origin \"https://example.com/\": an origin "
+                      "has no trailing slash");
+    expect_file_error("{\"websocket\": {\"ping\": 1}}", "unknown key \"websocket.ping\"");
+    const char *p = write_file("corio.json", "{\"websocket\": {\"max_message_bytes\": 67108864,"
+                                             " \"send_queue_bytes\": 67108878, \"origins\":"
+                                             " [\"https://example.com\"]}}");
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--config", (char *)p, "--check-config"), 0);
+    ck_assert_int_eq(action, CIO_CONFIG_CHECK);
+    ck_assert_uint_eq(c.websocket.max_message_bytes, UINT64_C(67108864));
+    ck_assert_str_eq(c.websocket.origins[0], "https://example.com");
+    cio_config_free(&c);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1587,6 +2000,18 @@ static Suite *config_suite(void)
     C_CASE(s, args_can_be_parsed_repeatedly, 10);
     C_CASE(s, usage_lists_flags_and_keys, 10);
     C_CASE(s, pool_priority_key, 10);
+    C_CASE(s, json_websocket_every_key, 10);
+    C_CASE(s, json_websocket_compression_must_be_boolean, 10);
+    C_CASE(s, json_websocket_origins_stored_canonical, 10);
+    C_CASE(s, json_websocket_origins_invalid, 10);
+    C_CASE(s, json_websocket_origins_errors, 10);
+    C_CASE(s, json_websocket_origins_at_most_64, 10);
+    C_CASE(s, json_websocket_origins_replaced, 10);
+    C_CASE(s, validate_websocket_idle_timeout_above_ping_interval, 10);
+    C_CASE(s, validate_websocket_send_queue_holds_a_largest_frame, 10);
+    C_CASE(s, validate_websocket_origins, 10);
+    C_CASE(s, args_websocket_errors_name_the_file, 10);
+    C_CASE(s, usage_lists_websocket_keys, 10);
     return s;
 }
 

@@ -83,6 +83,14 @@ class TestInfoFlags(CliTestCase):
                     '"serve_dotfiles": false', "1..1048576"):
             self.assertIn(key, out)
 
+    def test_help_lists_websocket_keys_with_ranges(self):
+        out = run(["--help"]).stdout.decode()
+        for key in ('"websocket": {', '"max_message_bytes": 1048576', "1..1073741824",
+                    '"ping_interval_ms": 30000', '"idle_timeout_ms": 120000', "0..86400000",
+                    '"send_queue_bytes": 2097152', "max_message_bytes + 14..2147483648",
+                    '"origins": []', "at most 64", '"compression": true'):
+            self.assertIn(key, out)
+
     def test_unknown_flag_exits_2(self):
         p = run(["--no-such-flag"])
         self.assertEqual(p.returncode, 2)
@@ -278,6 +286,118 @@ class TestCheckConfig(CliTestCase):
         p = run(["--config", self.write_config({"listen": 5}), "--listen", "127.0.0.1:0",
                  "--check-config"])
         self.assertEqual(p.returncode, 2)
+
+
+class TestWebSocketConfig(CliTestCase):
+    """The "websocket" section, through --check-config."""
+
+    def cfg_path(self):
+        return os.path.join(self.tmp, "corio.json")
+
+    def test_issue_example_exits_0(self):
+        p = self.check({"listen": ["127.0.0.1:0"], "websocket": {
+            "max_message_bytes": 1048576, "ping_interval_ms": 30000, "idle_timeout_ms": 120000,
+            "send_queue_bytes": 2097152, "origins": [], "compression": True}})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_64_mib_messages_with_room_in_the_queue_exit_0(self):
+        p = self.check({"listen": ["127.0.0.1:0"], "websocket": {
+            "max_message_bytes": 64 << 20, "send_queue_bytes": (64 << 20) + 14,
+            "ping_interval_ms": 0, "idle_timeout_ms": 0, "compression": False,
+            "origins": ["https://example.com", "http://localhost:3000", "https://[::1]:8443",
+                        "null"]}})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_1_gib_messages_exit_0(self):
+        p = self.check({"listen": ["127.0.0.1:0"], "websocket": {
+            "max_message_bytes": 1 << 30, "send_queue_bytes": 1 << 31}})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_64_origins_exit_0_and_65_exit_2(self):
+        origins = ["https://h%d.example" % i for i in range(64)]
+        p = self.check({"listen": ["127.0.0.1:0"], "websocket": {"origins": origins}})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.check({"websocket": {"origins": origins + ["https://h64.example"]}})
+        self.assertConfigError(p, "websocket.origins: too many origins (65, at most 64)")
+
+    def test_message_bytes_over_the_queue_names_both_keys_and_the_file(self):
+        p = self.check({"websocket": {"max_message_bytes": 64 << 20}})
+        self.assertConfigError(p, "corio: %s: websocket.send_queue_bytes: 2097152 is out of range "
+                               "(67108878..2147483648, at least websocket.max_message_bytes + 14)"
+                               % self.cfg_path())
+
+    def test_send_queue_one_byte_short_exits_2(self):
+        p = self.check({"websocket": {"send_queue_bytes": 1048576 + 13}})
+        self.assertConfigError(p, "websocket.send_queue_bytes: 1048589 is out of range",
+                               "websocket.max_message_bytes")
+
+    def test_idle_timeout_not_above_ping_interval_names_both_keys(self):
+        p = self.check({"websocket": {"ping_interval_ms": 60000, "idle_timeout_ms": 60000}})
+        self.assertConfigError(p, "corio: %s: websocket.idle_timeout_ms: 60000 must be greater "
+                               "than websocket.ping_interval_ms (60000), or 0 (never)"
+                               % self.cfg_path())
+        p = self.check({"websocket": {"ping_interval_ms": 200000}})  # the default idle: 120000
+        self.assertConfigError(p, "websocket.idle_timeout_ms: 120000 must be greater than "
+                               "websocket.ping_interval_ms (200000)")
+
+    def test_either_timer_off_exits_0(self):
+        for ws in ({"ping_interval_ms": 0, "idle_timeout_ms": 1},
+                   {"ping_interval_ms": 86400000, "idle_timeout_ms": 0}):
+            p = self.check({"listen": ["127.0.0.1:0"], "websocket": ws})
+            self.assertEqual(p.returncode, 0, (ws, p.stderr))
+
+    def test_ranges_exit_2_naming_the_key(self):
+        for key, value, want in (
+                ("max_message_bytes", 0, "(1..1073741824)"),
+                ("max_message_bytes", (1 << 30) + 1, "(1..1073741824)"),
+                ("ping_interval_ms", 86400001, "(0..86400000)"),
+                ("idle_timeout_ms", 86400001, "(0..86400000)"),
+                ("send_queue_bytes", (1 << 31) + 1, "(1048590..2147483648")):
+            p = self.check({"websocket": {key: value}})
+            self.assertConfigError(p, "websocket.%s: %d is out of range %s" % (key, value, want))
+
+    def test_unknown_key_exits_2_naming_websocket_key(self):
+        p = self.check({"websocket": {"max_frame_bytes": 1}})
+        self.assertConfigError(p, 'corio: %s: unknown key "websocket.max_frame_bytes"'
+                               % self.cfg_path())
+
+    def test_wrong_types_exit_2_naming_the_key(self):
+        for ws, want in (({"compression": "yes"}, "websocket.compression: expected true or false"),
+                         ({"ping_interval_ms": "30s"},
+                          "websocket.ping_interval_ms: expected a non-negative integer"),
+                         ({"send_queue_bytes": -1},
+                          "websocket.send_queue_bytes: expected a non-negative integer"),
+                         ({"origins": "https://example.com"},
+                          "websocket.origins: expected an array of strings"),
+                         ({"origins": ["null", 443]}, "websocket.origins[1]: expected a string")):
+            self.assertConfigError(self.check({"websocket": ws}), want)
+        self.assertConfigError(self.check({"websocket": True}), "websocket: expected an object")
+
+    def test_malformed_origins_exit_2_with_the_reason(self):
+        for origin, why in (
+                ("https://example.com/", "an origin has no trailing slash"),
+                ("https://example.com/chat", "an origin has no path, query or fragment"),
+                ("ftp://example.com", 'expected "null" or scheme://host[:port] with scheme '
+                                      'http or https'),
+                ("example.com", 'expected "null" or scheme://host[:port]'),
+                ("https://user@example.com", "an origin has no user name or password"),
+                ("https://*.example.com", "invalid host name"),
+                ("https://[::1", "invalid IPv6 address"),
+                ("https://example.com:0", "invalid port (expected 1..65535)")):
+            p = self.check({"websocket": {"origins": ["null", origin]}})
+            self.assertConfigError(p, 'corio: %s: websocket.origins[1]: invalid origin "%s": %s'
+                                   % (self.cfg_path(), origin, why))
+
+    def test_one_origin_twice_exits_2_naming_both(self):
+        p = self.check({"websocket": {"origins": ["https://example.com",
+                                                  "HTTPS://Example.com:443"]}})
+        self.assertConfigError(p, 'websocket.origins[1]: "HTTPS://Example.com:443" duplicates '
+                               'websocket.origins[0] "https://example.com"')
+
+    def test_websocket_error_when_running_exits_2(self):
+        p = run(["--config", self.write_config({"websocket": {"idle_timeout_ms": 1}}),
+                 "--listen", "127.0.0.1:0"])
+        self.assertConfigError(p, "websocket.idle_timeout_ms", "websocket.ping_interval_ms")
 
 
 class TestConfigTakesEffect(unittest.TestCase):
