@@ -6,7 +6,7 @@
  * The receiver checks each header byte as soon as it arrives, so a
  * violation is reported at the byte that makes it one, whatever the
  * pieces: the opcode and reserved bits at byte 0, the mask bit and control
- * frame lengths at byte 1, the 64-bit length once it is complete.
+ * frame lengths at byte 1, a 16 or 64-bit length once it is complete.
  */
 #include "ws_frame.h"
 
@@ -227,6 +227,16 @@ static int check_byte0(ws_rx *rx)
     return 0;
 }
 
+/* The payload length of a control frame, once known. */
+static int check_control_length(const ws_rx *rx, uint64_t len)
+{
+    if (len > WS_CONTROL_MAX)
+        return WS_CLOSE_PROTOCOL;
+    if (rx->op == WS_OP_CLOSE && len == 1) /* half a status code */
+        return WS_CLOSE_PROTOCOL;
+    return 0;
+}
+
 /* Byte 1: the mask bit and the 7-bit length, which give the header's length. */
 static int check_byte1(ws_rx *rx)
 {
@@ -234,10 +244,11 @@ static int check_byte1(ws_rx *rx)
     unsigned len7 = b & 0x7F;
     if (!(b & 0x80)) /* client frames are masked (§5.1) */
         return WS_CLOSE_PROTOCOL;
-    if (rx->op >= WS_OP_CLOSE && len7 > WS_CONTROL_MAX)
-        return WS_CLOSE_PROTOCOL;
-    if (rx->op == WS_OP_CLOSE && len7 == 1) /* half a status code */
-        return WS_CLOSE_PROTOCOL;
+    if (rx->op >= WS_OP_CLOSE && len7 < 126) {
+        int rc = check_control_length(rx, len7);
+        if (rc)
+            return rc;
+    }
     rx->hneed = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4);
     return 0;
 }
@@ -298,6 +309,11 @@ static int begin_frame(ws_rx *rx, const ws_rx_cbs *cbs, void *ud)
         if (len >> 63) /* §5.2: the most significant bit must be 0 */
             return WS_CLOSE_PROTOCOL;
     }
+    /* a control frame in a longer length form than needed is accepted like
+     * a data frame, but its length must still be short */
+    int rc;
+    if (rx->op >= WS_OP_CLOSE && (h[1] & 0x7F) >= 126 && (rc = check_control_length(rx, len)))
+        return rc;
     memcpy(rx->key, h + rx->hneed - 4, 4);
     rx->kpos = 0;
     rx->left = len;

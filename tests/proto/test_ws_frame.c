@@ -880,17 +880,20 @@ START_TEST(rx_length_2_pow_63_minus_1_is_accepted)
 }
 END_TEST
 
-/* The RFC does not require the shortest length form: 16 and 64-bit forms
- * of a short length are accepted. */
+/* A sender must use the shortest length form (RFC 6455 §5.2), but the
+ * receiver is lenient: 16 and 64-bit forms of a short length are accepted,
+ * for control frames too. */
 START_TEST(rx_non_minimal_lengths_are_accepted)
 {
     bytes in = {0};
     cframe(&in, FIN | WS_OP_TEXT, "sixteen", 7, KEY, LEN_16);
     cframe(&in, FIN | WS_OP_TEXT, "sixty-four", 10, KEY, LEN_64);
-    cframe(&in, FIN | WS_OP_PING, "p", 1, KEY, LEN_MIN);
+    cframe(&in, FIN | WS_OP_PING, "p", 1, KEY, LEN_16);
+    cframe(&in, FIN | WS_OP_PONG, "q", 1, KEY, LEN_64);
+    cframe(&in, FIN | WS_OP_CLOSE, "\x03\xe8", 2, KEY, LEN_16);
     rec r = {0};
-    ck_assert_int_eq(run(&r, &in, 0, false), 0);
-    ck_assert(log_is(&r, "[T^:sixteen$][T^:sixty-four$][C9:p]"));
+    ck_assert_int_eq(run(&r, &in, 1, false), 0);
+    ck_assert(log_is(&r, "[T^:sixteen$][T^:sixty-four$][C9:p][C10:q][C8 1000:\x03\xe8]"));
     b_free(&in), b_free(&r.log);
 }
 END_TEST
@@ -1207,7 +1210,11 @@ START_TEST(rx_control_frame_over_125_is_1002)
         frame(&in, FIN | ops[i], pl, 126);
         ck_assert_int_eq(violation(&in, false), WS_CLOSE_PROTOCOL);
         b_free(&in);
-        cframe(&in, FIN | ops[i], pl, 5, KEY, LEN_16); /* short, but in the 16-bit form */
+        cframe(&in, FIN | ops[i], pl, 126, KEY, LEN_64);
+        ck_assert_int_eq(violation(&in, false), WS_CLOSE_PROTOCOL);
+        b_free(&in);
+        cframe(&in, FIN | ops[i], NULL, 0, KEY, LEN_64); /* 2^56: refused at the header */
+        in.p[2] = 1;
         ck_assert_int_eq(violation(&in, false), WS_CLOSE_PROTOCOL);
         b_free(&in);
     }
@@ -1269,6 +1276,9 @@ START_TEST(rx_close_with_one_byte_is_1002)
 {
     bytes in = {0};
     frame(&in, FIN | WS_OP_CLOSE, "\x03", 1);
+    ck_assert_int_eq(violation(&in, false), WS_CLOSE_PROTOCOL);
+    b_free(&in);
+    cframe(&in, FIN | WS_OP_CLOSE, "\x03", 1, KEY, LEN_16);
     ck_assert_int_eq(violation(&in, false), WS_CLOSE_PROTOCOL);
     b_free(&in);
 }
