@@ -110,7 +110,7 @@ int ws_close_payload(uint8_t out[WS_CONTROL_MAX], unsigned code, const void *rea
  * (an empty frame is one empty piece), and the last piece of the message
  * has msg_end set. */
 typedef struct ws_data {
-    const uint8_t *p;    /* into the buffer given to ws_rx_feed */
+    const uint8_t *p;    /* into the buffer given to ws_rx_feed; never NULL */
     size_t n;            /* may be 0 (empty frame) */
     uint64_t frame_left; /* bytes of this frame still to come after this piece */
     uint8_t op;          /* the message's: WS_OP_TEXT or WS_OP_BINARY */
