@@ -50,16 +50,13 @@ enum {
 /* ---- UTF-8 ------------------------------------------------------------------------ */
 
 /* An incremental UTF-8 validator (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF). Zero-initialised (or WS_UTF8_INIT) it
+ * surrogates, nothing above U+10FFFF). Zero-initialised (WS_UTF8_INIT) it
  * is at the start of a string. A character may be split across feeds. */
 typedef struct ws_utf8 {
     uint32_t state;
 } ws_utf8;
 
-#define WS_UTF8_INIT \
-    {                \
-        0            \
-    }
+#define WS_UTF8_INIT ((ws_utf8){0})
 
 /* Feeds n more bytes (p may be NULL when n is 0). Returns 0 while the input
  * so far is a prefix of some valid UTF-8 string, or -EILSEQ at the first

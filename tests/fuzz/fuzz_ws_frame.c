@@ -219,7 +219,7 @@ static int on_data(void *ud, const ws_data *d)
         CHECK(d->op == r->op && d->compressed == r->compressed);
     if (d->msg_start) {
         r->msg.n = 0;
-        r->u = (ws_utf8)WS_UTF8_INIT;
+        r->u = WS_UTF8_INIT;
         r->failed = false;
     }
     if (!r->in_frame) {

@@ -596,11 +596,11 @@ START_TEST(utf8_fails_fast_in_the_piece_with_the_bad_byte)
     ck_assert_int_eq(ws_utf8_feed(&u, (const uint8_t *)KOSME, 11), 0);
     ck_assert_int_eq(ws_utf8_feed(&u, (const uint8_t *)"\xf4\x90\x80\x80", 4), -EILSEQ);
 
-    u = (ws_utf8)WS_UTF8_INIT;
+    u = WS_UTF8_INIT;
     ck_assert_int_eq(ws_utf8_feed(&u, (const uint8_t *)KOSME "\xf4", 12), 0);
     ck_assert_int_eq(ws_utf8_feed(&u, (const uint8_t *)"\x90", 1), -EILSEQ);
 
-    u = (ws_utf8)WS_UTF8_INIT;
+    u = WS_UTF8_INIT;
     ck_assert_int_eq(ws_utf8_feed(&u, (const uint8_t *)"edited\xed", 7), 0);
     ck_assert(!ws_utf8_complete(&u));
     ck_assert_int_eq(ws_utf8_feed(&u, (const uint8_t *)"\xa0\x80", 2), -EILSEQ);
