@@ -32,8 +32,9 @@ extern "C" {
 typedef struct cio_transport cio_transport;
 
 typedef struct cio_transport_cbs {
-    /* Bytes arrived; data is valid only during the call. */
-    void (*on_data)(void *ud, const uint8_t *data, size_t len);
+    /* Bytes arrived; data is valid only during the call, and the owner's to
+     * use as scratch meanwhile (WebSocket unmasks in place). */
+    void (*on_data)(void *ud, uint8_t *data, size_t len);
     /* The peer finished sending (err 0) or the connection failed (err < 0).
      * No more on_data follows. */
     void (*on_eof)(void *ud, int err);

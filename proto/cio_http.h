@@ -167,7 +167,7 @@ typedef struct cio_http_upgrade_ops {
      * callbacks below get its ud), and data holds the bytes the client sent
      * after the request, already read (possibly none), valid during the
      * call. Runs on the loop, outside any task. */
-    void (*on_start)(void *ud, cio_transport *t, const uint8_t *data, size_t len);
+    void (*on_start)(void *ud, cio_transport *t, uint8_t *data, size_t len);
     /* The transport's callbacks, as in cio_transport_cbs (with ud). on_closed
      * is the last call, also when the connection closed before on_start. */
     cio_transport_cbs cbs;

@@ -776,7 +776,7 @@ static void conn_process(cio_http_conn *c)
         send_continue(c);
 }
 
-static void on_data(void *ud, const uint8_t *data, size_t len)
+static void on_data(void *ud, uint8_t *data, size_t len)
 {
     cio_http_conn *c = ud;
     if (c->state == C_LINGER || c->state == C_CLOSING || c->close_after)
@@ -956,7 +956,7 @@ static void after_task(cio_http_conn *c)
 
 /* The transport's callbacks once another protocol has it: forwarded, and
  * the connection (which holds the transport's memory) freed at the end. */
-static void up_data(void *ud, const uint8_t *data, size_t len)
+static void up_data(void *ud, uint8_t *data, size_t len)
 {
     cio_http_conn *c = ud;
     c->up->cbs.on_data(c->up_ud, data, len);
@@ -1007,7 +1007,7 @@ static void switch_protocols(cio_http_conn *c)
         c->tp->ops->read_start(c->tp);
     c->state = C_UPGRADED;
     c->tp->cbs = &upgraded_cbs;
-    c->up->on_start(c->up_ud, c->tp, (const uint8_t *)a->in.p + a->parsed, a->in.len - a->parsed);
+    c->up->on_start(c->up_ud, c->tp, (uint8_t *)a->in.p + a->parsed, a->in.len - a->parsed);
     act_free(c);
     if (c->peer_eof && c->state == C_UPGRADED)
         c->up->cbs.on_eof(c->up_ud, 0); /* it came while the 101 was leaving */

@@ -275,7 +275,7 @@ static struct {
     int data_calls;
 } fresh;
 
-static void fresh_on_data(void *ud, const uint8_t *data, size_t len)
+static void fresh_on_data(void *ud, uint8_t *data, size_t len)
 {
     (void)ud, (void)data, (void)len;
     fresh.now_seen = cio_now();
@@ -427,7 +427,7 @@ static struct {
     int echoed, sent, closed, rounds_ok, reads_ok;
 } ov;
 
-static void echo_on_data(void *ud, const uint8_t *data, size_t len)
+static void echo_on_data(void *ud, uint8_t *data, size_t len)
 {
     echo_conn *c = ud;
     ck_assert_int_eq(len, 1); /* the client waits for each echo */

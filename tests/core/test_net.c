@@ -19,7 +19,7 @@ typedef struct endpoint {
     struct iovec iov[4];
 } endpoint;
 
-static void ep_data(void *ud, const uint8_t *data, size_t len)
+static void ep_data(void *ud, uint8_t *data, size_t len)
 {
     endpoint *e = ud;
     if (e->got_len + len <= sizeof(e->got)) {

@@ -179,7 +179,7 @@ static void ep_close(void)
     }
 }
 
-static void ep_start(void *ud, cio_transport *t, const uint8_t *data, size_t len)
+static void ep_start(void *ud, cio_transport *t, uint8_t *data, size_t len)
 {
     (void)ud;
     ep.t = t;
@@ -190,7 +190,7 @@ static void ep_start(void *ud, cio_transport *t, const uint8_t *data, size_t len
     ep_flush();
 }
 
-static void ep_data(void *ud, const uint8_t *data, size_t len)
+static void ep_data(void *ud, uint8_t *data, size_t len)
 {
     (void)ud;
     if (getenv("T_DUMP"))
@@ -1465,7 +1465,12 @@ static void man_start(const cio_http_opts *o)
 
 static void man_feed(const char *s)
 {
-    man.t.cbs->on_data(man.t.ud, (const uint8_t *)s, strlen(s));
+    /* a private copy: the callee may use the bytes as scratch */
+    size_t n = strlen(s);
+    uint8_t *copy = malloc(n + 1);
+    memcpy(copy, s, n);
+    man.t.cbs->on_data(man.t.ud, copy, n);
+    free(copy);
 }
 
 static void man_complete(void)
