@@ -192,6 +192,11 @@ int ws_close_payload(uint8_t out[WS_CONTROL_MAX], unsigned code, const void *rea
 
 enum { RX_HEAD, RX_DATA, RX_CTL, RX_CLOSED };
 
+bool ws_rx_idle(const ws_rx *rx)
+{
+    return rx->state == RX_HEAD && rx->held == 0 && !rx->msg_started && rx->err == 0;
+}
+
 void ws_rx_init(ws_rx *rx, bool deflate_negotiated)
 {
     memset(rx, 0, sizeof(*rx));

@@ -162,6 +162,11 @@ typedef struct ws_rx {
  * frame of a data message as compressed (RFC 7692). */
 void ws_rx_init(ws_rx *rx, bool deflate_negotiated);
 
+/* Whether the receiver is between messages with nothing held (no partial
+ * header, frame or fragmented message): it may then be dropped and started
+ * again with ws_rx_init, as an idle connection's memory. */
+bool ws_rx_idle(const ws_rx *rx);
+
 /* Feeds n bytes read from the client, which it unmasks in place (p must be
  * writable), reporting through cbs with ud. Returns 0 when all n were
  * consumed, or the close code of the first violation (1002 protocol error,
