@@ -562,10 +562,18 @@ int ws_deflate_compress(ws_deflate *st, const void *in, size_t len, bool fin, ci
     } while (len > 0);
     if (!fin)
         return 0;
-    /* Z_SYNC_FLUSH always ends with the empty stored block, in this call. */
-    if (out->len - start < sizeof(tail) || memcmp(out->p + out->len - 4, tail, 4) != 0)
-        return -EPROTO;
-    out->len -= sizeof(tail);
+    if (out->len == start) {
+        /* An empty message right after a flush: zlib does not flush twice
+         * without input between. The stream is on a byte boundary, so the
+         * empty stored block's first byte is the whole message (§7.2.3.6). */
+        if (cio_buf_append(out, tail, 1) < 0)
+            return -ENOMEM;
+    } else {
+        /* Otherwise Z_SYNC_FLUSH ends with the empty stored block, here. */
+        if (out->len - start < sizeof(tail) || memcmp(out->p + out->len - 4, tail, 4) != 0)
+            return -EPROTO;
+        out->len -= sizeof(tail);
+    }
     st->def_mid = false;
     if (st->p.server_no_context_takeover && deflateReset(z) != Z_OK)
         return -EINVAL;

@@ -668,6 +668,27 @@ START_TEST(rfc_empty_message)
 }
 END_TEST
 
+/* zlib does not flush twice without input between: an empty message after
+ * another one, with context takeover, is still the single byte 0x00. */
+START_TEST(empty_message_after_another_with_takeover)
+{
+    static const uint8_t empty_c[] = {0x00};
+    ws_deflate st, peer;
+    init(&st, params(false, false, 15, 15), 1024);
+    init(&peer, mirror(st.p), 1024);
+    compress_expect(&st, "Hello", hello_c, sizeof(hello_c));
+    compress_expect(&st, "", empty_c, 1);
+    compress_expect(&st, "", empty_c, 1);
+    compress_expect(&st, "Hello", hello_again_c, sizeof(hello_again_c));
+    inflate_expect(&peer, hello_c, sizeof(hello_c), "Hello");
+    inflate_expect(&peer, empty_c, 1, "");
+    inflate_expect(&peer, empty_c, 1, "");
+    inflate_expect(&peer, hello_again_c, sizeof(hello_again_c), "Hello");
+    ws_deflate_fini(&st);
+    ws_deflate_fini(&peer);
+}
+END_TEST
+
 /* A compressed message of no bytes at all is taken as empty, and leaves the
  * window as it was. */
 START_TEST(payload_of_no_bytes_is_an_empty_message)
@@ -1398,6 +1419,7 @@ static Suite *ws_deflate_suite(void)
     T_CASE(s, rfc_bfinal_block_inflates_and_keeps_the_window, 5);
     T_CASE(s, rfc_two_blocks_inflate, 5);
     T_CASE(s, rfc_empty_message, 5);
+    T_CASE(s, empty_message_after_another_with_takeover, 5);
     T_CASE(s, payload_of_no_bytes_is_an_empty_message, 5);
     T_CASE(s, round_trip_with_context_takeover, 30);
     T_CASE(s, round_trip_without_context_takeover, 30);
