@@ -557,8 +557,9 @@ int ws_deflate_compress(ws_deflate *st, const void *in, size_t len, bool fin, ci
             if (rc != Z_OK && rc != Z_BUF_ERROR)
                 return zerr(rc);
         } while (z->avail_in > 0 || z->avail_out == 0);
-        p += n;
         len -= n;
+        if (len)
+            p += n; /* an empty message may come as NULL: no arithmetic on it */
     } while (len > 0);
     if (!fin)
         return 0;

@@ -678,7 +678,11 @@ START_TEST(empty_message_after_another_with_takeover)
     init(&peer, mirror(st.p), 1024);
     compress_expect(&st, "Hello", hello_c, sizeof(hello_c));
     compress_expect(&st, "", empty_c, 1);
-    compress_expect(&st, "", empty_c, 1);
+    cio_buf c = {0};
+    ck_assert_int_eq(ws_deflate_compress(&st, NULL, 0, true, &c), 0); /* no buffer at all */
+    ck_assert_int_eq(c.len, 1);
+    ck_assert_int_eq(c.p[0], 0);
+    cio_buf_free(&c);
     compress_expect(&st, "Hello", hello_again_c, sizeof(hello_again_c));
     inflate_expect(&peer, hello_c, sizeof(hello_c), "Hello");
     inflate_expect(&peer, empty_c, 1, "");
