@@ -1027,7 +1027,7 @@ static int inflate_sized(size_t msg_len, size_t max, size_t *out_cap)
     int rc = ws_deflate_inflate(&st, c.p, c.len, true, &out);
     if (rc == 0) {
         ck_assert_int_eq(out.len, n);
-        ck_assert(memcmp(out.p, msg, n) == 0);
+        ck_assert(n == 0 || memcmp(out.p, msg, n) == 0);
     }
     *out_cap = out.cap;
     ws_deflate_fini(&st);
