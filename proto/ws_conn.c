@@ -1,0 +1,668 @@
+/*
+ * ws_conn.c - one WebSocket connection, top to bottom: the accept (the
+ * handshake's answer and the switch from HTTP), bytes in through the frame
+ * receiver, messages reassembled (inflated, UTF-8 checked, bounded) and
+ * handed to the handler, control frames answered, frames out through the
+ * send queue, the ping/idle timer, and the close handshake.
+ *
+ * Memory: an idle connection is its struct (and the HTTP connection that
+ * owns the transport); the receiver, the message being assembled and the
+ * send queue hang off ws->act, which exists only while a frame or message is
+ * in progress or output is queued. zlib streams are freed when the
+ * connection has been quiet for a ping interval.
+ */
+#include "ws_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define OUT_LOW   (64 * 1024) /* writers wait (coroutine API) down to this */
+#define MSG_KEEP  (64 * 1024) /* a message buffer up to this size is kept */
+#define ACT_CACHE 16          /* receive/send states kept per thread for reuse */
+
+enum {
+    WS_OPEN,       /* messages both ways */
+    WS_CLOSE_SENT, /* our close is queued: waiting for the peer's (close timeout) */
+    WS_CLOSING,    /* the transport closes once the queue is out; nothing more is sent */
+    WS_GONE,       /* the transport is closing or closed */
+};
+
+typedef struct ws_active {
+    struct ws_active *next_free; /* in the thread's cache */
+    cio_ws *ws;                  /* the owner, while in use */
+    ws_rx rx;
+    cio_buf msg; /* the data message being assembled */
+    ws_utf8 utf8;
+    cio_sendq sq;
+} ws_active;
+
+struct cio_ws {
+    cio_transport *t;
+    const cio_ws_handler *h;
+    void *ud;
+    const cio_ws_opts *o;
+    ws_active *act;
+    ws_deflate *dfl; /* when permessage-deflate was negotiated */
+    cio_timer timer; /* ping, idle timeout, close timeout */
+    cio_time last_seen;
+    const char *subprotocol;
+    char *peer_reason; /* the peer's close reason (malloc'ed), or NULL */
+    uint16_t peer_code;
+    uint8_t peer_reason_len;
+    uint8_t state;
+    cio_list subs;  /* ws_sub.ws_link: this connection's topics */
+    bool ping_out;  /* our ping is unanswered */
+    bool in_feed;   /* inside a feed: flush once it is done */
+    bool got_close; /* the peer's close arrived */
+};
+
+void cio_ws_opts_defaults(cio_ws_opts *o)
+{
+    *o = (cio_ws_opts){
+        .max_message_bytes = 1024 * 1024,
+        .send_queue_bytes = 2 * 1024 * 1024,
+        .ping_interval = CIO_SEC(30),
+        .idle_timeout = CIO_SEC(120),
+        .close_timeout = CIO_SEC(5),
+        .write_timeout = CIO_SEC(30),
+        .compression = true,
+    };
+}
+
+static void ws_fail(cio_ws *ws, int code);
+static void ws_close_transport(cio_ws *ws);
+
+/* ---- per-connection state --------------------------------------------------------------- */
+
+static _Thread_local ws_active *act_free_list;
+static _Thread_local unsigned act_free_len;
+
+static void sq_timeout(cio_sendq *q);
+
+static ws_active *act_get(cio_ws *ws)
+{
+    if (ws->act)
+        return ws->act;
+    ws_active *a = act_free_list;
+    if (a) {
+        act_free_list = a->next_free;
+        act_free_len--;
+        cio_sendq_reuse(&a->sq, ws->t);
+        a->sq.high = ws->o->send_queue_bytes; /* the route's, which may differ */
+        a->sq.write_timeout = ws->o->write_timeout;
+    } else {
+        a = calloc(1, sizeof(*a));
+        if (!a)
+            return NULL;
+        cio_sendq_init(&a->sq, ws->t, OUT_LOW, ws->o->send_queue_bytes, ws->o->write_timeout,
+                       sq_timeout);
+    }
+    a->ws = ws;
+    ws_rx_init(&a->rx, ws->dfl != NULL);
+    a->msg.len = 0;
+    a->utf8 = (ws_utf8)WS_UTF8_INIT;
+    ws->act = a;
+    return a;
+}
+
+static void act_destroy(ws_active *a)
+{
+    cio_sendq_fini(&a->sq);
+    cio_buf_free(&a->msg);
+    free(a);
+}
+
+/* Gives the state back when nothing is in progress: no partial frame or
+ * message, nothing queued. */
+static void act_release_if_idle(cio_ws *ws)
+{
+    ws_active *a = ws->act;
+    if (!a || !ws_rx_idle(&a->rx) || cio_sendq_pending(&a->sq) || cio_sendq_busy(&a->sq))
+        return;
+    ws->act = NULL;
+    if (act_free_len >= ACT_CACHE || a->msg.cap > MSG_KEEP) {
+        act_destroy(a);
+        return;
+    }
+    a->next_free = act_free_list;
+    act_free_list = a;
+    act_free_len++;
+}
+
+static void sq_timeout(cio_sendq *q)
+{
+    ws_active *a = cio_container_of(q, ws_active, sq);
+    ws_close_transport(a->ws); /* a slice did not go out in time: a reader that stopped */
+}
+
+/* ---- sending ---------------------------------------------------------------------------- */
+
+static void ws_flush(cio_ws *ws)
+{
+    if (ws->in_feed || !ws->act || ws->state == WS_GONE)
+        return;
+    if (cio_sendq_flush(&ws->act->sq) < 0)
+        ws_close_transport(ws);
+}
+
+/* Queues one frame. Data frames respect the queue's bound (-ENOBUFS);
+ * control frames always go in (they are small and end the conversation). */
+static int queue_frame(cio_ws *ws, unsigned op, bool rsv1, const void *payload, size_t n)
+{
+    ws_active *a = act_get(ws);
+    if (!a)
+        return -ENOMEM;
+    uint8_t hdr[WS_HEADER_MAX];
+    size_t hl = ws_frame_header(hdr, op, true, rsv1, n);
+    bool data = op == WS_OP_TEXT || op == WS_OP_BINARY;
+    if (data && cio_sendq_pending(&a->sq) + hl + n > ws->o->send_queue_bytes)
+        return -ENOBUFS;
+    char *dst = cio_sendq_reserve(&a->sq, hl + n);
+    if (!dst)
+        return -ENOMEM;
+    memcpy(dst, hdr, hl);
+    if (n)
+        memcpy(dst + hl, payload, n);
+    cio_sendq_commit(&a->sq, hl + n);
+    ws_flush(ws);
+    return 0;
+}
+
+static _Thread_local cio_buf deflate_out; /* a message compressed before it is framed */
+
+int cio_ws_send(cio_ws *ws, bool binary, const void *data, size_t len)
+{
+    if (ws->state != WS_OPEN)
+        return -EPIPE;
+    unsigned op = binary ? WS_OP_BINARY : WS_OP_TEXT;
+    const void *payload = data;
+    size_t n = len;
+    bool rsv1 = false;
+    if (ws->dfl) {
+        deflate_out.len = 0;
+        int rc = ws_deflate_compress(ws->dfl, data, len, true, &deflate_out);
+        if (rc < 0)
+            return rc;
+        if (ws_deflate_use_compressed(ws->dfl, len, deflate_out.len)) {
+            payload = deflate_out.p;
+            n = deflate_out.len;
+            rsv1 = true;
+        }
+    }
+    int rc = queue_frame(ws, op, rsv1, payload, n);
+    if (rc == -ENOBUFS)
+        ws_fail(ws, CIO_WS_POLICY); /* a client that stopped reading: never grow */
+    return rc;
+}
+
+/* ---- closing ---------------------------------------------------------------------------- */
+
+static void ws_close_transport(cio_ws *ws)
+{
+    if (ws->state == WS_GONE)
+        return;
+    ws->state = WS_GONE;
+    cio_timer_stop(&ws->timer);
+    if (ws->act)
+        cio_sendq_close(&ws->act->sq);
+    ws->t->ops->close(ws->t);
+}
+
+/* Sends our close frame (unless one went already), then waits for the
+ * peer's within the close timeout, or closes once it is out (after_out). */
+static void send_close(cio_ws *ws, int code, const void *reason, size_t n, bool after_out)
+{
+    if (ws->state != WS_OPEN)
+        return;
+    uint8_t payload[WS_CONTROL_MAX];
+    int len = ws_close_payload(payload, (unsigned)code, reason, n);
+    if (len < 0)
+        len = ws_close_payload(payload, CIO_WS_NO_STATUS, NULL, 0);
+    ws->state = after_out ? WS_CLOSING : WS_CLOSE_SENT;
+    if (queue_frame(ws, WS_OP_CLOSE, false, payload, (size_t)len) < 0) {
+        ws_close_transport(ws);
+        return;
+    }
+    if (ws->state == WS_CLOSING && cio_sendq_pending(&ws->act->sq) == 0)
+        ws_close_transport(ws);
+    else if (ws->state != WS_GONE &&
+             cio_timer_start(&ws->timer, cio_now() + ws->o->close_timeout) < 0)
+        ws_close_transport(ws);
+}
+
+/* Fail the WebSocket connection (RFC 6455 7.1.7): our close with the code,
+ * then TCP close as soon as it is out. */
+static void ws_fail(cio_ws *ws, int code)
+{
+    if (ws->state == WS_OPEN)
+        send_close(ws, code, NULL, 0, true);
+    else if (ws->state == WS_CLOSE_SENT)
+        ws_close_transport(ws);
+}
+
+int cio_ws_close(cio_ws *ws, int code, const char *reason)
+{
+    if (ws->state != WS_OPEN)
+        return -EPIPE;
+    size_t n = reason ? strlen(reason) : 0;
+    uint8_t check[WS_CONTROL_MAX];
+    if (n > WS_CONTROL_MAX - 2 || ws_close_payload(check, (unsigned)code, reason, n) < 0)
+        return -EINVAL;
+    send_close(ws, code, reason, n, false);
+    return 0;
+}
+
+/* ---- receiving -------------------------------------------------------------------------- */
+
+static void deliver(cio_ws *ws, bool binary, const uint8_t *p, size_t n)
+{
+    if (ws->h->on_message)
+        ws->h->on_message(ws, ws->ud, binary, p, n);
+}
+
+static int rx_data(void *ud, const ws_data *d)
+{
+    cio_ws *ws = ud;
+    ws_active *a = ws->act;
+    if (ws->state != WS_OPEN)
+        return 0; /* after our close, data is not delivered (RFC 6455 5.5.1) */
+    bool text = d->op == WS_OP_TEXT;
+    if (d->msg_start) {
+        a->msg.len = 0;
+        a->utf8 = (ws_utf8)WS_UTF8_INIT;
+        /* The common case: a whole uncompressed message in one piece is
+         * handed over from the receive buffer, without a copy. */
+        if (d->msg_end && !d->compressed) {
+            if (d->n > ws->o->max_message_bytes)
+                return CIO_WS_TOO_BIG;
+            if (text && !ws_utf8_valid(d->p, d->n))
+                return CIO_WS_INVALID_DATA;
+            deliver(ws, !text, d->p, d->n);
+            return 0;
+        }
+    }
+    size_t before = a->msg.len;
+    if (d->compressed) {
+        int rc = ws_deflate_inflate(ws->dfl, d->p, d->n, d->msg_end, &a->msg);
+        if (rc == -EMSGSIZE)
+            return CIO_WS_TOO_BIG;
+        if (rc == -EBADMSG)
+            return CIO_WS_INVALID_DATA;
+        if (rc < 0)
+            return CIO_WS_INTERNAL_ERROR;
+    } else {
+        if (d->n > ws->o->max_message_bytes - a->msg.len)
+            return CIO_WS_TOO_BIG; /* checked before a byte of it is kept */
+        if (cio_buf_append(&a->msg, d->p, d->n) < 0)
+            return CIO_WS_INTERNAL_ERROR;
+    }
+    /* Fail fast: the first invalid byte ends the connection, whatever the
+     * fragmenting. */
+    if (text && ws_utf8_feed(&a->utf8, (const uint8_t *)a->msg.p + before, a->msg.len - before) < 0)
+        return CIO_WS_INVALID_DATA;
+    if (!d->msg_end)
+        return 0;
+    if (text && !ws_utf8_complete(&a->utf8))
+        return CIO_WS_INVALID_DATA;
+    deliver(ws, !text, (const uint8_t *)a->msg.p, a->msg.len);
+    a->msg.len = 0;
+    if (a->msg.cap > MSG_KEEP)
+        cio_buf_free(&a->msg); /* a big message went by: do not keep its buffer */
+    return 0;
+}
+
+static int rx_control(void *ud, const ws_control *c)
+{
+    cio_ws *ws = ud;
+    switch (c->op) {
+    case WS_OP_PING:
+        if (ws->state == WS_OPEN)
+            (void)queue_frame(ws, WS_OP_PONG, false, c->p, c->n);
+        return 0;
+    case WS_OP_PONG:
+        ws->ping_out = false;
+        return 0;
+    default: /* WS_OP_CLOSE */
+        break;
+    }
+    ws->got_close = true;
+    ws->peer_code = c->code;
+    if (c->reason_len && !ws->peer_reason && (ws->peer_reason = malloc(c->reason_len)) != NULL) {
+        memcpy(ws->peer_reason, c->reason, c->reason_len);
+        ws->peer_reason_len = (uint8_t)c->reason_len;
+    }
+    if (ws->state == WS_OPEN) {
+        /* Echo the code (RFC 6455 5.5.1), then close once it is out: the
+         * server closes the TCP connection first (7.1.1). */
+        send_close(ws, c->code, NULL, 0, true);
+    } else if (ws->state == WS_CLOSE_SENT) {
+        ws->state = WS_CLOSING; /* the handshake is complete */
+        if (!ws->act || cio_sendq_pending(&ws->act->sq) == 0)
+            ws_close_transport(ws);
+    }
+    return 0;
+}
+
+static const ws_rx_cbs rx_cbs = {.on_data = rx_data, .on_control = rx_control};
+
+static void ws_feed(cio_ws *ws, uint8_t *data, size_t len)
+{
+    if (ws->state == WS_GONE || ws->got_close)
+        return; /* nothing may follow a close */
+    ws_active *a = act_get(ws);
+    if (!a) {
+        ws_close_transport(ws);
+        return;
+    }
+    ws->in_feed = true; /* answers to a whole read leave in one send */
+    int rc = ws_rx_feed(&a->rx, data, len, &rx_cbs, ws);
+    ws->in_feed = false;
+    if (rc != 0)
+        ws_fail(ws, rc > 0 ? rc : CIO_WS_INTERNAL_ERROR);
+    ws_flush(ws);
+    act_release_if_idle(ws);
+}
+
+/* ---- the ping / idle / close timer -------------------------------------------------------- */
+
+static void arm_timer(cio_ws *ws)
+{
+    const cio_ws_opts *o = ws->o;
+    cio_time when = CIO_NEVER;
+    if (o->ping_interval != CIO_NEVER && !ws->ping_out)
+        when = ws->last_seen + o->ping_interval;
+    if (o->idle_timeout != CIO_NEVER && ws->last_seen + o->idle_timeout < when)
+        when = ws->last_seen + o->idle_timeout;
+    if (when == CIO_NEVER)
+        cio_timer_stop(&ws->timer);
+    else if (cio_timer_start(&ws->timer, when) < 0)
+        ws_close_transport(ws); /* never leave a connection without its timeout */
+}
+
+static void ws_timer(cio_timer *t)
+{
+    cio_ws *ws = cio_container_of(t, cio_ws, timer);
+    if (ws->state != WS_OPEN) {
+        ws_close_transport(ws); /* the close timeout: the peer did not answer */
+        return;
+    }
+    const cio_ws_opts *o = ws->o;
+    cio_time now = cio_now();
+    if (o->idle_timeout != CIO_NEVER && now - ws->last_seen >= o->idle_timeout) {
+        ws_close_transport(ws); /* silent, not even a pong: gone (1006) */
+        return;
+    }
+    /* Quiet for a ping interval: what zlib held can go. */
+    if (ws->dfl && (!ws->act || ws_rx_idle(&ws->act->rx)))
+        ws_deflate_idle(ws->dfl);
+    if (o->ping_interval != CIO_NEVER && !ws->ping_out && now - ws->last_seen >= o->ping_interval) {
+        ws->ping_out = true;
+        (void)queue_frame(ws, WS_OP_PING, false, NULL, 0);
+        act_release_if_idle(ws);
+    }
+    arm_timer(ws);
+}
+
+/* ---- the transport's callbacks (after the switch from HTTP) --------------------------------- */
+
+/* ---- subscriptions (ws_pubsub.c keeps the topics) ---------------------------------------------
+ */
+
+ws_sub *ws_sub_add(cio_ws *ws, cio_ws_topics *t, ws_topic *tp)
+{
+    ws_sub *s = malloc(sizeof(*s));
+    if (!s)
+        return NULL;
+    s->ws = ws;
+    s->topics = t;
+    s->topic = tp;
+    cio_list_push(&ws->subs, &s->ws_link);
+    return s;
+}
+
+ws_sub *ws_sub_find(cio_ws *ws, const ws_topic *tp)
+{
+    for (cio_list *n = ws->subs.next; n != &ws->subs; n = n->next) {
+        ws_sub *s = cio_container_of(n, ws_sub, ws_link);
+        if (s->topic == tp)
+            return s;
+    }
+    return NULL;
+}
+
+void ws_sub_free(ws_sub *s)
+{
+    cio_list_del(&s->ws_link);
+    free(s);
+}
+
+void ws_sub_detach(ws_sub *s)
+{
+    ws_sub_free(s);
+}
+
+bool ws_can_send(const cio_ws *ws)
+{
+    return ws->state == WS_OPEN && ws->t != NULL;
+}
+
+bool ws_shares_deflated(const cio_ws *ws)
+{
+    return ws->dfl && ws->dfl->p.server_no_context_takeover &&
+           ws->dfl->p.server_max_window_bits == 15;
+}
+
+int ws_queue_seg(cio_ws *ws, cio_seg *seg, size_t off, size_t n)
+{
+    ws_active *a = act_get(ws);
+    if (!a)
+        return -ENOMEM;
+    if (cio_sendq_pending(&a->sq) + n > ws->o->send_queue_bytes) {
+        ws_fail(ws, CIO_WS_POLICY); /* a subscriber that stopped reading: never grow */
+        return -ENOBUFS;
+    }
+    int rc = cio_sendq_append_seg(&a->sq, seg, off, n);
+    if (rc == 0)
+        ws_flush(ws);
+    return rc;
+}
+
+static void ws_free(cio_ws *ws)
+{
+    for (cio_list *n; (n = cio_list_pop(&ws->subs)) != NULL;) {
+        ws_sub *s = cio_container_of(n, ws_sub, ws_link);
+        cio_list_init(&s->ws_link);
+        ws_sub_unlink(s);
+        free(s);
+    }
+    cio_timer_stop(&ws->timer);
+    if (ws->act)
+        act_destroy(ws->act);
+    if (ws->dfl) {
+        ws_deflate_fini(ws->dfl);
+        free(ws->dfl);
+    }
+    free(ws->peer_reason);
+    free(ws);
+}
+
+static void on_start(void *ud, cio_transport *t, uint8_t *data, size_t len)
+{
+    cio_ws *ws = ud;
+    ws->t = t;
+    ws->last_seen = cio_now();
+    arm_timer(ws);
+    if (ws->h->on_open)
+        ws->h->on_open(ws, ws->ud);
+    if (len)
+        ws_feed(ws, data, len);
+}
+
+static void on_data(void *ud, uint8_t *data, size_t len)
+{
+    cio_ws *ws = ud;
+    ws->last_seen = cio_now(); /* the timer looks at it when it fires */
+    ws->ping_out = false;
+    ws_feed(ws, data, len);
+}
+
+static void on_eof(void *ud, int err)
+{
+    cio_ws *ws = ud;
+    if (err == 0 && ws->state == WS_CLOSING && ws->act && cio_sendq_pending(&ws->act->sq))
+        return;             /* our close goes out first (the close timer bounds it) */
+    ws_close_transport(ws); /* with or without a close frame: nothing more comes */
+}
+
+static void on_sent(void *ud, int err)
+{
+    cio_ws *ws = ud;
+    if (!ws->act) /* a send completing after the state went: nothing to do */
+        return;
+    int rc = cio_sendq_sent(&ws->act->sq, err);
+    if (rc < 0) {
+        ws_close_transport(ws);
+        return;
+    }
+    if (rc == 0)
+        return;
+    if (ws->state == WS_CLOSING) {
+        ws_close_transport(ws); /* our close (answer) is out */
+        return;
+    }
+    act_release_if_idle(ws);
+}
+
+static void on_closed(void *ud)
+{
+    cio_ws *ws = ud;
+    if (ws->h->on_close) {
+        int code = ws->got_close ? ws->peer_code : CIO_WS_ABNORMAL;
+        ws->h->on_close(ws, ws->ud, code, (cio_str){ws->peer_reason, ws->peer_reason_len});
+    }
+    ws_free(ws);
+}
+
+static void on_shutdown(void *ud, bool force)
+{
+    cio_ws *ws = ud;
+    if (force)
+        ws_close_transport(ws);
+    else
+        send_close(ws, CIO_WS_GOING_AWAY, "server shutting down", 20, false);
+}
+
+static const cio_http_upgrade_ops ws_ops = {
+    .on_start = on_start,
+    .cbs = {.on_data = on_data, .on_eof = on_eof, .on_sent = on_sent, .on_closed = on_closed},
+    .on_shutdown = on_shutdown,
+};
+
+/* ---- the handshake's answer ----------------------------------------------------------------- */
+
+static int refuse(cio_http_req *req, int status)
+{
+    if (status == 426) {
+        cio_http_add_header(req, "Sec-WebSocket-Version", "13");
+        cio_http_add_header(req, "Upgrade", "websocket");
+    }
+    const char *why = status == 426   ? "WebSocket version 13 required\n"
+                      : status == 403 ? "origin not allowed\n"
+                                      : "not a valid WebSocket handshake\n";
+    return cio_http_respond(req, status, "text/plain; charset=utf-8", why, strlen(why));
+}
+
+/* The client's Sec-WebSocket-Extensions lines, joined with ", " (arena). */
+static cio_str extensions_offer(cio_http_req *req)
+{
+    cio_str hn, hv, all = {NULL, 0};
+    for (size_t i = 0; cio_http_header_at(req, i, &hn, &hv); i++) {
+        if (!(hn.n == 24 && strncasecmp(hn.p, "Sec-WebSocket-Extensions", 24) == 0))
+            continue;
+        if (!all.p) {
+            all = hv;
+            continue;
+        }
+        char *joined =
+            cio_arena_printf(cio_http_arena(req), "%.*s, %.*s", (int)all.n, all.p, (int)hv.n, hv.p);
+        if (joined)
+            all = (cio_str){joined, strlen(joined)};
+    }
+    return all;
+}
+
+int cio_ws_accept(cio_http_req *req, const cio_ws_opts *opts, const cio_ws_handler *h, void *ud)
+{
+    static cio_ws_opts defaults;
+    if (!opts) {
+        if (!defaults.max_message_bytes)
+            cio_ws_opts_defaults(&defaults);
+        opts = &defaults;
+    }
+    const cio_ws_opts *o = opts;
+    ws_handshake hs;
+    int status = ws_handshake_check(req, o, &hs);
+    if (status)
+        return refuse(req, status);
+    cio_ws *ws = calloc(1, sizeof(*ws));
+    if (!ws)
+        return -ENOMEM;
+    ws->h = h;
+    ws->ud = ud;
+    ws->o = o;
+    ws->subprotocol = hs.subprotocol ? hs.subprotocol : "";
+    ws->peer_code = CIO_WS_ABNORMAL;
+    cio_list_init(&ws->subs);
+    cio_timer_init(&ws->timer, NULL, ws_timer);
+    char accept[29];
+    ws_accept_key(hs.key, accept);
+    int rc = cio_http_add_header(req, "Sec-WebSocket-Accept", accept);
+    if (rc == 0 && hs.subprotocol)
+        rc = cio_http_add_header(req, "Sec-WebSocket-Protocol", hs.subprotocol);
+    cio_str offer = extensions_offer(req);
+    if (rc == 0 && o->compression && offer.p) {
+        ws_deflate_params p;
+        char resp[WS_DEFLATE_RESPONSE_MAX];
+        ws_deflate_policy pol = {.server_no_context_takeover = o->shared_frames};
+        int acc = ws_deflate_negotiate(offer.p, offer.n, &pol, &p, resp, sizeof(resp));
+        if (acc == 1) {
+            ws->dfl = calloc(1, sizeof(*ws->dfl));
+            if (!ws->dfl || ws_deflate_init(ws->dfl, &p, NULL, o->max_message_bytes) < 0)
+                rc = -ENOMEM;
+            else
+                rc = cio_http_add_header(req, "Sec-WebSocket-Extensions", resp);
+        }
+    }
+    if (rc == 0)
+        rc = cio_http_upgrade(req, "websocket", &ws_ops, ws);
+    if (rc == 0)
+        return 1;
+    if (ws->dfl) {
+        ws_deflate_fini(ws->dfl);
+        free(ws->dfl);
+    }
+    free(ws);
+    return rc;
+}
+
+const char *cio_ws_subprotocol(const cio_ws *ws)
+{
+    return ws->subprotocol;
+}
+
+bool cio_ws_compressed(const cio_ws *ws)
+{
+    return ws->dfl != NULL;
+}
+
+void *cio_ws_userdata(const cio_ws *ws)
+{
+    return ws->ud;
+}
+
+void cio_ws_set_userdata(cio_ws *ws, void *ud)
+{
+    ws->ud = ud;
+}
