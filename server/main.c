@@ -86,7 +86,25 @@ static intptr_t serve(void *arg)
                         .queue = cfg->pool_queue,
                         .priority = prio[cfg->pool_priority]};
     app.pool_wait = CIO_MS(cfg->timeouts.pool_wait_ms);
-    int rc = cio_pool_create(NULL, &app.pool, &po);
+    cio_ws_opts_defaults(&app.ws_opts);
+    app.ws_opts.max_message_bytes = cfg->websocket.max_message_bytes;
+    app.ws_opts.send_queue_bytes = cfg->websocket.send_queue_bytes;
+    app.ws_opts.ping_interval =
+        cfg->websocket.ping_interval_ms ? CIO_MS(cfg->websocket.ping_interval_ms) : CIO_NEVER;
+    app.ws_opts.idle_timeout =
+        cfg->websocket.idle_timeout_ms ? CIO_MS(cfg->websocket.idle_timeout_ms) : CIO_NEVER;
+    app.ws_opts.write_timeout = CIO_MS(cfg->timeouts.write_ms);
+    app.ws_opts.origins = (const char *const *)cfg->websocket.origins;
+    app.ws_opts.norigins = cfg->websocket.norigins;
+    app.ws_opts.compression = cfg->websocket.compression;
+    app.chat_opts = app.ws_opts;
+    app.chat_opts.shared_frames = true;
+    int rc = cio_ws_topics_create(&app.rooms);
+    if (rc < 0) {
+        cio_error("websocket rooms: %s", strerror(-rc));
+        return 1;
+    }
+    rc = cio_pool_create(NULL, &app.pool, &po);
     if (rc < 0) {
         cio_error("thread pool: %s", strerror(-rc));
         return 1;
@@ -183,6 +201,7 @@ out:
      * exits without freeing the pool. */
     if (cio_pool_shutdown(app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))) == 0)
         cio_pool_destroy(app.pool);
+    cio_ws_topics_destroy(app.rooms);
     cio_log_writer_destroy(access);
     if (access_fd >= 0)
         close(access_fd);

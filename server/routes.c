@@ -1,7 +1,8 @@
 /*
  * routes.c - the daemon's built-in routes. /hash is the reference example of
  * CPU-bound work: PBKDF2 runs on the thread pool while the loop keeps
- * serving everyone else.
+ * serving everyone else. /ws/echo and /ws/chat are WebSocket routes on the
+ * callback API, whose idle connections hold no stack and no buffer.
  */
 #include "server.h"
 
@@ -11,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define HASH_DEFAULT_ITERATIONS 100000
@@ -147,6 +149,76 @@ static int hash(cio_http_req *req, void *ud)
     return cio_http_respond(req, 200, "text/plain", hex, 64);
 }
 
+/* ---- WebSocket: echo, and rooms ------------------------------------------------------- */
+
+static void echo_message(cio_ws *ws, void *ud, bool binary, const uint8_t *data, size_t len)
+{
+    (void)ud;
+    (void)cio_ws_send(ws, binary, data, len);
+}
+
+static const cio_ws_handler echo_handler = {.on_message = echo_message};
+
+static int ws_echo(cio_http_req *req, void *ud)
+{
+    corio_app *app = ud;
+    int rc = cio_ws_accept(req, &app->ws_opts, &echo_handler, app);
+    return rc < 0 ? rc : 0;
+}
+
+#define ROOM_MAX 64
+
+typedef struct chat_member {
+    corio_app *app;
+    char room[];
+} chat_member;
+
+static void chat_open(cio_ws *ws, void *ud)
+{
+    chat_member *m = ud;
+    if (cio_ws_subscribe(ws, m->app->rooms, m->room) < 0)
+        (void)cio_ws_close(ws, CIO_WS_INTERNAL_ERROR, "out of memory");
+}
+
+/* Every message goes to the other members of the room. */
+static void chat_message(cio_ws *ws, void *ud, bool binary, const uint8_t *data, size_t len)
+{
+    chat_member *m = ud;
+    (void)cio_ws_publish(m->app->rooms, m->room, binary, data, len, ws);
+}
+
+static void chat_close(cio_ws *ws, void *ud, int code, cio_str reason)
+{
+    (void)ws, (void)code, (void)reason;
+    free(ud);
+}
+
+static const cio_ws_handler chat_handler = {
+    .on_open = chat_open, .on_message = chat_message, .on_close = chat_close};
+
+static int ws_chat(cio_http_req *req, void *ud)
+{
+    corio_app *app = ud;
+    cio_str room = cio_http_query_param(req, "room");
+    bool ok = room.p && room.n > 0 && room.n <= ROOM_MAX;
+    for (size_t i = 0; ok && i < room.n; i++)
+        ok = (unsigned char)room.p[i] > 0x20 && (unsigned char)room.p[i] < 0x7f;
+    if (!ok) {
+        static const char msg[] = "room must be 1 to 64 printable characters: /ws/chat?room=NAME\n";
+        return cio_http_respond(req, 400, "text/plain", msg, sizeof(msg) - 1);
+    }
+    chat_member *m = malloc(sizeof(*m) + room.n + 1);
+    if (!m)
+        return -ENOMEM;
+    m->app = app;
+    memcpy(m->room, room.p, room.n);
+    m->room[room.n] = 0;
+    int rc = cio_ws_accept(req, &app->chat_opts, &chat_handler, m);
+    if (rc <= 0)
+        free(m); /* refused or failed: no connection will own it */
+    return rc < 0 ? rc : 0;
+}
+
 int corio_routes_register(cio_http_server *srv, corio_app *app)
 {
     int rc = 0;
@@ -154,5 +226,7 @@ int corio_routes_register(cio_http_server *srv, corio_app *app)
     rc = rc ? rc : cio_http_route(srv, "GET", "/json", json, app);
     rc = rc ? rc : cio_http_route(srv, "POST", "/echo", echo, app);
     rc = rc ? rc : cio_http_route(srv, "POST", "/hash", hash, app);
+    rc = rc ? rc : cio_http_route(srv, "GET", "/ws/echo", ws_echo, app);
+    rc = rc ? rc : cio_http_route(srv, "GET", "/ws/chat", ws_chat, app);
     return rc;
 }
