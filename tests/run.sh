@@ -24,14 +24,21 @@ cmake -S . -B build-ucontext -DCMAKE_BUILD_TYPE=Release -DCORIO_CORO_BACKEND=uco
 cmake --build build-ucontext -j"$jobs"
 (cd build-ucontext && ctest --output-on-failure -j"$jobs" -L core)
 
-echo "== libFuzzer (clang, ASan+UBSan): HTTP parsing and dispatch, ${CORIO_FUZZ_SECONDS:-30} s"
+echo "== libFuzzer (clang, ASan+UBSan): HTTP ${CORIO_FUZZ_SECONDS:-30} s, WebSocket frames and inflate ${CORIO_WS_FUZZ_SECONDS:-15} s each"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCORIO_FUZZ=ON \
     -DCORIO_SANITIZE=address,undefined >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_http
+cmake --build build-fuzz -j"$jobs" --target fuzz_http fuzz_ws_frame fuzz_ws_inflate
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-./build-fuzz/tests/fuzz_http -max_total_time="${CORIO_FUZZ_SECONDS:-30}" -timeout=10 \
-    -dict=tests/fuzz/http.dict -print_final_stats=1 "$corpus" tests/fuzz/corpus/http 2>&1 |
-    grep -E "^(#|stat::number_of_executed_units|==|SUMMARY|Done)" | tail -n 5
+fuzz() { # target seconds dict corpus-dir
+    mkdir -p "$corpus/$1"
+    "./build-fuzz/tests/$1" -max_total_time="$2" -timeout=10 -dict="$3" -print_final_stats=1 \
+        "$corpus/$1" "$4" 2>&1 |
+        grep -E "^(#|stat::number_of_executed_units|==|SUMMARY|Done)" | tail -n 5
+    return "${PIPESTATUS[0]}"
+}
+fuzz fuzz_http "${CORIO_FUZZ_SECONDS:-30}" tests/fuzz/http.dict tests/fuzz/corpus/http
+fuzz fuzz_ws_frame "${CORIO_WS_FUZZ_SECONDS:-15}" tests/fuzz/ws_frame.dict tests/fuzz/corpus/ws_frame
+fuzz fuzz_ws_inflate "${CORIO_WS_FUZZ_SECONDS:-15}" tests/fuzz/ws_inflate.dict tests/fuzz/corpus/ws_inflate
 
 echo "== all tests passed"

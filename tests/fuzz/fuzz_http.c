@@ -16,6 +16,7 @@
  */
 #include "cio.h"
 #include "cio_http.h"
+#include "cio_ws.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,6 +59,35 @@ static int h_stream(cio_http_req *req, void *ud)
         rc = rc ? rc : cio_http_write(req, "chunk", 5);
     }
     return rc ? rc : cio_http_end(req);
+}
+
+/* WebSocket: bytes after an upgrade handshake are frames (echoed, and
+ * published to a room). */
+static cio_ws_topics *rooms;
+
+static void ws_open(cio_ws *ws, void *ud)
+{
+    (void)ud;
+    cio_ws_subscribe(ws, rooms, "r");
+}
+
+static void ws_message(cio_ws *ws, void *ud, bool binary, const uint8_t *data, size_t len)
+{
+    (void)ud;
+    cio_ws_send(ws, binary, data, len);
+    cio_ws_publish(rooms, "r", binary, data, len, ws);
+    if (len && data[0] == 'c')
+        cio_ws_close(ws, 4000, "asked");
+}
+
+static const cio_ws_handler ws_handler = {.on_open = ws_open, .on_message = ws_message};
+static cio_ws_opts ws_opts;
+
+static int h_ws(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    int rc = cio_ws_accept(req, &ws_opts, &ws_handler, NULL);
+    return rc < 0 ? rc : 0;
 }
 
 static void make_root(void)
@@ -107,6 +137,12 @@ static intptr_t fuzz_main(void *arg)
     cio_http_route(srv, "GET", "/p/:a", h_param, NULL);
     cio_http_route(srv, "GET", "/p/:a/x", h_param, NULL);
     cio_http_route(srv, "GET", "/stream", h_stream, NULL);
+    cio_http_route(srv, "GET", "/ws", h_ws, NULL);
+    if (!rooms && cio_ws_topics_create(&rooms) < 0)
+        abort();
+    cio_ws_opts_defaults(&ws_opts);
+    ws_opts.max_message_bytes = 4096;
+    ws_opts.send_queue_bytes = 16384;
 
     cio_http_conn *c = cio_http_conn_new(srv);
     cio_mem_transport m;
