@@ -92,6 +92,34 @@ typedef struct cio_ws_handler {
  * opts may be NULL (defaults). */
 int cio_ws_accept(cio_http_req *req, const cio_ws_opts *opts, const cio_ws_handler *h, void *ud);
 
+/* ---- coroutine API ------------------------------------------------------------------- */
+
+/* Like cio_ws_accept, but the connection is served by a task running
+ * fn(ws, arg) once it is open, which awaits messages with cio_ws_recv() and
+ * sends with cio_ws_send(). When fn returns, the connection is closed (1000,
+ * or 1011 if it returned < 0). The task holds a coroutine stack for its
+ * lifetime: the callback API is the one for many idle connections. Returns
+ * 1 (accepted), 0 (refused, answered) or -errno. */
+int cio_ws_accept_task(cio_http_req *req, const cio_ws_opts *opts,
+                       intptr_t (*fn)(cio_ws *ws, void *arg), void *arg);
+
+/* A received message, valid until the next cio_ws_recv() or the task's end. */
+typedef struct cio_ws_msg {
+    const uint8_t *data;
+    size_t len;
+    bool binary;
+} cio_ws_msg;
+
+/* [awaits] The next message (in the task of cio_ws_accept_task). While the
+ * task has not taken the messages that arrived, the connection stops
+ * reading. 0, -EPIPE once the connection is closed (cio_ws_close_code()
+ * tells the peer's code), -ETIMEDOUT, -ECANCELED, or -EINVAL (not a task's
+ * connection). */
+int cio_ws_recv(cio_ws *ws, cio_ws_msg *msg, cio_time deadline);
+
+/* After cio_ws_recv() returned -EPIPE: the peer's close code (1006: none). */
+int cio_ws_close_code(const cio_ws *ws);
+
 /* Sends a whole message (text must be valid UTF-8: the caller's promise).
  * Copied into the send queue: 0, -EPIPE once closing, -EMSGSIZE, or
  * -ENOBUFS when the queue's bound is reached (the connection is then closed

@@ -53,6 +53,9 @@ struct cio_ws {
     uint8_t peer_reason_len;
     uint8_t state;
     cio_list subs;  /* ws_sub.ws_link: this connection's topics */
+    void *task;     /* the coroutine API's state (ws_task.c), or NULL */
+    uint8_t holds;  /* references beyond the transport's (a task's) */
+    bool closed;    /* on_closed came: freed once the holds are gone */
     bool ping_out;  /* our ping is unanswered */
     bool in_feed;   /* inside a feed: flush once it is done */
     bool got_close; /* the peer's close arrived */
@@ -538,11 +541,51 @@ static void on_sent(void *ud, int err)
 static void on_closed(void *ud)
 {
     cio_ws *ws = ud;
+    ws->state = WS_GONE;
+    cio_timer_stop(&ws->timer);
     if (ws->h->on_close) {
         int code = ws->got_close ? ws->peer_code : CIO_WS_ABNORMAL;
         ws->h->on_close(ws, ws->ud, code, (cio_str){ws->peer_reason, ws->peer_reason_len});
     }
-    ws_free(ws);
+    ws->closed = true;
+    if (ws->holds == 0)
+        ws_free(ws);
+}
+
+void ws_hold(cio_ws *ws)
+{
+    ws->holds++;
+}
+
+void ws_release(cio_ws *ws)
+{
+    if (--ws->holds == 0 && ws->closed)
+        ws_free(ws);
+}
+
+void ws_read_pause(cio_ws *ws, bool pause)
+{
+    if (ws->state == WS_GONE || !ws->t)
+        return;
+    if (pause)
+        ws->t->ops->read_stop(ws->t);
+    else if (ws->t->ops->read_start(ws->t) < 0)
+        ws_close_transport(ws);
+}
+
+void ws_set_task(cio_ws *ws, void *task)
+{
+    ws->task = task;
+}
+
+void *ws_task_of(const cio_ws *ws)
+{
+    return ws->task;
+}
+
+size_t ws_max_message(const cio_ws *ws)
+{
+    return (size_t)ws->o->max_message_bytes;
 }
 
 static void on_shutdown(void *ud, bool force)

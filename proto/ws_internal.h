@@ -53,6 +53,18 @@ bool ws_shares_deflated(const cio_ws *ws);
  * (over it: ws is closed with 1008). 0 or -errno. */
 int ws_queue_seg(cio_ws *ws, cio_seg *seg, size_t off, size_t n);
 
+/* Keeps ws allocated after its connection closed, until ws_release (a task
+ * of the coroutine API still refers to it). */
+void ws_hold(cio_ws *ws);
+void ws_release(cio_ws *ws);
+/* Stops (or resumes) reading from the peer: TCP then pushes back. */
+void ws_read_pause(cio_ws *ws, bool pause);
+/* The coroutine API's state of a connection (ws_task.c). */
+void ws_set_task(cio_ws *ws, void *task);
+void *ws_task_of(const cio_ws *ws);
+/* The route's max_message_bytes. */
+size_t ws_max_message(const cio_ws *ws);
+
 /* ws_pubsub.c */
 /* Unlinks s from its topic (dropping the topic when it was the last). */
 void ws_sub_unlink(ws_sub *s);
