@@ -26,6 +26,8 @@ enum {
     WS_OPEN,       /* messages both ways */
     WS_CLOSE_SENT, /* our close is queued: waiting for the peer's (close timeout) */
     WS_CLOSING,    /* the transport closes once the queue is out; nothing more is sent */
+    WS_LINGER,     /* our close is out, the peer's not in: reading and discarding until it
+                      closes (or the close timeout), so that it reads our close, not a reset */
     WS_GONE,       /* the transport is closing or closed */
 };
 
@@ -59,6 +61,7 @@ struct cio_ws {
     bool ping_out;  /* our ping is unanswered */
     bool in_feed;   /* inside a feed: flush once it is done */
     bool got_close; /* the peer's close arrived */
+    bool peer_eof;  /* the peer finished sending */
 };
 
 void cio_ws_opts_defaults(cio_ws_opts *o)
@@ -352,8 +355,8 @@ static const ws_rx_cbs rx_cbs = {.on_data = rx_data, .on_control = rx_control};
 
 static void ws_feed(cio_ws *ws, uint8_t *data, size_t len)
 {
-    if (ws->state == WS_GONE || ws->got_close)
-        return; /* nothing may follow a close */
+    if (ws->state == WS_GONE || ws->state == WS_LINGER || ws->got_close)
+        return; /* nothing may follow a close; lingering discards */
     ws_active *a = act_get(ws);
     if (!a) {
         ws_close_transport(ws);
@@ -514,6 +517,7 @@ static void on_data(void *ud, uint8_t *data, size_t len)
 static void on_eof(void *ud, int err)
 {
     cio_ws *ws = ud;
+    ws->peer_eof = true;
     if (err == 0 && ws->state == WS_CLOSING && ws->act && cio_sendq_pending(&ws->act->sq))
         return;             /* our close goes out first (the close timer bounds it) */
     ws_close_transport(ws); /* with or without a close frame: nothing more comes */
@@ -532,7 +536,15 @@ static void on_sent(void *ud, int err)
     if (rc == 0)
         return;
     if (ws->state == WS_CLOSING) {
-        ws_close_transport(ws); /* our close (answer) is out */
+        if (ws->got_close || ws->peer_eof) {
+            ws_close_transport(ws); /* our answer is out, or nothing more comes */
+        } else {
+            /* We failed the connection while the peer may still be sending
+             * (a message over the maximum): closing now would reset it
+             * before it reads our close. */
+            ws->state = WS_LINGER;
+            ws->t->ops->shutdown_write(ws->t);
+        }
         return;
     }
     act_release_if_idle(ws);

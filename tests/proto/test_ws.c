@@ -311,6 +311,7 @@ START_TEST(violation_fails_with_its_code)
     cframe(&b, 1, true, "never", 5);
     input(&x, &b, UPGRADE("/echo") "\r\n");
     cio_ws_opts_defaults(&opts);
+    opts.close_timeout = CIO_MS(50); /* lingers for the peer's close, which never comes */
     run(&x);
     sframe f[8];
     int n = sframes(x.out, x.out_len, f, 8);
@@ -319,6 +320,34 @@ START_TEST(violation_fails_with_its_code)
     ck_assert(f[1].op == 8 && close_code(&f[1]) == 1007);
     ck_assert(x.closed);
     ck_assert_int_eq(last_close, 1006); /* the peer sent no close */
+}
+END_TEST
+
+/* Regression: a connection failed while the peer was still sending (say a
+ * message over the maximum) was closed at once, and the peer got a reset
+ * instead of the close. It now stops writing and reads on until the peer
+ * closes. */
+START_TEST(failing_lingers_until_the_peer_closes)
+{
+    static wsx x;
+    static wbuf b;
+    static char big[3000];
+    memset(&x, 0, sizeof(x));
+    memset(big, 'm', sizeof(big));
+    b.n = 0;
+    cframe(&b, 2, true, big, sizeof(big)); /* over the maximum */
+    cframe(&b, 2, true, "more", 4);        /* still sending */
+    input(&x, &b, UPGRADE("/echo") "\r\n");
+    x.eof = true;
+    cio_ws_opts_defaults(&opts); /* a close timeout of 5 s: the peer's end comes first */
+    opts.max_message_bytes = 1000;
+    cio_time t0 = cio_clock();
+    run(&x);
+    sframe f[4];
+    ck_assert_int_eq(sframes(x.out, x.out_len, f, 4), 1);
+    ck_assert(f[0].op == 8 && close_code(&f[0]) == 1009);
+    ck_assert(x.closed);
+    ck_assert_int_lt(cio_clock() - t0, CIO_SEC(4));
 }
 END_TEST
 
@@ -455,6 +484,7 @@ static Suite *ws_suite(void)
     T_CASE(s, handshake_without_version_is_426, 10);
     T_CASE(s, echo_keeps_type_and_joins_fragments, 10);
     T_CASE(s, violation_fails_with_its_code, 10);
+    T_CASE(s, failing_lingers_until_the_peer_closes, 10);
     T_CASE(s, handler_close_sends_its_code, 10);
     T_CASE(s, send_over_the_bound_closes_with_1008, 10);
     T_CASE(s, coroutine_api_receives_in_order, 10);
