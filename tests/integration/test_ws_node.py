@@ -156,7 +156,7 @@ class TestNodeLimits(NodeTestCase):
     """The default maximum (1 MiB)."""
 
     def test_message_over_the_maximum_is_1009(self):
-        cases = [(False, msg("binary", MIB + 1), 1), (False, msg("text", 2 * MIB, "repeat"), 8),
+        cases = [(False, msg("binary", MIB + 1), 1), (False, msg("text", 2 * MIB, "repeat"), 1),
                  (True, msg("binary", MIB + 1), 1),
                  # a compressed bomb: 2 MiB of zeros in a few kilobytes
                  (True, msg("binary", 2 * MIB, "zeros"), 1),
@@ -166,6 +166,21 @@ class TestNodeLimits(NodeTestCase):
                 r = self.node("too_big", deflate=deflate, message=m, fragments=fragments)
                 self.assertEqual(r["close_code"], 1009, r)
                 self.assertEqual(r["messages"], 0, r)
+        self.assert_alive()
+
+    def test_1009_reaches_a_client_that_is_still_sending(self):
+        # The server fails the message once past the maximum, while the client
+        # is still writing its later fragments. The client must still read the
+        # 1009 (RFC 6455 7.1.1: the server half-closes and reads until the
+        # client's end, as corio's HTTP side lingers after an error); a server
+        # that closes its socket at once resets the connection, and ws, whose
+        # write then fails with EPIPE, reports 1006 without the close frame.
+        cases = [(False, msg("binary", 2 * MIB), 8), (False, msg("text", 2 * MIB, "repeat"), 8),
+                 (False, msg("binary", 8 * MIB), 64), (True, msg("binary", 2 * MIB), 8)]
+        for deflate, m, fragments in cases:
+            with self.subTest(deflate=deflate, message=m, fragments=fragments):
+                r = self.node("too_big", deflate=deflate, message=m, fragments=fragments)
+                self.assertEqual(r["close_code"], 1009, r)
         self.assert_alive()
 
     def test_exactly_the_maximum_is_echoed(self):
