@@ -133,7 +133,11 @@ def ensure_packages(log=None):
         env = dict(os.environ, npm_config_update_notifier="false", npm_config_fund="false",
                    npm_config_audit="false")
         try:
-            r = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
+            # a registry that cannot be reached is known in seconds, not
+            # after npm's default backoff (about 70 s)
+            r = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund",
+                                "--fetch-retries=2", "--fetch-retry-mintimeout=2000",
+                                "--fetch-retry-maxtimeout=10000"],
                                cwd=dest, env=env, stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, timeout=NPM_TIMEOUT)
         except subprocess.TimeoutExpired as e:
@@ -155,9 +159,10 @@ def ensure_packages(log=None):
 
 
 def chromium_bin():
-    """Debian's Chromium (CORIO_CHROMIUM overrides), or raises Unavailable."""
+    """Debian's Chromium (or the one CORIO_CHROMIUM names), or raises
+    Unavailable."""
     p = os.environ.get("CORIO_CHROMIUM")
-    for c in ([p] if p else []) + list(CHROMIUM_CANDIDATES):
+    for c in [p] if p else CHROMIUM_CANDIDATES:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
     raise Unavailable("Chromium not found at %s (Debian package chromium; tests/run.sh "
