@@ -288,32 +288,39 @@ async function ping() {
 }
 
 // The server pings an idle connection (ping_interval_ms in its config):
-// ws answers each (args.auto_pong, the default) and stays open past the
-// server's idle timeout; without answers the server closes it.
+// ws answers each (args.auto_pong, the default) and the connection stays
+// open, for args.min_ms and until args.min_pings pings came (their times
+// reported), then still echoes; without answers the server closes it.
 // Times: closed_after_ms counts from before the connection (at least the
-// server's idle time), elapsed_ms from its opening (at most that).
+// server's idle time), elapsed_ms and ping_ms from its opening (at most).
 async function serverPing() {
   const before = Date.now();
   const c = await open(args.url, false, {autoPong: args.auto_pong !== false});
   const t0 = Date.now();
-  const payloads = [];
   if (args.auto_pong === false) {
     step = 'waiting for the server to close a connection that does not answer pings';
     const ev = await c.next(['close'], step);
     return {pings: c.take('ping').length, closed_after_ms: Date.now() - before,
             close_code: ev.code};
   }
-  while (payloads.length < args.min_pings) {
-    step = 'server ping ' + payloads.length;
-    const ev = await c.next(['ping'], step);
-    payloads.push(ev.data.length);
+  const pingMs = [];
+  c.ws.on('ping', () => pingMs.push(Date.now() - t0));
+  if (args.min_ms) {
+    step = 'idle for ' + args.min_ms + ' ms';
+    await new Promise((resolve) => setTimeout(resolve, args.min_ms));
+  }
+  while (pingMs.length < (args.min_pings || 0)) {
+    step = 'server ping ' + pingMs.length + ' (at ' + JSON.stringify(pingMs) + ' ms)';
+    await c.next(['ping', 'close'], step);
+    if (c.closed) throw new Error('closed ' + JSON.stringify(c.closed) + ' after pings at ' +
+                                  JSON.stringify(pingMs) + ' ms');
   }
   const elapsed = Date.now() - t0;
   step = 'echo after the pings';
   c.ws.send('still here');
   const m = await c.next(['message'], step);
   await c.close(1000);
-  return {pings: payloads.length, elapsed_ms: elapsed, echo: m.data.toString()};
+  return {pings: pingMs.length, ping_ms: pingMs, elapsed_ms: elapsed, echo: m.data.toString()};
 }
 
 // The client closes with args.code and args.reason: the server's close
