@@ -6,7 +6,11 @@
 corio_deps_build=(build-essential cmake pkg-config liburing-dev node-llhttp libjansson-dev
                   libssl-dev zlib1g-dev)
 corio_deps_test=(check clang libclang-rt-14-dev curl python3 python3-websockets valgrind procps
-                 iproute2)
+                 iproute2 chromium)
+# The WebSocket client tests also need Node.js and npm (for the npm packages ws
+# and playwright-core, installed into the build tree by ctest): any node and
+# npm already on PATH serve (Debian's npm package would conflict with a
+# Node.js that brings its own npm); otherwise Debian's nodejs and npm.
 
 corio_install_deps() {
     local want=("${corio_deps_build[@]}") missing=() p
@@ -14,6 +18,10 @@ corio_install_deps() {
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
+    if [ "${1:-build}" = test ]; then
+        command -v node >/dev/null 2>&1 || missing+=(nodejs)
+        command -v npm >/dev/null 2>&1 || missing+=(npm)
+    fi
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=()
     [ "$(id -u)" -eq 0 ] || sudo=(sudo)

@@ -2,6 +2,8 @@
 # Installs corio's build and test dependencies (apt-get), builds, and runs the
 # whole suite through ctest: the Release tree, the unit tests again under
 # AddressSanitizer+UBSan, and core's tests on the portable ucontext switch.
+# In the Release tree ctest first installs the pinned npm packages (ws,
+# playwright-core) into build/npm (the fixture integration.npm_setup).
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
