@@ -328,9 +328,8 @@ static int rx_control(void *ud, const ws_control *c)
             (void)queue_frame(ws, WS_OP_PONG, false, c->p, c->n);
         return 0;
     case WS_OP_PONG:
-        ws->ping_out = false;
-        return 0;
-    default: /* WS_OP_CLOSE */
+        return 0; /* its arrival cleared ping_out (on_data) */
+    default:      /* WS_OP_CLOSE */
         break;
     }
     ws->got_close = true;
@@ -510,7 +509,12 @@ static void on_data(void *ud, uint8_t *data, size_t len)
 {
     cio_ws *ws = ud;
     ws->last_seen = cio_now(); /* the timer looks at it when it fires */
-    ws->ping_out = false;
+    if (ws->ping_out) {
+        /* Our ping was answered (or something came): the next one is due a
+         * ping interval from now, not at the idle timeout it waited for. */
+        ws->ping_out = false;
+        arm_timer(ws);
+    }
     ws_feed(ws, data, len);
 }
 
