@@ -246,6 +246,32 @@ class TestViolations(H.ServerTestCase):
         self.violation([RawWs.frame(0x2, b"m" * 600, fin=False), RawWs.frame(0x0, b"m" * 600)],
                        1009)
 
+    def deflated(self):
+        return RawWs(self.server, headers={"Sec-WebSocket-Extensions": "permessage-deflate"})
+
+    def test_corrupt_compressed_data_is_1007(self):
+        with self.deflated() as ws:
+            self.assertIn("permessage-deflate", ws.response.header("Sec-WebSocket-Extensions"))
+            ws.send(0x2, b"\xff\xff\xff\xff", rsv=4)
+            ws.expect_close(1007)
+
+    def test_compressed_message_round_trip_raw(self):
+        import zlib
+        with self.deflated() as ws:
+            c = zlib.compressobj(wbits=-15)
+            data = c.compress(b"hello hello hello") + c.flush(zlib.Z_SYNC_FLUSH)
+            self.assertTrue(data.endswith(b"\x00\x00\xff\xff"))
+            ws.send(0x1, data[:-4], rsv=4)
+            fin, rsv, op, payload = ws.recv_frame()
+            text = zlib.decompressobj(wbits=-15).decompress(payload + b"\x00\x00\xff\xff") \
+                if rsv & 4 else payload
+            self.assertEqual((op, text), (0x1, b"hello hello hello"))
+
+    def test_rsv1_on_a_continuation_is_1002(self):
+        with self.deflated() as ws:
+            ws.conn.send(RawWs.frame(0x1, b"a", fin=False) + RawWs.frame(0x0, b"b", rsv=4))
+            ws.expect_close(1002)
+
     def test_compressed_bomb_over_the_maximum_is_1009(self):
         async def go():
             async with websockets.connect(self.server.base_url.replace("http", "ws") + "/ws/echo",
