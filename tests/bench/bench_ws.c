@@ -19,8 +19,10 @@
  *                 publisher keeps INFLIGHT messages in flight; a message
  *                 counts when every subscriber has it. Deliveries/s,
  *                 full-delivery latency p50/p99.
- *   ws-idle       N connections opened and left idle (pings answered) until
- *                 stdin closes or --hold passes; for memory measurements.
+ *   ws-idle       N connections opened (with --touch: and one message echoed
+ *                 on each) and left idle (pings answered) until stdin
+ *                 closes or --hold passes; prints READY once all are open.
+ *                 For memory measurements.
  *
  * The load runs WARMUP seconds, then is measured for DURATION seconds
  * (bounded: the run stops at the end whatever happens). Over the measured
@@ -79,6 +81,7 @@ typedef struct opts {
     unsigned parallel; /* handshakes in progress at a time */
     int server_pid;
     bool deflate; /* offer permessage-deflate */
+    bool touch;   /* ws-idle: one echo on each connection before it idles */
     bool verbose;
     unsigned buf_count, buf_size;
 } opts;
@@ -132,6 +135,8 @@ typedef struct run {
     unsigned nc;  /* entries of c */
     unsigned next_connect, connected, handshake_fail;
     unsigned deflated;
+    unsigned touched;  /* ws-idle --touch: connections whose echo came back */
+    cio_event all_touched;
     unsigned closed;   /* on_closed seen */
     unsigned lost;     /* connections the server closed or that failed */
     unsigned errors;   /* wrong content, order, protocol */
@@ -410,8 +415,13 @@ static void got_message(wsc *c)
     case ROLE_PUB:
         fail(c->r, "the publisher received a message (the server echoes to the sender?)");
         break;
-    default:
-        break; /* idle: whatever comes */
+    default: /* idle: the answer to --touch, once */
+        if (!c->synced) {
+            c->synced = true;
+            if (++c->r->touched == c->r->o->conns)
+                cio_event_set(&c->r->all_touched);
+        }
+        break;
     }
 }
 
@@ -688,6 +698,8 @@ static int conn_open(run *r, wsc *c, cio_time deadline)
     size_t rest = got - (size_t)(end + 4 - buf);
     if (rest)
         on_data(c, (uint8_t *)end + 4, rest);
+    if (c->role == ROLE_IDLE && o->touch)
+        send_frame(c, 0x1, r->payload, o->size);
     return 0;
 }
 
@@ -971,6 +983,9 @@ static intptr_t idle_main(void *arg)
                o->conns, r->connected, r->deflated, r->lost, r->errors);
         return 1;
     }
+    if (o->touch && r->touched < o->conns &&
+        (cio_event_wait(&r->all_touched, cio_after(CIO_SEC(60))) < 0 || r->touched < o->conns))
+        fail(r, "only %u of %u connections answered their message", r->touched, o->conns);
     printf("READY conns=%u deflate=%u secs=%.1f\n", r->connected, r->deflated,
            (double)(cio_clock() - t0) / 1e9);
     fflush(stdout);
@@ -1009,6 +1024,7 @@ static void usage(void)
             "  --sources K      connect from 127.0.0.<base>..<base+K-1> (1); --source-base B (1)\n"
             "  --parallel K     handshakes in progress at a time (64)\n"
             "  --deflate        ws-idle: offer permessage-deflate (client_max_window_bits)\n"
+            "  --touch          ws-idle: one SIZE-byte message each, answered, before idling\n"
             "  --bufs N --buf-size B   the loop's provided receive buffers\n"
             "  -v               verbose\n");
 }
@@ -1088,6 +1104,8 @@ int bench_ws(const char *mode, int argc, char **argv)
             o.buf_size = (unsigned)atoi(v);
         else if (strcmp(a, "--deflate") == 0)
             o.deflate = true;
+        else if (strcmp(a, "--touch") == 0)
+            o.touch = true;
         else if (strcmp(a, "-v") == 0)
             o.verbose = true;
         else if (a[0] != '-' && !target)
@@ -1152,6 +1170,7 @@ int bench_ws(const char *mode, int argc, char **argv)
     r->live_subs = o.mode == MODE_BROADCAST ? o.conns : 0;
     cio_event_init(&r->all_closed);
     cio_event_init(&r->synced);
+    cio_event_init(&r->all_touched);
 
     cio_loop_opts lo = {.sq_entries = 4096, .buf_count = o.buf_count, .buf_size = o.buf_size};
     int rc = cio_loop_create(&r->loop, &lo);
