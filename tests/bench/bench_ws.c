@@ -864,12 +864,12 @@ static void report(run *r, const snap *a, const snap *b)
                (unsigned long long)ls.cqes, (unsigned long long)ls.buf_shortages);
     printf("RESULT mode=%s conns=%u size=%u%s%u secs=%.3f msgs=%llu per_s=%.1f p50_us=%.1f "
            "p99_us=%.1f max_us=%.1f client_cpu_pct=%.1f client_us=%.3f server_cpu_pct=%.1f "
-           "server_us=%.4f noise_pct=%.1f errors=%u lost=%u buf_shortages=%llu\n",
+           "server_us=%.4f noise_pct=%.1f errors=%u lost=%u buf_shortages=%llu total=%llu\n",
            o->name, o->conns, o->size, o->mode == MODE_BROADCAST ? " inflight=" : " x=",
            o->mode == MODE_BROADCAST ? o->inflight : 0, secs, (unsigned long long)msgs, per_s,
            pct_us(r, 0.50), pct_us(r, 0.99), pct_us(r, 1.0), client_cpu / secs * 100, cli_us,
            server_cpu >= 0 ? server_cpu / secs * 100 : -1, srv_us, noise / secs * 100, r->errors,
-           r->lost, (unsigned long long)ls.buf_shortages);
+           r->lost, (unsigned long long)ls.buf_shortages, (unsigned long long)b->msgs);
     fflush(stdout);
 }
 
