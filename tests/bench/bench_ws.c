@@ -27,8 +27,10 @@
  * The load runs WARMUP seconds, then is measured for DURATION seconds
  * (bounded: the run stops at the end whatever happens). Over the measured
  * window the client reads its own CPU (getrusage), the server's utime+stime
- * (/proc/PID/stat, all threads, --server-pid) and the machine's busy ticks
- * (/proc/stat) and prints a human summary and one machine-readable line:
+ * (/proc/PID/stat, all threads, --server-pid) plus the time of ksoftirqd on
+ * the server's CPU (--server-cpu, 0: network work the kernel deferred there,
+ * which it does for io_uring's large batches of sends) and the machine's busy
+ * ticks (/proc/stat) and prints a human summary and one machine-readable line:
  *   RESULT mode=... key=value ...
  * Exit status 0, or 1 when the run had errors (a connection lost, a wrong
  * or missing message, a subscriber dropped), 2 for bad usage.
@@ -80,6 +82,7 @@ typedef struct opts {
     unsigned source_base;
     unsigned parallel; /* handshakes in progress at a time */
     int server_pid;
+    int server_cpu; /* its ksoftirqd's time is the server's (-1: none) */
     bool deflate; /* offer permessage-deflate */
     bool touch;   /* ws-idle: one echo on each connection before it idles */
     bool verbose;
@@ -747,6 +750,7 @@ typedef struct snap {
     cio_time t;
     double self_cpu; /* seconds */
     long long server_ticks;
+    long long sirq_server, sirq_client; /* ksoftirqd/<cpu> of the server's and the client's CPU */
     long long busy_ticks;
     uint64_t msgs, completed;
 } snap;
@@ -772,6 +776,32 @@ static long long proc_ticks(int pid)
         return -1;
     return (long long)(ut + st);
 }
+
+/* The pid of ksoftirqd/<cpu>, or -1. Network work that the softirq budget
+ * defers runs there, not in the process whose sends caused it: on the
+ * server's CPU it is the server's work (loopback delivery of what it sent),
+ * on the client's the client's. */
+static int ksoftirqd_pid(int cpu)
+{
+    if (cpu < 0)
+        return -1;
+    char want[32];
+    snprintf(want, sizeof(want), "ksoftirqd/%d\n", cpu);
+    for (int pid = 2; pid < 4096; pid++) {
+        char path[64], comm[64];
+        snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        bool match = fgets(comm, sizeof(comm), f) && strcmp(comm, want) == 0;
+        fclose(f);
+        if (match)
+            return pid;
+    }
+    return -1;
+}
+
+static int sirq_server_pid = -1, sirq_client_pid = -1;
 
 static long long busy_ticks(void)
 {
@@ -801,6 +831,8 @@ static void take(run *r, snap *s)
     s->t = cio_clock();
     s->self_cpu = self_cpu();
     s->server_ticks = proc_ticks(r->o->server_pid);
+    s->sirq_server = proc_ticks(sirq_server_pid);
+    s->sirq_client = proc_ticks(sirq_client_pid);
     s->busy_ticks = busy_ticks();
     s->msgs = r->msgs;
     s->completed = r->completed;
@@ -827,16 +859,24 @@ static void report(run *r, const snap *a, const snap *b)
     double hz = (double)sysconf(_SC_CLK_TCK);
     uint64_t msgs = b->msgs - a->msgs;
     qsort(r->lat, r->nlat, sizeof(*r->lat), cmp_u32);
-    double client_cpu = b->self_cpu - a->self_cpu;
-    double server_cpu = a->server_ticks >= 0 && b->server_ticks >= 0
-                            ? (double)(b->server_ticks - a->server_ticks) / hz
-                            : -1;
+    double sirq_s = a->sirq_server >= 0 && b->sirq_server >= 0
+                        ? (double)(b->sirq_server - a->sirq_server) / hz
+                        : 0;
+    double sirq_c = a->sirq_client >= 0 && b->sirq_client >= 0
+                        ? (double)(b->sirq_client - a->sirq_client) / hz
+                        : 0;
+    double client_cpu = b->self_cpu - a->self_cpu + sirq_c;
+    double server_proc = a->server_ticks >= 0 && b->server_ticks >= 0
+                             ? (double)(b->server_ticks - a->server_ticks) / hz
+                             : -1;
+    double server_cpu = server_proc >= 0 ? server_proc + sirq_s : -1;
     double busy = (double)(b->busy_ticks - a->busy_ticks) / hz;
-    double noise = busy - client_cpu - (server_cpu > 0 ? server_cpu : 0);
+    double noise = busy - client_cpu - (server_cpu > 0 ? server_cpu : sirq_s);
     if (noise < 0)
         noise = 0;
     double per_s = (double)msgs / secs;
     double srv_us = server_cpu >= 0 && msgs ? server_cpu * 1e6 / (double)msgs : -1;
+    double proc_us = server_proc >= 0 && msgs ? server_proc * 1e6 / (double)msgs : -1;
     double cli_us = msgs ? client_cpu * 1e6 / (double)msgs : -1;
     cio_loop_stats ls;
     cio_loop_get_stats(r->loop, &ls);
@@ -856,6 +896,9 @@ static void report(run *r, const snap *a, const snap *b)
         printf(", server CPU %.1f%% (%.3f us per %s)", server_cpu / secs * 100, srv_us,
                o->mode == MODE_ECHO ? "message" : "delivery");
     printf(", other load %.1f%% of a CPU\n", noise / secs * 100);
+    printf("  (ksoftirqd: %.1f%% of a CPU on the server's CPU, counted as the server's; %.1f%% on the "
+           "client's, counted as the client's)\n",
+           sirq_s / secs * 100, sirq_c / secs * 100);
     printf("  errors %u, connections lost %u%s%s\n", r->errors, r->lost,
            r->first_error[0] ? ": " : "", r->first_error);
     if (o->verbose)
@@ -864,11 +907,13 @@ static void report(run *r, const snap *a, const snap *b)
                (unsigned long long)ls.cqes, (unsigned long long)ls.buf_shortages);
     printf("RESULT mode=%s conns=%u size=%u%s%u secs=%.3f msgs=%llu per_s=%.1f p50_us=%.1f "
            "p99_us=%.1f max_us=%.1f client_cpu_pct=%.1f client_us=%.3f server_cpu_pct=%.1f "
-           "server_us=%.4f noise_pct=%.1f errors=%u lost=%u buf_shortages=%llu total=%llu\n",
+           "server_us=%.4f server_proc_us=%.4f sirq_server_pct=%.1f sirq_client_pct=%.1f "
+           "noise_pct=%.1f errors=%u lost=%u buf_shortages=%llu total=%llu\n",
            o->name, o->conns, o->size, o->mode == MODE_BROADCAST ? " inflight=" : " x=",
            o->mode == MODE_BROADCAST ? o->inflight : 0, secs, (unsigned long long)msgs, per_s,
            pct_us(r, 0.50), pct_us(r, 0.99), pct_us(r, 1.0), client_cpu / secs * 100, cli_us,
-           server_cpu >= 0 ? server_cpu / secs * 100 : -1, srv_us, noise / secs * 100, r->errors,
+           server_cpu >= 0 ? server_cpu / secs * 100 : -1, srv_us, proc_us, sirq_s / secs * 100,
+           sirq_c / secs * 100, noise / secs * 100, r->errors,
            r->lost, (unsigned long long)ls.buf_shortages, (unsigned long long)b->msgs);
     fflush(stdout);
 }
@@ -1020,6 +1065,8 @@ static void usage(void)
             "  --duration S     measured seconds (10); --warmup S before it (1)\n"
             "  --hold S         ws-idle: at most this long after READY (600); stdin EOF ends it\n"
             "  --server-pid P   read P's CPU time over the measured window\n"
+            "  --server-cpu N   the server's CPU (0): ksoftirqd/N's time is counted as the\n"
+            "                   server's (and ksoftirqd/<--cpu> as the client's); -1: not\n"
             "  --cpu N          pin the client to CPU N (1; -1 = not pinned)\n"
             "  --sources K      connect from 127.0.0.<base>..<base+K-1> (1); --source-base B (1)\n"
             "  --parallel K     handshakes in progress at a time (64)\n"
@@ -1055,6 +1102,7 @@ int bench_ws(const char *mode, int argc, char **argv)
               .warmup = 1,
               .hold = 600,
               .cpu = 1,
+              .server_cpu = 0,
               .sources = 1,
               .source_base = 1,
               .parallel = 64,
@@ -1090,6 +1138,8 @@ int bench_ws(const char *mode, int argc, char **argv)
             o.hold = atof(v);
         else if (ARG("--server-pid"))
             o.server_pid = atoi(v);
+        else if (ARG("--server-cpu"))
+            o.server_cpu = atoi(v);
         else if (ARG("--cpu"))
             o.cpu = atoi(v);
         else if (ARG("--sources"))
@@ -1129,6 +1179,8 @@ int bench_ws(const char *mode, int argc, char **argv)
         return 2;
     }
     bench_pin_cpu(o.cpu);
+    sirq_server_pid = o.server_pid > 0 ? ksoftirqd_pid(o.server_cpu) : -1;
+    sirq_client_pid = o.cpu != o.server_cpu ? ksoftirqd_pid(o.cpu) : -1;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
