@@ -151,7 +151,7 @@ EOF
         left=$((left - n))
         cmd=("$BENCH_BIN" ws-idle --conns "$n" --sources 4 --source-base $((1 + 4 * k)) --parallel 64
             --hold "$TIMEOUT" "${cpu_client[@]}" "${deflate[@]}" "${touch_arg[@]}" "127.0.0.1:$port")
-        [ $k = 0 ] && echo "# $s clients: $PROCS x ${cmd[*]}"
+        [ $k = 0 ] && echo "# $s clients: $PROCS x ${cmd[*]} (the k-th with --source-base $((1 + 4 * k)) for k = 0..$((PROCS - 1)))"
         timeout -k 5 $((TIMEOUT + 60)) "${cmd[@]}" <"$fifo" 9>&- >"$bench_tmp/$s.client$k" 2>&1 &
         cpids+=($!)
         bench_pids+=($!)
