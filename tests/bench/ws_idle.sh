@@ -85,9 +85,9 @@ bench_setup
 cpu_client=()
 [ "$(nproc)" -ge 2 ] && cpu_client=(--cpu 1)
 
-stop() { # pid
+stop() { # pid (a server with 18,000 sockets takes seconds to exit)
     kill "$1" 2>/dev/null || true
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 150); do
         kill -0 "$1" 2>/dev/null || return 0
         sleep 0.1
     done
@@ -151,7 +151,7 @@ EOF
         left=$((left - n))
         cmd=("$BENCH_BIN" ws-idle --conns "$n" --sources 4 --source-base $((1 + 4 * k)) --parallel 64
             --hold "$TIMEOUT" "${cpu_client[@]}" "${deflate[@]}" "${touch_arg[@]}" "127.0.0.1:$port")
-        [ $k = 0 ] && echo "# $s clients: $PROCS x ${cmd[*]} (the k-th with --source-base $((1 + 4 * k)) for k = 0..$((PROCS - 1)))"
+        [ $k = 0 ] && echo "# $s clients: $PROCS x ${cmd[*]} (process k of 0..$((PROCS - 1)): --source-base 1+4k)"
         timeout -k 5 $((TIMEOUT + 60)) "${cmd[@]}" <"$fifo" 9>&- >"$bench_tmp/$s.client$k" 2>&1 &
         cpids+=($!)
         bench_pids+=($!)
