@@ -7,5 +7,7 @@
 void bench_pin_cpu(int cpu);
 
 int bench_core(int argc, char **argv);
+/* mode: "ws-echo", "ws-broadcast" or "ws-idle" (bench_ws.c). */
+int bench_ws(const char *mode, int argc, char **argv);
 
 #endif

@@ -3,8 +3,12 @@
  * test: speed and memory targets live here, not in timed unit tests).
  *
  *   corio-bench core [--cpu N] [--scale K]   runtime figures, "name value unit"
+ *   corio-bench ws-echo [options] HOST:PORT       WebSocket echo load (bench_ws.c)
+ *   corio-bench ws-broadcast [options] HOST:PORT  WebSocket pub/sub load
+ *   corio-bench ws-idle [options] HOST:PORT       idle WebSocket connections
  *
- * HTTP load benchmarks against nginx are scripts next to this file.
+ * The load benchmarks against nginx and uWebSockets are scripts next to this
+ * file; they run these subcommands.
  */
 #include "bench.h"
 
@@ -27,6 +31,11 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "core") == 0)
         return bench_core(argc - 2, argv + 2);
-    fprintf(stderr, "usage: corio-bench core [--cpu N] [--scale K]\n");
+    if (argc >= 2 && (strcmp(argv[1], "ws-echo") == 0 || strcmp(argv[1], "ws-broadcast") == 0 ||
+                      strcmp(argv[1], "ws-idle") == 0))
+        return bench_ws(argv[1], argc - 2, argv + 2);
+    fprintf(stderr, "usage: corio-bench core [--cpu N] [--scale K]\n"
+                    "       corio-bench ws-echo|ws-broadcast|ws-idle [options] HOST:PORT"
+                    " (--help for the options)\n");
     return 2;
 }

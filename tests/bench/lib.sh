@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# tests/bench/lib.sh - helpers shared by the HTTP benchmark scripts
-# (http_vs_nginx.sh, idle_conns.sh, hash_latency.sh). Sourced, never run.
+# tests/bench/lib.sh - helpers shared by the benchmark scripts (http_vs_nginx.sh,
+# idle_conns.sh, hash_latency.sh, abandoned_work.sh, ws_vs_uws.sh, ws_idle.sh).
+# Sourced, never run.
 #
 # The caller sets bench_name (for messages) before sourcing, and calls
 # bench_setup once: it makes a private temp dir ($bench_tmp) and an EXIT trap
@@ -330,4 +331,88 @@ bench_median() {
     sort -g | awk '{ a[NR] = $1 } END {
         if (NR == 0) { print "nan"; exit }
         if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# ---- WebSocket benchmarks (ws_vs_uws.sh, ws_idle.sh) ----------------------------
+
+# Sets BENCH_BIN: the override if given, else build/tests/corio-bench, building
+# it (Release, with the tests' directory, which needs Debian's `check`) first
+# when it is missing.
+bench_bench_bin() {
+    if [ -n "${BENCH_BIN:-}" ]; then
+        [ -x "$BENCH_BIN" ] || bench_die "BENCH_BIN=$BENCH_BIN is not an executable"
+        return 0
+    fi
+    BENCH_BIN=$bench_root/build/tests/corio-bench
+    if [ ! -x "$BENCH_BIN" ]; then
+        bench_log "building corio-bench (Release) into $bench_root/build"
+        # shellcheck source-path=SCRIPTDIR source=../../deploy/deps.sh
+        . "$bench_root/deploy/deps.sh"
+        corio_deps_build+=(check)
+        corio_install_deps build
+        cmake -S "$bench_root" -B "$bench_root/build" -DCMAKE_BUILD_TYPE=Release \
+            -DCORIO_BUILD_TESTS=ON >/dev/null || bench_die "cmake configure failed"
+        cmake --build "$bench_root/build" -j --target corio-bench corio || bench_die "build failed"
+    fi
+}
+
+# bench_npm_install DIR PKG@VERSION...: installs npm packages into DIR
+# (`npm install --prefix DIR`, so DIR/node_modules; never in the source
+# tree) unless DIR/.bench-installed already lists exactly these packages.
+bench_npm_install() {
+    local dir=$1
+    shift
+    local want="$*"
+    if [ -f "$dir/.bench-installed" ] && [ "$(cat "$dir/.bench-installed")" = "$want" ] &&
+        [ -d "$dir/node_modules" ]; then
+        return 0
+    fi
+    bench_need_tools node=nodejs npm=npm
+    mkdir -p "$dir"
+    bench_log "npm install --prefix $dir $want"
+    timeout 600 npm install --prefix "$dir" --no-audit --no-fund --no-save --loglevel=error \
+        "$@" >"$dir/npm.log" 2>&1 || {
+        tail -n 20 "$dir/npm.log" >&2
+        bench_die "npm install failed (log: $dir/npm.log)"
+    }
+    echo "$want" >"$dir/.bench-installed"
+}
+
+# bench_start_bg VAR_PID LOG CPUS CMD...: starts CMD in the background,
+# pinned to CPUS ("" = not pinned), output to LOG, stopped at exit; stores its
+# PID in VAR_PID. Prints the command line to stderr.
+bench_start_bg() {
+    local -n _bpid=$1
+    local log=$2 cpus=$3
+    shift 3
+    local cmd=("$@")
+    [ -n "$cpus" ] && cmd=(taskset -c "$cpus" "${cmd[@]}")
+    bench_log "start: ${cmd[*]}"
+    "${cmd[@]}" >"$log" 2>&1 &
+    _bpid=$!
+    bench_pids+=("$_bpid")
+}
+
+# bench_wait_line PID LOG REGEX [SECONDS]: waits until LOG has a line
+# matching REGEX (10 s by default); fails with the log's tail when PID exits
+# or the time runs out.
+bench_wait_line() {
+    local pid=$1 log=$2 re=$3 secs=${4:-10} deadline
+    deadline=$((SECONDS + secs))
+    while [ $SECONDS -lt $deadline ]; do
+        grep -Eq "$re" "$log" 2>/dev/null && return 0
+        if ! kill -0 "$pid" 2>/dev/null; then
+            bench_log "process $pid exited; its log ($log):"
+            tail -n 20 "$log" >&2 2>/dev/null
+            bench_die "server did not start"
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$log" >&2 2>/dev/null
+    bench_die "no line matching '$re' in $log within $secs s"
+}
+
+# bench_result_field LINE KEY: the value of KEY=... in a RESULT line.
+bench_result_field() {
+    echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1
 }
