@@ -223,6 +223,7 @@ struct cio_loop {
 
     cio_loop_stats stats;
     cio_list writers;    /* cio_log_writer flushed at the end of each turn */
+    cio_list sendq_due;  /* cio_sendq.due_link: sent at the end of each turn */
     cio_log_writer *log; /* this loop's process-log writer (stderr) */
 
 #if CIO_ASAN
@@ -311,6 +312,9 @@ void cio__net_rearm(cio_loop *l);
 /* Makes the buffers given back during a reap visible to the kernel. */
 void cio__bufring_publish(cio_loop *l);
 void cio__bufring_fini(cio_loop *l);
+
+/* send queues (sendq.c): the slices due at the end of a turn go out. */
+void cio__sendq_run_due(cio_loop *l);
 
 /* log (log.c) */
 void cio__log_flush(cio_loop *l);

@@ -116,10 +116,16 @@ void cio_mem_transport_fini(cio_mem_transport *m);
 /* The output of one connection over a transport: copied bytes and
  * segments, sent in order, in slices of at most 64 KiB gathered into one
  * send each; each slice must leave within the write timeout (which thus
- * measures progress, not the whole output), else on_timeout runs (the owner
+ * measures progress, not the whole output), else on_error runs (the owner
  * closes). Above the high watermark, writers wait until the queue is down to
  * the low one. The owner forwards the transport's on_sent to
- * cio_sendq_sent(). Embedded by the owner; not thread-safe. */
+ * cio_sendq_sent(). Embedded by the owner; not thread-safe.
+ *
+ * Batching: what a turn of the loop queues leaves at the end of the turn
+ * (cio_sendq_flush_soon, and the slice after a completed one), so that the
+ * messages of a whole read, or a burst of broadcasts, share one send. The
+ * turn's submissions reach the kernel only at the next turn's enter, so
+ * this costs no latency. */
 typedef struct cio_sendq {
     cio_transport *tp;
     struct cio__sqpart *parts; /* FIFO ring */
@@ -132,20 +138,26 @@ typedef struct cio_sendq {
     cio_time write_timeout;
     cio_timer timer; /* the slice in flight's write deadline */
     cio_event room;  /* set when the queue is down to the low watermark */
-    void (*on_timeout)(struct cio_sendq *q);
+    /* A slice did not leave within the write timeout (-ETIMEDOUT), or a
+     * send started at the end of a turn failed (-errno): the owner closes. */
+    void (*on_error)(struct cio_sendq *q, int err);
+    cio_list due_link; /* in the loop's list of queues sent at the end of the turn */
     cio_buf spare;     /* a drained chunk, kept for the next one */
     cio_buf *tail_buf; /* the open chunk's buffer (valid while open_tail) */
     struct iovec iov[CIO_SENDQ_IOV];
 } cio_sendq;
 
 void cio_sendq_init(cio_sendq *q, cio_transport *tp, size_t low, size_t high,
-                    cio_time write_timeout, void (*on_timeout)(cio_sendq *q));
+                    cio_time write_timeout, void (*on_error)(cio_sendq *q, int err));
 /* Frees what is queued. Only once the transport cannot touch the bytes any
  * more: after its on_closed, or with nothing in flight. */
 void cio_sendq_fini(cio_sendq *q);
 /* Attaches an empty queue (nothing queued or in flight) to another
  * transport, keeping its memory for reuse. */
 void cio_sendq_reuse(cio_sendq *q, cio_transport *tp);
+/* Frees the spare chunk an empty queue kept if it is larger than keep
+ * bytes (before the queue is cached for reuse). */
+void cio_sendq_trim(cio_sendq *q, size_t keep);
 char *cio__sendq_reserve_part(cio_sendq *q, size_t n);
 
 /* Room for n bytes to copy in, at the end of the queue, or NULL (-ENOMEM);
@@ -173,9 +185,14 @@ int cio_sendq_append_seg(cio_sendq *q, cio_seg *seg, size_t off, size_t len);
  * meanwhile follows it). 0 or -errno from the transport (nothing is then in
  * flight; the owner closes). */
 int cio_sendq_flush(cio_sendq *q);
-/* The transport's on_sent(err): retires what went out and sends the next
- * slice. Returns 1 when everything queued is out, 0 while more is in
- * flight, or -errno (the send failed: the owner closes). */
+/* Like cio_sendq_flush, at the end of the loop's turn (at once outside a
+ * loop): what else the turn queues joins the same send. A failure then
+ * goes to on_error. */
+void cio_sendq_flush_soon(cio_sendq *q);
+/* The transport's on_sent(err): retires what went out; what is still
+ * queued leaves at the end of the turn (cio_sendq_flush_soon). Returns 1
+ * when everything queued is out, 0 while more is queued, or -errno (the
+ * send failed: the owner closes). */
 int cio_sendq_sent(cio_sendq *q, int err);
 /* [awaits] Above the high watermark: flushes and waits until the queue is
  * down to the low one. 0, -EPIPE once closed, -ETIMEDOUT or -ECANCELED. */

@@ -115,31 +115,40 @@ static void part_pop(cio_sendq *q)
 static void write_timer(cio_timer *t)
 {
     cio_sendq *q = cio_container_of(t, cio_sendq, timer);
-    q->on_timeout(q);
+    q->on_error(q, -ETIMEDOUT);
 }
 
 void cio_sendq_init(cio_sendq *q, cio_transport *tp, size_t low, size_t high,
-                    cio_time write_timeout, void (*on_timeout)(cio_sendq *q))
+                    cio_time write_timeout, void (*on_error)(cio_sendq *q, int err))
 {
     memset(q, 0, sizeof(*q));
     q->tp = tp;
     q->low = low;
     q->high = high > low ? high : low;
     q->write_timeout = write_timeout;
-    q->on_timeout = on_timeout;
+    q->on_error = on_error;
+    cio_list_init(&q->due_link);
     cio_timer_init(&q->timer, NULL, write_timer);
     cio_event_init(&q->room);
 }
 
 void cio_sendq_reuse(cio_sendq *q, cio_transport *tp)
 {
+    cio_list_del(&q->due_link);
     q->tp = tp;
     q->closed = false;
     cio_event_clear(&q->room);
 }
 
+void cio_sendq_trim(cio_sendq *q, size_t keep)
+{
+    if (q->spare.cap > keep)
+        cio_buf_free(&q->spare);
+}
+
 void cio_sendq_fini(cio_sendq *q)
 {
+    cio_list_del(&q->due_link);
     cio_timer_stop(&q->timer);
     while (q->count)
         part_pop(q);
@@ -231,9 +240,38 @@ static int send_slice(cio_sendq *q)
 
 int cio_sendq_flush(cio_sendq *q)
 {
+    cio_list_del(&q->due_link); /* due now, not at the end of the turn */
     if (q->sending || q->closed || q->queued == 0)
         return 0;
     return send_slice(q);
+}
+
+void cio_sendq_flush_soon(cio_sendq *q)
+{
+    if (q->sending || q->closed || q->queued == 0 || !cio_list_empty(&q->due_link))
+        return;
+    cio_loop *l = cio__tls_loop;
+    if (l && !l->closing) {
+        cio_list_push(&l->sendq_due, &q->due_link);
+        return;
+    }
+    int rc = send_slice(q);
+    if (rc < 0)
+        q->on_error(q, rc);
+}
+
+void cio__sendq_run_due(cio_loop *l)
+{
+    /* on_error may close queues (unlinking them) or, through callbacks,
+     * link more: popping one at a time copes with both. */
+    for (cio_list *n; (n = cio_list_pop(&l->sendq_due)) != NULL;) {
+        cio_sendq *q = cio_container_of(n, cio_sendq, due_link);
+        if (q->sending || q->closed || q->queued == 0)
+            continue;
+        int rc = send_slice(q);
+        if (rc < 0)
+            q->on_error(q, rc);
+    }
 }
 
 int cio_sendq_sent(cio_sendq *q, int err)
@@ -261,8 +299,8 @@ int cio_sendq_sent(cio_sendq *q, int err)
     if (q->closed)
         return 1;
     if (q->queued) {
-        int rc = send_slice(q);
-        return rc < 0 ? rc : 0;
+        cio_sendq_flush_soon(q); /* with whatever else this turn queues */
+        return 0;
     }
     return 1;
 }
@@ -288,6 +326,7 @@ int cio_sendq_wait_room(cio_sendq *q, cio_time deadline)
 void cio_sendq_close(cio_sendq *q)
 {
     q->closed = true;
+    cio_list_del(&q->due_link);
     cio_timer_stop(&q->timer);
     cio_event_set(&q->room); /* a writer waiting for room learns */
 }

@@ -58,10 +58,11 @@ static void req_reset(cio_http_req *r)
     r->start = UINT32_MAX; /* no byte of the request seen yet */
 }
 
-static void out_timeout(cio_sendq *q)
+static void out_error(cio_sendq *q, int err)
 {
+    (void)err; /* -ETIMEDOUT: a reader that stopped; or a send that failed */
     http_active *a = cio_container_of(q, http_active, sq);
-    http_conn_close(a->req.conn); /* a slice did not go out in time: a reader that stopped */
+    http_conn_close(a->req.conn);
 }
 
 /* Request states (parser, buffers, arena, send queue) are kept per server
@@ -89,7 +90,7 @@ static http_active *act_get(cio_http_conn *c)
         a = calloc(1, sizeof(*a));
         if (!a)
             return NULL;
-        cio_sendq_init(&a->sq, c->tp, OUT_LOW, OUT_HIGH, srv->o.write_timeout, out_timeout);
+        cio_sendq_init(&a->sq, c->tp, OUT_LOW, OUT_HIGH, srv->o.write_timeout, out_error);
         cio_arena_init(&a->req.arena, 1024);
     }
     llhttp_init(&a->parser, HTTP_REQUEST, &srv->settings);

@@ -20,7 +20,14 @@
 
 #define OUT_LOW   (64 * 1024) /* writers wait (coroutine API) down to this */
 #define MSG_KEEP  (64 * 1024) /* a message buffer up to this size is kept */
-#define ACT_CACHE 16          /* receive/send states kept per thread for reuse */
+/* Receive/send states kept per thread for reuse: a broadcast gives every
+ * subscriber one until its send completes, and allocating them anew each
+ * time cost more than the queueing. Cached states keep buffers of up to
+ * ACT_KEEP_BUF, all of them together up to ACT_CACHE_BUFS bytes (the cache
+ * is at most ~1.7 MiB). */
+#define ACT_CACHE      1024
+#define ACT_KEEP_BUF   4096
+#define ACT_CACHE_BUFS (1024 * 1024)
 
 enum {
     WS_OPEN,       /* messages both ways */
@@ -84,8 +91,9 @@ static void ws_close_transport(cio_ws *ws);
 
 static _Thread_local ws_active *act_free_list;
 static _Thread_local unsigned act_free_len;
+static _Thread_local size_t act_free_bufs; /* buffer bytes the cached states keep */
 
-static void sq_timeout(cio_sendq *q);
+static void sq_error(cio_sendq *q, int err);
 
 static ws_active *act_get(cio_ws *ws)
 {
@@ -95,6 +103,7 @@ static ws_active *act_get(cio_ws *ws)
     if (a) {
         act_free_list = a->next_free;
         act_free_len--;
+        act_free_bufs -= a->msg.cap + a->sq.spare.cap;
         cio_sendq_reuse(&a->sq, ws->t);
         a->sq.high = ws->o->send_queue_bytes; /* the route's, which may differ */
         a->sq.write_timeout = ws->o->write_timeout;
@@ -103,7 +112,7 @@ static ws_active *act_get(cio_ws *ws)
         if (!a)
             return NULL;
         cio_sendq_init(&a->sq, ws->t, OUT_LOW, ws->o->send_queue_bytes, ws->o->write_timeout,
-                       sq_timeout);
+                       sq_error);
     }
     a->ws = ws;
     ws_rx_init(&a->rx, ws->dfl != NULL);
@@ -128,29 +137,36 @@ static void act_release_if_idle(cio_ws *ws)
     if (!a || !ws_rx_idle(&a->rx) || cio_sendq_pending(&a->sq) || cio_sendq_busy(&a->sq))
         return;
     ws->act = NULL;
-    if (act_free_len >= ACT_CACHE || a->msg.cap > MSG_KEEP) {
+    if (act_free_len >= ACT_CACHE) {
         act_destroy(a);
         return;
     }
+    size_t keep = act_free_bufs < ACT_CACHE_BUFS - 2 * ACT_KEEP_BUF ? ACT_KEEP_BUF : 0;
+    if (a->msg.cap > keep)
+        cio_buf_free(&a->msg);
+    cio_sendq_trim(&a->sq, keep);
+    act_free_bufs += a->msg.cap + a->sq.spare.cap;
     a->next_free = act_free_list;
     act_free_list = a;
     act_free_len++;
 }
 
-static void sq_timeout(cio_sendq *q)
+static void sq_error(cio_sendq *q, int err)
 {
+    (void)err; /* -ETIMEDOUT: a reader that stopped; or a send that failed */
     ws_active *a = cio_container_of(q, ws_active, sq);
-    ws_close_transport(a->ws); /* a slice did not go out in time: a reader that stopped */
+    ws_close_transport(a->ws);
 }
 
 /* ---- sending ---------------------------------------------------------------------------- */
 
+/* Output leaves at the end of the loop's turn: the answers to a whole read,
+ * and every broadcast of the turn, share one send per connection. */
 static void ws_flush(cio_ws *ws)
 {
     if (ws->in_feed || !ws->act || ws->state == WS_GONE)
         return;
-    if (cio_sendq_flush(&ws->act->sq) < 0)
-        ws_close_transport(ws);
+    cio_sendq_flush_soon(&ws->act->sq);
 }
 
 /* Queues one frame. Data frames respect the queue's bound (-ENOBUFS);

@@ -56,12 +56,18 @@ typedef struct rec {
     unsigned sends, last_niov;
     size_t last_len;
     bool pending;
+    int fail; /* the next send returns this (-errno) */
 } rec;
 
 static int rec_send(cio_transport *t, struct iovec *iov, unsigned n)
 {
     rec *r = cio_container_of(t, rec, t);
     ck_assert(!r->pending); /* one send at a time */
+    if (r->fail) {
+        int rc = r->fail;
+        r->fail = 0;
+        return rc;
+    }
     r->last_len = 0;
     for (unsigned i = 0; i < n; i++) {
         ck_assert(r->out_len + iov[i].iov_len <= sizeof(r->out));
@@ -77,26 +83,37 @@ static int rec_send(cio_transport *t, struct iovec *iov, unsigned n)
 
 static const cio_transport_ops rec_ops = {.send = rec_send};
 
-static int timeouts;
-static void on_timeout(cio_sendq *q)
+static int timeouts, last_error;
+static void on_error(cio_sendq *q, int err)
 {
     (void)q;
-    timeouts++;
+    last_error = err;
+    if (err == -ETIMEDOUT)
+        timeouts++;
 }
 
-/* Completes the send in flight; returns cio_sendq_sent's answer. */
+/* Lets the loop finish its turn: the slices due at its end go out. */
+static void next_turn(void)
+{
+    ck_assert_int_eq(cio_sleep(1), 0);
+}
+
+/* Completes the send in flight and lets the turn end (the next slice leaves
+ * then); returns cio_sendq_sent's answer. */
 static int complete(rec *r, cio_sendq *q)
 {
     ck_assert(r->pending);
     r->pending = false;
-    return cio_sendq_sent(q, 0);
+    int rc = cio_sendq_sent(q, 0);
+    next_turn();
+    return rc;
 }
 
 static rec *rec_new(cio_sendq *q, size_t low, size_t high, cio_time write_timeout)
 {
     rec *r = calloc(1, sizeof(*r));
     r->t.ops = &rec_ops;
-    cio_sendq_init(q, &r->t, low, high, write_timeout, on_timeout);
+    cio_sendq_init(q, &r->t, low, high, write_timeout, on_error);
     return r;
 }
 
@@ -282,6 +299,63 @@ START_TEST(sendq_watermarks_hold_writers_back)
 }
 END_TEST
 
+/* What one turn of the loop queues leaves at its end in one send, also
+ * after a completed send; a queue closed before then sends nothing; a send
+ * started at the end of a turn that fails goes to on_error. */
+static intptr_t main_batching(void *arg)
+{
+    (void)arg;
+    cio_sendq q;
+    rec *r = rec_new(&q, 1024, 4096, CIO_SEC(5));
+    cio_seg *seg = cio_seg_new(3);
+    memcpy(seg->data, "SEG", 3);
+    ck_assert_int_eq(cio_sendq_append(&q, "one ", 4), 0);
+    cio_sendq_flush_soon(&q);
+    ck_assert_int_eq(cio_sendq_append_seg(&q, seg, 0, 3), 0);
+    cio_sendq_flush_soon(&q);
+    ck_assert_int_eq(r->sends, 0); /* not before the turn ends */
+    next_turn();
+    ck_assert_int_eq(r->sends, 1);
+    ck_assert_int_eq(r->last_len, 7);
+    /* completed while more was queued: the rest of the turn joins it */
+    ck_assert_int_eq(cio_sendq_append(&q, " two", 4), 0);
+    cio_sendq_flush_soon(&q); /* in flight: waits for the completion */
+    r->pending = false;
+    ck_assert_int_eq(cio_sendq_sent(&q, 0), 0);
+    ck_assert_int_eq(cio_sendq_append_seg(&q, seg, 0, 3), 0);
+    cio_sendq_flush_soon(&q);
+    ck_assert_int_eq(r->sends, 1);
+    next_turn();
+    ck_assert_int_eq(r->sends, 2);
+    ck_assert_int_eq(r->last_len, 7);
+    ck_assert_int_eq(complete(r, &q), 1);
+    r->out[r->out_len] = 0;
+    ck_assert_str_eq(r->out, "one SEG twoSEG");
+    /* a failure at the end of the turn */
+    last_error = 0;
+    r->fail = -ECONNRESET;
+    ck_assert_int_eq(cio_sendq_append(&q, "x", 1), 0);
+    cio_sendq_flush_soon(&q);
+    next_turn();
+    ck_assert_int_eq(last_error, -ECONNRESET);
+    ck_assert(!cio_sendq_busy(&q));
+    /* closed before the turn ends: nothing goes out */
+    cio_sendq_flush_soon(&q);
+    cio_sendq_close(&q);
+    next_turn();
+    ck_assert_int_eq(r->sends, 2);
+    cio_sendq_fini(&q);
+    cio_seg_unref(seg);
+    free(r);
+    return 0;
+}
+
+START_TEST(sendq_batches_a_turn_into_one_send)
+{
+    ck_assert_int_eq(t_run(main_batching, NULL), 0);
+}
+END_TEST
+
 /* More parts than one send gathers: they leave over several sends. */
 static intptr_t main_many_parts(void *arg)
 {
@@ -329,6 +403,7 @@ static Suite *buf_suite(void)
     T_CASE(s, sendq_slices_with_a_write_timeout_each, 5);
     T_CASE(s, sendq_watermarks_hold_writers_back, 5);
     T_CASE(s, sendq_many_parts_over_several_sends, 5);
+    T_CASE(s, sendq_batches_a_turn_into_one_send, 5);
     return s;
 }
 

@@ -1473,11 +1473,14 @@ static void man_feed(const char *s)
     free(copy);
 }
 
+/* Completes the held send and lets the loop's turn end: the next slice, if
+ * any, leaves then. */
 static void man_complete(void)
 {
     if (man.send_pending) {
         man.send_pending = false;
         man.t.cbs->on_sent(man.t.ud, 0);
+        cio_sleep(1);
     }
 }
 
