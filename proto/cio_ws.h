@@ -167,6 +167,12 @@ int cio_ws_publish_post(cio_loop *loop, cio_ws_topics *t, const char *name, bool
 const char *cio_ws_subprotocol(const cio_ws *ws);
 /* Whether permessage-deflate was negotiated. */
 bool cio_ws_compressed(const cio_ws *ws);
+/* Bytes the connection holds beyond its own struct: its receive and send
+ * state with buffers and queued output (only while a frame or message is
+ * coming in or output is queued), and zlib's streams (freed when unused
+ * for 2 s) and the windows kept for them. 0 for an idle connection without
+ * compression. */
+size_t cio_ws_memory(const cio_ws *ws);
 /* The handler's ud (may be changed with cio_ws_set_userdata in on_open). */
 void *cio_ws_userdata(const cio_ws *ws);
 void cio_ws_set_userdata(cio_ws *ws, void *ud);

@@ -8,8 +8,8 @@
  * Memory: an idle connection is its struct (and the HTTP connection that
  * owns the transport); the receiver, the message being assembled and the
  * send queue hang off ws->act, which exists only while a frame or message is
- * in progress or output is queued. zlib streams are freed when the
- * connection has been quiet for a ping interval.
+ * in progress or output is queued. zlib streams (tens of KiB) are freed,
+ * their window kept, once they have not been used for DEFLATE_IDLE.
  */
 #include "ws_internal.h"
 
@@ -20,6 +20,7 @@
 
 #define OUT_LOW   (64 * 1024) /* writers wait (coroutine API) down to this */
 #define MSG_KEEP  (64 * 1024) /* a message buffer up to this size is kept */
+#define DEFLATE_IDLE CIO_SEC(2) /* zlib streams unused this long are freed */
 /* Receive/send states kept per thread for reuse: a broadcast gives every
  * subscriber one until its send completes, and allocating them anew each
  * time cost more than the queueing. Cached states keep buffers of up to
@@ -69,6 +70,7 @@ struct cio_ws {
     bool in_feed;   /* inside a feed: flush once it is done */
     bool got_close; /* the peer's close arrived */
     bool peer_eof;  /* the peer finished sending */
+    bool zlib_armed; /* the timer also waits for the zlib streams to go idle */
 };
 
 void cio_ws_opts_defaults(cio_ws_opts *o)
@@ -192,6 +194,16 @@ static int queue_frame(cio_ws *ws, unsigned op, bool rsv1, const void *payload, 
     return 0;
 }
 
+static void arm_timer(cio_ws *ws);
+
+/* The zlib streams were used: the timer frees them once they rest. */
+static void deflate_used(cio_ws *ws)
+{
+    ws->dfl->used = cio_now();
+    if (!ws->zlib_armed && ws->state == WS_OPEN)
+        arm_timer(ws);
+}
+
 static _Thread_local cio_buf deflate_out; /* a message compressed before it is framed */
 
 int cio_ws_send(cio_ws *ws, bool binary, const void *data, size_t len)
@@ -205,6 +217,7 @@ int cio_ws_send(cio_ws *ws, bool binary, const void *data, size_t len)
     if (ws->dfl) {
         deflate_out.len = 0;
         int rc = ws_deflate_compress(ws->dfl, data, len, true, &deflate_out);
+        deflate_used(ws);
         if (rc < 0)
             return rc;
         if (ws_deflate_use_compressed(ws->dfl, len, deflate_out.len)) {
@@ -308,6 +321,7 @@ static int rx_data(void *ud, const ws_data *d)
     size_t before = a->msg.len;
     if (d->compressed) {
         int rc = ws_deflate_inflate(ws->dfl, d->p, d->n, d->msg_end, &a->msg);
+        deflate_used(ws);
         if (rc == -EMSGSIZE)
             return CIO_WS_TOO_BIG;
         if (rc == -EBADMSG)
@@ -396,6 +410,14 @@ static void arm_timer(cio_ws *ws)
         when = ws->last_seen + o->ping_interval;
     if (o->idle_timeout != CIO_NEVER && ws->last_seen + o->idle_timeout < when)
         when = ws->last_seen + o->idle_timeout;
+    ws->zlib_armed = ws->dfl && ws_deflate_holds_streams(ws->dfl);
+    if (ws->zlib_armed) {
+        cio_time rest = ws->dfl->used + DEFLATE_IDLE;
+        if (rest <= cio_now()) /* due, but held by a message in the middle */
+            rest = cio_now() + DEFLATE_IDLE;
+        if (rest < when)
+            when = rest;
+    }
     if (when == CIO_NEVER)
         cio_timer_stop(&ws->timer);
     else if (cio_timer_start(&ws->timer, when) < 0)
@@ -415,8 +437,9 @@ static void ws_timer(cio_timer *t)
         ws_close_transport(ws); /* silent, not even a pong: gone (1006) */
         return;
     }
-    /* Quiet for a ping interval: what zlib held can go. */
-    if (ws->dfl && (!ws->act || ws_rx_idle(&ws->act->rx)))
+    /* Streams at rest: what zlib held can go (a message in the middle keeps
+     * them). */
+    if (ws->dfl && now - ws->dfl->used >= DEFLATE_IDLE && (!ws->act || ws_rx_idle(&ws->act->rx)))
         ws_deflate_idle(ws->dfl);
     if (o->ping_interval != CIO_NEVER && !ws->ping_out && now - ws->last_seen >= o->ping_interval) {
         ws->ping_out = true;
@@ -725,6 +748,17 @@ int cio_ws_accept(cio_http_req *req, const cio_ws_opts *opts, const cio_ws_handl
 const char *cio_ws_subprotocol(const cio_ws *ws)
 {
     return ws->subprotocol;
+}
+
+size_t cio_ws_memory(const cio_ws *ws)
+{
+    size_t n = 0;
+    const ws_active *a = ws->act;
+    if (a)
+        n += sizeof(*a) + a->msg.cap + a->sq.spare.cap + cio_sendq_pending(&a->sq);
+    if (ws->dfl)
+        n += sizeof(*ws->dfl) + ws_deflate_memory(ws->dfl);
+    return n;
 }
 
 bool cio_ws_compressed(const cio_ws *ws)

@@ -44,6 +44,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Server defaults (policy fields left 0). Level 1 (Z_BEST_SPEED): CPU is
  * what a server runs out of. On chat-like JSON messages of 190 bytes with
@@ -100,6 +101,7 @@ typedef struct ws_deflate {
     size_t max_message; /* decompressed bytes per message, at most */
     size_t msg_in;      /* decompressed bytes of the message being inflated */
     size_t mem;         /* bytes zlib holds (ws_deflate_memory) */
+    int64_t used;       /* the owner's: when a stream was last used (its clock) */
     ws_deflate_params p;
     int8_t level, mem_level;
     bool inf_mid, def_mid; /* in the middle of a message */
@@ -113,6 +115,11 @@ int ws_deflate_init(ws_deflate *st, const ws_deflate_params *p, const ws_deflate
                     size_t max_message_bytes);
 /* Frees everything st holds; st may be initialised again. */
 void ws_deflate_fini(ws_deflate *st);
+/* Whether st holds zlib streams (which ws_deflate_idle() would free). */
+static inline bool ws_deflate_holds_streams(const ws_deflate *st)
+{
+    return st->inf || st->def;
+}
 
 /* Decompresses the next piece (len bytes, unmasked) of a compressed message
  * and appends the output to out; fin marks the last piece, after which the

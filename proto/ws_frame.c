@@ -270,7 +270,7 @@ static int deliver_data(ws_rx *rx, const uint8_t *p, size_t n, const ws_rx_cbs *
         .frame_end = rx->left == 0,
         .msg_end = rx->left == 0 && rx->fin,
     };
-    rx->msg_started = true;
+    rx->msg_started = !d.msg_end; /* a whole message leaves the receiver idle */
     if (d.frame_end) {
         rx->state = RX_HEAD;
         if (d.msg_end)

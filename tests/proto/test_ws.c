@@ -7,6 +7,7 @@
 #include "../core/harness.h"
 #include "cio_ws.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define KEY    "dGhlIHNhbXBsZSBub25jZQ=="
@@ -85,9 +86,12 @@ static int close_code(const sframe *f)
 
 static int closes, last_close;
 
+static cio_ws *last_ws; /* the connection of the last message echoed */
+
 static void echo_msg(cio_ws *ws, void *ud, bool binary, const uint8_t *d, size_t n)
 {
     (void)ud;
+    last_ws = ws;
     if (n == 5 && memcmp(d, "close", 5) == 0)
         cio_ws_close(ws, 4001, "asked");
     else
@@ -351,6 +355,73 @@ START_TEST(failing_lingers_until_the_peer_closes)
 }
 END_TEST
 
+/* After a message has been answered the connection holds nothing beyond
+ * its struct (regression: the receiver never went idle after the first
+ * message, so every connection that had spoken kept ~5 KiB); zlib's
+ * streams go once unused for 2 s, their window kept. */
+typedef struct mem_probe {
+    wsx x;
+    size_t after_echo, at_rest;
+    bool deflate;
+} mem_probe;
+
+static intptr_t memory_main(void *arg)
+{
+    mem_probe *p = arg;
+    setup_server();
+    cio_mem_transport m;
+    serve(&p->x, &m);
+    collect(&p->x, &m); /* until the 101 and the echo are out */
+    ck_assert(!p->x.closed);
+    ck_assert_ptr_nonnull(last_ws);
+    ck_assert_int_eq(cio_ws_compressed(last_ws), p->deflate);
+    cio_sleep(CIO_MS(20)); /* the send completes */
+    p->after_echo = cio_ws_memory(last_ws);
+    if (p->deflate) {
+        cio_time until = cio_after(CIO_SEC(8));
+        while (cio_ws_memory(last_ws) > 1024 && cio_now() < until)
+            cio_sleep(CIO_MS(50));
+    }
+    p->at_rest = cio_ws_memory(last_ws);
+    teardown_server();
+    cio_mem_transport_fini(&m);
+    return 0;
+}
+
+static void memory_probe(mem_probe *p, const char *extra_head)
+{
+    static wbuf b;
+    b.n = 0;
+    cframe(&b, 1, true, "hello hello hello hello hello", 29);
+    char head[512];
+    snprintf(head, sizeof(head), "%s%s\r\n", UPGRADE("/echo"), extra_head);
+    input(&p->x, &b, head);
+    p->x.until = 200; /* the 101 and the echo */
+    cio_ws_opts_defaults(&opts);
+    last_ws = NULL;
+    t_run(memory_main, p);
+}
+
+START_TEST(answered_connection_holds_no_state)
+{
+    static mem_probe p;
+    memset(&p, 0, sizeof(p));
+    memory_probe(&p, "");
+    ck_assert_int_eq(p.after_echo, 0);
+}
+END_TEST
+
+START_TEST(deflate_streams_go_when_unused)
+{
+    static mem_probe p;
+    memset(&p, 0, sizeof(p));
+    p.deflate = true;
+    memory_probe(&p, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    ck_assert_int_gt(p.after_echo, 8192); /* the deflate stream of the answer */
+    ck_assert_int_le(p.at_rest, 1024);    /* the struct and a small window */
+}
+END_TEST
+
 START_TEST(handler_close_sends_its_code)
 {
     static wsx x;
@@ -486,6 +557,8 @@ static Suite *ws_suite(void)
     T_CASE(s, violation_fails_with_its_code, 10);
     T_CASE(s, failing_lingers_until_the_peer_closes, 10);
     T_CASE(s, handler_close_sends_its_code, 10);
+    T_CASE(s, answered_connection_holds_no_state, 10);
+    T_CASE(s, deflate_streams_go_when_unused, 20);
     T_CASE(s, send_over_the_bound_closes_with_1008, 10);
     T_CASE(s, coroutine_api_receives_in_order, 10);
     T_CASE(s, coroutine_api_sees_the_peer_close, 10);

@@ -1440,6 +1440,56 @@ START_TEST(encoder_close_round_trip)
 }
 END_TEST
 
+/* Feeds one copy of the bytes of b into rx. */
+static int feed_copy(ws_rx *rx, const bytes *b, rec *r)
+{
+    uint8_t *copy = malloc(b->n);
+    ck_assert_ptr_nonnull(copy);
+    memcpy(copy, b->p, b->n);
+    int rc = ws_rx_feed(rx, copy, b->n, &CBS, r);
+    free(copy);
+    return rc;
+}
+
+/* Regression: the receiver stayed "inside a message" after the first whole
+ * message, so a connection never gave its receive/send state back and every
+ * idle connection that had once spoken kept ~5 KiB. Idle means between
+ * messages: not in a frame, not between the fragments of a message. */
+START_TEST(rx_idle_between_messages_only)
+{
+    rec r = {0};
+    ws_rx rx;
+    ws_rx_init(&rx, false);
+    ck_assert(ws_rx_idle(&rx));
+    bytes b = {0};
+    frame_str(&b, 0x81, "whole");
+    ck_assert_int_eq(feed_copy(&rx, &b, &r), 0);
+    ck_assert(ws_rx_idle(&rx));
+    b_free(&b);
+    frame_str(&b, 0x01, "frag"); /* a first fragment */
+    ck_assert_int_eq(feed_copy(&rx, &b, &r), 0);
+    ck_assert(!ws_rx_idle(&rx));
+    b_free(&b);
+    frame_str(&b, 0x89, "ping"); /* a control frame inside the message */
+    ck_assert_int_eq(feed_copy(&rx, &b, &r), 0);
+    ck_assert(!ws_rx_idle(&rx));
+    b_free(&b);
+    frame_str(&b, 0x80, "ment"); /* the last fragment */
+    ck_assert_int_eq(feed_copy(&rx, &b, &r), 0);
+    ck_assert(ws_rx_idle(&rx));
+    b_free(&b);
+    frame_str(&b, 0x82, "partial frame");
+    bytes half = {0};
+    b_put(&half, b.p, b.n - 3);
+    ck_assert_int_eq(feed_copy(&rx, &half, &r), 0);
+    ck_assert(!ws_rx_idle(&rx));
+    b_free(&b);
+    b_free(&half);
+    ck_assert_int_eq(r.msgs, 2);
+    b_free(&r.log);
+}
+END_TEST
+
 static Suite *ws_frame_suite(void)
 {
     Suite *s = suite_create("ws_frame");
@@ -1491,6 +1541,7 @@ static Suite *ws_frame_suite(void)
     T_CASE(s, rx_failure_is_sticky, 10);
     T_CASE(s, rx_callback_return_stops_the_feed, 10);
     T_CASE(s, rx_violations_in_one_byte_pieces, 10);
+    T_CASE(s, rx_idle_between_messages_only, 10);
     T_CASE(s, encoder_round_trips, 30);
     T_CASE(s, encoder_close_round_trip, 10);
     return s;
