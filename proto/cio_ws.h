@@ -40,6 +40,8 @@ enum {
     CIO_WS_INTERNAL_ERROR = 1011,
 };
 
+#define CIO_WS_MAX_SUBPROTOCOLS 255 /* cio_ws_accept refuses more (-EINVAL) */
+
 /* A route's options. Fill them with cio_ws_opts_defaults() first: zero is
  * not "default" here. They must stay valid as long as connections accepted
  * with them live (route options usually live as long as the server). */
@@ -57,7 +59,7 @@ typedef struct cio_ws_opts {
                                    case-insensitively); NULL or none = any */
     size_t norigins;
     const char *const *subprotocols; /* offered by the server, in its order of preference */
-    size_t nsubprotocols;
+    size_t nsubprotocols;            /* at most CIO_WS_MAX_SUBPROTOCOLS */
     bool compression;   /* negotiate permessage-deflate when offered */
     bool shared_frames; /* a pub/sub route: negotiate server_no_context_takeover,
                            so one compressed broadcast frame serves everyone */

@@ -13,6 +13,7 @@
  */
 #include "ws_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,6 @@ struct cio_ws {
     ws_deflate *dfl; /* when permessage-deflate was negotiated */
     cio_timer timer; /* ping, idle timeout, close timeout */
     cio_time last_seen;
-    const char *subprotocol;
     char *peer_reason; /* the peer's close reason (malloc'ed), or NULL */
     uint16_t peer_code;
     uint8_t peer_reason_len;
@@ -71,7 +71,11 @@ struct cio_ws {
     bool got_close; /* the peer's close arrived */
     bool peer_eof;  /* the peer finished sending */
     bool zlib_armed; /* the timer also waits for the zlib streams to go idle */
+    uint8_t subprotocol; /* 1 + its index in o->subprotocols, or 0 (none) */
 };
+/* An idle connection is this struct and the HTTP connection that owns the
+ * transport: keep it within a 144-byte malloc chunk. */
+static_assert(sizeof(struct cio_ws) <= 136, "cio_ws grew");
 
 void cio_ws_opts_defaults(cio_ws_opts *o)
 {
@@ -700,6 +704,8 @@ int cio_ws_accept(cio_http_req *req, const cio_ws_opts *opts, const cio_ws_handl
         opts = &defaults;
     }
     const cio_ws_opts *o = opts;
+    if (o->nsubprotocols > CIO_WS_MAX_SUBPROTOCOLS)
+        return -EINVAL;
     ws_handshake hs;
     int status = ws_handshake_check(req, o, &hs);
     if (status)
@@ -710,7 +716,9 @@ int cio_ws_accept(cio_http_req *req, const cio_ws_opts *opts, const cio_ws_handl
     ws->h = h;
     ws->ud = ud;
     ws->o = o;
-    ws->subprotocol = hs.subprotocol ? hs.subprotocol : "";
+    for (size_t i = 0; hs.subprotocol && i < o->nsubprotocols; i++)
+        if (o->subprotocols[i] == hs.subprotocol)
+            ws->subprotocol = (uint8_t)(i + 1);
     ws->peer_code = CIO_WS_ABNORMAL;
     cio_list_init(&ws->subs);
     cio_timer_init(&ws->timer, NULL, ws_timer);
@@ -747,7 +755,7 @@ int cio_ws_accept(cio_http_req *req, const cio_ws_opts *opts, const cio_ws_handl
 
 const char *cio_ws_subprotocol(const cio_ws *ws)
 {
-    return ws->subprotocol;
+    return ws->subprotocol ? ws->o->subprotocols[ws->subprotocol - 1] : "";
 }
 
 size_t cio_ws_memory(const cio_ws *ws)

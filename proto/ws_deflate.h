@@ -75,7 +75,7 @@ typedef struct ws_deflate_policy {
 /* The agreed parameters (RFC 7692 §7.1). Window bits are 8..15 as agreed. */
 typedef struct ws_deflate_params {
     bool server_no_context_takeover, client_no_context_takeover;
-    int server_max_window_bits, client_max_window_bits;
+    int8_t server_max_window_bits, client_max_window_bits; /* 8..15 */
 } ws_deflate_params;
 
 /* Chooses the first acceptable permessage-deflate offer of a client's

@@ -285,6 +285,142 @@ class TestViolations(H.ServerTestCase):
         self.assertEqual(run(go()), 1009)
 
 
+class TestConformance(H.ServerTestCase):
+    """The ground of the Autobahn|Testsuite server cases that no other test
+    here covers (its case numbers in each docstring), on raw sockets."""
+
+    def test_empty_messages_are_echoed(self):
+        """1.1.1, 1.2.1"""
+        with RawWs(self.server) as ws:
+            ws.conn.send(RawWs.frame(0x1, b"") + RawWs.frame(0x2, b""))
+            self.assertEqual(ws.recv_frame(), (True, 0, 0x1, b""))
+            self.assertEqual(ws.recv_frame(), (True, 0, 0x2, b""))
+
+    def test_every_length_form(self):
+        """1.1.2-1.1.8, 1.2.2-1.2.8: 7-, 16- and 64-bit lengths at their edges"""
+        with RawWs(self.server) as ws:
+            for n in (125, 126, 127, 65535, 65536, 131072):
+                payload = os.urandom(n)
+                ws.send(0x2, payload)
+                self.assertEqual(ws.recv_frame(), (True, 0, 0x2, payload))
+
+    def test_frames_chopped_into_single_bytes(self):
+        """1.1.8 chopped, 5.x: a frame whose bytes arrive one at a time"""
+        with RawWs(self.server) as ws:
+            ws.conn.send_slowly(RawWs.frame(0x1, b"one byte at a time"), delay=0.002)
+            self.assertEqual(ws.recv_frame(), (True, 0, 0x1, b"one byte at a time"))
+
+    def test_ping_with_125_bytes_of_binary_payload(self):
+        """2.4, 2.3"""
+        with RawWs(self.server) as ws:
+            payload = bytes(range(125))
+            ws.send(0x9, payload)
+            self.assertEqual(ws.recv_frame(), (True, 0, 0xA, payload))
+
+    def test_ten_pings_get_ten_pongs_in_order(self):
+        """2.10, 2.11"""
+        with RawWs(self.server) as ws:
+            ws.conn.send(b"".join(RawWs.frame(0x9, b"ping %d" % i) for i in range(10)))
+            for i in range(10):
+                self.assertEqual(ws.recv_frame(), (True, 0, 0xA, b"ping %d" % i))
+
+    def test_unsolicited_pong_is_ignored(self):
+        """2.7, 2.8"""
+        with RawWs(self.server) as ws:
+            ws.conn.send(RawWs.frame(0xA, b"") + RawWs.frame(0xA, b"unasked") +
+                         RawWs.frame(0x1, b"after"))
+            self.assertEqual(ws.recv_frame(), (True, 0, 0x1, b"after"))
+
+    def test_valid_utf8_split_inside_code_points(self):
+        """6.2.x, 6.4.x: a valid text message fragmented inside its characters"""
+        text = "\u03ba\u1f79\u03c3\u03bc\u03b5 \U0001f600".encode()
+        with RawWs(self.server) as ws:
+            frames = [RawWs.frame(0x1 if i == 0 else 0x0, text[i:i + 1], fin=i == len(text) - 1)
+                      for i in range(len(text))]
+            ws.conn.send(b"".join(frames))
+            self.assertEqual(ws.recv_frame(), (True, 0, 0x1, text))
+
+    def test_utf8_edge_code_points(self):
+        """6.6-6.23: valid edges pass, surrogates and overlong forms fail"""
+        good = ["\u007f", "\u0080", "\u07ff", "\u0800", "\uffff", "\U00010000", "\U0010ffff",
+                "\ufffd", "\ufeff"]
+        with RawWs(self.server) as ws:
+            for ch in good:
+                ws.send(0x1, ch.encode())
+                self.assertEqual(ws.recv_frame(), (True, 0, 0x1, ch.encode()))
+        for bad in (b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xc0\xaf", b"\xe0\x80\xaf",
+                    b"\xf0\x80\x80\xaf", b"\xf4\x90\x80\x80", b"\xf8\x88\x80\x80\x80",
+                    b"\xfe", b"\xff", b"\x80"):
+            with RawWs(self.server) as ws:
+                ws.send(0x1, b"ok" + bad)
+                ws.expect_close(1007)
+
+    def test_valid_close_codes_are_echoed(self):
+        """7.7.x"""
+        for code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000,
+                     4999):
+            with RawWs(self.server) as ws:
+                ws.send(0x8, struct.pack("!H", code) + b"reason")
+                ws.expect_close(code)
+
+    def test_close_with_a_125_byte_reason(self):
+        """7.3.5, 7.3.6: the longest reason passes, one byte more is a violation"""
+        with RawWs(self.server) as ws:
+            ws.send(0x8, struct.pack("!H", 1000) + b"r" * 123)
+            ws.expect_close(1000)
+        with RawWs(self.server) as ws:
+            ws.send(0x8, struct.pack("!H", 1000) + b"r" * 124)
+            ws.expect_close(1002)
+
+    def test_frames_after_the_close_are_ignored(self):
+        """7.1.2-7.1.5: nothing is answered after the peer's close"""
+        with RawWs(self.server) as ws:
+            ws.conn.send(RawWs.frame(0x8, struct.pack("!H", 1000)) + RawWs.frame(0x1, b"late") +
+                         RawWs.frame(0x9, b"late ping"))
+            ws.expect_close(1000)
+
+    def test_close_inside_a_fragmented_message(self):
+        """7.1.6: a close between fragments ends the connection normally"""
+        with RawWs(self.server) as ws:
+            ws.conn.send(RawWs.frame(0x1, b"part", fin=False) +
+                         RawWs.frame(0x8, struct.pack("!H", 1000)))
+            ws.expect_close(1000)
+
+    def test_compression_parameters(self):
+        """12.x, 13.x: round trips under every kind of offer"""
+        from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+        offers = [
+            {},
+            {"client_no_context_takeover": True},
+            {"server_no_context_takeover": True},
+            {"client_no_context_takeover": True, "server_no_context_takeover": True},
+            {"server_max_window_bits": 9},
+            {"server_max_window_bits": 15},
+            {"client_max_window_bits": 9},
+            {"client_max_window_bits": True},
+            {"server_max_window_bits": 9, "client_max_window_bits": 9,
+             "server_no_context_takeover": True},
+        ]
+        messages = [(b"abc " * 500).decode(), bytes(range(256)) * 40, "x", "",
+                    "\u03ba\u1f79\u03c3\u03bc\u03b5 " * 300, os.urandom(3000)]
+
+        async def go(params):
+            factory = ClientPerMessageDeflateFactory(**params)
+            async with websockets.connect(self.server.base_url.replace("http", "ws") + "/ws/echo",
+                                          extensions=[factory], compression=None,
+                                          max_size=None) as ws:
+                ext = ws.response_headers.get("Sec-WebSocket-Extensions") or ""
+                for _ in range(3):  # context takeover carries over messages
+                    for m in messages:
+                        await ws.send(m)
+                        self.assertEqual(await ws.recv(), m)
+                return ext
+        for params in offers:
+            with self.subTest(offer=params):
+                ext = run(go(params))
+                self.assertIn("permessage-deflate", ext)
+
+
 class TestHandshake(H.ServerTestCase):
     server_config = {"websocket": {"origins": ["https://good.example"]}}
 
