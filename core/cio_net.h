@@ -72,8 +72,8 @@ typedef struct cio_socket_transport {
     cio_loop *loop;
     struct msghdr *msg; /* for sendmsg of more than one iovec, allocated then */
     struct iovec *iov;
-    unsigned niov;
     int fd;
+    uint16_t niov; /* sends of more iovecs are refused (-EINVAL) */
     uint8_t flags;
     uint8_t pending; /* operations whose last completion has not arrived */
     cio_completion recv_comp, send_comp, aux_comp;

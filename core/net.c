@@ -284,8 +284,10 @@ static int sock_send(cio_transport *t, struct iovec *iov, unsigned n)
         return -EPIPE;
     if (s->flags & S_SENDING)
         return -EBUSY;
+    if (n > UINT16_MAX)
+        return -EINVAL;
     s->iov = iov;
-    s->niov = n;
+    s->niov = (uint16_t)n;
     while (s->niov && s->iov->iov_len == 0)
         s->iov++, s->niov--;
     if (!s->niov)
