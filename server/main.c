@@ -20,6 +20,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#define BIND_RETRY_FOR  CIO_SEC(2) /* how long a listen address in use is retried */
+#define BIND_RETRY_STEP CIO_MS(10)
+
 typedef struct daemon {
     cio_config cfg;
     int sigfd;
@@ -142,8 +145,21 @@ static intptr_t serve(void *arg)
     }
     for (size_t i = 0; i < cfg->nlisten; i++) {
         char bound[64];
-        rc = cio_http_listen(srv, (struct sockaddr *)&cfg->listen[i].addr, cfg->listen[i].addrlen,
-                             false, bound);
+        /* A daemon restarted at once (after kill -9, by a supervisor) finds
+         * its old listening socket still bound for ~10 ms, until the kernel
+         * has torn down the dead process's ring: EADDRINUSE is retried for a
+         * while, as nginx does (5 tries 500 ms apart). */
+        cio_time give_up = cio_after(BIND_RETRY_FOR);
+        bool told = false;
+        while ((rc = cio_http_listen(srv, (struct sockaddr *)&cfg->listen[i].addr,
+                                     cfg->listen[i].addrlen, false, bound)) == -EADDRINUSE &&
+               cio_now() < give_up) {
+            if (!told)
+                cio_warn("%s is in use; trying again for %d s", cfg->listen[i].text,
+                         (int)(BIND_RETRY_FOR / CIO_SEC(1)));
+            told = true;
+            cio_sleep(BIND_RETRY_STEP);
+        }
         if (rc < 0) {
             cio_error("cannot listen on %s: %s", cfg->listen[i].text, strerror(-rc));
             goto out;
