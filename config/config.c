@@ -114,6 +114,7 @@ void cio_config_defaults(cio_config *c)
     c->limits.max_uri_bytes = 8192;
     c->limits.max_body_bytes = 1048576;
     c->limits.max_requests_per_connection = 0;
+    c->limits.max_connections_per_ip = 0;
     c->timeouts.header_ms = 10000;
     c->timeouts.body_ms = 30000;
     c->timeouts.keepalive_ms = 75000;
@@ -526,6 +527,7 @@ static const u64_field limit_fields[] = {
     {"max_uri_bytes", offsetof(cio_config, limits.max_uri_bytes)},
     {"max_body_bytes", offsetof(cio_config, limits.max_body_bytes)},
     {"max_requests_per_connection", offsetof(cio_config, limits.max_requests_per_connection)},
+    {"max_connections_per_ip", offsetof(cio_config, limits.max_connections_per_ip)},
     {NULL, 0},
 };
 
@@ -1003,6 +1005,8 @@ static int validate(const cio_config *c, const origin *o, char *err, size_t errl
         uint64_t lo, hi;
     } ranges[] = {
         {"limits.max_connections", offsetof(cio_config, limits.max_connections), 1, 1000000},
+        {"limits.max_connections_per_ip", offsetof(cio_config, limits.max_connections_per_ip), 0,
+         1000000},
         {"limits.max_header_bytes", offsetof(cio_config, limits.max_header_bytes), 1024, 1048576},
         {"limits.max_body_bytes", offsetof(cio_config, limits.max_body_bytes), 1, MAX_BODY},
         {"timeouts.header_ms", offsetof(cio_config, timeouts.header_ms), 1, MAX_MS},
@@ -1280,7 +1284,10 @@ void cio_config_usage(FILE *out, const char *argv0)
             "      \"max_uri_bytes\": 8192,             16..max_header_bytes; else 414\n"
             "      \"max_body_bytes\": 1048576,         1..1073741824 (1 GiB, held in memory); "
             "else 413\n"
-            "      \"max_requests_per_connection\": 0   0 = unlimited\n"
+            "      \"max_requests_per_connection\": 0,  0 = unlimited\n"
+            "      \"max_connections_per_ip\": 0        0..1000000 open connections from one client\n"
+            "                                         address (IPv6: /128); more are reset at\n"
+            "                                         accept; 0 = no limit\n"
             "    },\n"
             "    \"timeouts\": {                        milliseconds, at most 86400000 (1 day)\n"
             "      \"header_ms\": 10000,                to receive a request head, else 408\n"

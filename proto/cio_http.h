@@ -46,6 +46,8 @@ typedef struct cio_http_opts {
     uint64_t max_uri_bytes;         /* -> 414 (default 8192) */
     uint64_t max_body_bytes;        /* -> 413 (default 1 MiB, at most 1 GiB: held in memory) */
     uint64_t max_requests_per_conn; /* 0 = unlimited */
+    uint64_t max_conns_per_addr;    /* open connections from one client address (IPv6:
+                                       /128); more are reset at accept (0 = no limit) */
     cio_time header_timeout;        /* -> 408 (default 10 s) */
     cio_time body_timeout;          /* -> 408 (default 30 s) */
     cio_time keepalive_timeout;     /* idle close; 0 = no keep-alive (default 75 s) */
@@ -101,6 +103,7 @@ typedef struct cio_http_stats {
     uint64_t accepted;      /* since start */
     uint64_t requests;      /* responses started */
     uint64_t accept_pauses; /* times max_connections paused accepting */
+    uint64_t refused_per_addr; /* connections reset: their address was at max_conns_per_addr */
     uint64_t errors_4xx, errors_5xx;
     uint64_t idle; /* connections with no request in progress */
 } cio_http_stats;

@@ -42,6 +42,22 @@ typedef struct http_listener {
     cio_http_server *srv;
 } http_listener;
 
+/* Open connections per client address (http_addrs.c). */
+typedef struct http_addrs {
+    struct http_addr **buckets;
+    size_t nbuckets, nentries;
+    uint64_t seed;
+} http_addrs;
+
+/* Counts one more connection from addr (4 bytes for AF_INET, 16 for
+ * AF_INET6): 1, or 0 when the address already has limit of them (nothing
+ * counted), or -ENOMEM. */
+int http_addrs_take(http_addrs *t, uint8_t family, const uint8_t *addr, uint64_t limit);
+/* One connection from addr is gone. */
+void http_addrs_put(http_addrs *t, uint8_t family, const uint8_t *addr);
+uint32_t http_addrs_count(http_addrs *t, uint8_t family, const uint8_t *addr);
+void http_addrs_fini(http_addrs *t);
+
 struct cio_http_server {
     cio_loop *loop;
     cio_http_opts o;
@@ -56,6 +72,10 @@ struct cio_http_server {
     size_t listeners_closing; /* closes whose last completion is not in yet */
     cio_event listeners_closed;
     cio_http_stats st;
+    http_addrs addrs;          /* when max_conns_per_addr is set */
+    cio_timer refused_timer;   /* logs the refusals of the last interval */
+    uint64_t refused_unlogged; /* refused since the last line */
+    char refused_last[48];     /* the last address refused */
     llhttp_settings_t settings;
     char server_hdr[64];
     size_t server_hdr_len;
@@ -152,8 +172,9 @@ struct cio_http_conn {
     bool close_after; /* close once the output is flushed; read nothing more */
     bool peer_eof;
     bool started;
-    uint8_t rfamily; /* remote address, filled lazily for the access log */
+    uint8_t rfamily; /* remote address, read at accept for the access log and limits */
     uint8_t raddr[16];
+    bool addr_counted; /* in srv->addrs */
     const cio_http_upgrade_ops *up; /* the protocol an upgrade handed over to */
     void *up_ud;
 };

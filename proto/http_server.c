@@ -17,6 +17,9 @@
 
 #define BACKLOG  4096
 #define MAX_BODY (1u << 30) /* bodies are held in memory, indexed by uint32 */
+#define REFUSED_LOG_INTERVAL CIO_SEC(10) /* at most one line about refusals per interval */
+
+static void refused_log(cio_timer *t);
 
 static void set_defaults(cio_http_opts *o)
 {
@@ -71,6 +74,7 @@ int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_s
     cio_event_init(&srv->drained);
     cio_event_init(&srv->listeners_closed);
     srv->clock_sec = -1;
+    cio_timer_init(&srv->refused_timer, srv->loop, refused_log);
     http_allow_all_update(srv);
     *out = srv;
     return 0;
@@ -104,6 +108,10 @@ void http_server_conn_added(cio_http_server *srv, cio_http_conn *c)
 
 void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c)
 {
+    if (c->addr_counted) {
+        c->addr_counted = false;
+        http_addrs_put(&srv->addrs, c->rfamily, c->raddr);
+    }
     cio_list_del(&c->link);
     srv->nconns--;
     if (srv->accept_paused && !srv->shutting && srv->nconns < srv->o.max_connections)
@@ -112,33 +120,85 @@ void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c)
         cio_event_set(&srv->drained);
 }
 
+/* The refusals of the last interval, in one line (a flood must not flood the
+ * log too). */
+static void refused_log(cio_timer *t)
+{
+    cio_http_server *srv = cio_container_of(t, cio_http_server, refused_timer);
+    if (!srv->refused_unlogged)
+        return;
+    cio_warn("reset %llu connection%s over limits.max_connections_per_ip (%llu) in the last "
+             "%d s; the last from %s",
+             (unsigned long long)srv->refused_unlogged, srv->refused_unlogged == 1 ? "" : "s",
+             (unsigned long long)srv->o.max_conns_per_addr,
+             (int)(REFUSED_LOG_INTERVAL / CIO_SEC(1)), srv->refused_last);
+    srv->refused_unlogged = 0;
+    (void)cio_timer_start(t, cio_now() + REFUSED_LOG_INTERVAL); /* the next line waits */
+}
+
+/* Resets a connection whose address is at max_conns_per_addr: RST rather
+ * than FIN, so that a flood leaves no TIME_WAIT behind here. */
+static void refuse(cio_http_server *srv, int fd, uint8_t family, const uint8_t *addr)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    srv->st.refused_per_addr++;
+    srv->refused_unlogged++;
+    if (!inet_ntop(family, addr, srv->refused_last, sizeof(srv->refused_last)))
+        snprintf(srv->refused_last, sizeof(srv->refused_last), "?");
+    if (!cio_timer_armed(&srv->refused_timer))
+        refused_log(&srv->refused_timer); /* the first of an interval: at once */
+}
+
 static void on_accept(cio_listener *ls, int fd)
 {
     http_listener *hl = cio_container_of(ls, http_listener, ls);
     cio_http_server *srv = hl->srv;
-    cio_http_conn *c = srv->shutting ? NULL : cio_http_conn_new(srv);
-    if (!c) {
+    if (srv->shutting) {
         close(fd);
         return;
     }
-    /* Responses are coalesced per batch already; do not let Nagle hold the
-     * last segment of one back for an ACK. */
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (srv->o.access_log) {
-        /* The address, once, now: later the fd may already be closed. */
+    /* The address, once, now (later the fd may already be closed): for the
+     * access log and the per-address limit. */
+    uint8_t family = 0, addr[16];
+    if (srv->o.access_log || srv->o.max_conns_per_addr) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
             if (ss.ss_family == AF_INET) {
-                c->rfamily = AF_INET;
-                memcpy(c->raddr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+                family = AF_INET;
+                memcpy(addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
             } else if (ss.ss_family == AF_INET6) {
-                c->rfamily = AF_INET6;
-                memcpy(c->raddr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+                family = AF_INET6;
+                memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
             }
         }
     }
+    bool counted = false;
+    if (srv->o.max_conns_per_addr && family) {
+        int rc = http_addrs_take(&srv->addrs, family, addr, srv->o.max_conns_per_addr);
+        if (rc == 0) {
+            refuse(srv, fd, family, addr);
+            return;
+        }
+        counted = rc > 0; /* out of memory: let it in uncounted rather than refuse */
+    }
+    cio_http_conn *c = cio_http_conn_new(srv);
+    if (!c) {
+        if (counted)
+            http_addrs_put(&srv->addrs, family, addr);
+        close(fd);
+        return;
+    }
+    c->rfamily = family;
+    if (family)
+        memcpy(c->raddr, addr, family == AF_INET ? 4 : 16);
+    c->addr_counted = counted;
+    /* Responses are coalesced per batch already; do not let Nagle hold the
+     * last segment of one back for an ACK. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     cio_socket_transport_init(&c->sock, srv->loop, fd, cio_http_conn_cbs(), c);
     cio_http_conn_start(c, &c->sock.t);
 }
@@ -234,6 +294,8 @@ void cio_http_server_destroy(cio_http_server *srv)
     free(srv->listeners);
     http_routes_free(srv);
     http_act_cache_free(srv);
+    cio_timer_stop(&srv->refused_timer);
+    http_addrs_fini(&srv->addrs);
     if (srv->root_fd >= 0)
         close(srv->root_fd);
     free(srv);

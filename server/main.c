@@ -123,6 +123,7 @@ static intptr_t serve(void *arg)
         .max_uri_bytes = cfg->limits.max_uri_bytes,
         .max_body_bytes = cfg->limits.max_body_bytes,
         .max_requests_per_conn = cfg->limits.max_requests_per_connection,
+        .max_conns_per_addr = cfg->limits.max_connections_per_ip,
         .header_timeout = CIO_MS(cfg->timeouts.header_ms),
         .body_timeout = CIO_MS(cfg->timeouts.body_ms),
         .keepalive_timeout = CIO_MS(cfg->timeouts.keepalive_ms),

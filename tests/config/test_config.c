@@ -152,6 +152,7 @@ START_TEST(defaults_match_header)
     ck_assert_uint_eq(c.limits.max_uri_bytes, 8192);
     ck_assert_uint_eq(c.limits.max_body_bytes, 1048576);
     ck_assert_uint_eq(c.limits.max_requests_per_connection, 0);
+    ck_assert_uint_eq(c.limits.max_connections_per_ip, 0);
     ck_assert_uint_eq(c.timeouts.header_ms, 10000);
     ck_assert_uint_eq(c.timeouts.body_ms, 30000);
     ck_assert_uint_eq(c.timeouts.keepalive_ms, 75000);
@@ -265,13 +266,15 @@ START_TEST(json_limits_every_key)
     cio_config_defaults(&c);
     ck_assert_int_eq(load(&c, "{\"limits\": {\"max_connections\": 11, \"max_header_bytes\": 22,"
                               " \"max_uri_bytes\": 33, \"max_body_bytes\": 1073741824,"
-                              " \"max_requests_per_connection\": 55}}"),
+                              " \"max_requests_per_connection\": 55,"
+                              " \"max_connections_per_ip\": 66}}"),
                      0);
     ck_assert_uint_eq(c.limits.max_connections, 11);
     ck_assert_uint_eq(c.limits.max_header_bytes, 22);
     ck_assert_uint_eq(c.limits.max_uri_bytes, 33);
     ck_assert_uint_eq(c.limits.max_body_bytes, UINT64_C(1073741824));
     ck_assert_uint_eq(c.limits.max_requests_per_connection, 55);
+    ck_assert_uint_eq(c.limits.max_connections_per_ip, 66);
     cio_config_free(&c);
 }
 END_TEST
@@ -788,6 +791,8 @@ START_TEST(validate_integer_ranges_both_sides)
         uint64_t lo, hi;
     } cases[] = {
         {"limits.max_connections", offsetof(cio_config, limits.max_connections), 1, 1000000},
+        {"limits.max_connections_per_ip", offsetof(cio_config, limits.max_connections_per_ip), 0,
+         1000000},
         {"limits.max_header_bytes", offsetof(cio_config, limits.max_header_bytes), 1024, 1048576},
         {"limits.max_body_bytes", offsetof(cio_config, limits.max_body_bytes), 1,
          UINT64_C(1073741824)},

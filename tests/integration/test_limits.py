@@ -278,6 +278,101 @@ class TestSlowClient(ServerPerClass):
             self.assertFalse(slow.wait_closed(0.1), "the slow client was dropped")
 
 
+class Refused:
+    """Stands for a connection the server reset while it was being made."""
+
+    def close(self):
+        pass
+
+
+def connect_from(server, source, timeout=5.0):
+    """A raw socket to the server from source address `source` (127.0.0.x),
+    or Refused when the server reset it before connect() returned (it can,
+    on a loaded machine)."""
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((source, 0))
+    try:
+        s.connect((server.host, server.port))
+    except ConnectionResetError:
+        s.close()
+        return Refused()
+    return s
+
+
+def served(sock):
+    """Whether a GET on sock is answered (False: reset or closed unanswered)."""
+    if isinstance(sock, Refused):
+        return False
+    try:
+        sock.sendall(H.simple_get("/plaintext"))
+        return sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+    except OSError:
+        return False
+
+
+class TestMaxConnectionsPerIp(ServerPerClass):
+    server_config = {"limits": {"max_connections_per_ip": 3},
+                     "timeouts": {"keepalive_ms": 30000}}
+
+    def test_an_address_over_its_limit_is_reset_others_are_served(self):
+        held = [connect_from(self.server, "127.0.0.1") for _ in range(3)]
+        try:
+            for s in held:
+                self.assertTrue(served(s))
+            over = connect_from(self.server, "127.0.0.1")
+            self.assertFalse(served(over), "a fourth connection from one address was served")
+            over.close()
+            self.server.wait_for_log(
+                r"reset 1 connection over limits.max_connections_per_ip \(3\) .* 127\.0\.0\.1")
+            other = connect_from(self.server, "127.0.0.2")
+            self.assertTrue(served(other), "another address was refused")
+            other.close()
+            # more refusals within the interval: counted, not one line each
+            for _ in range(5):
+                s = connect_from(self.server, "127.0.0.1")
+                self.assertFalse(served(s))
+                s.close()
+            time.sleep(0.3)
+            self.assertEqual(len([l for l in self.server.stderr_lines()
+                                  if "max_connections_per_ip" in l]), 1)
+            # one of the three goes: its slot is free again
+            held.pop().close()
+            deadline = time.monotonic() + 5
+            ok = False
+            while not ok and time.monotonic() < deadline:
+                s = connect_from(self.server, "127.0.0.1")
+                ok = served(s)
+                if ok:
+                    held.append(s)
+                else:
+                    s.close()
+                    time.sleep(0.05)
+            self.assertTrue(ok, "the slot of a closed connection was not given back")
+            self.assertTrue(self.server.running())
+        finally:
+            for s in held:
+                s.close()
+
+    def test_websocket_connections_count_too(self):
+        key = b"dGhlIHNhbXBsZSBub25jZQ=="
+        upgrade = (b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                   b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
+                   b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        held = [connect_from(self.server, "127.0.0.3") for _ in range(3)]
+        try:
+            for s in held:
+                s.sendall(upgrade)
+                self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 101 "))
+            over = connect_from(self.server, "127.0.0.3")
+            self.assertFalse(served(over))
+            over.close()
+        finally:
+            for s in held:
+                s.close()
+
+
 class TestMaxRequestsPerConnection(ServerPerClass):
     server_config = {"limits": {"max_requests_per_connection": 3},
               "timeouts": {"keepalive_ms": 5000}}

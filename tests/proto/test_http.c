@@ -1736,6 +1736,48 @@ START_TEST(timer_enomem_closes_the_connection)
 }
 END_TEST
 
+/* The per-address connection counts behind max_conns_per_addr: a limit per
+ * address and family, entries that go with their last connection, and a
+ * table that grows with thousands of addresses. */
+START_TEST(per_address_counts)
+{
+    http_addrs t = {0};
+    const uint8_t a4[4] = {10, 0, 0, 1}, b4[4] = {10, 0, 0, 2};
+    uint8_t a6[16] = {0x20, 0x01, 0x0d, 0xb8};
+    ck_assert_int_eq(http_addrs_take(&t, AF_INET, a4, 2), 1);
+    ck_assert_int_eq(http_addrs_take(&t, AF_INET, a4, 2), 1);
+    ck_assert_int_eq(http_addrs_take(&t, AF_INET, a4, 2), 0); /* at the limit */
+    ck_assert_uint_eq(http_addrs_count(&t, AF_INET, a4), 2);
+    ck_assert_int_eq(http_addrs_take(&t, AF_INET, b4, 2), 1); /* another address */
+    /* an IPv6 address whose first 4 bytes equal an IPv4 one is another key */
+    memcpy(a6, a4, 4);
+    ck_assert_int_eq(http_addrs_take(&t, AF_INET6, a6, 2), 1);
+    ck_assert_uint_eq(http_addrs_count(&t, AF_INET6, a6), 1);
+    http_addrs_put(&t, AF_INET, a4);
+    ck_assert_int_eq(http_addrs_take(&t, AF_INET, a4, 2), 1); /* room again */
+    http_addrs_put(&t, AF_INET, a4);
+    http_addrs_put(&t, AF_INET, a4);
+    ck_assert_uint_eq(http_addrs_count(&t, AF_INET, a4), 0);
+    ck_assert_uint_eq(t.nentries, 2); /* the entry went with its last connection */
+    http_addrs_put(&t, AF_INET, a4);  /* not there: harmless */
+    for (uint32_t i = 0; i < 5000; i++) {
+        uint8_t k[16] = {0xfd};
+        memcpy(k + 12, &i, 4);
+        ck_assert_int_eq(http_addrs_take(&t, AF_INET6, k, 1), 1);
+    }
+    ck_assert_uint_eq(t.nentries, 5002);
+    ck_assert_uint_ge(t.nbuckets, 4096);
+    for (uint32_t i = 0; i < 5000; i++) {
+        uint8_t k[16] = {0xfd};
+        memcpy(k + 12, &i, 4);
+        ck_assert_int_eq(http_addrs_take(&t, AF_INET6, k, 1), 0);
+        http_addrs_put(&t, AF_INET6, k);
+    }
+    ck_assert_uint_eq(t.nentries, 2);
+    http_addrs_fini(&t);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -1829,6 +1871,7 @@ static Suite *http_suite(void)
     T_CASE(s, dates_format_and_parse, 5);
     T_CASE(s, mime_types, 5);
     T_CASE(s, reason_phrases, 5);
+    T_CASE(s, per_address_counts, 5);
     return s;
 }
 
