@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs corio's build and test dependencies (apt-get), builds, and runs the
-# whole suite through ctest: the Release tree, the unit tests again under
+# whole suite through ctest: the Release tree, the unit tests (and the
+# allocation-failure test, for its leak check) again under
 # AddressSanitizer+UBSan, and core's tests on the portable ucontext switch.
 # In the Release tree ctest first installs the pinned npm packages (ws,
 # playwright-core) into build/npm (the fixture integration.npm_setup).
@@ -16,10 +17,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCORIO_BUILD_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
 
-echo "== AddressSanitizer + UBSan build: unit tests"
+echo "== AddressSanitizer + UBSan build: unit tests, and allocation failures under load (leak check)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCORIO_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ctest --output-on-failure -j"$jobs" -L unit)
+(cd build-asan && ctest --output-on-failure -R '^integration[.]test_failalloc$')
 
 echo "== Portable ucontext coroutine switch: core unit tests"
 cmake -S . -B build-ucontext -DCMAKE_BUILD_TYPE=Release -DCORIO_CORO_BACKEND=ucontext >/dev/null
