@@ -221,6 +221,13 @@ struct cio_loop {
     uint64_t lag_hist[64];
     cio_time lag_sum;
 
+    /* heap trimming (heap.c) */
+    cio_timer heap_timer;
+    cio_time heap_interval;
+    size_t heap_min_free, heap_base; /* resident bytes after the last trim */
+    uint64_t heap_last_cqes;
+    cio_heap_stats heap_stats;
+
     cio_loop_stats stats;
     cio_list writers;    /* cio_log_writer flushed at the end of each turn */
     cio_list sendq_due;  /* cio_sendq.due_link: sent at the end of each turn */

@@ -198,6 +198,24 @@ typedef struct cio_lag_stats {
 int cio_lag_start(cio_loop *loop, cio_time interval_ns);
 void cio_lag_get(const cio_loop *loop, cio_lag_stats *out);
 
+/* ------------------------------------------------------------------------ */
+/* Giving memory back after a burst                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cio_heap_stats {
+    uint64_t trims;          /* malloc_trim calls */
+    uint64_t released_bytes; /* resident bytes they gave back, in all */
+    cio_time last_trim_ns;   /* how long the latest one took (the loop waited) */
+} cio_heap_stats;
+
+/* Every interval, when the loop has been quiet (under 2,000 completions a
+ * second) and the process's resident size grew by at least min_free bytes
+ * since the last trim, gives the pages freed meanwhile back to the kernel
+ * (glibc's malloc_trim, all arenas). A weak timer: it keeps no loop alive.
+ * interval <= 0 stops it. 0, -EINVAL (no loop) or -ENOMEM. */
+int cio_heap_trim_start(cio_loop *loop, cio_time interval, size_t min_free);
+void cio_heap_trim_get(const cio_loop *loop, cio_heap_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -324,6 +324,7 @@ int cio_loop_create(cio_loop **out, const cio_loop_opts *opts)
     l->now = cio_clock();
     cio__stacks_init(l, o.stack_size);
     cio_timer_init(&l->lag_timer, l, cio__lag_tick);
+    cio_timer_init(&l->heap_timer, l, NULL);
 #ifdef CIO_HAVE_VALGRIND
     /* valgrind (3.19) does not count io_uring_enter as a blocking call: it
      * keeps its big thread lock across it, so pool workers would never run.

@@ -22,6 +22,8 @@
 
 #define BIND_RETRY_FOR  CIO_SEC(2) /* how long a listen address in use is retried */
 #define BIND_RETRY_STEP CIO_MS(10)
+#define HEAP_TRIM_INTERVAL CIO_SEC(1)  /* how often the heap trimmer looks */
+#define HEAP_TRIM_MIN      (8u << 20)  /* resident growth since the last trim worth one */
 
 typedef struct daemon {
     cio_config cfg;
@@ -168,6 +170,10 @@ static intptr_t serve(void *arg)
         cio_info("listening on %s", bound);
     }
     cio_lag_start(NULL, CIO_MS(100));
+    /* Memory that returns: what a burst freed goes back to the kernel once
+     * the loop is quiet (CORIO_NO_TRIM=1 turns it off, for comparisons). */
+    if (!getenv("CORIO_NO_TRIM"))
+        cio_heap_trim_start(NULL, HEAP_TRIM_INTERVAL, HEAP_TRIM_MIN);
     cio_pool_stats ps;
     cio_pool_get_stats(app.pool, &ps);
     cio_info("corio %s ready (pool: %u threads, root: %s)", CIO_VERSION, ps.threads,

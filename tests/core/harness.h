@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 /* How long a test waits for something that takes microseconds: far more
  * than it ever needs, even on a loaded machine, and well inside the tcase
@@ -42,6 +43,17 @@ static inline intptr_t t_run(cio_fn fn, void *arg)
     intptr_t r = cio_run(l, fn, arg);
     cio_loop_destroy(l);
     return r;
+}
+
+/* This process's resident memory in KiB (/proc/self/statm). */
+static inline long t_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &rss), 2);
+    fclose(f);
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 #endif

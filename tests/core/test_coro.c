@@ -175,15 +175,6 @@ START_TEST(stacks_are_pooled_and_reused)
 }
 END_TEST
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &rss), 2);
-    fclose(f);
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static intptr_t touch_32k(void *arg)
 {
     (void)arg;
@@ -202,9 +193,9 @@ static intptr_t main_trim(void *arg)
     for (int i = 0; i < N; i++)
         cio_group_spawn(&g, NULL, touch_32k, NULL);
     cio_group_wait(&g);
-    long before = rss_kib();
+    long before = t_rss_kib();
     cio_sleep(CIO_MS(1500)); /* the trim timer runs once a second */
-    long after = rss_kib();
+    long after = t_rss_kib();
     /* (400 - 64 warm) stacks x ~28 KiB released: expect at least 5 MiB. */
     return before - after;
 }

@@ -1,0 +1,88 @@
+/*
+ * heap.c - giving freed heap memory back after a burst (issue 8). glibc keeps
+ * what a burst freed: its heap cannot shrink below a chunk still in use, and
+ * freed pages in the middle stay resident, so a daemon that once served a
+ * burst of large bodies or compressed WebSocket messages kept its peak RSS.
+ * malloc_trim(0) returns those pages (MADV_DONTNEED on every free page, in
+ * every arena), but it walks the free lists and briefly locks each arena, so
+ * it runs only when the loop is quiet and the resident size grew by at least
+ * min_free since the last trim. A weak timer: it never keeps a loop alive.
+ */
+#include "cio_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+/* Busier than this many completions per second, the loop is working:
+ * trimming then would only slow the work down and the memory is in use. */
+#define QUIET_CQES_PER_SEC 2000
+
+/* Resident bytes of this process, or 0 when unknown. */
+static size_t resident_bytes(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    unsigned long long size, resident;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return 0;
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void heap_tick(cio_timer *t)
+{
+    cio_loop *l = t->loop;
+    uint64_t cqes = l->stats.cqes - l->heap_last_cqes;
+    l->heap_last_cqes = l->stats.cqes;
+    (void)cio_timer_start(t, cio_now() + l->heap_interval);
+    if ((double)cqes > QUIET_CQES_PER_SEC * ((double)l->heap_interval / 1e9))
+        return;
+    size_t rss = resident_bytes();
+    if (rss && rss < l->heap_base + l->heap_min_free)
+        return;
+#ifdef __GLIBC__
+    cio_time t0 = cio_clock();
+    malloc_trim(0);
+    l->heap_stats.last_trim_ns = cio_clock() - t0;
+#endif
+    size_t after = resident_bytes();
+    l->heap_stats.trims++;
+    if (rss > after)
+        l->heap_stats.released_bytes += rss - after;
+    l->heap_base = after;
+}
+
+int cio_heap_trim_start(cio_loop *l, cio_time interval, size_t min_free)
+{
+    l = cio__loop_or_current(l);
+    if (!l)
+        return -EINVAL;
+    cio_timer_stop(&l->heap_timer);
+    cio_timer_init(&l->heap_timer, l, heap_tick);
+    cio__timer_set_weak(&l->heap_timer, true);
+    if (interval <= 0)
+        return 0;
+    l->heap_interval = interval;
+    l->heap_min_free = min_free;
+    l->heap_last_cqes = l->stats.cqes;
+    l->heap_base = resident_bytes();
+    return cio_timer_start(&l->heap_timer, cio_now() + interval);
+}
+
+void cio_heap_trim_get(const cio_loop *l, cio_heap_stats *out)
+{
+    l = cio__loop_or_current((cio_loop *)l);
+    *out = l ? l->heap_stats : (cio_heap_stats){0};
+}
