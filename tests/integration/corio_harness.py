@@ -9,6 +9,7 @@ Every blocking call is bounded by a timeout; CorioServer.close() always kills
 the daemon.
 """
 
+import base64
 import email.utils
 import hashlib
 import http.client
@@ -18,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -784,3 +786,42 @@ class ServerTestCase(unittest.TestCase):
     def tearDownClass(cls):
         if cls.server is not None:
             cls.server.close()
+
+
+# -- WebSocket on raw sockets (tests that need no client library) -----------
+
+def ws_frame(op, payload, fin=True):
+    """A masked client frame (any length form)."""
+    b0 = (0x80 if fin else 0) | op
+    n = len(payload)
+    if n < 126:
+        hdr = struct.pack("!BB", b0, 0x80 | n)
+    elif n < 65536:
+        hdr = struct.pack("!BBH", b0, 0x80 | 126, n)
+    else:
+        hdr = struct.pack("!BBQ", b0, 0x80 | 127, n)
+    key = os.urandom(4)
+    return hdr + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def ws_connect(addr, path, deflate=False, timeout=3.0):
+    """A socket past the 101 of a WebSocket handshake on path (bytes),
+    offering permessage-deflate if asked; OSError if refused."""
+    s = socket.create_connection(addr, timeout=timeout)
+    key = base64.b64encode(os.urandom(16))
+    s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
+              b"\r\nSec-WebSocket-Version: 13\r\n" +
+              (b"Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else b"") +
+              b"\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            s.close()
+            raise OSError("closed during the WebSocket handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101 "):
+        s.close()
+        raise OSError("no 101: %r" % head[:40])
+    return s
