@@ -61,6 +61,12 @@ typedef struct cio_ws_opts {
     const char *const *subprotocols; /* offered by the server, in its order of preference */
     size_t nsubprotocols;            /* at most CIO_WS_MAX_SUBPROTOCOLS */
     bool compression;   /* negotiate permessage-deflate when offered */
+    uint8_t deflate_window_bits; /* 9..15: the LZ77 window both sides may use (the
+                                    server's announced, the client's asked for when
+                                    its offer allows). zlib's memory per connection
+                                    with streams in use: ~40 KiB at 12 (default),
+                                    ~180 KiB at 15; 12 or more lets pub/sub share
+                                    one compressed frame; 0 = 15) */
     bool shared_frames; /* a pub/sub route: negotiate server_no_context_takeover,
                            so one compressed broadcast frame serves everyone */
 } cio_ws_opts;

@@ -87,6 +87,7 @@ void cio_ws_opts_defaults(cio_ws_opts *o)
         .close_timeout = CIO_SEC(5),
         .write_timeout = CIO_SEC(30),
         .compression = true,
+        .deflate_window_bits = 12,
     };
 }
 
@@ -499,7 +500,7 @@ bool ws_can_send(const cio_ws *ws)
 bool ws_shares_deflated(const cio_ws *ws)
 {
     return ws->dfl && ws->dfl->p.server_no_context_takeover &&
-           ws->dfl->p.server_max_window_bits == 15;
+           ws->dfl->p.server_max_window_bits >= WS_SHARED_WINDOW_BITS;
 }
 
 int ws_queue_seg(cio_ws *ws, cio_seg *seg, size_t off, size_t n)
@@ -731,7 +732,10 @@ int cio_ws_accept(cio_http_req *req, const cio_ws_opts *opts, const cio_ws_handl
     if (rc == 0 && o->compression && offer.p) {
         ws_deflate_params p;
         char resp[WS_DEFLATE_RESPONSE_MAX];
-        ws_deflate_policy pol = {.server_no_context_takeover = o->shared_frames};
+        int wb = o->deflate_window_bits ? o->deflate_window_bits : 15;
+        ws_deflate_policy pol = {.server_no_context_takeover = o->shared_frames,
+                                 .server_max_window_bits = wb < 9 ? 9 : wb > 15 ? 15 : wb,
+                                 .client_max_window_bits = wb < 9 ? 9 : wb > 15 ? 15 : wb};
         int acc = ws_deflate_negotiate(offer.p, offer.n, &pol, &p, resp, sizeof(resp));
         if (acc == 1) {
             ws->dfl = calloc(1, sizeof(*ws->dfl));

@@ -48,6 +48,10 @@ void ws_sub_detach(ws_sub *s);
 /* Whether ws takes messages (open, not closing). */
 bool ws_can_send(const cio_ws *ws);
 /* Whether ws can take the shared compressed frame of a broadcast. */
+/* The window of the one compressed frame a topic makes for all subscribers
+ * whose connection allows it (no server context takeover, a window at least
+ * this large). */
+#define WS_SHARED_WINDOW_BITS 12
 bool ws_shares_deflated(const cio_ws *ws);
 /* Queues bytes [off, off + n) of a framed segment on ws, within its bound
  * (over it: ws is closed with 1008). 0 or -errno. */

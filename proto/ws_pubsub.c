@@ -190,7 +190,7 @@ static cio_seg *frame_seg_deflated(cio_ws_topics *t, unsigned op, const void *p,
     if (!t->dfl_ready) {
         ws_deflate_params prm = {.server_no_context_takeover = true,
                                  .client_no_context_takeover = true,
-                                 .server_max_window_bits = 15,
+                                 .server_max_window_bits = WS_SHARED_WINDOW_BITS,
                                  .client_max_window_bits = 15};
         if (ws_deflate_init(&t->dfl, &prm, NULL, SIZE_MAX) < 0)
             return NULL;
