@@ -133,6 +133,19 @@ class TestEcho(H.ServerTestCase):
         self.assertEqual(out, ["a" * 1000, b"b" * 5000])
         self.assertTrue(ext and ext.startswith("permessage-deflate"), ext)
 
+    def test_windows_of_12_bits_by_default(self):
+        """server_max_window_bits=12 announced; client_max_window_bits=12
+        asked for when the offer allows it (zlib's memory per connection)"""
+        with RawWs(self.server, headers={"Sec-WebSocket-Extensions":
+                                         "permessage-deflate; client_max_window_bits"}) as ws:
+            ext = ws.response.header("Sec-WebSocket-Extensions")
+            self.assertEqual(ext, "permessage-deflate; server_max_window_bits=12; "
+                                  "client_max_window_bits=12")
+        with RawWs(self.server, headers={"Sec-WebSocket-Extensions":
+                                         "permessage-deflate"}) as ws:
+            ext = ws.response.header("Sec-WebSocket-Extensions")
+            self.assertEqual(ext, "permessage-deflate; server_max_window_bits=12")
+
     def test_not_negotiated_when_not_offered(self):
         _, ext = self.echo(["x"], compression=None)
         self.assertIsNone(ext)
