@@ -73,6 +73,8 @@ typedef struct cio_config {
         char *origins[CIO_CONFIG_MAX_ORIGINS];
         size_t norigins;
         bool compression; /* negotiate permessage-deflate when the client offers it */
+        uint64_t compression_window_bits; /* 9..15: the LZ77 window of both sides (zlib's
+                                             memory per connection in use) */
     } websocket;
 } cio_config;
 
@@ -97,7 +99,8 @@ typedef enum cio_config_action {
  *             handler_ms 60000, pool_wait_ms 1000, drain_ms 10000},
  *   log {level "info", access "-"},
  *   websocket {max_message_bytes 1048576, ping_interval_ms 30000, idle_timeout_ms 120000,
- *              send_queue_bytes 2097152, origins [] (any), compression true}. */
+ *              send_queue_bytes 2097152, origins [] (any), compression true,
+ *              compression_window_bits 12}. */
 void cio_config_defaults(cio_config *c);
 
 /* Applies the JSON file at path on top of c. Unknown keys and wrong types are

@@ -102,6 +102,7 @@ static intptr_t serve(void *arg)
     app.ws_opts.origins = (const char *const *)cfg->websocket.origins;
     app.ws_opts.norigins = cfg->websocket.norigins;
     app.ws_opts.compression = cfg->websocket.compression;
+    app.ws_opts.deflate_window_bits = (uint8_t)cfg->websocket.compression_window_bits;
     app.chat_opts = app.ws_opts;
     app.chat_opts.shared_frames = true;
     int rc = cio_ws_topics_create(&app.rooms);

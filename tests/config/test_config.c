@@ -169,6 +169,7 @@ START_TEST(defaults_match_header)
     ck_assert_uint_eq(c.websocket.norigins, 0);
     ck_assert_ptr_null(c.websocket.origins[0]);
     ck_assert(c.websocket.compression);
+    ck_assert_uint_eq(c.websocket.compression_window_bits, 12);
     cio_config_free(&c);
 }
 END_TEST
@@ -806,6 +807,8 @@ START_TEST(validate_integer_ranges_both_sides)
         {"websocket.ping_interval_ms", offsetof(cio_config, websocket.ping_interval_ms), 0,
          86400000},
         {"websocket.idle_timeout_ms", offsetof(cio_config, websocket.idle_timeout_ms), 0, 86400000},
+        {"websocket.compression_window_bits",
+         offsetof(cio_config, websocket.compression_window_bits), 9, 15},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         expect_u64_range(cases[i].key, cases[i].off, cases[i].lo, cases[i].hi);
@@ -1566,7 +1569,8 @@ START_TEST(usage_lists_websocket_keys)
         "\"send_queue_bytes\": 2097152,       max_message_bytes + 14..2147483648",
         "\"origins\": [],                     allowed Origin values, at most 64",
         "\"null\" or scheme://host[:port], scheme",
-        "\"compression\": true                true or false",
+        "\"compression\": true,               true or false",
+        "\"compression_window_bits\": 12      9..15",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         ck_assert_msg(strstr(text, want[i]), "usage lacks %s", want[i]);
@@ -1582,7 +1586,7 @@ START_TEST(json_websocket_every_key)
                               " \"ping_interval_ms\": 0, \"idle_timeout_ms\": 5,"
                               " \"send_queue_bytes\": 67108878,"
                               " \"origins\": [\"https://example.com\", \"null\"],"
-                              " \"compression\": false}}"),
+                              " \"compression\": false, \"compression_window_bits\": 9}}"),
                      0);
     ck_assert_uint_eq(c.websocket.max_message_bytes, UINT64_C(67108864));
     ck_assert_uint_eq(c.websocket.ping_interval_ms, 0);
@@ -1592,6 +1596,7 @@ START_TEST(json_websocket_every_key)
     ck_assert_str_eq(c.websocket.origins[0], "https://example.com");
     ck_assert_str_eq(c.websocket.origins[1], "null");
     ck_assert(!c.websocket.compression);
+    ck_assert_uint_eq(c.websocket.compression_window_bits, 9);
     ck_assert_int_eq(load(&c, "{\"websocket\": {\"compression\": true}}"), 0);
     ck_assert(c.websocket.compression);
     ck_assert_uint_eq(c.websocket.norigins, 2); /* the other keys are kept */

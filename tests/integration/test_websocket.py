@@ -434,6 +434,17 @@ class TestConformance(H.ServerTestCase):
                 self.assertIn("permessage-deflate", ext)
 
 
+class TestCompressionWindowConfig(H.ServerTestCase):
+    server_config = {"websocket": {"compression_window_bits": 15}}
+
+    def test_15_bits_announce_nothing(self):
+        with RawWs(self.server, headers={"Sec-WebSocket-Extensions":
+                                         "permessage-deflate; client_max_window_bits"}) as ws:
+            self.assertEqual(ws.response.header("Sec-WebSocket-Extensions"), "permessage-deflate")
+            ws.send(0x1, b"still echoed")
+            self.assertEqual(ws.recv_frame()[2], 0x1)
+
+
 class TestHandshake(H.ServerTestCase):
     server_config = {"websocket": {"origins": ["https://good.example"]}}
 
