@@ -156,7 +156,8 @@ void cio_sendq_fini(cio_sendq *q);
  * transport, keeping its memory for reuse. */
 void cio_sendq_reuse(cio_sendq *q, cio_transport *tp);
 /* Frees the spare chunk an empty queue kept if it is larger than keep
- * bytes (before the queue is cached for reuse). */
+ * bytes, and a parts ring a burst grew beyond 8 (before the queue is cached
+ * for reuse). */
 void cio_sendq_trim(cio_sendq *q, size_t keep);
 char *cio__sendq_reserve_part(cio_sendq *q, size_t n);
 
@@ -203,9 +204,11 @@ static inline size_t cio_sendq_pending(const cio_sendq *q)
 {
     return q->queued;
 }
+/* A send is in flight, or due at the end of this turn (between two slices
+ * the queue is not idle: its owner must not close or free it). */
 static inline bool cio_sendq_busy(const cio_sendq *q)
 {
-    return q->sending;
+    return q->sending || !cio_list_empty(&q->due_link);
 }
 
 /* A listening socket with a multishot accept. */

@@ -144,6 +144,14 @@ void cio_sendq_trim(cio_sendq *q, size_t keep)
 {
     if (q->spare.cap > keep)
         cio_buf_free(&q->spare);
+    if (q->count == 0 && q->cap > 8) {
+        /* a burst of small broadcasts grew it (48 bytes a part): it would
+         * stay with the cached state otherwise */
+        free(q->parts);
+        q->parts = NULL;
+        q->cap = q->head = 0;
+        q->open_tail = false;
+    }
 }
 
 void cio_sendq_fini(cio_sendq *q)

@@ -127,6 +127,7 @@ static void act_free(cio_http_conn *c)
     act_trim(&a->in);
     act_trim(&a->pend);
     act_trim(&a->req.extra);
+    cio_sendq_trim(&a->sq, 64 * 1024); /* a parts ring a burst grew; the spare chunk stays */
     a->parsed = 0;
     a->pinned = a->reading_paused = a->deadline_due = false;
     a->task = NULL;

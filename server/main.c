@@ -162,7 +162,8 @@ static intptr_t serve(void *arg)
                 cio_warn("%s is in use; trying again for %d s", cfg->listen[i].text,
                          (int)(BIND_RETRY_FOR / CIO_SEC(1)));
             told = true;
-            cio_sleep(BIND_RETRY_STEP);
+            if (cio_sleep(BIND_RETRY_STEP) < 0)
+                break; /* cancelled: the loop is stopping */
         }
         if (rc < 0) {
             cio_error("cannot listen on %s: %s", cfg->listen[i].text, strerror(-rc));

@@ -322,6 +322,9 @@ static intptr_t main_batching(void *arg)
     cio_sendq_flush_soon(&q); /* in flight: waits for the completion */
     r->pending = false;
     ck_assert_int_eq(cio_sendq_sent(&q, 0), 0);
+    /* between two slices the queue is not idle (regression: it looked idle
+     * until the turn ended, and HTTP closed connections mid-response) */
+    ck_assert(cio_sendq_busy(&q));
     ck_assert_int_eq(cio_sendq_append_seg(&q, seg, 0, 3), 0);
     cio_sendq_flush_soon(&q);
     ck_assert_int_eq(r->sends, 1);
@@ -382,6 +385,14 @@ static intptr_t main_many_parts(void *arg)
     ck_assert_int_ge(r->sends, 40 / CIO_SENDQ_IOV);
     ck_assert_int_eq(r->out_len, n);
     ck_assert(memcmp(r->out, want, n) == 0);
+    /* the ring grew for 40 parts; an idle queue gives it back when trimmed */
+    ck_assert_uint_ge(q.cap, 32);
+    cio_sendq_trim(&q, 4096);
+    ck_assert_uint_eq(q.cap, 0);
+    ck_assert_ptr_null(q.parts);
+    ck_assert_int_eq(cio_sendq_append(&q, "again", 5), 0); /* and still works */
+    ck_assert_int_eq(cio_sendq_flush(&q), 0);
+    ck_assert_int_eq(complete(r, &q), 1);
     cio_sendq_fini(&q);
     free(r);
     return 0;
