@@ -207,15 +207,7 @@ if [ -n "${pid[corio]:-}" ] && [ -n "${pid[nginx]:-}" ]; then
         printf '%-10s %8s %8s %8s   %s\n' "$sc" "$(fx "$r_cpu")" "$(fx "$r_rps")" "$(fx "$r_p99")" "$verdicts"
     done
     echo
-    caveat=
-    [ "$noisy" -gt 0 ] && caveat=" (but $noisy noisy runs: not conclusive)"
-    if [ $missed -eq 0 ]; then
-        echo "all targets met$caveat"
-    else
-        echo "targets missed: $missed$caveat"
-    fi
+    bench_verdict "$missed" "$noisy"
 fi
-echo "# raw: scenario server run req/s p99_ms p50_ms cpu_us_per_req requests errors noise_pct"
-sed 's/^/#   /' "$results"
-[ "${STRICT:-0}" = 1 ] && [ $missed -gt 0 ] && exit 1
-exit 0
+bench_raw_and_exit "$results" "$missed" \
+    "scenario server run req/s p99_ms p50_ms cpu_us_per_req requests errors noise_pct"

@@ -416,3 +416,24 @@ bench_wait_line() {
 bench_result_field() {
     echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1
 }
+
+# bench_verdict MISSED NOISY: the summary's last line: all targets met, or how
+# many were missed, and whether noisy runs make it inconclusive.
+bench_verdict() {
+    local caveat=
+    [ "$2" -gt 0 ] && caveat=" (but $2 noisy runs: not conclusive)"
+    if [ "$1" -eq 0 ]; then
+        echo "all targets met$caveat"
+    else
+        echo "targets missed: $1$caveat"
+    fi
+}
+
+# bench_raw_and_exit RESULTS MISSED COLUMNS: prints the raw rows under their
+# column names, then exits (1 with STRICT=1 when a target was missed).
+bench_raw_and_exit() {
+    echo "# raw: $3"
+    sed 's/^/#   /' "$1"
+    [ "${STRICT:-0}" = 1 ] && [ "$2" -gt 0 ] && exit 1
+    exit 0
+}

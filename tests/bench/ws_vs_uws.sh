@@ -276,15 +276,7 @@ if has corio; then
         done
     done
     echo
-    caveat=
-    [ "$noisy" -gt 0 ] && caveat=" (but $noisy noisy runs: not conclusive)"
-    if [ $missed -eq 0 ]; then
-        echo "all targets met$caveat"
-    else
-        echo "targets missed: $missed$caveat"
-    fi
+    bench_verdict "$missed" "$noisy"
 fi
-echo "# raw: scenario server run per_s p50_us p99_us server_us client_cpu_pct server_cpu_pct noise_pct errors lost msgs sirq_server_pct server_proc_us"
-sed 's/^/#   /' "$results"
-[ "${STRICT:-0}" = 1 ] && [ $missed -gt 0 ] && exit 1
-exit 0
+bench_raw_and_exit "$results" "$missed" \
+    "scenario server run per_s p50_us p99_us server_us client_cpu_pct server_cpu_pct noise_pct errors lost msgs sirq_server_pct server_proc_us"

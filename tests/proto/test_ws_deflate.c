@@ -153,25 +153,29 @@ static void check_params(ws_deflate_params p, bool snct, bool cnct, int sw, int 
     ck_assert_int_eq(p.client_max_window_bits, cw);
 }
 
+/* The offer is accepted with these parameters and this response. */
+static void agreed(const char *offer, const ws_deflate_policy *pol, bool snct, bool cnct, int sw,
+                   int cw, const char *response)
+{
+    ws_deflate_params p;
+    char r[WS_DEFLATE_RESPONSE_MAX];
+    ck_assert_int_eq(neg(offer, pol, &p, r), 1);
+    check_params(p, snct, cnct, sw, cw);
+    ck_assert_str_eq(r, response);
+}
+
 /* ---- negotiation ---------------------------------------------------------------------- */
 
 START_TEST(negotiate_plain_offer)
 {
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate", NULL, &p, r), 1);
-    check_params(p, false, false, 15, 15);
-    ck_assert_str_eq(r, "permessage-deflate");
+    agreed("permessage-deflate", NULL, false, false, 15, 15, "permessage-deflate");
 }
 END_TEST
 
 START_TEST(negotiate_server_no_context_takeover_offered)
 {
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate; server_no_context_takeover", NULL, &p, r), 1);
-    check_params(p, true, false, 15, 15);
-    ck_assert_str_eq(r, "permessage-deflate; server_no_context_takeover");
+    agreed("permessage-deflate; server_no_context_takeover", NULL, true, false, 15, 15,
+           "permessage-deflate; server_no_context_takeover");
 }
 END_TEST
 
@@ -180,42 +184,30 @@ END_TEST
 START_TEST(negotiate_server_no_context_takeover_forced_by_policy)
 {
     ws_deflate_policy pol = {.server_no_context_takeover = true};
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate; client_max_window_bits", &pol, &p, r), 1);
-    check_params(p, true, false, 15, 15);
-    ck_assert_str_eq(r, "permessage-deflate; server_no_context_takeover");
+    agreed("permessage-deflate; client_max_window_bits", &pol, true, false, 15, 15,
+           "permessage-deflate; server_no_context_takeover");
 }
 END_TEST
 
 START_TEST(negotiate_client_no_context_takeover_offered)
 {
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate; client_no_context_takeover", NULL, &p, r), 1);
-    check_params(p, false, true, 15, 15);
-    ck_assert_str_eq(r, "permessage-deflate; client_no_context_takeover");
+    agreed("permessage-deflate; client_no_context_takeover", NULL, false, true, 15, 15,
+           "permessage-deflate; client_no_context_takeover");
 }
 END_TEST
 
 START_TEST(negotiate_client_no_context_takeover_asked_by_policy)
 {
     ws_deflate_policy pol = {.client_no_context_takeover = true};
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate", &pol, &p, r), 1);
-    check_params(p, false, true, 15, 15);
-    ck_assert_str_eq(r, "permessage-deflate; client_no_context_takeover");
+    agreed("permessage-deflate", &pol, false, true, 15, 15,
+           "permessage-deflate; client_no_context_takeover");
 }
 END_TEST
 
 START_TEST(negotiate_server_max_window_bits_honoured)
 {
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate; server_max_window_bits=10", NULL, &p, r), 1);
-    check_params(p, false, false, 10, 15);
-    ck_assert_str_eq(r, "permessage-deflate; server_max_window_bits=10");
+    agreed("permessage-deflate; server_max_window_bits=10", NULL, false, false, 10, 15,
+           "permessage-deflate; server_max_window_bits=10");
 }
 END_TEST
 
@@ -223,11 +215,8 @@ END_TEST
 START_TEST(negotiate_server_max_window_bits_below_offer_by_policy)
 {
     ws_deflate_policy pol = {.server_max_window_bits = 9};
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate; server_max_window_bits=12", &pol, &p, r), 1);
-    check_params(p, false, false, 9, 15);
-    ck_assert_str_eq(r, "permessage-deflate; server_max_window_bits=9");
+    agreed("permessage-deflate; server_max_window_bits=12", &pol, false, false, 9, 15,
+           "permessage-deflate; server_max_window_bits=9");
 }
 END_TEST
 
@@ -235,64 +224,46 @@ END_TEST
 START_TEST(negotiate_server_max_window_bits_offer_below_policy)
 {
     ws_deflate_policy pol = {.server_max_window_bits = 12};
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate; server_max_window_bits=8", &pol, &p, r), 1);
-    check_params(p, false, false, 8, 15);
-    ck_assert_str_eq(r, "permessage-deflate; server_max_window_bits=8");
+    agreed("permessage-deflate; server_max_window_bits=8", &pol, false, false, 8, 15,
+           "permessage-deflate; server_max_window_bits=8");
 }
 END_TEST
 
 START_TEST(negotiate_server_max_window_bits_from_policy_alone)
 {
     ws_deflate_policy pol = {.server_max_window_bits = 11};
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate", &pol, &p, r), 1);
-    check_params(p, false, false, 11, 15);
-    ck_assert_str_eq(r, "permessage-deflate; server_max_window_bits=11");
+    agreed("permessage-deflate", &pol, false, false, 11, 15,
+           "permessage-deflate; server_max_window_bits=11");
 }
 END_TEST
 
 /* Offered at 15, it must be answered (accepting it means including it). */
 START_TEST(negotiate_server_max_window_bits_15_answered)
 {
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate; server_max_window_bits=15", NULL, &p, r), 1);
-    check_params(p, false, false, 15, 15);
-    ck_assert_str_eq(r, "permessage-deflate; server_max_window_bits=15");
+    agreed("permessage-deflate; server_max_window_bits=15", NULL, false, false, 15, 15,
+           "permessage-deflate; server_max_window_bits=15");
 }
 END_TEST
 
 START_TEST(negotiate_client_max_window_bits_without_value)
 {
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate; client_max_window_bits", NULL, &p, r), 1);
-    check_params(p, false, false, 15, 15);
-    ck_assert_str_eq(r, "permessage-deflate");
+    agreed("permessage-deflate; client_max_window_bits", NULL, false, false, 15, 15,
+           "permessage-deflate");
 }
 END_TEST
 
 START_TEST(negotiate_client_max_window_bits_chosen_by_policy)
 {
     ws_deflate_policy pol = {.client_max_window_bits = 10};
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate; client_max_window_bits", &pol, &p, r), 1);
-    check_params(p, false, false, 15, 10);
-    ck_assert_str_eq(r, "permessage-deflate; client_max_window_bits=10");
+    agreed("permessage-deflate; client_max_window_bits", &pol, false, false, 15, 10,
+           "permessage-deflate; client_max_window_bits=10");
 }
 END_TEST
 
 START_TEST(negotiate_client_max_window_bits_hint_taken)
 {
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate; client_max_window_bits=9", NULL, &p, r), 1);
-    check_params(p, false, false, 15, 9);
-    ck_assert_str_eq(r, "permessage-deflate; client_max_window_bits=9");
+    agreed("permessage-deflate; client_max_window_bits=9", NULL, false, false, 15, 9,
+           "permessage-deflate; client_max_window_bits=9");
 }
 END_TEST
 
@@ -301,11 +272,7 @@ END_TEST
 START_TEST(negotiate_client_max_window_bits_not_offered_not_limited)
 {
     ws_deflate_policy pol = {.client_max_window_bits = 10};
-    ws_deflate_params p;
-    char r[WS_DEFLATE_RESPONSE_MAX];
-    ck_assert_int_eq(neg("permessage-deflate", &pol, &p, r), 1);
-    check_params(p, false, false, 15, 15);
-    ck_assert_str_eq(r, "permessage-deflate");
+    agreed("permessage-deflate", &pol, false, false, 15, 15, "permessage-deflate");
 }
 END_TEST
 
