@@ -211,6 +211,66 @@ static inline bool cio_sendq_busy(const cio_sendq *q)
     return q->sending || !cio_list_empty(&q->due_link);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Budget: a bound on the bytes a process buffers for its peers              */
+/* ------------------------------------------------------------------------ */
+
+/* What connections hold for their peers (request heads and bodies, output,
+ * partial messages, send queues) is bounded by configuration, not by what
+ * peers send. Each owner keeps the amount it has charged and moves it to
+ * what it holds now (cio_budget_charge), so a closed connection gives back
+ * exactly what it took. The budget itself takes no memory and refuses
+ * nothing: its owners ask it. Before buffering a large request they ask
+ * cio_budget_admit (a refusal is counted: answer 503); while it is over its
+ * limit they stop reading from peers that are sending more (cio_budget_wait)
+ * and are woken, oldest first, once it has room again (below 7/8 of the
+ * limit), from a timer callback of their own loop (never inside the call
+ * that freed the bytes). One loop's: not thread-safe. */
+typedef struct cio_budget {
+    size_t limit; /* 0: no limit (still counted) */
+    size_t used, peak;
+    uint64_t refused; /* admissions refused */
+    uint64_t paused;  /* waits begun: a peer paused until memory was freed */
+    uint64_t waiting; /* waiters now */
+    cio_list waiters;
+    cio_timer wake;
+} cio_budget;
+
+typedef struct cio_budget_waiter {
+    cio_list link; /* unlinked (self-linked) when not waiting */
+    /* Called once, on the loop, when the budget has room again. */
+    void (*fn)(struct cio_budget_waiter *w);
+} cio_budget_waiter;
+
+void cio_budget_init(cio_budget *b, cio_loop *loop, size_t limit);
+/* Wakes nobody any more; the waiters must have been cancelled. */
+void cio_budget_fini(cio_budget *b);
+/* Moves an owner's charge from *charged to now bytes (updating *charged).
+ * Never fails: bytes already held are counted even past the limit. Safe
+ * with b NULL (nothing counted). */
+void cio_budget_charge(cio_budget *b, size_t *charged, size_t now);
+/* May n more bytes be buffered? false (counted in refused) when that would
+ * pass the limit. Charges nothing. true with b NULL. */
+bool cio_budget_admit(cio_budget *b, size_t n);
+/* At or past the limit: owners stop reading from peers that send more. */
+static inline bool cio_budget_over(const cio_budget *b)
+{
+    return b && b->limit && b->used >= b->limit;
+}
+static inline void cio_budget_waiter_init(cio_budget_waiter *w, void (*fn)(cio_budget_waiter *w))
+{
+    cio_list_init(&w->link);
+    w->fn = fn;
+}
+/* Queues w (not already waiting) to be called once the budget has room. */
+void cio_budget_wait(cio_budget *b, cio_budget_waiter *w);
+/* Takes w off the queue if it is on it (safe otherwise). */
+void cio_budget_cancel(cio_budget *b, cio_budget_waiter *w);
+static inline bool cio_budget_waiting(const cio_budget_waiter *w)
+{
+    return !cio_list_empty(&w->link);
+}
+
 /* A listening socket with a multishot accept. */
 typedef struct cio_listener {
     cio_loop *loop;

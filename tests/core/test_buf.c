@@ -404,11 +404,86 @@ START_TEST(sendq_many_parts_over_several_sends)
 }
 END_TEST
 
+/* ---- the budget ---------------------------------------------------------------- */
+
+static int nwoken;
+
+typedef struct budget_case {
+    cio_budget b;
+    cio_budget_waiter w[2];
+} budget_case;
+
+static void woke_one(cio_budget_waiter *w)
+{
+    (void)w;
+    nwoken++;
+}
+
+static intptr_t main_budget(void *arg)
+{
+    (void)arg;
+    budget_case k;
+    cio_budget_init(&k.b, NULL, 1000);
+    size_t a = 0, b = 0;
+    cio_budget_charge(&k.b, &a, 800);
+    ck_assert(cio_budget_admit(&k.b, 200));  /* fits exactly */
+    ck_assert(!cio_budget_admit(&k.b, 201)); /* refused, and counted */
+    ck_assert_uint_eq(k.b.refused, 1);
+    ck_assert(!cio_budget_over(&k.b));
+    cio_budget_charge(&k.b, &b, 300); /* held bytes count past the limit */
+    ck_assert_uint_eq(k.b.used, 1100);
+    ck_assert(cio_budget_over(&k.b));
+    ck_assert(!cio_budget_admit(&k.b, 0));
+    for (int i = 0; i < 2; i++) {
+        cio_budget_waiter_init(&k.w[i], woke_one);
+        cio_budget_wait(&k.b, &k.w[i]);
+        ck_assert(cio_budget_waiting(&k.w[i]));
+    }
+    ck_assert_uint_eq(k.b.paused, 2);
+    cio_sleep(CIO_MS(5));
+    ck_assert_int_eq(nwoken, 0); /* still full */
+    cio_budget_charge(&k.b, &b, 200); /* 1000: at the limit, not below 7/8 of it */
+    cio_sleep(CIO_MS(5));
+    ck_assert_int_eq(nwoken, 0);
+    cio_budget_charge(&k.b, &a, 0); /* 200: room; woken from a timer, not from here */
+    ck_assert_int_eq(nwoken, 0);
+    for (int i = 0; i < 2000 && nwoken < 2; i++)
+        cio_sleep(CIO_MS(1)); /* one per turn (the room is under one 64 KiB share) */
+    ck_assert_int_eq(nwoken, 2);
+    ck_assert(!cio_budget_waiting(&k.w[0]) && !cio_budget_waiting(&k.w[1]));
+    ck_assert_uint_eq(k.b.peak, 1100);
+    /* A cancelled waiter is not called. */
+    cio_budget_charge(&k.b, &a, 2000);
+    cio_budget_wait(&k.b, &k.w[0]);
+    cio_budget_cancel(&k.b, &k.w[0]);
+    cio_budget_cancel(&k.b, &k.w[0]); /* twice: harmless */
+    cio_budget_charge(&k.b, &a, 0);
+    cio_sleep(CIO_MS(5));
+    ck_assert_int_eq(nwoken, 2);
+    ck_assert_uint_eq(k.b.waiting, 0);
+    cio_budget_charge(&k.b, &b, 0);
+    ck_assert_uint_eq(k.b.used, 0); /* every owner gave back what it took */
+    /* NULL: counts nothing, refuses nothing. */
+    size_t z = 0;
+    cio_budget_charge(NULL, &z, 5);
+    ck_assert_uint_eq(z, 5);
+    ck_assert(cio_budget_admit(NULL, SIZE_MAX) && !cio_budget_over(NULL));
+    cio_budget_fini(&k.b);
+    return 0;
+}
+
+START_TEST(budget_counts_admits_and_wakes_waiters)
+{
+    ck_assert_int_eq(t_run(main_budget, NULL), 0);
+}
+END_TEST
+
 static Suite *buf_suite(void)
 {
     Suite *s = suite_create("buf");
     T_CASE(s, buf_append_reserve_consume, 5);
     T_CASE(s, buf_grows_by_doubling, 10);
+    T_CASE(s, budget_counts_admits_and_wakes_waiters, 5);
     T_CASE(s, sendq_keeps_order_and_gathers, 5);
     T_CASE(s, sendq_shares_segments, 5);
     T_CASE(s, sendq_slices_with_a_write_timeout_each, 5);
