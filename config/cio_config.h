@@ -39,6 +39,10 @@ typedef struct cio_config {
         uint64_t max_requests_per_connection; /* 0 = unlimited */
         uint64_t max_connections_per_ip;      /* open connections from one client address
                                                  (IPv6: one /128); 0 = no limit */
+        uint64_t max_buffered_bytes;          /* bytes held for all peers together (bodies,
+                                                 heads, output, WebSocket queues); 0 =
+                                                 automatic: 256 MiB, or a quarter of the
+                                                 cgroup's memory limit when lower */
     } limits;
     struct {
         uint64_t header_ms;    /* to receive a complete request head -> 408 */
@@ -94,7 +98,7 @@ typedef enum cio_config_action {
  *   pool_queue 1024, pool_priority "low",
  *   limits {max_connections 100000, max_header_bytes 8192, max_uri_bytes 8192,
  *           max_body_bytes 1048576, max_requests_per_connection 0,
- *           max_connections_per_ip 0},
+ *           max_connections_per_ip 0, max_buffered_bytes 0},
  *   timeouts {header_ms 10000, body_ms 30000, keepalive_ms 75000, write_ms 30000,
  *             handler_ms 60000, pool_wait_ms 1000, drain_ms 10000},
  *   log {level "info", access "-"},

@@ -115,6 +115,7 @@ void cio_config_defaults(cio_config *c)
     c->limits.max_body_bytes = 1048576;
     c->limits.max_requests_per_connection = 0;
     c->limits.max_connections_per_ip = 0;
+    c->limits.max_buffered_bytes = 0;
     c->timeouts.header_ms = 10000;
     c->timeouts.body_ms = 30000;
     c->timeouts.keepalive_ms = 75000;
@@ -529,6 +530,7 @@ static const u64_field limit_fields[] = {
     {"max_body_bytes", offsetof(cio_config, limits.max_body_bytes)},
     {"max_requests_per_connection", offsetof(cio_config, limits.max_requests_per_connection)},
     {"max_connections_per_ip", offsetof(cio_config, limits.max_connections_per_ip)},
+    {"max_buffered_bytes", offsetof(cio_config, limits.max_buffered_bytes)},
     {NULL, 0},
 };
 
@@ -1011,6 +1013,8 @@ static int validate(const cio_config *c, const origin *o, char *err, size_t errl
          1000000},
         {"limits.max_header_bytes", offsetof(cio_config, limits.max_header_bytes), 1024, 1048576},
         {"limits.max_body_bytes", offsetof(cio_config, limits.max_body_bytes), 1, MAX_BODY},
+        {"limits.max_buffered_bytes", offsetof(cio_config, limits.max_buffered_bytes), 0,
+         UINT64_C(1) << 40},
         {"timeouts.header_ms", offsetof(cio_config, timeouts.header_ms), 1, MAX_MS},
         {"timeouts.body_ms", offsetof(cio_config, timeouts.body_ms), 1, MAX_MS},
         {"timeouts.keepalive_ms", offsetof(cio_config, timeouts.keepalive_ms), 0, MAX_MS},
@@ -1289,9 +1293,13 @@ void cio_config_usage(FILE *out, const char *argv0)
             "      \"max_body_bytes\": 1048576,         1..1073741824 (1 GiB, held in memory); "
             "else 413\n"
             "      \"max_requests_per_connection\": 0,  0 = unlimited\n"
-            "      \"max_connections_per_ip\": 0        0..1000000 open connections from one client\n"
+            "      \"max_connections_per_ip\": 0,       0..1000000 open connections from one client\n"
             "                                         address (IPv6: /128); more are reset at\n"
             "                                         accept; 0 = no limit\n"
+            "      \"max_buffered_bytes\": 0            bytes held for all clients together; when\n"
+            "                                         full, large bodies get 503 and uploads\n"
+            "                                         pause; 0 = 256 MiB or 1/4 of the cgroup\n"
+            "                                         memory limit, whichever is lower\n"
             "    },\n"
             "    \"timeouts\": {                        milliseconds, at most 86400000 (1 day)\n"
             "      \"header_ms\": 10000,                to receive a request head, else 408\n"

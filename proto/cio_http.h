@@ -60,6 +60,12 @@ typedef struct cio_http_opts {
     bool serve_dotfiles;            /* serve "/.env", "/a/.git/..." from the root
                                        (default false: 404; "/.well-known/" always) */
     cio_log_writer *access_log;     /* combined log format, or NULL */
+    cio_budget *budget;             /* bytes buffered for peers, shared with other
+                                       servers and WebSocket routes (NULL: unbounded).
+                                       A buffered body that does not fit is refused
+                                       at its head (503, Retry-After); while it is
+                                       full, bodies of unknown length and streamed
+                                       ones stop being read until it has room. */
     const char *server_header;      /* default "corio/<version>" */
 } cio_http_opts;
 
@@ -72,6 +78,13 @@ int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_s
  * HEAD. Literal segments win over parameters. 0, -EINVAL or -ENOMEM. */
 int cio_http_route(cio_http_server *srv, const char *method, const char *pattern,
                    cio_http_handler fn, void *ud);
+
+/* The same for a handler that reads the request body as it arrives, with
+ * cio_http_read(), instead of receiving it whole: it starts as soon as the
+ * head is in, and the connection holds at most a window (~64 KiB) of body
+ * at a time, whatever its length. */
+int cio_http_route_stream(cio_http_server *srv, const char *method, const char *pattern,
+                          cio_http_handler fn, void *ud);
 
 /* Listens on addr (port 0 picks a free port); text_out (optional, 64 bytes)
  * gets the bound address as "IP:port". 0 or -errno. */
@@ -106,6 +119,8 @@ typedef struct cio_http_stats {
     uint64_t refused_per_addr; /* connections reset: their address was at max_conns_per_addr */
     uint64_t errors_4xx, errors_5xx;
     uint64_t idle; /* connections with no request in progress */
+    uint64_t budget_refused; /* requests answered 503: their body did not fit the budget */
+    uint64_t budget_pauses;  /* times a connection stopped being read: the budget was full */
 } cio_http_stats;
 
 void cio_http_server_stats(const cio_http_server *srv, cio_http_stats *out);
@@ -134,8 +149,19 @@ cio_str cio_http_param(const cio_http_req *req, const char *name);
 /* The query parameter's value as sent (not decoded: "a%20b" and "a+b" stay
  * as they are), or {NULL, 0}. */
 cio_str cio_http_query_param(const cio_http_req *req, const char *name);
-/* The complete request body (de-chunked), possibly empty. */
+/* The complete request body (de-chunked), possibly empty; empty for a
+ * streamed route (see cio_http_read). */
 cio_str cio_http_body(const cio_http_req *req);
+/* [awaits] Reads up to cap bytes of the body into buf, as they arrive (on
+ * a streamed route; on others from the buffered body). A request that
+ * expects 100-continue is invited by the first read. Returns the number of
+ * bytes (> 0), 0 at the end of the body, or -errno: -ETIMEDOUT (nothing
+ * arrived within the body timeout: 408), -EMSGSIZE (past max_body_bytes:
+ * 413), -EPROTO (malformed chunked framing: 400), -EPIPE (the client went
+ * away), -ECANCELED (the handler's scope: client gone, deadline). After an
+ * error, a handler that returns without responding sends that status; a
+ * body not read to its end closes the connection after the response. */
+ssize_t cio_http_read(cio_http_req *req, void *buf, size_t cap);
 /* Memory that lives until the request is done. */
 cio_arena *cio_http_arena(cio_http_req *req);
 /* The server the request came to. */

@@ -69,6 +69,10 @@ typedef struct cio_ws_opts {
                                     one compressed frame; 0 = 15) */
     bool shared_frames; /* a pub/sub route: negotiate server_no_context_takeover,
                            so one compressed broadcast frame serves everyone */
+    cio_budget *budget; /* counts partial messages and send queues (a shared frame
+                           once per queue it waits in); while it is full, a
+                           connection in the middle of a message stops being
+                           read. NULL: not counted */
 } cio_ws_opts;
 
 /* The defaults: max_message_bytes 1 MiB, send_queue_bytes 2 MiB, ping

@@ -31,13 +31,18 @@
 #define IN_MAX         (UINT32_MAX / 2) /* input offsets are 32-bit */
 #define ACT_CACHE      16               /* request states a server keeps for reuse */
 #define ACT_KEEP_BUF   (16 * 1024)      /* a reused state keeps buffers up to this size */
+#define STREAM_HIGH    (64 * 1024)      /* streamed body held: reading stops above this */
+#define STREAM_LOW     (16 * 1024)      /* ...and resumes once the handler read it down here */
 
-enum { P_NEED_MORE, P_COMPLETE, P_ERROR };
+/* P_STREAM: the head of a request for a streamed route is in (its handler
+ * starts now and reads the body as it arrives). */
+enum { P_NEED_MORE, P_COMPLETE, P_ERROR, P_STREAM };
 
 static void conn_process(cio_http_conn *c);
 static void after_task(cio_http_conn *c);
 static void conn_free(cio_http_conn *c);
 static void switch_protocols(cio_http_conn *c);
+static void send_continue(cio_http_conn *c);
 
 /* ---- per-request state ------------------------------------------------------------ */
 
@@ -76,6 +81,70 @@ static void act_trim(cio_buf *b)
     b->len = 0;
 }
 
+/* ---- the budget -------------------------------------------------------------------------- */
+
+void http_charge(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    if (!a || !c->srv->budget)
+        return;
+    /* An admitted body counts whole from its head on (its reservation), so
+     * that admissions cannot promise the same bytes twice. */
+    size_t in = a->in.cap > a->reserve ? a->in.cap : a->reserve;
+    cio_budget_charge(c->srv->budget, &a->charged, in + a->pend.cap + cio_sendq_pending(&a->sq));
+}
+
+static void budget_woke(cio_budget_waiter *w)
+{
+    http_active *a = cio_container_of(w, http_active, bwait);
+    cio_http_conn *c = a->req.conn;
+    a->budget_paused = false;
+    if (!a->reading_paused && c->state != C_CLOSING)
+        c->tp->ops->read_start(c->tp);
+}
+
+/* Reading stopped for the budget starts again (lingering, switching, done). */
+static void budget_unpause(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    if (!a || !a->budget_paused)
+        return;
+    cio_budget_cancel(c->srv->budget, &a->bwait);
+    budget_woke(&a->bwait);
+}
+
+/* With the budget full, a connection whose body would grow what is held
+ * (one of unknown length, or a streamed one) stops being read: TCP flow
+ * control holds the rest in the peer. An admitted body of known length is
+ * counted whole already and goes on. */
+static void budget_pause_if_over(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    cio_http_server *srv = c->srv;
+    if (!a || a->budget_paused || !cio_budget_over(srv->budget) || c->close_after ||
+        (c->state != C_BODY && c->state != C_HANDLING))
+        return;
+    cio_http_req *r = &a->req;
+    bool growing = c->state == C_BODY ? a->reserve == 0
+                                      : r->streaming && !r->complete && !r->err_status;
+    if (!growing)
+        return;
+    a->budget_paused = true;
+    c->tp->ops->read_stop(c->tp);
+    srv->st.budget_pauses++;
+    cio_budget_wait(srv->budget, &a->bwait);
+    http_budget_note(srv);
+}
+
+static void budget_release(cio_http_conn *c, http_active *a)
+{
+    cio_budget *b = c->srv->budget;
+    cio_budget_cancel(b, &a->bwait);
+    a->budget_paused = false;
+    a->reserve = 0;
+    cio_budget_charge(b, &a->charged, 0);
+}
+
 static http_active *act_get(cio_http_conn *c)
 {
     if (c->act)
@@ -92,6 +161,8 @@ static http_active *act_get(cio_http_conn *c)
             return NULL;
         cio_sendq_init(&a->sq, c->tp, OUT_LOW, OUT_HIGH, srv->o.write_timeout, out_error);
         cio_arena_init(&a->req.arena, 1024);
+        cio_event_init(&a->body_ev);
+        cio_budget_waiter_init(&a->bwait, budget_woke);
     }
     llhttp_init(&a->parser, HTTP_REQUEST, &srv->settings);
     a->parser.data = c;
@@ -118,6 +189,7 @@ static void act_free(cio_http_conn *c)
     if (!a)
         return;
     c->act = NULL;
+    budget_release(c, a);
     cio_http_server *srv = c->srv;
     if (srv->nact_free >= ACT_CACHE || cio_sendq_pending(&a->sq) || cio_sendq_busy(&a->sq)) {
         act_destroy(a); /* a closed connection may leave output behind */
@@ -360,7 +432,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     r->body.len += (uint32_t)len;
     r->data_end = (uint32_t)(at + len - in); /* where it was read: framing follows */
     r->data_seen = true;
-    return r->body.len > SRV(p)->o.max_body_bytes ? fail(p, 413) : 0;
+    r->body_total += len;
+    return r->body_total > SRV(p)->o.max_body_bytes ? fail(p, 413) : 0;
 }
 
 static int on_message_complete(llhttp_t *p)
@@ -471,6 +544,8 @@ static int parse(cio_http_conn *c)
             r->head_end = a->parsed; /* paused at the end of a head with a body */
             llhttp_resume(&a->parser);
             head_arrived(c);
+            if (r->streaming)
+                return P_STREAM;
             continue;
         }
         a->parsed = (uint32_t)a->in.len;
@@ -572,6 +647,7 @@ void http_conn_finish_close(cio_http_conn *c)
         return;
     }
     c->state = C_LINGER;
+    budget_unpause(c); /* lingering reads (and discards) */
     c->tp->ops->shutdown_write(c->tp);
     set_state_deadline(c, cio_now() + LINGER_TIME);
 }
@@ -592,7 +668,9 @@ static void conn_timer(cio_timer *t)
     case C_HEAD:
     case C_BODY:
         if (c->act && !c->act->task && c->act->req.start != UINT32_MAX) {
-            http_error_response(c, 408);
+            if (c->act->budget_paused)
+                c->srv->st.budget_refused++; /* held back by us all along: not the peer's fault */
+            http_error_response(c, c->act->budget_paused ? 503 : 408);
             return;
         }
         http_conn_close(c);
@@ -621,20 +699,149 @@ void http_conn_close(cio_http_conn *c)
 /* ---- routing and handlers ------------------------------------------------------------------ */
 
 /* The head of a request with a body is complete (the parser is paused
- * there). A request that expects 100 Continue is routed now, so that a 404
- * or 405 goes out instead of the invitation (a 413 was decided already). */
+ * there): it is routed now. A streamed route's handler starts at once. A
+ * body to buffer must fit the budget, whole (its announced length is
+ * reserved) or, of unknown length, a first window of it: else 503 before
+ * the body is read. A request that expects 100 Continue gets its 404 or 405
+ * instead of the invitation (a 413 was decided already). */
 static void head_arrived(cio_http_conn *c)
 {
-    cio_http_req *r = &c->act->req;
+    http_active *a = c->act;
+    cio_http_req *r = &a->req;
     cio_str target = cio_http_target(r);
-    if (!r->expect_continue || (target.n == 1 && target.p[0] == '*'))
+    if (!(target.n == 1 && target.p[0] == '*')) {
+        char allowed[128];
+        int status = http_route_resolve(r, true, allowed, sizeof(allowed));
+        if (status == 405)
+            r->allow = cio_arena_strndup(&r->arena, allowed, strlen(allowed));
+        r->route_status = (uint16_t)status;
+        if (status && r->expect_continue) {
+            r->err_status = (uint16_t)status;
+            return;
+        }
+        if (!status && r->route && r->route->stream) {
+            r->streaming = true;
+            return;
+        }
+    }
+    size_t need = r->content_length ? r->content_length : STREAM_HIGH;
+    if (!cio_budget_admit(c->srv->budget, need)) {
+        c->srv->st.budget_refused++;
+        http_budget_note(c->srv);
+        r->err_status = 503;
         return;
-    char allowed[128];
-    int status = http_route_resolve(r, true, allowed, sizeof(allowed));
-    if (status == 405)
-        r->allow = cio_arena_strndup(&r->arena, allowed, strlen(allowed));
-    if (status)
-        r->err_status = (uint16_t)status;
+    }
+    a->reserve = r->content_length;
+    http_charge(c);
+}
+
+/* A streamed request's handler is about to start: its head moves into the
+ * request's arena (the handler's strings point there, and the input buffer
+ * then holds only the body's window and what follows it). */
+static int stream_begin(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    cio_http_req *r = &a->req;
+    compact(a); /* the request starts at 0 */
+    char *head = cio_arena_alloc(&r->arena, r->head_end);
+    if (!head)
+        return -ENOMEM;
+    memcpy(head, a->in.p, r->head_end);
+    r->head_base = head;
+    memmove(a->in.p, a->in.p + r->head_end, a->in.len - r->head_end);
+    a->in.len -= r->head_end;
+    a->parsed -= r->head_end;
+    r->head_end = 0;
+    r->body = (http_span){0, 0};
+    cio_event_clear(&a->body_ev);
+    return 0;
+}
+
+/* Input for a streamed request whose handler runs: parsed at once into the
+ * body's window, which the handler drains. */
+static void stream_input(cio_http_conn *c)
+{
+    http_active *a = c->act;
+    cio_http_req *r = &a->req;
+    int p = parse(c);
+    if (p != P_NEED_MORE)
+        a->pinned = true; /* the end (or an error): what follows waits in pend */
+    if (r->body.len >= STREAM_HIGH && !a->reading_paused) {
+        a->reading_paused = true;
+        c->tp->ops->read_stop(c->tp);
+    }
+    if (r->body.len || p != P_NEED_MORE)
+        cio_event_set(&a->body_ev);
+}
+
+static ssize_t read_error(const cio_http_req *r)
+{
+    switch (r->err_status) {
+    case 413:
+        return -EMSGSIZE;
+    case 408:
+        return -ETIMEDOUT;
+    case 503:
+        return -ENOMEM;
+    default:
+        return -EPROTO;
+    }
+}
+
+ssize_t cio_http_read(cio_http_req *r, void *buf, size_t cap)
+{
+    cio_http_conn *c = r->conn;
+    http_active *a = c->act;
+    if (!r->streaming) {
+        size_t n = r->body.len - r->body_read;
+        n = n < cap ? n : cap;
+        if (n)
+            memcpy(buf, a->in.p + r->body.off + r->body_read, n);
+        r->body_read += (uint32_t)n;
+        return (ssize_t)n;
+    }
+    for (;;) {
+        if (r->body.len) {
+            size_t n = r->body.len < cap ? r->body.len : cap;
+            memcpy(buf, a->in.p + r->body.off, n);
+            r->body.off += (uint32_t)n;
+            r->body.len -= (uint32_t)n;
+            if (r->body.len == 0 || r->body.off >= STREAM_LOW) {
+                /* Drop what was read (the window starts at 0 again). */
+                uint32_t k = r->body.off;
+                memmove(a->in.p, a->in.p + k, a->in.len - k);
+                a->in.len -= k;
+                a->parsed -= k;
+                r->data_end = r->data_end > k ? r->data_end - k : 0;
+                r->body.off = 0;
+            }
+            if (a->reading_paused && !a->pinned && r->body.len < STREAM_LOW) {
+                a->reading_paused = false;
+                if (!a->budget_paused && c->state != C_CLOSING)
+                    c->tp->ops->read_start(c->tp);
+            }
+            http_charge(c);
+            return (ssize_t)n;
+        }
+        if (r->err_status)
+            return read_error(r);
+        if (r->complete)
+            return 0;
+        if (c->peer_eof || c->state == C_CLOSING)
+            return -EPIPE;
+        if (r->expect_continue)
+            send_continue(c);
+        cio_event_clear(&a->body_ev);
+        cio_time deadline = cio_now() + c->srv->o.body_timeout;
+        int rc = cio_event_wait(&a->body_ev, deadline);
+        if (rc == -ETIMEDOUT && cio_now() >= deadline && !r->body.len && !r->complete) {
+            if (!r->err_status)
+                r->err_status = 408; /* nothing arrived within the body timeout */
+            return -ETIMEDOUT;
+        }
+        if (rc < 0 && rc != -ETIMEDOUT)
+            return c->peer_eof ? -EPIPE : rc;
+    }
 }
 
 static int call_handler(cio_http_req *r)
@@ -647,8 +854,8 @@ static int call_handler(cio_http_req *r)
         cio_http_add_header(r, "Allow", srv->allow_all);
         return cio_http_respond(r, 204, NULL, NULL, 0);
     }
-    char allowed[128];
-    int status = http_route_resolve(r, false, allowed, sizeof(allowed));
+    char allowed[128] = "";
+    int status = r->resolved ? r->route_status : http_route_resolve(r, false, allowed, sizeof(allowed));
     if (status == 405)
         cio_http_add_header(r, "Allow", r->allow ? r->allow : allowed);
     if (status)
@@ -680,6 +887,8 @@ static void dispatch(cio_http_req *r)
         c->close_after = true;
         if (why == -ETIMEDOUT)
             (void)http_respond_status(r, 503); /* the handler deadline passed */
+        else if (r->err_status && c->state != C_CLOSING)
+            (void)http_respond_status(r, r->err_status); /* the body was refused (413...) */
         else if (c->peer_eof || c->state == C_CLOSING)
             r->status = 499; /* nobody to answer: logged as nginx does */
         else
@@ -694,11 +903,13 @@ static void dispatch(cio_http_req *r)
 
 static intptr_t conn_task(void *arg);
 
-static void start_task(cio_http_conn *c)
+/* pin: the request is complete, new input waits in pend (a streamed one
+ * goes on parsing its body). */
+static void start_task(cio_http_conn *c, bool pin)
 {
     http_active *a = c->act;
     cio_task *t;
-    a->pinned = true;
+    a->pinned = pin;
     c->state = C_HANDLING;
     set_state_deadline(c, CIO_NEVER);
     if (cio_spawn(c->srv->loop, &t, conn_task, c) < 0) {
@@ -742,7 +953,16 @@ static void conn_process(cio_http_conn *c)
     compact(a);
     switch (parse(c)) {
     case P_COMPLETE:
-        start_task(c);
+        start_task(c, true);
+        return;
+    case P_STREAM:
+        if (stream_begin(c) < 0) {
+            http_error_response(c, 503);
+            return;
+        }
+        start_task(c, false);
+        if (c->act && c->act->task)
+            stream_input(c); /* body bytes read with the head */
         return;
     case P_ERROR:
         http_error_response(c, r->err_status);
@@ -781,8 +1001,12 @@ static void conn_process(cio_http_conn *c)
 static void on_data(void *ud, uint8_t *data, size_t len)
 {
     cio_http_conn *c = ud;
-    if (c->state == C_LINGER || c->state == C_CLOSING || c->close_after)
-        return; /* discarded: no request after a close is answered */
+    if (c->state == C_LINGER || c->state == C_CLOSING)
+        return;
+    /* Discarded: no request after a close is answered (but the body of a
+     * streamed one whose handler runs is still its to read). */
+    if (c->close_after && !(c->act && c->act->task && !c->act->pinned))
+        return;
     http_active *a = act_get(c);
     if (!a) {
         http_conn_close(c);
@@ -797,6 +1021,7 @@ static void on_data(void *ud, uint8_t *data, size_t len)
             a->reading_paused = true; /* backpressure on pipelined input */
             c->tp->ops->read_stop(c->tp);
         }
+        http_charge(c);
         return;
     }
     /* Parsing bounds what is kept (head, body, one read): this is a guard
@@ -805,7 +1030,12 @@ static void on_data(void *ud, uint8_t *data, size_t len)
         http_conn_close(c);
         return;
     }
-    conn_process(c);
+    if (a->task)
+        stream_input(c); /* a streamed body, its handler running */
+    else
+        conn_process(c);
+    http_charge(c);
+    budget_pause_if_over(c);
 }
 
 static void on_eof(void *ud, int err)
@@ -835,6 +1065,7 @@ static void on_sent(void *ud, int err)
         http_conn_close(c);
         return;
     }
+    http_charge(c);
     if (rc == 0)
         return; /* more is on its way */
     if (c->state == C_SWITCHING && !a->task) {
@@ -896,8 +1127,12 @@ static void finish_request(cio_http_conn *c)
     }
     if (a->reading_paused && c->state != C_CLOSING) {
         a->reading_paused = false;
-        c->tp->ops->read_start(c->tp);
+        if (!a->budget_paused)
+            c->tp->ops->read_start(c->tp);
     }
+    if (r->streaming && !r->complete)
+        c->close_after = true; /* the rest of the body is not read: no next request */
+    a->reserve = 0;
     bool upgrade = r->upgrade;
     req_reset(r);
     if (a->parsed > COMPACT_AT)
@@ -924,10 +1159,19 @@ static intptr_t conn_task(void *arg)
             http_error_response(c, a->req.err_status); /* flushed after the loop */
             break;
         }
+        if (p == P_STREAM) {
+            if (stream_begin(c) < 0) {
+                http_error_response(c, 503);
+                break;
+            }
+            stream_input(c); /* body bytes read with the head */
+            continue;        /* the rest is read while the handler runs */
+        }
         if (p != P_COMPLETE)
             break;
         a->pinned = true;
     }
+    http_charge(c);
     a->task = NULL;
     after_task(c);
     return 0;
@@ -1005,8 +1249,9 @@ static void switch_protocols(cio_http_conn *c)
         http_conn_close(c);
         return;
     }
-    if (a->reading_paused)
+    if (a->reading_paused && !a->budget_paused)
         c->tp->ops->read_start(c->tp);
+    budget_unpause(c);
     c->state = C_UPGRADED;
     c->tp->cbs = &upgraded_cbs;
     c->up->on_start(c->up_ud, c->tp, (uint8_t *)a->in.p + a->parsed, a->in.len - a->parsed);

@@ -35,6 +35,7 @@ typedef struct http_route {
     size_t nsegs;
     cio_http_handler fn;
     void *ud;
+    bool stream; /* the handler starts at the head and reads the body (cio_http_read) */
 } http_route;
 
 typedef struct http_listener {
@@ -76,6 +77,9 @@ struct cio_http_server {
     cio_timer refused_timer;   /* logs the refusals of the last interval */
     uint64_t refused_unlogged; /* refused since the last line */
     char refused_last[48];     /* the last address refused */
+    cio_budget *budget;        /* o.budget, or NULL */
+    cio_timer budget_timer;    /* logs the budget's refusals of the last interval */
+    uint64_t budget_refused_logged, budget_paused_logged;
     llhttp_settings_t settings;
     char server_hdr[64];
     size_t server_hdr_len;
@@ -102,6 +106,8 @@ struct cio_http_req {
     bool has_length, has_te; /* Content-Length / Transfer-Encoding fields seen */
     bool trailers;           /* past the last chunk: the trailer section */
     bool resolved;           /* target split, path normalised, route looked up */
+    bool streaming;          /* the handler runs while the body arrives */
+    uint16_t route_status;   /* what resolving found, when done at the head: 404, 405... */
     uint16_t err_status;
     uint32_t start;     /* offset of the request's first byte in act->in */
     uint32_t head_end;  /* offset just past the head (requests with a body) */
@@ -114,6 +120,9 @@ struct cio_http_req {
     uint32_t nhdrs, cap_hdrs;
     uint32_t trailer_bytes;
     uint64_t content_length; /* as announced */
+    uint64_t body_total;     /* body bytes received (streamed: read or not) */
+    uint32_t body_read;      /* buffered body: bytes cio_http_read() has returned */
+    const char *head_base;   /* streamed: the head's spans point here (an arena copy) */
     uint32_t host_count;
     cio_time head_time; /* when the head was complete: the handler deadline counts from it */
     /* after resolving: stable views for the handler */
@@ -143,7 +152,12 @@ typedef struct http_active {
     cio_buf pend; /* received while 'in' is pinned by a running handler */
     bool pinned, reading_paused;
     bool deadline_due; /* the state deadline passed while output was in flight */
+    bool budget_paused; /* reading stopped until the budget has room */
     cio_task *task;
+    cio_event body_ev;  /* streamed body: data, its end or an error arrived */
+    size_t charged;     /* bytes charged to the server's budget */
+    size_t reserve;     /* a buffered body admitted: its announced length */
+    cio_budget_waiter bwait;
     cio_sendq sq; /* the output */
     cio_http_req req;
 } http_active;
@@ -184,6 +198,8 @@ static_assert(sizeof(struct cio_http_conn) <= 216, "cio_http_conn grew");
 
 /* http_conn.c */
 void http_settings_init(llhttp_settings_t *s);
+/* Moves the connection's charge on the server's budget to what it holds now. */
+void http_charge(cio_http_conn *c);
 /* Frees the request states the server keeps for reuse. */
 void http_act_cache_free(cio_http_server *srv);
 void http_conn_close(cio_http_conn *c);
@@ -194,16 +210,8 @@ void http_conn_shutdown(cio_http_conn *c, bool force);
 void http_finish_response(cio_http_req *r); /* http_resp.c */
 void http_server_conn_added(cio_http_server *srv, cio_http_conn *c);
 void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c);
-/* Starts sending what the connection's send queue holds (closing the
- * connection if the transport refuses). */
-int http_conn_flush(cio_http_conn *c);
-/* [awaits] Above the queue's high watermark, waits until it is down to the
- * low one. 0, -EPIPE once the connection is closing, -ETIMEDOUT/-ECANCELED. */
-int http_out_wait(cio_http_conn *c);
-
-/* http_resp.c */
-void http_server_conn_added(cio_http_server *srv, cio_http_conn *c);
-void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c);
+/* The budget refused or paused something: logged once per interval. */
+void http_budget_note(cio_http_server *srv);
 /* Starts sending what the connection's send queue holds (closing the
  * connection if the transport refuses). */
 int http_conn_flush(cio_http_conn *c);

@@ -386,6 +386,8 @@ int http_error_response(cio_http_conn *c, int status)
     r->extra.len = 0;
     if (status == 405)
         (void)cio_http_add_header(r, "Allow", r->allow ? r->allow : c->srv->allow_all);
+    if (status == 503)
+        (void)cio_http_add_header(r, "Retry-After", "1"); /* out of memory or budget: brief */
     (void)http_respond_status(r, status);
     http_access_log(r);
     if (!a->task)

@@ -43,8 +43,8 @@ static bool valid_method(const char *m)
     return true;
 }
 
-int cio_http_route(cio_http_server *srv, const char *method, const char *pattern,
-                   cio_http_handler fn, void *ud)
+static int route_add(cio_http_server *srv, const char *method, const char *pattern,
+                     cio_http_handler fn, void *ud, bool stream)
 {
     if (!valid_method(method) || !pattern || pattern[0] != '/' || !fn)
         return -EINVAL;
@@ -56,6 +56,7 @@ int cio_http_route(cio_http_server *srv, const char *method, const char *pattern
     rt->is_get = strcmp(method, "GET") == 0;
     rt->fn = fn;
     rt->ud = ud;
+    rt->stream = stream;
     /* Segments after the leading '/': "/a/:b" -> {"a", ":b"}; "/a/" -> {"a",
      * ""}; "/" -> {}. Paths are split the same way when matching. */
     if (strcmp(pattern, "/") != 0) {
@@ -88,6 +89,18 @@ int cio_http_route(cio_http_server *srv, const char *method, const char *pattern
     *tail = rt;
     http_allow_all_update(srv);
     return 0;
+}
+
+int cio_http_route(cio_http_server *srv, const char *method, const char *pattern,
+                   cio_http_handler fn, void *ud)
+{
+    return route_add(srv, method, pattern, fn, ud, false);
+}
+
+int cio_http_route_stream(cio_http_server *srv, const char *method, const char *pattern,
+                          cio_http_handler fn, void *ud)
+{
+    return route_add(srv, method, pattern, fn, ud, true);
 }
 
 /* Matches the path's segments against rt; returns the number of literal

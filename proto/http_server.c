@@ -20,6 +20,7 @@
 #define REFUSED_LOG_INTERVAL CIO_SEC(10) /* at most one line about refusals per interval */
 
 static void refused_log(cio_timer *t);
+static void budget_log(cio_timer *t);
 
 static void set_defaults(cio_http_opts *o)
 {
@@ -75,6 +76,8 @@ int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_s
     cio_event_init(&srv->listeners_closed);
     srv->clock_sec = -1;
     cio_timer_init(&srv->refused_timer, srv->loop, refused_log);
+    cio_timer_init(&srv->budget_timer, srv->loop, budget_log);
+    srv->budget = srv->o.budget;
     http_allow_all_update(srv);
     *out = srv;
     return 0;
@@ -134,6 +137,31 @@ static void refused_log(cio_timer *t)
              (int)(REFUSED_LOG_INTERVAL / CIO_SEC(1)), srv->refused_last);
     srv->refused_unlogged = 0;
     (void)cio_timer_start(t, cio_now() + REFUSED_LOG_INTERVAL); /* the next line waits */
+}
+
+/* What the budget refused or paused in the last interval, in one line. */
+static void budget_log(cio_timer *t)
+{
+    cio_http_server *srv = cio_container_of(t, cio_http_server, budget_timer);
+    uint64_t refused = srv->st.budget_refused - srv->budget_refused_logged;
+    uint64_t paused = srv->st.budget_pauses - srv->budget_paused_logged;
+    if (!refused && !paused)
+        return;
+    const cio_budget *b = srv->budget;
+    cio_warn("memory budget full: %llu request%s refused (503), %llu connection%s paused in the "
+             "last %d s; buffered %zu of limits.max_buffered_bytes %zu (peak %zu)",
+             (unsigned long long)refused, refused == 1 ? "" : "s", (unsigned long long)paused,
+             paused == 1 ? "" : "s", (int)(REFUSED_LOG_INTERVAL / CIO_SEC(1)), b->used, b->limit,
+             b->peak);
+    srv->budget_refused_logged = srv->st.budget_refused;
+    srv->budget_paused_logged = srv->st.budget_pauses;
+    (void)cio_timer_start(t, cio_now() + REFUSED_LOG_INTERVAL);
+}
+
+void http_budget_note(cio_http_server *srv)
+{
+    if (!cio_timer_armed(&srv->budget_timer))
+        budget_log(&srv->budget_timer); /* the first of an interval: at once */
 }
 
 /* Resets a connection whose address is at max_conns_per_addr: RST rather
@@ -295,6 +323,7 @@ void cio_http_server_destroy(cio_http_server *srv)
     http_routes_free(srv);
     http_act_cache_free(srv);
     cio_timer_stop(&srv->refused_timer);
+    cio_timer_stop(&srv->budget_timer);
     http_addrs_fini(&srv->addrs);
     if (srv->root_fd >= 0)
         close(srv->root_fd);

@@ -25,6 +25,8 @@ cio_str http_span_str(const cio_http_req *req, http_span s)
 {
     if (s.len == 0)
         return (cio_str){"", 0};
+    if (req->head_base) /* streamed: the head moved out of the input */
+        return (cio_str){req->head_base + s.off, s.len};
     return (cio_str){req->conn->act->in.p + s.off, s.len};
 }
 
@@ -103,7 +105,9 @@ cio_str cio_http_query_param(const cio_http_req *req, const char *name)
 
 cio_str cio_http_body(const cio_http_req *req)
 {
-    return http_span_str(req, req->body);
+    if (req->streaming || req->body.len == 0)
+        return (cio_str){"", 0}; /* a streamed body is read with cio_http_read() */
+    return (cio_str){req->conn->act->in.p + req->body.off, req->body.len};
 }
 
 cio_arena *cio_http_arena(cio_http_req *req)

@@ -46,6 +46,9 @@ typedef struct ws_active {
     ws_rx rx;
     cio_buf msg; /* the data message being assembled */
     ws_utf8 utf8;
+    bool budget_paused; /* reading stopped until the budget has room */
+    size_t charged;     /* bytes charged to the route's budget */
+    cio_budget_waiter bwait;
     cio_sendq sq;
 } ws_active;
 
@@ -62,6 +65,7 @@ struct cio_ws {
     uint16_t peer_code;
     uint8_t peer_reason_len;
     uint8_t state;
+    bool task_paused; /* the coroutine API stopped reading (its inbox is full) */
     cio_list subs;  /* ws_sub.ws_link: this connection's topics */
     void *task;     /* the coroutine API's state (ws_task.c), or NULL */
     uint8_t holds;  /* references beyond the transport's (a task's) */
@@ -101,6 +105,26 @@ static _Thread_local unsigned act_free_len;
 static _Thread_local size_t act_free_bufs; /* buffer bytes the cached states keep */
 
 static void sq_error(cio_sendq *q, int err);
+static void budget_woke(cio_budget_waiter *w);
+
+/* Moves the connection's charge on the budget to what it holds now. */
+static void ws_charge(cio_ws *ws)
+{
+    ws_active *a = ws->act;
+    if (a && ws->o->budget)
+        cio_budget_charge(ws->o->budget, &a->charged, a->msg.cap + cio_sendq_pending(&a->sq));
+}
+
+/* Before the state is cached or freed: its charge and its wait end. */
+static void act_uncharge(cio_ws *ws, ws_active *a)
+{
+    cio_budget *b = ws->o->budget;
+    if (a->budget_paused) {
+        cio_budget_cancel(b, &a->bwait);
+        budget_woke(&a->bwait); /* reads on */
+    }
+    cio_budget_charge(b, &a->charged, 0);
+}
 
 static ws_active *act_get(cio_ws *ws)
 {
@@ -120,6 +144,7 @@ static ws_active *act_get(cio_ws *ws)
             return NULL;
         cio_sendq_init(&a->sq, ws->t, OUT_LOW, ws->o->send_queue_bytes, ws->o->write_timeout,
                        sq_error);
+        cio_budget_waiter_init(&a->bwait, budget_woke);
     }
     a->ws = ws;
     ws_rx_init(&a->rx, ws->dfl != NULL);
@@ -144,6 +169,7 @@ static void act_release_if_idle(cio_ws *ws)
     if (!a || !ws_rx_idle(&a->rx) || cio_sendq_pending(&a->sq) || cio_sendq_busy(&a->sq))
         return;
     ws->act = NULL;
+    act_uncharge(ws, a);
     if (act_free_len >= ACT_CACHE) {
         act_destroy(a);
         return;
@@ -173,6 +199,7 @@ static void ws_flush(cio_ws *ws)
 {
     if (ws->in_feed || !ws->act || ws->state == WS_GONE)
         return;
+    ws_charge(ws);
     cio_sendq_flush_soon(&ws->act->sq);
 }
 
@@ -387,6 +414,28 @@ static int rx_control(void *ud, const ws_control *c)
 
 static const ws_rx_cbs rx_cbs = {.on_data = rx_data, .on_control = rx_control};
 
+static void budget_woke(cio_budget_waiter *w)
+{
+    ws_active *a = cio_container_of(w, ws_active, bwait);
+    a->budget_paused = false;
+    if (!a->ws->task_paused)
+        ws_read_pause(a->ws, false);
+}
+
+/* With the budget full, a connection in the middle of a message (which
+ * would grow what is held) stops being read until there is room. */
+static void ws_budget_check(cio_ws *ws)
+{
+    ws_active *a = ws->act;
+    cio_budget *b = ws->o->budget;
+    ws_charge(ws);
+    if (!a || a->budget_paused || ws->state != WS_OPEN || !a->msg.len || !cio_budget_over(b))
+        return;
+    a->budget_paused = true;
+    ws->t->ops->read_stop(ws->t);
+    cio_budget_wait(b, &a->bwait);
+}
+
 static void ws_feed(cio_ws *ws, uint8_t *data, size_t len)
 {
     if (ws->state == WS_GONE || ws->state == WS_LINGER || ws->got_close)
@@ -402,6 +451,7 @@ static void ws_feed(cio_ws *ws, uint8_t *data, size_t len)
     if (rc != 0)
         ws_fail(ws, rc > 0 ? rc : CIO_WS_INTERNAL_ERROR);
     ws_flush(ws);
+    ws_budget_check(ws);
     act_release_if_idle(ws);
 }
 
@@ -527,8 +577,10 @@ static void ws_free(cio_ws *ws)
         free(s);
     }
     cio_timer_stop(&ws->timer);
-    if (ws->act)
+    if (ws->act) {
+        act_uncharge(ws, ws->act);
         act_destroy(ws->act);
+    }
     if (ws->dfl) {
         ws_deflate_fini(ws->dfl);
         free(ws->dfl);
@@ -581,6 +633,7 @@ static void on_sent(void *ud, int err)
         ws_close_transport(ws);
         return;
     }
+    ws_charge(ws);
     if (rc == 0)
         return;
     if (ws->state == WS_CLOSING) {
@@ -627,6 +680,10 @@ void ws_read_pause(cio_ws *ws, bool pause)
 {
     if (ws->state == WS_GONE || !ws->t)
         return;
+    if (ws->task) /* the coroutine API's own pause; the budget's is separate */
+        ws->task_paused = pause;
+    if (!pause && ws->act && ws->act->budget_paused)
+        return; /* the budget wakes it */
     if (pause)
         ws->t->ops->read_stop(ws->t);
     else if (ws->t->ops->read_start(ws->t) < 0)

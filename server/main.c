@@ -24,6 +24,7 @@
 #define BIND_RETRY_STEP CIO_MS(10)
 #define HEAP_TRIM_INTERVAL CIO_SEC(1)  /* how often the heap trimmer looks */
 #define HEAP_TRIM_MIN      (8u << 20)  /* resident growth since the last trim worth one */
+#define BUDGET_DEFAULT     (UINT64_C(256) << 20) /* limits.max_buffered_bytes 0, uncontained */
 
 typedef struct daemon {
     cio_config cfg;
@@ -72,12 +73,58 @@ static int open_access_log(const char *spec, cio_log_writer **out, int *fd_out)
     return cio_log_writer_create(NULL, fd, 4 * 1024 * 1024, out);
 }
 
+/* The memory limit of cgroup v2 group path (under /sys/fs/cgroup) and of
+ * its parents, the lowest; UINT64_MAX when none. At startup: blocking reads
+ * are fine. */
+static uint64_t cgroup_memory_max(char *path)
+{
+    uint64_t lowest = UINT64_MAX;
+    for (;;) {
+        char file[4200];
+        snprintf(file, sizeof(file), "/sys/fs/cgroup%s/memory.max", path);
+        FILE *f = fopen(file, "re");
+        if (f) {
+            unsigned long long v;
+            if (fscanf(f, "%llu", &v) == 1 && v < lowest)
+                lowest = v; /* "max" reads as no number: no limit here */
+            fclose(f);
+        }
+        char *slash = strrchr(path, '/');
+        if (!slash || slash == path)
+            break;
+        *slash = 0;
+    }
+    return lowest;
+}
+
+/* limits.max_buffered_bytes, or by default 256 MiB, or a quarter of the
+ * memory the process's cgroup may use when that is lower (a container
+ * limited to 512 MiB buffers at most 128 MiB for its clients). */
+static uint64_t buffered_limit(const cio_config *cfg, uint64_t *cgroup_max)
+{
+    *cgroup_max = UINT64_MAX;
+    if (cfg->limits.max_buffered_bytes)
+        return cfg->limits.max_buffered_bytes;
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[4096];
+    while (f && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "0::", 3) == 0) { /* the cgroup v2 line */
+            line[strcspn(line, "\n")] = 0;
+            *cgroup_max = cgroup_memory_max(line + 3);
+        }
+    }
+    if (f)
+        fclose(f);
+    return *cgroup_max / 4 < BUDGET_DEFAULT ? *cgroup_max / 4 : BUDGET_DEFAULT;
+}
+
 static intptr_t serve(void *arg)
 {
     daemon_t *d = arg;
     cio_config *cfg = &d->cfg;
     corio_app app = {0};
     cio_http_server *srv = NULL;
+    cio_budget budget;
     cio_log_writer *access = NULL;
     int access_fd = -1;
     intptr_t result = 1;
@@ -91,6 +138,12 @@ static intptr_t serve(void *arg)
                         .queue = cfg->pool_queue,
                         .priority = prio[cfg->pool_priority]};
     app.pool_wait = CIO_MS(cfg->timeouts.pool_wait_ms);
+    uint64_t cgroup_max;
+    uint64_t limit = buffered_limit(cfg, &cgroup_max);
+    cio_budget_init(&budget, NULL, limit);
+    if (cgroup_max != UINT64_MAX && !cfg->limits.max_buffered_bytes)
+        cio_info("memory budget for buffered bytes: %llu MiB (the cgroup may use %llu MiB)",
+                 (unsigned long long)(limit >> 20), (unsigned long long)(cgroup_max >> 20));
     cio_ws_opts_defaults(&app.ws_opts);
     app.ws_opts.max_message_bytes = cfg->websocket.max_message_bytes;
     app.ws_opts.send_queue_bytes = cfg->websocket.send_queue_bytes;
@@ -103,6 +156,7 @@ static intptr_t serve(void *arg)
     app.ws_opts.norigins = cfg->websocket.norigins;
     app.ws_opts.compression = cfg->websocket.compression;
     app.ws_opts.deflate_window_bits = (uint8_t)cfg->websocket.compression_window_bits;
+    app.ws_opts.budget = &budget;
     app.chat_opts = app.ws_opts;
     app.chat_opts.shared_frames = true;
     int rc = cio_ws_topics_create(&app.rooms);
@@ -135,6 +189,7 @@ static intptr_t serve(void *arg)
         .root = cfg->root,
         .serve_dotfiles = cfg->serve_dotfiles,
         .access_log = access,
+        .budget = &budget,
     };
     rc = cio_http_server_create(NULL, &o, &srv);
     if (rc < 0) {
@@ -227,6 +282,7 @@ out:
     if (cio_pool_shutdown(app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))) == 0)
         cio_pool_destroy(app.pool);
     cio_ws_topics_destroy(app.rooms);
+    cio_budget_fini(&budget);
     cio_log_writer_destroy(access);
     if (access_fd >= 0)
         close(access_fd);

@@ -31,15 +31,62 @@ static int json(cio_http_req *req, void *ud)
     return cio_http_respond(req, 200, "application/json", body, sizeof(body) - 1);
 }
 
+/* The announced body length, -1 when unknown (chunked). */
+static int64_t body_length(cio_http_req *req)
+{
+    cio_str cl = cio_http_header(req, "Content-Length");
+    if (!cl.p)
+        return cio_http_header(req, "Transfer-Encoding").p ? -1 : 0;
+    int64_t n = 0;
+    for (size_t i = 0; i < cl.n; i++)
+        n = n * 10 + (cl.p[i] - '0'); /* the parser let only digits through */
+    return n;
+}
+
+/* Reads until buf is full or the body ends: the length read, or -errno. */
+static ssize_t read_full(cio_http_req *req, char *buf, size_t cap)
+{
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t n = cio_http_read(req, buf + got, cap - got);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+#define ECHO_SLICE 8192 /* what an echo holds of the body at a time, on its stack */
+
+/* Streams the body back as it arrives (a streamed route): the memory it
+ * takes is a slice, not the body. A body that fits in one slice is answered
+ * with a Content-Length, as a buffered echo would be. */
 static int echo(cio_http_req *req, void *ud)
 {
     (void)ud;
-    cio_str body = cio_http_body(req);
     cio_str ct = cio_http_header(req, "Content-Type");
     const char *type = "application/octet-stream";
     if (ct.p && ct.n && !memchr(ct.p, '\r', ct.n) && !memchr(ct.p, '\n', ct.n))
         type = cio_arena_strndup(cio_http_arena(req), ct.p, ct.n);
-    return cio_http_respond(req, 200, type ? type : "application/octet-stream", body.p, body.n);
+    if (!type)
+        return -ENOMEM;
+    char buf[ECHO_SLICE];
+    ssize_t n = read_full(req, buf, sizeof(buf));
+    if (n < 0)
+        return (int)n; /* nothing sent yet: the status of the failure (408, 413...) */
+    if ((size_t)n < sizeof(buf))
+        return cio_http_respond(req, 200, type, buf, (size_t)n);
+    int rc = cio_http_start(req, 200, type, body_length(req));
+    while (rc == 0 && n > 0) {
+        rc = cio_http_write(req, buf, (size_t)n);
+        if (rc == 0)
+            n = read_full(req, buf, sizeof(buf));
+        if (n < 0)
+            rc = (int)n; /* cut short: the client sees the connection close */
+    }
+    return rc ? rc : cio_http_end(req);
 }
 
 typedef struct hash_job {
@@ -224,7 +271,7 @@ int corio_routes_register(cio_http_server *srv, corio_app *app)
     int rc = 0;
     rc = rc ? rc : cio_http_route(srv, "GET", "/plaintext", plaintext, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/json", json, app);
-    rc = rc ? rc : cio_http_route(srv, "POST", "/echo", echo, app);
+    rc = rc ? rc : cio_http_route_stream(srv, "POST", "/echo", echo, app);
     rc = rc ? rc : cio_http_route(srv, "POST", "/hash", hash, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/ws/echo", ws_echo, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/ws/chat", ws_chat, app);

@@ -153,6 +153,7 @@ START_TEST(defaults_match_header)
     ck_assert_uint_eq(c.limits.max_body_bytes, 1048576);
     ck_assert_uint_eq(c.limits.max_requests_per_connection, 0);
     ck_assert_uint_eq(c.limits.max_connections_per_ip, 0);
+    ck_assert_uint_eq(c.limits.max_buffered_bytes, 0);
     ck_assert_uint_eq(c.timeouts.header_ms, 10000);
     ck_assert_uint_eq(c.timeouts.body_ms, 30000);
     ck_assert_uint_eq(c.timeouts.keepalive_ms, 75000);
@@ -268,7 +269,8 @@ START_TEST(json_limits_every_key)
     ck_assert_int_eq(load(&c, "{\"limits\": {\"max_connections\": 11, \"max_header_bytes\": 22,"
                               " \"max_uri_bytes\": 33, \"max_body_bytes\": 1073741824,"
                               " \"max_requests_per_connection\": 55,"
-                              " \"max_connections_per_ip\": 66}}"),
+                              " \"max_connections_per_ip\": 66,"
+                              " \"max_buffered_bytes\": 77}}"),
                      0);
     ck_assert_uint_eq(c.limits.max_connections, 11);
     ck_assert_uint_eq(c.limits.max_header_bytes, 22);
@@ -276,6 +278,7 @@ START_TEST(json_limits_every_key)
     ck_assert_uint_eq(c.limits.max_body_bytes, UINT64_C(1073741824));
     ck_assert_uint_eq(c.limits.max_requests_per_connection, 55);
     ck_assert_uint_eq(c.limits.max_connections_per_ip, 66);
+    ck_assert_uint_eq(c.limits.max_buffered_bytes, 77);
     cio_config_free(&c);
 }
 END_TEST
@@ -797,6 +800,8 @@ START_TEST(validate_integer_ranges_both_sides)
         {"limits.max_header_bytes", offsetof(cio_config, limits.max_header_bytes), 1024, 1048576},
         {"limits.max_body_bytes", offsetof(cio_config, limits.max_body_bytes), 1,
          UINT64_C(1073741824)},
+        {"limits.max_buffered_bytes", offsetof(cio_config, limits.max_buffered_bytes), 0,
+         UINT64_C(1099511627776)},
         {"timeouts.header_ms", offsetof(cio_config, timeouts.header_ms), 1, 86400000},
         {"timeouts.body_ms", offsetof(cio_config, timeouts.body_ms), 1, 86400000},
         {"timeouts.keepalive_ms", offsetof(cio_config, timeouts.keepalive_ms), 0, 86400000},

@@ -23,6 +23,8 @@ typedef struct exchange {
     const char *until;
     cio_time watch;
     cio_http_opts opts;
+    size_t budget; /* a budget of this many bytes for the server (0: none) */
+    cio_budget b;
     char out[16384]; /* what the server sent (truncated to fit) */
     size_t out_len;
     bool closed; /* the server closed the connection */
@@ -41,6 +43,37 @@ static int h_echo(cio_http_req *req, void *ud)
     (void)ud;
     cio_str b = cio_http_body(req);
     return cio_http_respond(req, 200, "application/octet-stream", b.p, b.n);
+}
+
+/* A streamed route: reads the body in 7-byte pieces (so that reads end
+ * mid-window and mid-chunk), then answers "<n>:<body>" and the request's
+ * Host header (its head moved out of the input). A failed read's status is
+ * the handler's answer. */
+static int h_sum(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    cio_buf got = {0};
+    ssize_t n;
+    char piece[7];
+    ck_assert_int_eq(cio_http_body(req).n, 0); /* streamed: never buffered whole */
+    while ((n = cio_http_read(req, piece, sizeof(piece))) > 0)
+        ck_assert_int_eq(cio_buf_append(&got, piece, (size_t)n), 0);
+    if (n < 0) {
+        cio_buf_free(&got);
+        return (int)n;
+    }
+    cio_str host = cio_http_header(req, "Host");
+    char *out = cio_arena_printf(cio_http_arena(req), "%zu:%.*s host=%.*s", got.len, (int)got.len,
+                                 got.p ? got.p : "", (int)host.n, host.p);
+    cio_buf_free(&got);
+    return cio_http_respond(req, 200, "text/plain", out, strlen(out));
+}
+
+/* A streamed route that answers without reading the body. */
+static int h_unread(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    return cio_http_respond(req, 401, "text/plain", "no", 2);
 }
 
 static int h_user(cio_http_req *req, void *ud)
@@ -265,6 +298,8 @@ static void add_routes(void)
     ck_assert_int_eq(cio_http_route(srv, "POST", "/query", h_query, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/header", h_header, NULL), 0);
     ck_assert_int_eq(cio_http_route(srv, "GET", "/upgrade", h_upgrade, NULL), 0);
+    ck_assert_int_eq(cio_http_route_stream(srv, "POST", "/sum", h_sum, NULL), 0);
+    ck_assert_int_eq(cio_http_route_stream(srv, "POST", "/unread", h_unread, NULL), 0);
 }
 
 typedef struct conn_run {
@@ -315,6 +350,10 @@ static void run_one(conn_run *cr)
 static intptr_t exchange_main(void *arg)
 {
     exchange *x = arg;
+    if (x->budget) {
+        cio_budget_init(&x->b, NULL, x->budget);
+        x->opts.budget = &x->b;
+    }
     ck_assert_int_eq(cio_http_server_create(NULL, &x->opts, &srv), 0);
     add_routes();
     conn_run cr = {.x = x};
@@ -324,6 +363,10 @@ static intptr_t exchange_main(void *arg)
     ck_assert(rc == 0 || (rc == -ETIMEDOUT && !x->closed));
     cio_mem_transport_fini(&cr.m);
     cio_http_server_destroy(srv);
+    if (x->budget) {
+        ck_assert_uint_eq(x->b.used, 0); /* every connection gave back what it held */
+        cio_budget_fini(&x->b);
+    }
     return 0;
 }
 
@@ -1778,6 +1821,167 @@ START_TEST(per_address_counts)
 }
 END_TEST
 
+/* ---- streamed bodies and the budget ----------------------------------------------------- */
+
+START_TEST(streamed_body_read_as_it_arrives)
+{
+    exchange x = {.input = "POST /sum HTTP/1.1\r\nHost: h1\r\nContent-Length: 26\r\n\r\n"
+                           "abcdefghijklmnopqrstuvwxyz" GET("/users/5"),
+                  .chunk = 5,
+                  .eof = true};
+    run(&x);
+    ck_assert_msg(strstr(x.out, "\r\n\r\n26:abcdefghijklmnopqrstuvwxyz host=h1") != NULL, "%s", x.out);
+    ck_assert_ptr_nonnull(strstr(x.out, "user 5")); /* the pipelined request after it */
+}
+END_TEST
+
+START_TEST(streamed_chunked_body_is_dechunked)
+{
+    exchange x = {.input = "POST /sum HTTP/1.1\r\nHost: h2\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nT: x\r\n\r\n" GET("/users/6"),
+                  .chunk = 3,
+                  .eof = true};
+    run(&x);
+    ck_assert_msg(strstr(x.out, "11:hello world host=h2") != NULL, "%s", x.out);
+    ck_assert_ptr_nonnull(strstr(x.out, "user 6"));
+}
+END_TEST
+
+/* The window the connection holds stays bounded whatever the body's length:
+ * a 1 MiB body read by a handler keeps the input buffer near 64 KiB. */
+static int h_read_count(cio_http_req *req, void *ud)
+{
+    size_t *max_in = ud;
+    char buf[1000];
+    size_t total = 0;
+    ssize_t n;
+    while ((n = cio_http_read(req, buf, sizeof(buf))) > 0) {
+        total += (size_t)n;
+        size_t cap = req->conn->act->in.cap;
+        *max_in = cap > *max_in ? cap : *max_in;
+    }
+    char *out = cio_arena_printf(cio_http_arena(req), "%zu", total);
+    return n < 0 ? (int)n : cio_http_respond(req, 200, "text/plain", out, strlen(out));
+}
+
+static intptr_t big_stream_main(void *arg)
+{
+    size_t *max_in = arg;
+    ck_assert_int_eq(cio_http_server_create(NULL, NULL, &srv), 0);
+    ck_assert_int_eq(cio_http_route_stream(srv, "POST", "/count", h_read_count, max_in), 0);
+    static const char head[] = "POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n";
+    conn_run cr = {0};
+    cio_http_conn *c = cio_http_conn_new(srv);
+    cio_mem_transport_init(&cr.m, NULL, cio_http_conn_cbs(), c);
+    cr.m.chunk = 16384;
+    cio_mem_transport_feed(&cr.m, head, sizeof(head) - 1);
+    char *body = calloc(1, 1 << 20);
+    cio_mem_transport_feed(&cr.m, body, 1 << 20);
+    free(body);
+    cio_mem_transport_feed_eof(&cr.m);
+    ck_assert_int_eq(cio_http_conn_start(c, &cr.m.t), 0);
+    for (int i = 0; i < 4000 && !cr.m.closed; i++)
+        cio_sleep(CIO_MS(1));
+    ck_assert(cr.m.closed);
+    ck_assert_ptr_nonnull(memmem(cr.m.out.p, cr.m.out.len, "\r\n\r\n1048576", 11));
+    cio_http_server_shutdown(srv, cio_after(CIO_MS(200)));
+    cio_mem_transport_fini(&cr.m);
+    cio_http_server_destroy(srv);
+    return 0;
+}
+
+START_TEST(streamed_body_holds_a_window_not_the_body)
+{
+    size_t max_in = 0;
+    ck_assert_int_eq(t_run(big_stream_main, &max_in), 0);
+    ck_assert_uint_gt(max_in, 0);
+    ck_assert_uint_le(max_in, 128 * 1024);
+}
+END_TEST
+
+START_TEST(streamed_chunked_body_too_large_is_413)
+{
+    exchange x = {.input = "POST /sum HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "20\r\n0123456789abcdef0123456789abcdef\r\n0\r\n\r\n",
+                  .opts = {.max_body_bytes = 10}};
+    expect_status_and_close(&x, "HTTP/1.1 413 ");
+}
+END_TEST
+
+START_TEST(streamed_body_that_stalls_is_408)
+{
+    exchange x = {.input = "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc",
+                  .linger = true,
+                  .opts = {.body_timeout = CIO_MS(100)}};
+    expect_status_and_close(&x, "HTTP/1.1 408 ");
+}
+END_TEST
+
+/* The invitation goes out when the handler first reads (here the body
+ * never comes: then 408). */
+START_TEST(streamed_expect_100_continue_on_first_read)
+{
+    exchange x = {.input = "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+                           "Expect: 100-continue\r\n\r\n",
+                  .linger = true,
+                  .opts = {.body_timeout = CIO_MS(100)}};
+    expect_status_and_close(&x, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 408 ");
+}
+END_TEST
+
+/* A handler that answers without reading the body: the answer goes out, no
+ * 100 Continue invites the body, and the connection closes after it (what
+ * follows is the unread body, not a request). */
+START_TEST(streamed_body_left_unread_closes_after_the_response)
+{
+    exchange x = {.input = "POST /unread HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n"
+                           "Expect: 100-continue\r\n\r\n" GET("/users/7"),
+                  .eof = true};
+    run(&x);
+    ck_assert_msg(strncmp(x.out, "HTTP/1.1 401 ", 13) == 0, "%s", x.out);
+    ck_assert_ptr_null(strstr(x.out, "100 Continue"));
+    ck_assert_ptr_null(strstr(x.out, "user 7"));
+    ck_assert(x.closed);
+}
+END_TEST
+
+START_TEST(budget_refuses_a_body_that_does_not_fit)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n"
+                           "Expect: 100-continue\r\n\r\n",
+                  .budget = 4096};
+    expect_status_and_close(&x, "HTTP/1.1 503 ");
+    ck_assert_ptr_nonnull(strstr(x.out, "Retry-After: 1\r\n"));
+    ck_assert_ptr_null(strstr(x.out, "100 Continue")); /* refused before the body */
+    ck_assert_uint_eq(x.b.refused, 1);
+}
+END_TEST
+
+START_TEST(budget_admits_a_body_that_fits_and_gets_it_back)
+{
+    exchange x = {.input = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world",
+                  .eof = true,
+                  .budget = 1 << 20};
+    run(&x); /* exchange_main checks that the budget is back to 0 */
+    ck_assert_ptr_nonnull(strstr(x.out, "Content-Length: 11\r\n\r\nhello world"));
+    ck_assert_uint_eq(x.b.refused, 0);
+    ck_assert_uint_ge(x.b.peak, 11);
+}
+END_TEST
+
+/* A streamed body takes no reservation: it is admitted with the budget
+ * nearly spent, since it holds only a window. */
+START_TEST(budget_lets_streamed_bodies_through)
+{
+    exchange x = {.input = "POST /sum HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n",
+                  .linger = true,
+                  .budget = 4096,
+                  .opts = {.body_timeout = CIO_MS(100)}};
+    expect_status_and_close(&x, "HTTP/1.1 408 "); /* it waited for the body */
+    ck_assert_uint_eq(x.b.refused, 0);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -1872,6 +2076,16 @@ static Suite *http_suite(void)
     T_CASE(s, mime_types, 5);
     T_CASE(s, reason_phrases, 5);
     T_CASE(s, per_address_counts, 5);
+    T_CASE(s, streamed_body_read_as_it_arrives, 5);
+    T_CASE(s, streamed_chunked_body_is_dechunked, 5);
+    T_CASE(s, streamed_body_holds_a_window_not_the_body, 10);
+    T_CASE(s, streamed_chunked_body_too_large_is_413, 5);
+    T_CASE(s, streamed_body_that_stalls_is_408, 10);
+    T_CASE(s, streamed_expect_100_continue_on_first_read, 5);
+    T_CASE(s, streamed_body_left_unread_closes_after_the_response, 5);
+    T_CASE(s, budget_refuses_a_body_that_does_not_fit, 5);
+    T_CASE(s, budget_admits_a_body_that_fits_and_gets_it_back, 5);
+    T_CASE(s, budget_lets_streamed_bodies_through, 10);
     return s;
 }
 
