@@ -13,7 +13,7 @@ static size_t resume_mark(const cio_budget *b)
 
 /* Each woken peer may bring this much before it is paused again: waking
  * them all at once would overshoot the limit by a read each. */
-#define WAKE_ROOM (64 * 1024)
+#define WAKE_ROOM (1024 * 1024)
 
 static void budget_wake(cio_timer *t)
 {

@@ -26,6 +26,20 @@ int cio__buf_grow(cio_buf *b, size_t n)
     return 0;
 }
 
+int cio_buf_reserve_exact(cio_buf *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return 0;
+    if (n > SIZE_MAX / 2 - b->len)
+        return -ENOMEM;
+    char *p = realloc(b->p, b->len + n);
+    if (!p)
+        return -ENOMEM;
+    b->p = p;
+    b->cap = b->len + n;
+    return 0;
+}
+
 int cio_buf_append(cio_buf *b, const void *p, size_t n)
 {
     if (cio_buf_reserve(b, n) < 0)

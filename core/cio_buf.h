@@ -34,6 +34,9 @@ static inline char *cio_buf_space(cio_buf *b, size_t n)
 {
     return cio_buf_reserve(b, n) < 0 ? NULL : b->p + b->len;
 }
+/* Makes room for exactly n more bytes (no doubling: for a size known in
+ * advance, such as an announced body). 0 or -ENOMEM (b unchanged). */
+int cio_buf_reserve_exact(cio_buf *b, size_t n);
 /* Appends n bytes. 0 or -ENOMEM (b unchanged). */
 int cio_buf_append(cio_buf *b, const void *p, size_t n);
 /* Drops the first n bytes (all of them if n >= len). */

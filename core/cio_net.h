@@ -252,6 +252,11 @@ void cio_budget_charge(cio_budget *b, size_t *charged, size_t now);
 /* May n more bytes be buffered? false (counted in refused) when that would
  * pass the limit. Charges nothing. true with b NULL. */
 bool cio_budget_admit(cio_budget *b, size_t n);
+/* Room for n more bytes (nothing counted: for growing what is admitted). */
+static inline bool cio_budget_has_room(const cio_budget *b, size_t n)
+{
+    return !b || !b->limit || (b->used <= b->limit && n <= b->limit - b->used);
+}
 /* At or past the limit: owners stop reading from peers that send more. */
 static inline bool cio_budget_over(const cio_budget *b)
 {

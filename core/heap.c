@@ -5,8 +5,10 @@
  * burst of large bodies or compressed WebSocket messages kept its peak RSS.
  * malloc_trim(0) returns those pages (MADV_DONTNEED on every free page, in
  * every arena), but it walks the free lists and briefly locks each arena, so
- * it runs only when the loop is quiet and the resident size grew by at least
- * min_free since the last trim. A weak timer: it never keeps a loop alive.
+ * it runs only when the loop is quiet and, since the last trim, the resident
+ * size grew by at least min_free or the bytes in use fell by that much (a
+ * trim in the middle of a burst saw them in use). A weak timer: it never
+ * keeps a loop alive.
  */
 #include "cio_internal.h"
 
@@ -41,6 +43,18 @@ static size_t resident_bytes(void)
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Bytes the allocator has handed out from its arenas (not counting the
+ * large blocks it maps on their own: those go back when freed). mallinfo2
+ * walks the free lists: called only when the loop is quiet. */
+static size_t heap_in_use(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    return mallinfo2().uordblks;
+#else
+    return 0;
+#endif
+}
+
 static void heap_tick(cio_timer *t)
 {
     cio_loop *l = t->loop;
@@ -50,7 +64,13 @@ static void heap_tick(cio_timer *t)
     if ((double)cqes > QUIET_CQES_PER_SEC * ((double)l->heap_interval / 1e9))
         return;
     size_t rss = resident_bytes();
-    if (rss && rss < l->heap_base + l->heap_min_free)
+    size_t inuse = heap_in_use();
+    /* Worth a trim: the process grew since the last one, or its heap holds
+     * at least min_free less than then (freed since: resident, unless
+     * trimmed; a trim during a burst saw that memory in use). */
+    bool grew = !rss || rss >= l->heap_base + l->heap_min_free;
+    bool freed = inuse + l->heap_min_free <= l->heap_inuse;
+    if (!grew && !freed)
         return;
 #ifdef __GLIBC__
     cio_time t0 = cio_clock();
@@ -62,6 +82,7 @@ static void heap_tick(cio_timer *t)
     if (rss > after)
         l->heap_stats.released_bytes += rss - after;
     l->heap_base = after;
+    l->heap_inuse = inuse;
 }
 
 int cio_heap_trim_start(cio_loop *l, cio_time interval, size_t min_free)
@@ -78,6 +99,7 @@ int cio_heap_trim_start(cio_loop *l, cio_time interval, size_t min_free)
     l->heap_min_free = min_free;
     l->heap_last_cqes = l->stats.cqes;
     l->heap_base = resident_bytes();
+    l->heap_inuse = heap_in_use();
     return cio_timer_start(&l->heap_timer, cio_now() + interval);
 }
 

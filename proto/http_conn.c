@@ -33,6 +33,9 @@
 #define ACT_KEEP_BUF   (16 * 1024)      /* a reused state keeps buffers up to this size */
 #define STREAM_HIGH    (64 * 1024)      /* streamed body held: reading stops above this */
 #define STREAM_LOW     (16 * 1024)      /* ...and resumes once the handler read it down here */
+#define READ_SLACK     (16 * 1024)      /* one read past an announced body */
+#define GROW_STEP      (64 * 1024)      /* a body of unknown length grows by this */
+#define PAUSED_RCVBUF  (64 * 1024)      /* a socket paused for the budget receives at most ~2x */
 
 /* P_STREAM: the head of a request for a streamed route is in (its handler
  * starts now and reads the body as it arrives). */
@@ -114,9 +117,9 @@ static void budget_unpause(cio_http_conn *c)
 }
 
 /* With the budget full, a connection whose body would grow what is held
- * (one of unknown length, or a streamed one) stops being read: TCP flow
- * control holds the rest in the peer. An admitted body of known length is
- * counted whole already and goes on. */
+ * (one of unknown length past its first step, or a streamed one) stops
+ * being read: TCP flow control holds the rest in the peer. An admitted body
+ * of known length is counted whole already and goes on. */
 static void budget_pause_if_over(cio_http_conn *c)
 {
     http_active *a = c->act;
@@ -125,12 +128,21 @@ static void budget_pause_if_over(cio_http_conn *c)
         (c->state != C_BODY && c->state != C_HANDLING))
         return;
     cio_http_req *r = &a->req;
-    bool growing = c->state == C_BODY ? a->reserve == 0
+    bool growing = c->state == C_BODY ? (a->parser.flags & F_CHUNKED) != 0
                                       : r->streaming && !r->complete && !r->err_status;
     if (!growing)
         return;
     a->budget_paused = true;
     c->tp->ops->read_stop(c->tp);
+    /* What the kernel has received for the socket still arrives after the
+     * stop (the multishot receive drains it): a small receive buffer from
+     * now on keeps that to a window per connection, not the megabytes TCP
+     * autotuning grants a fast sender. Once, for the rest of the body. */
+    if (c->tp == &c->sock.t && !a->rcvbuf_small) {
+        int small = PAUSED_RCVBUF;
+        setsockopt(c->sock.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+        a->rcvbuf_small = true;
+    }
     srv->st.budget_pauses++;
     cio_budget_wait(srv->budget, &a->bwait);
     http_budget_note(srv);
@@ -188,6 +200,7 @@ static void act_free(cio_http_conn *c)
     http_active *a = c->act;
     if (!a)
         return;
+    budget_unpause(c); /* reading goes on (unless closing) */
     c->act = NULL;
     budget_release(c, a);
     cio_http_server *srv = c->srv;
@@ -201,7 +214,7 @@ static void act_free(cio_http_conn *c)
     act_trim(&a->req.extra);
     cio_sendq_trim(&a->sq, 64 * 1024); /* a parts ring a burst grew; the spare chunk stays */
     a->parsed = 0;
-    a->pinned = a->reading_paused = a->deadline_due = false;
+    a->pinned = a->reading_paused = a->deadline_due = a->rcvbuf_small = false;
     a->task = NULL;
     a->next_free = srv->act_free;
     srv->act_free = a;
@@ -647,6 +660,12 @@ void http_conn_finish_close(cio_http_conn *c)
         return;
     }
     c->state = C_LINGER;
+    /* Nothing read so far is needed any more: a flood of refused requests
+     * must not keep a read each for the linger time. */
+    cio_buf_free(&a->in);
+    cio_buf_free(&a->pend);
+    a->parsed = 0;
+    http_charge(c);
     budget_unpause(c); /* lingering reads (and discards) */
     c->tp->ops->shutdown_write(c->tp);
     set_state_deadline(c, cio_now() + LINGER_TIME);
@@ -724,14 +743,24 @@ static void head_arrived(cio_http_conn *c)
             return;
         }
     }
-    size_t need = r->content_length ? r->content_length : STREAM_HIGH;
-    if (!cio_budget_admit(c->srv->budget, need)) {
+    /* A large body of known length gets its buffer at once, of its size
+     * (and one read more: what may follow it in the last read), not the
+     * power of two that doubling would reach: what is admitted is what is
+     * held. */
+    bool large = r->content_length > ACT_KEEP_BUF;
+    size_t need = r->content_length ? a->in.len + r->content_length : STREAM_HIGH;
+    need += large ? READ_SLACK : 0;
+    if (!cio_budget_admit(c->srv->budget, need > a->charged ? need - a->charged : 0)) {
         c->srv->st.budget_refused++;
         http_budget_note(c->srv);
         r->err_status = 503;
         return;
     }
-    a->reserve = r->content_length;
+    if (large && cio_buf_reserve_exact(&a->in, need - a->in.len) < 0) {
+        r->err_status = 503;
+        return;
+    }
+    a->reserve = need; /* unknown length: a first step of it */
     http_charge(c);
 }
 
@@ -910,6 +939,8 @@ static void start_task(cio_http_conn *c, bool pin)
     http_active *a = c->act;
     cio_task *t;
     a->pinned = pin;
+    if (pin)
+        budget_unpause(c); /* the body is complete: it grows no more */
     c->state = C_HANDLING;
     set_state_deadline(c, CIO_NEVER);
     if (cio_spawn(c->srv->loop, &t, conn_task, c) < 0) {
@@ -1023,6 +1054,21 @@ static void on_data(void *ud, uint8_t *data, size_t len)
         }
         http_charge(c);
         return;
+    }
+    /* A buffered body of unknown length grows its buffer by steps, not by
+     * doubling: its charge stays within a step of what it holds, and what
+     * the budget can overshoot while connections are being paused is a
+     * read each. */
+    if (c->state == C_BODY && a->in.cap - a->in.len < len && a->in.cap >= a->reserve) {
+        /* Past what was admitted: a step more if the budget has room for
+         * it, else only this read (the connection is paused below). */
+        size_t step = len > GROW_STEP ? len : GROW_STEP;
+        if (!cio_budget_has_room(c->srv->budget, step))
+            step = len;
+        if (cio_buf_reserve_exact(&a->in, step) < 0) {
+            http_conn_close(c);
+            return;
+        }
     }
     /* Parsing bounds what is kept (head, body, one read): this is a guard
      * for the 32-bit offsets, never reached within the limits. */

@@ -13,6 +13,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,7 @@
 #define BIND_RETRY_STEP CIO_MS(10)
 #define HEAP_TRIM_INTERVAL CIO_SEC(1)  /* how often the heap trimmer looks */
 #define HEAP_TRIM_MIN      (8u << 20)  /* resident growth since the last trim worth one */
+#define MMAP_THRESHOLD     (128 * 1024) /* glibc's starting value, kept fixed */
 #define BUDGET_DEFAULT     (UINT64_C(256) << 20) /* limits.max_buffered_bytes 0, uncontained */
 
 typedef struct daemon {
@@ -321,6 +325,14 @@ int main(int argc, char **argv)
     /* Signals go to the signalfd (blocked before any thread exists, so every
      * thread inherits the mask); a vanished peer gives EPIPE, not SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
+#ifdef M_MMAP_THRESHOLD
+    /* Large buffers (bodies being received, big responses, message
+     * reassembly) get pages of their own that go back to the kernel when
+     * freed. glibc's default raises this threshold after each such free, and
+     * then serves them from the heap, where a burst of them stays resident. */
+    if (!getenv("CORIO_NO_TRIM"))
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+#endif
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);

@@ -41,6 +41,21 @@ static int h_echo(cio_http_req *req, void *ud)
     return cio_http_respond(req, 200, "application/octet-stream", b.p, b.n);
 }
 
+/* A streamed route: reads the body in small pieces as it arrives. */
+static int h_up(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    char buf[5];
+    size_t total = 0;
+    ssize_t n;
+    while ((n = cio_http_read(req, buf, sizeof(buf))) > 0)
+        total += (size_t)n;
+    if (n < 0)
+        return (int)n;
+    char *body = cio_arena_printf(cio_http_arena(req), "%zu", total);
+    return cio_http_respond(req, 200, "text/plain", body, strlen(body));
+}
+
 static int h_param(cio_http_req *req, void *ud)
 {
     (void)ud;
@@ -122,6 +137,9 @@ typedef struct run {
 static intptr_t fuzz_main(void *arg)
 {
     run_t *r = arg;
+    /* A small budget, so that admission refusals and pauses are reached. */
+    cio_budget budget;
+    cio_budget_init(&budget, NULL, 8192);
     cio_http_opts o = {
         .max_header_bytes = 2048,
         .max_uri_bytes = 512,
@@ -129,6 +147,7 @@ static intptr_t fuzz_main(void *arg)
         .max_requests_per_conn = 50,
         .keepalive_timeout = CIO_SEC(60),
         .root = root,
+        .budget = &budget,
     };
     cio_http_server *srv;
     if (cio_http_server_create(NULL, &o, &srv) < 0)
@@ -138,6 +157,7 @@ static intptr_t fuzz_main(void *arg)
     cio_http_route(srv, "GET", "/p/:a/x", h_param, NULL);
     cio_http_route(srv, "GET", "/stream", h_stream, NULL);
     cio_http_route(srv, "GET", "/ws", h_ws, NULL);
+    cio_http_route_stream(srv, "POST", "/up", h_up, NULL);
     if (!rooms && cio_ws_topics_create(&rooms) < 0)
         abort();
     cio_ws_opts_defaults(&ws_opts);
@@ -158,6 +178,9 @@ static intptr_t fuzz_main(void *arg)
     /* Whatever is still open (a request waiting for more bytes): close it. */
     cio_http_server_shutdown(srv, cio_now());
     cio_http_server_destroy(srv);
+    if (budget.used != 0)
+        abort(); /* a connection did not give back what it took */
+    cio_budget_fini(&budget);
     cio_mem_transport_fini(&m);
     return 0;
 }
