@@ -17,11 +17,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCORIO_BUILD_TESTS=ON >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
 
-echo "== AddressSanitizer + UBSan build: unit tests, and allocation failures under load (leak check)"
+echo "== AddressSanitizer + UBSan build: unit tests, allocation failures under load and the soak (leak check)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCORIO_SANITIZE=address,undefined >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ctest --output-on-failure -j"$jobs" -L unit)
-(cd build-asan && ctest --output-on-failure -R '^integration[.]test_failalloc$')
+(cd build-asan && ctest --output-on-failure -R '^integration[.]test_(failalloc|soak)$')
 
 echo "== Portable ucontext coroutine switch: core unit tests"
 cmake -S . -B build-ucontext -DCMAKE_BUILD_TYPE=Release -DCORIO_CORO_BACKEND=ucontext >/dev/null

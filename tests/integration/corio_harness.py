@@ -601,6 +601,20 @@ def read_all_responses(conn, count, head_indexes=(), timeout=5.0):
 # curl
 
 
+def rss_kib(pid):
+    """Resident memory of process pid, in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def open_fds(pid):
+    """Open file descriptors of process pid."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
 def curl(*args, timeout=10.0):
     """Run curl -sS with --max-time; returns CompletedProcess (bytes)."""
     cmd = ["curl", "-sS", "--max-time", str(timeout)] + [str(a) for a in args]

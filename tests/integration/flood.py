@@ -16,6 +16,8 @@ Run alone it prints its figures as JSON:
 
 import asyncio
 import json
+import multiprocessing
+import os
 import random
 import socket
 import sys
@@ -29,12 +31,8 @@ CLIENT_BUFFER = 256 * 1024  # unsent bytes a client keeps before it waits (the s
 CONNECTS_AT_ONCE = 512
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from corio_harness import rss_kib  # noqa: E402
 
 
 class Flood:
@@ -117,7 +115,9 @@ class Flood:
 
     # -- the probe and the sampler (threads) -------------------------------------
 
-    def probe(self):
+    def probe(self, out):
+        """In a process of its own: in the flood's process it would wait for
+        the interpreter's lock behind the uploaders and measure that."""
         req = b"GET /plaintext HTTP/1.1\r\nHost: probe\r\n\r\n"
         s = None
         while self.running():
@@ -143,6 +143,7 @@ class Flood:
             time.sleep(0.02)
         if s:
             s.close()
+        out.put((self.probe_ms, [str(f) for f in self.probe_failures]))
 
     def sample(self):
         while self.running():
@@ -153,12 +154,19 @@ class Flood:
 
     def run(self):
         self.until = time.monotonic() + self.seconds
-        threads = [threading.Thread(target=f, daemon=True) for f in (self.probe, self.sample)]
-        for t in threads:
-            t.start()
+        ctx = multiprocessing.get_context("fork")
+        results = ctx.Queue()
+        prober = ctx.Process(target=self.probe, args=(results,), daemon=True)
+        prober.start()
+        sampler = threading.Thread(target=self.sample, daemon=True)
+        sampler.start()
         asyncio.run(self.run_uploaders())
-        for t in threads:
-            t.join(15)
+        sampler.join(15)
+        try:
+            self.probe_ms, self.probe_failures = results.get(timeout=30)
+        except Exception as e:  # noqa: BLE001 - reported as a failure of the probe
+            self.probe_failures = ["probe process: %r" % e]
+        prober.join(5)
         return self
 
     def percentile(self, p):

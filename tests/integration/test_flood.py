@@ -32,10 +32,6 @@ SECONDS = 15.0
 OVERHEAD = BUDGET // 2 + (40 << 20)
 
 
-def open_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 class TestFlood(unittest.TestCase):
     def test_budget_holds_under_an_upload_flood(self):
         hard = flood.raise_fd_limit()
@@ -46,7 +42,7 @@ class TestFlood(unittest.TestCase):
         with H.CorioServer(config=config, args=["--access-log", "off"]) as server:
             pid = server.proc.pid
             server.request("GET", "/plaintext")
-            fds0, rss0 = open_fds(pid), flood.rss_kib(pid)
+            fds0, rss0 = H.open_fds(pid), H.rss_kib(pid)
             f = flood.Flood(server.host, server.port, pid, CLIENTS, SECONDS).run()
             report = f.report()
             print("\nflood:", report, file=sys.stderr)
@@ -65,13 +61,13 @@ class TestFlood(unittest.TestCase):
             # Afterwards: it answers, its descriptors and memory come back.
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and (
-                    open_fds(pid) > fds0 + 2 or flood.rss_kib(pid) > rss0 + 16 * 1024):
+                    H.open_fds(pid) > fds0 + 2 or H.rss_kib(pid) > rss0 + 16 * 1024):
                 time.sleep(0.5)
             st, _, body = server.request("GET", "/plaintext")
             self.assertEqual((st, body), (200, b"Hello, World!"))
-            self.assertLessEqual(open_fds(pid), fds0 + 2)
-            self.assertLessEqual(flood.rss_kib(pid), rss0 + 16 * 1024,
-                                 "RSS %d KiB, started at %d KiB" % (flood.rss_kib(pid), rss0))
+            self.assertLessEqual(H.open_fds(pid), fds0 + 2)
+            self.assertLessEqual(H.rss_kib(pid), rss0 + 16 * 1024,
+                                 "RSS %d KiB, started at %d KiB" % (H.rss_kib(pid), rss0))
 
 
 if __name__ == "__main__":
