@@ -77,20 +77,20 @@ static int open_access_log(const char *spec, cio_log_writer **out, int *fd_out)
     return cio_log_writer_create(NULL, fd, 4 * 1024 * 1024, out);
 }
 
-/* The memory limit of cgroup v2 group path (under /sys/fs/cgroup) and of
- * its parents, the lowest; UINT64_MAX when none. At startup: blocking reads
- * are fine. */
-static uint64_t cgroup_memory_max(char *path)
+/* The lowest memory limit on the way from cgroup path (under mount) up to
+ * its root, read from file in each; UINT64_MAX when none. v2 writes "max"
+ * for no limit, v1 a number near 2^63. At startup: blocking reads are fine. */
+static uint64_t cgroup_limit(const char *mount, char *path, const char *file)
 {
     uint64_t lowest = UINT64_MAX;
     for (;;) {
-        char file[4200];
-        snprintf(file, sizeof(file), "/sys/fs/cgroup%s/memory.max", path);
-        FILE *f = fopen(file, "re");
+        char name[4400];
+        snprintf(name, sizeof(name), "%s%s/%s", mount, strcmp(path, "/") ? path : "", file);
+        FILE *f = fopen(name, "re");
         if (f) {
             unsigned long long v;
             if (fscanf(f, "%llu", &v) == 1 && v < lowest)
-                lowest = v; /* "max" reads as no number: no limit here */
+                lowest = v;
             fclose(f);
         }
         char *slash = strrchr(path, '/');
@@ -98,6 +98,35 @@ static uint64_t cgroup_memory_max(char *path)
             break;
         *slash = 0;
     }
+    return lowest;
+}
+
+/* The memory the process's cgroup may use: cgroup v2 (memory.max), or the
+ * v1 memory controller (memory.limit_in_bytes); UINT64_MAX when unlimited. */
+static uint64_t cgroup_memory_max(void)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f)
+        return UINT64_MAX;
+    uint64_t lowest = UINT64_MAX, v;
+    char line[4096];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *ctrl = strchr(line, ':');
+        char *path = ctrl ? strchr(ctrl + 1, ':') : NULL;
+        if (!path)
+            continue;
+        *path++ = 0;
+        ctrl++;
+        if (*ctrl == 0) /* "0::/path": the v2 hierarchy */
+            v = cgroup_limit("/sys/fs/cgroup", path, "memory.max");
+        else if (strcmp(ctrl, "memory") == 0)
+            v = cgroup_limit("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes");
+        else
+            continue;
+        lowest = v < lowest ? v : lowest;
+    }
+    fclose(f);
     return lowest;
 }
 
@@ -109,16 +138,7 @@ static uint64_t buffered_limit(const cio_config *cfg, uint64_t *cgroup_max)
     *cgroup_max = UINT64_MAX;
     if (cfg->limits.max_buffered_bytes)
         return cfg->limits.max_buffered_bytes;
-    FILE *f = fopen("/proc/self/cgroup", "re");
-    char line[4096];
-    while (f && fgets(line, sizeof(line), f)) {
-        if (strncmp(line, "0::", 3) == 0) { /* the cgroup v2 line */
-            line[strcspn(line, "\n")] = 0;
-            *cgroup_max = cgroup_memory_max(line + 3);
-        }
-    }
-    if (f)
-        fclose(f);
+    *cgroup_max = cgroup_memory_max();
     return *cgroup_max / 4 < BUDGET_DEFAULT ? *cgroup_max / 4 : BUDGET_DEFAULT;
 }
 
@@ -145,7 +165,7 @@ static intptr_t serve(void *arg)
     uint64_t cgroup_max;
     uint64_t limit = buffered_limit(cfg, &cgroup_max);
     cio_budget_init(&budget, NULL, limit);
-    if (cgroup_max != UINT64_MAX && !cfg->limits.max_buffered_bytes)
+    if (cgroup_max / 4 < BUDGET_DEFAULT)
         cio_info("memory budget for buffered bytes: %llu MiB (the cgroup may use %llu MiB)",
                  (unsigned long long)(limit >> 20), (unsigned long long)(cgroup_max >> 20));
     cio_ws_opts_defaults(&app.ws_opts);
