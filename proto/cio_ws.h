@@ -38,6 +38,7 @@ enum {
     CIO_WS_POLICY = 1008,
     CIO_WS_TOO_BIG = 1009,
     CIO_WS_INTERNAL_ERROR = 1011,
+    CIO_WS_TRY_AGAIN_LATER = 1013, /* overloaded: the memory budget stayed full */
 };
 
 #define CIO_WS_MAX_SUBPROTOCOLS 255 /* cio_ws_accept refuses more (-EINVAL) */

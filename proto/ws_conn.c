@@ -22,6 +22,10 @@
 #define OUT_LOW   (64 * 1024) /* writers wait (coroutine API) down to this */
 #define MSG_KEEP  (64 * 1024) /* a message buffer up to this size is kept */
 #define DEFLATE_IDLE CIO_SEC(2) /* zlib streams unused this long are freed */
+/* A connection paused mid-message this long for the budget is closed with
+ * 1013: connections that each hold part of a message could otherwise wait
+ * for each other until their idle timeout. */
+#define BUDGET_WAIT  CIO_SEC(10)
 /* Receive/send states kept per thread for reuse: a broadcast gives every
  * subscriber one until its send completes, and allocating them anew each
  * time cost more than the queueing. Cached states keep buffers of up to
@@ -47,6 +51,7 @@ typedef struct ws_active {
     cio_buf msg; /* the data message being assembled */
     ws_utf8 utf8;
     bool budget_paused; /* reading stopped until the budget has room */
+    cio_time paused_at; /* ...since then */
     size_t charged;     /* bytes charged to the route's budget */
     cio_budget_waiter bwait;
     cio_sendq sq;
@@ -432,8 +437,10 @@ static void ws_budget_check(cio_ws *ws)
     if (!a || a->budget_paused || ws->state != WS_OPEN || !a->msg.len || !cio_budget_over(b))
         return;
     a->budget_paused = true;
+    a->paused_at = cio_now();
     ws->t->ops->read_stop(ws->t);
     cio_budget_wait(b, &a->bwait);
+    arm_timer(ws);
 }
 
 static void ws_feed(cio_ws *ws, uint8_t *data, size_t len)
@@ -473,6 +480,8 @@ static void arm_timer(cio_ws *ws)
         if (rest < when)
             when = rest;
     }
+    if (ws->act && ws->act->budget_paused && ws->act->paused_at + BUDGET_WAIT < when)
+        when = ws->act->paused_at + BUDGET_WAIT;
     if (when == CIO_NEVER)
         cio_timer_stop(&ws->timer);
     else if (cio_timer_start(&ws->timer, when) < 0)
@@ -488,6 +497,14 @@ static void ws_timer(cio_timer *t)
     }
     const cio_ws_opts *o = ws->o;
     cio_time now = cio_now();
+    ws_active *a = ws->act;
+    if (a && a->budget_paused && now - a->paused_at >= BUDGET_WAIT) {
+        o->budget->refused++;
+        cio_budget_cancel(o->budget, &a->bwait);
+        budget_woke(&a->bwait); /* reads again: the close is answered */
+        ws_fail(ws, CIO_WS_TRY_AGAIN_LATER);
+        return;
+    }
     if (o->idle_timeout != CIO_NEVER && now - ws->last_seen >= o->idle_timeout) {
         ws_close_transport(ws); /* silent, not even a pong: gone (1006) */
         return;

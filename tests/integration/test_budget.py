@@ -75,6 +75,61 @@ class TestBudget(unittest.TestCase):
             self.assertEqual(len(r.body), 64)
 
 
+    def test_a_websocket_message_being_assembled_counts(self):
+        """A WebSocket client's partial message holds budget that HTTP bodies
+        then cannot have; once the message is complete (and echoed) it is
+        given back."""
+        ws = H.ws_connect((self.server.host, self.server.port), b"/ws/echo", timeout=10)
+        with ws:
+            part = os.urandom(300 * 1024)  # held in a 512 KiB buffer
+            ws.sendall(H.ws_frame(0x2, part, fin=False))
+            big = b"x" * (MIB // 2)
+            deadline = time.monotonic() + 10
+            while True:  # until the server has read the fragment
+                st, hdrs, _ = self.server.request("POST", "/hash?iterations=1", body=big)
+                if st == 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(st, 503)
+            ws.sendall(H.ws_frame(0x0, b"end"))  # the last fragment
+            got = b""
+            want = len(part) + 3
+            while len(got) < want + 4:
+                chunk = ws.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertEqual(got[0], 0x82)  # the whole message, echoed
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            st, _, _ = self.server.request("POST", "/hash?iterations=1", body=big)
+            if st == 200:
+                break
+            time.sleep(0.1)
+        self.assertEqual(st, 200)
+
+
+    def test_a_websocket_message_larger_than_the_budget_is_closed_1013(self):
+        """Paused mid-message with nothing else to free memory, a connection
+        would wait for its idle timeout: after 10 s it is closed with 1013
+        (try again later), and the budget is free again."""
+        ws = H.ws_connect((self.server.host, self.server.port), b"/ws/echo", timeout=30)
+        with ws:
+            try:
+                ws.sendall(H.ws_frame(0x2, os.urandom(900 * 1024), fin=False))
+            except OSError:
+                pass
+            got = b""
+            while len(got) < 4:
+                chunk = ws.recv(64)
+                if not chunk:
+                    break
+                got += chunk
+            self.assertEqual(got[:4], b"\x88\x02\x03\xf5")  # close, 1013
+        st, _, _ = self.server.request("POST", "/hash?iterations=1", body=b"x" * (MIB // 2))
+        self.assertEqual(st, 200)
+
+
 class TestBudgetFromCgroup(unittest.TestCase):
     """With limits.max_buffered_bytes 0 (the default) the budget is a quarter
     of the cgroup's memory limit when that is below 1 GiB: a daemon in a
