@@ -212,7 +212,8 @@ typedef struct cio_http_upgrade_ops {
  * already read past the request, without a copy of the socket or a gap in
  * its in-flight operations. Once this returns 0, ops->cbs.on_closed(ud) is
  * called exactly once, at the end. 0, -EALREADY (a response started), -EINVAL
- * (the request asked for no upgrade, or is HTTP/1.0), -ENOMEM. */
+ * (the request asked for no upgrade, or is HTTP/1.0, or its
+ * streamed body was not read to its end), -ENOMEM. */
 int cio_http_upgrade(cio_http_req *req, const char *protocol, const cio_http_upgrade_ops *ops,
                      void *ud);
 

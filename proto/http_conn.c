@@ -124,10 +124,12 @@ static void budget_pause_if_over(cio_http_conn *c)
 {
     http_active *a = c->act;
     cio_http_server *srv = c->srv;
-    if (!a || a->budget_paused || !cio_budget_over(srv->budget) || c->close_after ||
+    if (!a || a->budget_paused || !cio_budget_over(srv->budget) ||
         (c->state != C_BODY && c->state != C_HANDLING))
         return;
     cio_http_req *r = &a->req;
+    if (c->close_after && !(a->task && r->streaming && !r->complete))
+        return; /* nothing more is read for it anyway */
     bool growing = c->state == C_BODY ? (a->parser.flags & F_CHUNKED) != 0
                                       : r->streaming && !r->complete && !r->err_status;
     if (!growing)
@@ -137,7 +139,8 @@ static void budget_pause_if_over(cio_http_conn *c)
     /* What the kernel has received for the socket still arrives after the
      * stop (the multishot receive drains it): a small receive buffer from
      * now on keeps that to a window per connection, not the megabytes TCP
-     * autotuning grants a fast sender. Once, for the rest of the body. */
+     * autotuning grants a fast sender. For the socket's life (setting it
+     * ends autotuning): a client that filled the budget once stays slow. */
     if (c->tp == &c->sock.t && !a->rcvbuf_small) {
         int small = PAUSED_RCVBUF;
         setsockopt(c->sock.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
@@ -214,7 +217,7 @@ static void act_free(cio_http_conn *c)
     act_trim(&a->req.extra);
     cio_sendq_trim(&a->sq, 64 * 1024); /* a parts ring a burst grew; the spare chunk stays */
     a->parsed = 0;
-    a->pinned = a->reading_paused = a->deadline_due = a->rcvbuf_small = false;
+    a->pinned = a->reading_paused = a->deadline_due = a->rcvbuf_small = a->unread_body = false;
     a->task = NULL;
     a->next_free = srv->act_free;
     srv->act_free = a;
@@ -654,7 +657,7 @@ void http_conn_finish_close(cio_http_conn *c)
      * reset. Otherwise close at once. */
     http_active *a = c->act;
     bool may_send = a && (a->req.err_status || a->in.len > a->parsed || a->pend.len ||
-                          a->req.start != UINT32_MAX);
+                          a->req.start != UINT32_MAX || a->unread_body);
     if (c->peer_eof || c->state == C_CLOSING || !may_send) {
         http_conn_close(c);
         return;
@@ -665,6 +668,7 @@ void http_conn_finish_close(cio_http_conn *c)
     cio_buf_free(&a->in);
     cio_buf_free(&a->pend);
     a->parsed = 0;
+    a->reserve = 0;
     http_charge(c);
     budget_unpause(c); /* lingering reads (and discards) */
     c->tp->ops->shutdown_write(c->tp);
@@ -740,6 +744,9 @@ static void head_arrived(cio_http_conn *c)
         }
         if (!status && r->route && r->route->stream) {
             r->streaming = true;
+            /* Known now (a buffered request learns it at its end): a response
+             * that starts before the body is in keeps the connection. */
+            r->keep_alive = llhttp_should_keep_alive(&a->parser);
             return;
         }
     }
@@ -793,8 +800,10 @@ static void stream_input(cio_http_conn *c)
     http_active *a = c->act;
     cio_http_req *r = &a->req;
     int p = parse(c);
-    if (p != P_NEED_MORE)
-        a->pinned = true; /* the end (or an error): what follows waits in pend */
+    if (p != P_NEED_MORE) {
+        a->pinned = true;  /* the end (or an error): what follows waits in pend */
+        budget_unpause(c); /* the body grows no more */
+    }
     if (r->body.len >= STREAM_HIGH && !a->reading_paused) {
         a->reading_paused = true;
         c->tp->ops->read_stop(c->tp);
@@ -858,14 +867,19 @@ ssize_t cio_http_read(cio_http_req *r, void *buf, size_t cap)
             return 0;
         if (c->peer_eof || c->state == C_CLOSING)
             return -EPIPE;
-        if (r->expect_continue)
+        if (r->expect_continue && r->resp_state == RESP_NONE)
             send_continue(c);
+        r->expect_continue = false; /* after a response, no invitation */
         cio_event_clear(&a->body_ev);
         cio_time deadline = cio_now() + c->srv->o.body_timeout;
         int rc = cio_event_wait(&a->body_ev, deadline);
         if (rc == -ETIMEDOUT && cio_now() >= deadline && !r->body.len && !r->complete) {
+            /* Nothing arrived within the body timeout: 408, or 503 when the
+             * budget held the body back all along (not the client's fault). */
             if (!r->err_status)
-                r->err_status = 408; /* nothing arrived within the body timeout */
+                r->err_status = a->budget_paused ? 503 : 408;
+            if (a->budget_paused)
+                c->srv->st.budget_refused++;
             return -ETIMEDOUT;
         }
         if (rc < 0 && rc != -ETIMEDOUT)
@@ -1176,8 +1190,10 @@ static void finish_request(cio_http_conn *c)
         if (!a->budget_paused)
             c->tp->ops->read_start(c->tp);
     }
-    if (r->streaming && !r->complete)
+    if (r->streaming && !r->complete) {
         c->close_after = true; /* the rest of the body is not read: no next request */
+        a->unread_body = true; /* and lingering, so that the peer reads our answer */
+    }
     a->reserve = 0;
     bool upgrade = r->upgrade;
     req_reset(r);
@@ -1295,9 +1311,15 @@ static void switch_protocols(cio_http_conn *c)
         http_conn_close(c);
         return;
     }
-    if (a->reading_paused && !a->budget_paused)
+    if (a->budget_paused) {
+        cio_budget_cancel(c->srv->budget, &a->bwait);
+        a->budget_paused = false;
+        a->reading_paused = true; /* started once, below */
+    }
+    if (a->reading_paused) {
+        a->reading_paused = false;
         c->tp->ops->read_start(c->tp);
-    budget_unpause(c);
+    }
     c->state = C_UPGRADED;
     c->tp->cbs = &upgraded_cbs;
     c->up->on_start(c->up_ud, c->tp, (uint8_t *)a->in.p + a->parsed, a->in.len - a->parsed);

@@ -154,6 +154,7 @@ typedef struct http_active {
     bool deadline_due; /* the state deadline passed while output was in flight */
     bool budget_paused; /* reading stopped until the budget has room */
     bool rcvbuf_small;  /* its socket's receive buffer was shrunk for the budget */
+    bool unread_body;   /* a streamed body was left unread: linger before closing */
     cio_task *task;
     cio_event body_ev;  /* streamed body: data, its end or an error arrived */
     size_t charged;     /* bytes charged to the server's budget */

@@ -274,6 +274,8 @@ int cio_http_upgrade(cio_http_req *r, const char *protocol, const cio_http_upgra
         return -EALREADY;
     if (!r->upgrade || r->minor == 0 || !protocol || !ops)
         return -EINVAL;
+    if (r->streaming && !r->complete)
+        return -EINVAL; /* the rest of the body would reach the new protocol */
     /* After the handler's own headers, all written into the head as added. */
     size_t added = r->extra.len;
     int rc = cio_http_add_header(r, "Upgrade", protocol);

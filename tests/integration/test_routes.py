@@ -170,6 +170,55 @@ class TestEcho(RoutesBase):
             c.close()
 
 
+class TestEchoStreams(RoutesBase):
+    """/echo streams: a large body is echoed while it arrives, over a
+    connection that stays open."""
+
+    def test_large_echoes_keep_the_connection(self):
+        with H.RawConn(self.server.host, self.server.port, timeout=10) as c:
+            for i in range(3):
+                data = bytes([65 + i]) * 300000
+                c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                       % len(data) + data)
+                r = c.read_response()
+                self.assertEqual((r.status, r.body), (200, data))
+                self.assertIsNone(r.header("Connection"))
+
+    def test_a_body_past_the_limit_cuts_the_started_echo(self):
+        """Past max_body_bytes (1 MiB) in a chunked body, after the echo has
+        started: the 200 is cut short and the connection closes after it,
+        without a reset (the client reads everything that was sent)."""
+        with H.RawConn(self.server.host, self.server.port, timeout=10) as c:
+            c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            piece = b"%x\r\n%s\r\n" % (65536, b"z" * 65536)
+            for _ in range(20):  # 1.25 MiB
+                c.send(piece)
+            data = c.read_to_eof()
+            self.assertFalse(c.reset)
+            self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:100])
+            self.assertFalse(data.endswith(b"\r\n0\r\n\r\n"))  # no last chunk: cut
+            self.assertGreaterEqual(data.count(b"z"), 1 << 20)
+
+
+class TestEchoLimit(H.ServerTestCase):
+    server_args = ["--access-log", "off"]
+    server_config = {"limits": {"max_body_bytes": 4096}}
+
+    def test_chunked_body_past_the_limit_is_413_not_a_reset(self):
+        """A streamed request answered before its body was read lingers, so
+        that a client still sending reads the 413 rather than a reset (the
+        unit test streamed_body_left_unread_closes_after_the_response checks
+        the half-close itself)."""
+        with H.RawConn(self.server.host, self.server.port, timeout=10) as c:
+            c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            piece = b"%x\r\n%s\r\n" % (1000, b"z" * 1000)
+            for _ in range(2000):  # 2 MB, sent on after the answer
+                c.send(piece)
+            r = c.read_response()
+            self.assertEqual(r.status, 413)
+            self.assertTrue(r.has_token("Connection", "close"))
+
+
 class TestHash(RoutesBase):
     def test_hash_explicit_iterations(self):
         st, h, body = self.server.request("POST", "/hash?iterations=5000", body=b"password")

@@ -27,7 +27,8 @@ typedef struct exchange {
     cio_budget b;
     char out[16384]; /* what the server sent (truncated to fit) */
     size_t out_len;
-    bool closed; /* the server closed the connection */
+    bool closed;     /* the server closed the connection */
+    bool write_shut; /* ...after half-closing it first (a lingering close) */
 } exchange;
 
 static cio_http_server *srv;
@@ -67,6 +68,19 @@ static int h_sum(cio_http_req *req, void *ud)
                                  got.p ? got.p : "", (int)host.n, host.p);
     cio_buf_free(&got);
     return cio_http_respond(req, 200, "text/plain", out, strlen(out));
+}
+
+/* A streamed route that starts its response, then reads the body into it
+ * (full duplex, as an echo of a large body does). */
+static int h_duplex(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    int rc = cio_http_start(req, 200, "text/plain", -1);
+    char buf[4];
+    ssize_t n;
+    while (rc == 0 && (n = cio_http_read(req, buf, sizeof(buf))) > 0)
+        rc = cio_http_write(req, buf, (size_t)n);
+    return rc ? rc : cio_http_end(req);
 }
 
 /* A streamed route that answers without reading the body. */
@@ -300,6 +314,7 @@ static void add_routes(void)
     ck_assert_int_eq(cio_http_route(srv, "GET", "/upgrade", h_upgrade, NULL), 0);
     ck_assert_int_eq(cio_http_route_stream(srv, "POST", "/sum", h_sum, NULL), 0);
     ck_assert_int_eq(cio_http_route_stream(srv, "POST", "/unread", h_unread, NULL), 0);
+    ck_assert_int_eq(cio_http_route_stream(srv, "POST", "/duplex", h_duplex, NULL), 0);
 }
 
 typedef struct conn_run {
@@ -339,6 +354,7 @@ static void run_one(conn_run *cr)
         cio_sleep(CIO_MS(1));
     }
     x->closed = cr->m.closed;
+    x->write_shut = cr->m.write_shut;
     x->out_len = cr->m.out.len < sizeof(x->out) - 1 ? cr->m.out.len : sizeof(x->out) - 1;
     if (x->out_len)
         memcpy(x->out, cr->m.out.p, x->out_len);
@@ -1935,13 +1951,34 @@ END_TEST
 START_TEST(streamed_body_left_unread_closes_after_the_response)
 {
     exchange x = {.input = "POST /unread HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n"
-                           "Expect: 100-continue\r\n\r\n" GET("/users/7"),
-                  .eof = true};
+                           "Expect: 100-continue\r\n\r\n" GET("/users/7")};
     run(&x);
     ck_assert_msg(strncmp(x.out, "HTTP/1.1 401 ", 13) == 0, "%s", x.out);
     ck_assert_ptr_null(strstr(x.out, "100 Continue"));
     ck_assert_ptr_null(strstr(x.out, "user 7"));
     ck_assert(x.closed);
+    /* Regression: it closed at once, and a client still sending its body
+     * could get a reset instead of the answer; it lingers (half-closes,
+     * discards what comes) like any early answer. */
+    ck_assert(x.write_shut);
+}
+END_TEST
+
+/* A response started before the body is in keeps the connection (keep-alive
+ * is decided at the head for a streamed request), and a read after the
+ * response has started sends no "100 Continue" into it. */
+START_TEST(streamed_response_before_the_body_keeps_the_connection)
+{
+    exchange x = {.input = "POST /duplex HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n"
+                           "Expect: 100-continue\r\n\r\nabcdef" GET("/users/8"),
+                  .chunk = 8,
+                  .eof = true};
+    run(&x);
+    ck_assert_msg(strncmp(x.out, "HTTP/1.1 200 ", 13) == 0, "%s", x.out);
+    ck_assert_ptr_null(strstr(x.out, "100 Continue"));
+    ck_assert_ptr_null(strstr(x.out, "Connection: close"));
+    ck_assert_ptr_nonnull(strstr(x.out, "4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n"));
+    ck_assert_ptr_nonnull(strstr(x.out, "user 8")); /* the next request, same connection */
 }
 END_TEST
 
@@ -2083,6 +2120,7 @@ static Suite *http_suite(void)
     T_CASE(s, streamed_body_that_stalls_is_408, 10);
     T_CASE(s, streamed_expect_100_continue_on_first_read, 5);
     T_CASE(s, streamed_body_left_unread_closes_after_the_response, 5);
+    T_CASE(s, streamed_response_before_the_body_keeps_the_connection, 5);
     T_CASE(s, budget_refuses_a_body_that_does_not_fit, 5);
     T_CASE(s, budget_admits_a_body_that_fits_and_gets_it_back, 5);
     T_CASE(s, budget_lets_streamed_bodies_through, 10);
