@@ -183,7 +183,12 @@ static intptr_t serve(void *arg)
     app.ws_opts.budget = &budget;
     app.chat_opts = app.ws_opts;
     app.chat_opts.shared_frames = true;
-    int rc = cio_ws_topics_create(&app.rooms);
+    int rc = cio_peer_id_generate(&app.id);
+    if (rc < 0) {
+        cio_error("cannot generate the server id: %s", strerror(-rc));
+        return 1;
+    }
+    rc = cio_ws_topics_create(&app.rooms);
     if (rc < 0) {
         cio_error("websocket rooms: %s", strerror(-rc));
         return 1;
@@ -257,8 +262,8 @@ static intptr_t serve(void *arg)
         cio_heap_trim_start(NULL, HEAP_TRIM_INTERVAL, HEAP_TRIM_MIN);
     cio_pool_stats ps;
     cio_pool_get_stats(app.pool, &ps);
-    cio_info("corio %s ready (pool: %u threads, root: %s)", CIO_VERSION, ps.threads,
-             cfg->root ? cfg->root : "none");
+    cio_info("corio %s ready (id %s, pool: %u threads, root: %s)", CIO_VERSION, app.id.hex,
+             ps.threads, cfg->root ? cfg->root : "none");
 
     cio_task *watcher;
     rc = cio_spawn(NULL, &watcher, watch_signals, d);

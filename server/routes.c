@@ -24,6 +24,33 @@ static int plaintext(cio_http_req *req, void *ud)
     return cio_http_respond(req, 200, "text/plain", "Hello, World!", 13);
 }
 
+/* The process's id as a JSON string (the peer-ID protocol's question). */
+static int server_id(cio_http_req *req, void *ud)
+{
+    corio_app *app = ud;
+    char body[36];
+    body[0] = '"';
+    memcpy(body + 1, app->id.hex, 32);
+    body[33] = '"';
+    return cio_http_respond(req, 200, "application/json", body, 34);
+}
+
+/* Liveness: answered by the loop itself, so a loop that is stuck (or a
+ * process that is gone) fails it. */
+static int healthz(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    return cio_http_respond(req, 200, "text/plain", "ok\n", 3);
+}
+
+/* Readiness: a standalone server (no "servers" list: discovery arrives with
+ * issue 9) is ready once it listens. */
+static int readyz(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    return cio_http_respond(req, 200, "text/plain", "ready\n", 6);
+}
+
 static int json(cio_http_req *req, void *ud)
 {
     (void)ud;
@@ -271,6 +298,9 @@ int corio_routes_register(cio_http_server *srv, corio_app *app)
     int rc = 0;
     rc = rc ? rc : cio_http_route(srv, "GET", "/plaintext", plaintext, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/json", json, app);
+    rc = rc ? rc : cio_http_route(srv, "GET", "/server_id", server_id, app);
+    rc = rc ? rc : cio_http_route(srv, "GET", "/healthz", healthz, app);
+    rc = rc ? rc : cio_http_route(srv, "GET", "/readyz", readyz, app);
     rc = rc ? rc : cio_http_route_stream(srv, "POST", "/echo", echo, app);
     rc = rc ? rc : cio_http_route(srv, "POST", "/hash", hash, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/ws/echo", ws_echo, app);

@@ -4,6 +4,7 @@
 
 #include "cio.h"
 #include "cio_http.h"
+#include "cio_peer.h"
 #include "cio_ws.h"
 
 typedef struct corio_app {
@@ -12,10 +13,12 @@ typedef struct corio_app {
     cio_ws_opts ws_opts;   /* /ws/echo */
     cio_ws_opts chat_opts; /* /ws/chat: the same, with frames shared by the room */
     cio_ws_topics *rooms;  /* /ws/chat's rooms */
+    cio_peer_id id;        /* this process's id, served at /server_id */
 } corio_app;
 
 /* Registers the built-in routes (/plaintext, /json, /echo, /hash, /ws/echo,
- * /ws/chat). app->rooms must exist. */
+ * /ws/chat, /server_id, /healthz, /readyz). app->rooms and app->id must
+ * exist. */
 int corio_routes_register(cio_http_server *srv, corio_app *app);
 
 #endif

@@ -219,6 +219,32 @@ class TestEchoLimit(H.ServerTestCase):
             self.assertTrue(r.has_token("Connection", "close"))
 
 
+class TestServerIdAndProbes(RoutesBase):
+    """/server_id (the peer-ID protocol's question), /healthz, /readyz."""
+
+    def test_server_id_is_32_hex_characters_as_json_stable_for_the_process(self):
+        st, hdrs, body = self.server.request("GET", "/server_id")
+        self.assertEqual(st, 200)
+        self.assertEqual(hdrs.get("Content-Type"), "application/json")
+        sid = json.loads(body)
+        self.assertRegex(sid, r"^[0-9a-f]{32}$")
+        self.assertEqual(json.loads(self.server.request("GET", "/server_id")[2]), sid)
+        self.server.wait_for_log(r"ready \(id %s," % sid)
+
+    def test_each_process_draws_a_new_id(self):
+        ids = set()
+        for _ in range(3):
+            with H.CorioServer(args=["--access-log", "off"]) as other:
+                ids.add(json.loads(other.request("GET", "/server_id")[2]))
+        ids.add(json.loads(self.server.request("GET", "/server_id")[2]))
+        self.assertEqual(len(ids), 4)
+
+    def test_healthz_and_readyz_of_a_standalone_server(self):
+        self.assertEqual(self.server.request("GET", "/healthz")[::2], (200, b"ok\n"))
+        self.assertEqual(self.server.request("GET", "/readyz")[::2], (200, b"ready\n"))
+        self.assertEqual(self.server.request("HEAD", "/healthz")[0], 200)
+
+
 class TestHash(RoutesBase):
     def test_hash_explicit_iterations(self):
         st, h, body = self.server.request("POST", "/hash?iterations=5000", body=b"password")
