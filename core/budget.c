@@ -34,8 +34,8 @@ void cio_budget_init(cio_budget *b, cio_loop *loop, size_t limit)
 {
     *b = (cio_budget){.limit = limit};
     cio_list_init(&b->waiters);
-    cio_timer_init(&b->wake, loop, budget_wake);
-    cio__timer_set_weak(&b->wake, true); /* waiters' connections keep the loop alive */
+    /* weak: the waiters' connections keep the loop alive */
+    cio__timer_init_weak(&b->wake, loop, budget_wake);
 }
 
 void cio_budget_fini(cio_budget *b)

@@ -88,6 +88,13 @@ void cio__timer_set_weak(cio_timer *t, bool weak)
     t->weak = weak;
 }
 
+void cio__timer_init_weak(cio_timer *t, cio_loop *l, void (*fn)(cio_timer *t))
+{
+    cio_timer_stop(t);
+    cio_timer_init(t, l, fn);
+    cio__timer_set_weak(t, true);
+}
+
 int cio_timer_start(cio_timer *t, cio_time when)
 {
     cio_loop *l = t->loop;
@@ -233,9 +240,7 @@ int cio_lag_start(cio_loop *l, cio_time interval_ns)
     l = cio__loop_or_current(l);
     if (!l)
         return -EINVAL;
-    cio_timer_stop(&l->lag_timer);
-    cio_timer_init(&l->lag_timer, l, cio__lag_tick);
-    cio__timer_set_weak(&l->lag_timer, true);
+    cio__timer_init_weak(&l->lag_timer, l, cio__lag_tick);
     l->lag = (cio_lag_stats){0};
     l->lag_sum = 0;
     for (unsigned i = 0; i < 64; i++)
