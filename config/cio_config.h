@@ -14,6 +14,7 @@
 
 #define CIO_CONFIG_MAX_LISTEN  16
 #define CIO_CONFIG_MAX_ORIGINS 64 /* websocket.origins entries */
+#define CIO_CONFIG_MAX_SERVERS 64 /* "servers" entries */
 
 /* One listen address, parsed and resolved (numeric only, no DNS). */
 typedef struct cio_listen {
@@ -21,6 +22,16 @@ typedef struct cio_listen {
     socklen_t addrlen;
     char text[64]; /* as written by the user, e.g. "0.0.0.0:8080" or "[::1]:8080" */
 } cio_listen;
+
+/* One member of the cluster ("servers"), parsed but not resolved (no DNS). */
+typedef struct cio_server_entry {
+    char text[300]; /* as written in the config: "host0:8080", "[::1]:8080", "host0" */
+    char host[256]; /* a DNS name (case kept as written), an IPv4 address or an IPv6
+                       address (no brackets) */
+    uint16_t port;  /* 1..65535; a bare name takes the port of listen[0], filled in by
+                       cio_config_resolve_bare_servers (0 until then) */
+    bool bare;      /* written without a port */
+} cio_server_entry;
 
 typedef struct cio_config {
     cio_listen listen[CIO_CONFIG_MAX_LISTEN];
@@ -80,6 +91,19 @@ typedef struct cio_config {
         uint64_t compression_window_bits; /* 9..15: the LZ77 window of both sides (zlib's
                                              memory per connection in use) */
     } websocket;
+    /* The cluster's members, identical on every member, this server among them
+     * (found by discovery); none = standalone. Owned by the config (NULL when
+     * empty); a file that sets "servers" replaces the whole list. */
+    cio_server_entry *servers;
+    size_t nservers; /* 0..CIO_CONFIG_MAX_SERVERS */
+    struct {
+        uint64_t interval_ms;        /* between two rounds of queries to the servers */
+        uint64_t window_ms;          /* how long discovery searches for this server;
+                                        0 = search forever */
+        uint64_t request_timeout_ms; /* one query (GET /server_id) */
+        bool require_self;           /* when the window ends without finding this server,
+                                        exit non-zero instead of serving on without it */
+    } discovery;
 } cio_config;
 
 /* "pool_priority": "low" (default: nice 19), "idle" (SCHED_IDLE), "normal". */
@@ -104,7 +128,10 @@ typedef enum cio_config_action {
  *   log {level "info", access "-"},
  *   websocket {max_message_bytes 1048576, ping_interval_ms 30000, idle_timeout_ms 120000,
  *              send_queue_bytes 2097152, origins [] (any), compression true,
- *              compression_window_bits 12}. */
+ *              compression_window_bits 12},
+ *   servers [] (standalone),
+ *   discovery {interval_ms 1000, window_ms 60000, request_timeout_ms 1000,
+ *              require_self false}. */
 void cio_config_defaults(cio_config *c);
 
 /* Applies the JSON file at path on top of c. Unknown keys and wrong types are
@@ -119,14 +146,25 @@ int cio_config_load_string(cio_config *c, const char *json, const char *name, ch
                            size_t errlen);
 
 /* Checks cross-field rules (ranges, root is a directory, websocket timeouts and
- * queue against each other, origins well-formed and distinct, ...). 0 or -EINVAL
- * with "key: message" ("root: /x: not a directory"). */
+ * queue against each other, origins well-formed and distinct, servers
+ * well-formed, with a port and distinct, ...). 0 or -EINVAL with "key: message"
+ * ("root: /x: not a directory"). A bare server whose port is still 0 is an
+ * error: call cio_config_resolve_bare_servers first. */
 int cio_config_validate(const cio_config *c, char *err, size_t errlen);
+
+/* Gives every bare entry of c->servers the port of c->listen[0] (0 when there
+ * is no listen address), replacing the port it had, so it may be called again
+ * after the listen list changed. Entries written with a port are left alone.
+ * cio_config_from_args calls it after the flags; a caller that uses
+ * cio_config_load_file or _load_string directly calls it before validating. */
+void cio_config_resolve_bare_servers(cio_config *c);
 
 /* The whole command line: defaults, then --config FILE, then the other flags
  *   corio [--config FILE] [--listen ADDR:PORT]... [--root DIR] [--log-level L]
- *         [--access-log FILE|-|off] [--check-config] [--version] [--help]
- * (flags override the file; repeated --listen replaces the file's list), then
+ *         [--access-log FILE|-|off] [--server HOST[:PORT]]... [--require-self]
+ *         [--check-config] [--version] [--help]
+ * (flags override the file; repeated --listen or --server replaces the file's
+ * list), then bare servers get the port of the first listen address, then
  * validation. Returns 0 with *action set, or -EINVAL with a one-line message.
  * A validation error names the flag that set the offending value ("--root: /x:
  * not a directory"), or else the file if one was given ("corio.json: root: /x:
@@ -138,7 +176,8 @@ int cio_config_from_args(cio_config *c, int argc, char **argv, cio_config_action
  * (127.0.0.1); port 0..65535 (0 = any free port). 0 or -EINVAL. */
 int cio_listen_parse(const char *text, cio_listen *out);
 
-/* Frees what c owns (strings, websocket.origins). c may then be reused with cio_config_defaults. */
+/* Frees what c owns (strings, websocket.origins, servers). c may then be reused with
+ * cio_config_defaults. */
 void cio_config_free(cio_config *c);
 
 /* Usage text for --help. */

@@ -132,6 +132,12 @@ void cio_config_defaults(cio_config *c)
     c->websocket.norigins = 0; /* any origin */
     c->websocket.compression = true;
     c->websocket.compression_window_bits = 12;
+    c->servers = NULL; /* standalone */
+    c->nservers = 0;
+    c->discovery.interval_ms = 1000;
+    c->discovery.window_ms = 60000;
+    c->discovery.request_timeout_ms = 1000;
+    c->discovery.require_self = false;
 }
 
 /* The origins a config holds: norigins, unless a caller made it too big. */
@@ -150,6 +156,13 @@ static void free_origins(cio_config *c)
     c->websocket.norigins = 0;
 }
 
+static void free_servers(cio_config *c)
+{
+    free(c->servers);
+    c->servers = NULL;
+    c->nservers = 0;
+}
+
 void cio_config_free(cio_config *c)
 {
     if (!c)
@@ -159,6 +172,7 @@ void cio_config_free(cio_config *c)
     c->root = NULL;
     c->log.access = NULL;
     free_origins(c);
+    free_servers(c);
 }
 
 static int config_dup(cio_config *dst, const cio_config *src)
@@ -171,6 +185,13 @@ static int config_dup(cio_config *dst, const cio_config *src)
         const char *o = src->websocket.origins[i];
         dst->websocket.origins[i] = o ? strdup(o) : NULL;
         failed = failed || (o && !dst->websocket.origins[i]);
+    }
+    dst->servers = NULL;
+    if (src->servers && src->nservers > 0) {
+        dst->servers = malloc(src->nservers * sizeof(src->servers[0]));
+        if (dst->servers)
+            memcpy(dst->servers, src->servers, src->nservers * sizeof(src->servers[0]));
+        failed = failed || !dst->servers;
     }
     if (failed) {
         cio_config_free(dst);
@@ -469,6 +490,186 @@ static int origin_canon(const char *text, char *out, const char **why)
     return 0;
 }
 
+/* ---- cluster members ("servers") ---- */
+
+/* Room for a reason, which may quote the entry once (an IPv6 hint). */
+#define SERVER_WHY_MAX (sizeof(((cio_server_entry *)0)->text) + 64)
+
+/* NULL when the n bytes at s are a host name as DNS takes it: dot-separated
+ * labels of letters, digits, '-' and '_' (service names such as
+ * "_sip.example" hold one), each 1..63 bytes and neither starting nor ending
+ * with '-', at most 253 in all; else why not. */
+static const char *server_name_why(const char *s, size_t n)
+{
+    if (n > 253)
+        return "invalid host name: longer than 253 bytes";
+    size_t label = 0;
+    for (size_t i = 0; i <= n; i++) {
+        unsigned char ch = i < n ? (unsigned char)s[i] : '.';
+        if (ch == '.') {
+            if (label == 0)
+                return "invalid host name: empty label";
+            if (s[i - label] == '-' || s[i - 1] == '-')
+                return "invalid host name: a label starts or ends with '-'";
+            label = 0;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') {
+            if (++label > 63)
+                return "invalid host name: a label is longer than 63 bytes";
+        } else {
+            return "invalid host name: letters, digits, '-', '_' and '.' only";
+        }
+    }
+    return NULL;
+}
+
+/* NULL when host (no brackets) is an IPv6 address (it has a colon), an IPv4
+ * address or a host name; else why not. A name whose last label is all
+ * digits is read as an IPv4 address, as URLs do, so "10.0.0.256" is no name. */
+static const char *server_host_why(const char *host)
+{
+    size_t n = strlen(host);
+    if (n == 0)
+        return "empty host";
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (strchr(host, ':'))
+        return inet_pton(AF_INET6, host, addr) == 1 ? NULL : "invalid IPv6 address";
+    if (host_ends_in_number(host, n))
+        return inet_pton(AF_INET, host, addr) == 1 ? NULL : "invalid IPv4 address";
+    return server_name_why(host, n);
+}
+
+/* Decimal digits, 1..65535: no sign, no spaces, no suffix. */
+static const char *server_port_why(const char *s, uint16_t *port)
+{
+    unsigned long v = 0;
+    if (!*s)
+        return "missing port after ':'";
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return "invalid port (expected 1..65535)";
+        if (v <= 65535) /* past it, only the digits still matter */
+            v = v * 10 + (unsigned long)(*s - '0');
+    }
+    if (v == 0 || v > 65535)
+        return "port out of range (1..65535)";
+    *port = (uint16_t)v;
+    return NULL;
+}
+
+/* Why an unbracketed text with two or more colons is refused, with the
+ * bracketed form to write when it can tell: the last colon ends the address
+ * when what follows is a port ("fe80::1:8080" -> "[fe80::1]:8080"), else the
+ * whole text may be an address without a port. */
+static void server_bracket_hint(const char *text, char *why, size_t whylen)
+{
+    char addr[INET6_ADDRSTRLEN];
+    unsigned char bin[sizeof(struct in6_addr)];
+    uint16_t port;
+    const char *colon = strrchr(text, ':');
+    size_t n = (size_t)(colon - text);
+    if (n < sizeof(addr)) {
+        memcpy(addr, text, n);
+        addr[n] = '\0';
+        if (inet_pton(AF_INET6, addr, bin) == 1 && !server_port_why(colon + 1, &port)) {
+            snprintf(why, whylen, "an IPv6 address needs brackets: \"[%s]:%s\"", addr, colon + 1);
+            return;
+        }
+    }
+    if (inet_pton(AF_INET6, text, bin) == 1)
+        snprintf(why, whylen, "an IPv6 address needs brackets: \"[%s]:PORT\"", text);
+    else
+        snprintf(why, whylen, "too many ':' (an IPv6 address needs brackets: \"[ADDR]:PORT\")");
+}
+
+/* Parses "host:port", "[IPv6]:port" or a bare "host" (port 0 until
+ * cio_config_resolve_bare_servers). 0, or -EINVAL with the reason in why
+ * (SERVER_WHY_MAX bytes) and *out untouched. */
+static int server_parse(const char *text, cio_server_entry *out, char *why, size_t whylen)
+{
+    cio_server_entry e;
+    memset(&e, 0, sizeof(e));
+    size_t len = strlen(text);
+    const char *port_text = NULL, *bad = NULL;
+    if (len == 0) {
+        bad = "empty entry";
+    } else if (len >= sizeof(e.text)) {
+        snprintf(why, whylen, "too long (at most %zu bytes)", sizeof(e.text) - 1);
+        return -EINVAL;
+    } else if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        size_t n = close ? (size_t)(close - text - 1) : 0;
+        if (!close)
+            bad = "missing ']' after the IPv6 address";
+        else if (n >= INET6_ADDRSTRLEN)
+            bad = "invalid IPv6 address";
+        else if (close[1] != '\0' && close[1] != ':')
+            bad = "expected ':' and a port after ']'";
+        if (!bad) {
+            memcpy(e.host, text + 1, n);
+            e.host[n] = '\0';
+            /* "[host0]:80": brackets hold an IPv6 address, nothing else */
+            unsigned char bin[sizeof(struct in6_addr)];
+            if (inet_pton(AF_INET6, e.host, bin) != 1) {
+                bad = "invalid IPv6 address";
+            } else if (close[1] == '\0') {
+                snprintf(why, whylen, "a bracketed IPv6 address needs a port: \"[%s]:PORT\"",
+                         e.host);
+                return -EINVAL;
+            }
+            port_text = close + 2;
+        }
+    } else {
+        const char *colon = strchr(text, ':');
+        if (colon && strchr(colon + 1, ':')) {
+            server_bracket_hint(text, why, whylen);
+            return -EINVAL;
+        }
+        size_t n = colon ? (size_t)(colon - text) : len;
+        if (n >= sizeof(e.host)) {
+            bad = "invalid host name: longer than 253 bytes";
+        } else {
+            memcpy(e.host, text, n);
+            e.host[n] = '\0';
+            bad = server_host_why(e.host);
+        }
+        port_text = colon ? colon + 1 : NULL;
+        e.bare = !colon;
+    }
+    if (!bad && port_text)
+        bad = server_port_why(port_text, &e.port);
+    if (bad) {
+        snprintf(why, whylen, "%s", bad);
+        return -EINVAL;
+    }
+    memcpy(e.text, text, len + 1);
+    *out = e;
+    return 0;
+}
+
+/* Two entries name one server: the same port and host, names and IPv4
+ * addresses compared case-insensitively, IPv6 addresses as addresses. */
+static bool server_same(const cio_server_entry *a, const cio_server_entry *b)
+{
+    if (a->port != b->port)
+        return false;
+    struct in6_addr x, y;
+    if (strchr(a->host, ':') && strchr(b->host, ':') && inet_pton(AF_INET6, a->host, &x) == 1 &&
+        inet_pton(AF_INET6, b->host, &y) == 1)
+        return IN6_ARE_ADDR_EQUAL(&x, &y);
+    return strcasecmp(a->host, b->host) == 0;
+}
+
+void cio_config_resolve_bare_servers(cio_config *c)
+{
+    if (!c || !c->servers)
+        return;
+    uint16_t port = c->nlisten > 0 ? listen_port(&c->listen[0]) : 0;
+    for (size_t i = 0; i < c->nservers; i++)
+        if (c->servers[i].bare)
+            c->servers[i].port = port;
+}
+
 /* ---- JSON ---- */
 
 /* Where messages come from: "name: key: message". */
@@ -542,6 +743,13 @@ static const u64_field timeout_fields[] = {
     {"handler_ms", offsetof(cio_config, timeouts.handler_ms)},
     {"pool_wait_ms", offsetof(cio_config, timeouts.pool_wait_ms)},
     {"drain_ms", offsetof(cio_config, timeouts.drain_ms)},
+    {NULL, 0},
+};
+
+static const u64_field discovery_fields[] = {
+    {"interval_ms", offsetof(cio_config, discovery.interval_ms)},
+    {"window_ms", offsetof(cio_config, discovery.window_ms)},
+    {"request_timeout_ms", offsetof(cio_config, discovery.request_timeout_ms)},
     {NULL, 0},
 };
 
@@ -714,6 +922,61 @@ static int apply_websocket(load_ctx *x, cio_config *c, json_t *obj)
     return 0;
 }
 
+/* Replaces the list of servers. Bare names keep port 0 here: the listen
+ * address whose port they take may still change (a later file, --listen). */
+static int apply_servers(load_ctx *x, cio_config *c, json_t *arr)
+{
+    if (!json_is_array(arr))
+        return lfail(x, "servers: expected an array of strings");
+    size_t n = json_array_size(arr);
+    if (n > CIO_CONFIG_MAX_SERVERS)
+        return lfail(x, "servers: at most %d entries (got %zu)", CIO_CONFIG_MAX_SERVERS, n);
+    cio_server_entry *list = NULL;
+    if (n > 0 && !(list = calloc(n, sizeof(*list))))
+        return oom(x);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(arr, i);
+        char why[SERVER_WHY_MAX];
+        int r = 0;
+        if (!json_is_string(v))
+            r = lfail(x, "servers[%zu]: expected a string", i);
+        else if (server_parse(json_string_value(v), &list[i], why, sizeof(why)) < 0)
+            r = lfail(x, "servers[%zu]: \"%s\": %s", i, json_string_value(v), why);
+        if (r < 0) {
+            free(list);
+            return r;
+        }
+    }
+    free_servers(c);
+    c->servers = list;
+    c->nservers = n;
+    return 0;
+}
+
+static int apply_discovery(load_ctx *x, cio_config *c, json_t *obj)
+{
+    if (!json_is_object(obj))
+        return lfail(x, "discovery: expected an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        const u64_field *f = find_field(discovery_fields, key);
+        if (f) {
+            int r = apply_u64_field(x, c, "discovery", f, v);
+            if (r < 0)
+                return r;
+        } else if (strcmp(key, "require_self") == 0) {
+            if (!json_is_boolean(v))
+                return lfail(x, "discovery.require_self: expected true or false");
+            c->discovery.require_self = json_is_true(v);
+        } else {
+            return lfail(x, "unknown key \"discovery.%s\"", key);
+        }
+    }
+    return 0;
+}
+
 static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
 {
     if (!json_is_object(doc))
@@ -748,6 +1011,7 @@ static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
             if (prio < 0)
                 return lfail(x, "pool_priority: expected one of low, idle, normal");
             c->pool_priority = prio;
+            r = 0;
         } else if (strcmp(key, "limits") == 0) {
             r = apply_u64_object(x, c, "limits", v, limit_fields);
         } else if (strcmp(key, "timeouts") == 0) {
@@ -756,6 +1020,10 @@ static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
             r = apply_log(x, c, v);
         } else if (strcmp(key, "websocket") == 0) {
             r = apply_websocket(x, c, v);
+        } else if (strcmp(key, "servers") == 0) {
+            r = apply_servers(x, c, v);
+        } else if (strcmp(key, "discovery") == 0) {
+            r = apply_discovery(x, c, v);
         } else {
             return lfail(x, "unknown key \"%s\"", key);
         }
@@ -831,6 +1099,7 @@ int cio_config_load_file(cio_config *c, const char *path, char *err, size_t errl
 typedef struct origin {
     const char *file;                 /* --config FILE, or NULL */
     bool listen, root, level, access; /* set by --listen, --root, --log-level, --access-log */
+    bool servers;                     /* set by --server */
 } origin;
 
 /* The flag that set key ("listen[2]" counts as "listen"), or NULL. */
@@ -840,6 +1109,8 @@ static const char *flag_for(const origin *o, const char *key)
         return NULL;
     if (o->listen && strncmp(key, "listen", 6) == 0 && (key[6] == '\0' || key[6] == '['))
         return "--listen";
+    if (o->servers && strncmp(key, "servers", 7) == 0 && (key[7] == '\0' || key[7] == '['))
+        return "--server";
     if (o->root && strcmp(key, "root") == 0)
         return "--root";
     if (o->level && strcmp(key, "log.level") == 0)
@@ -997,10 +1268,67 @@ static int validate_websocket(const cio_config *c, const origin *o, char *err, s
     return 0;
 }
 
+/* Each entry again (a program may fill the list itself), every one with a
+ * port, and no server twice. Run after validate_listen: a bare name's port is
+ * that of listen[0]. */
+static int validate_servers(const cio_config *c, const origin *o, char *err, size_t errlen)
+{
+    if (c->nservers > CIO_CONFIG_MAX_SERVERS)
+        return vfail(err, errlen, o, "servers", "at most %d entries (got %zu)",
+                     CIO_CONFIG_MAX_SERVERS, c->nservers);
+    if (c->nservers > 0 && !c->servers)
+        return vfail(err, errlen, o, "servers", "nservers is %zu but the list is NULL",
+                     c->nservers);
+    uint16_t listen0 = c->nlisten > 0 ? listen_port(&c->listen[0]) : 0;
+    /* As with listen, the other entry of a pair is named by its index in a
+     * file's list, by its text alone on the command line. */
+    bool by_index = !flag_for(o, "servers");
+    for (size_t i = 0; i < c->nservers; i++) {
+        const cio_server_entry *a = &c->servers[i];
+        char key[32];
+        snprintf(key, sizeof(key), "servers[%zu]", i);
+        if (!memchr(a->text, '\0', sizeof(a->text)) || !memchr(a->host, '\0', sizeof(a->host)))
+            return vfail(err, errlen, o, key, "text or host not NUL-terminated");
+        const char *why = server_host_why(a->host);
+        if (why)
+            return vfail(err, errlen, o, key, "\"%s\": %s", a->text, why);
+        if (a->port == 0 && a->bare && listen0 == 0)
+            return vfail(err, errlen, o, key,
+                         "\"%s\": a bare name takes the port of the first listen address, "
+                         "which is 0 (any free port): write %s:PORT",
+                         a->text, a->host);
+        if (a->port == 0 && a->bare)
+            return vfail(err, errlen, o, key,
+                         "\"%s\": a bare name not yet given the port of the first listen "
+                         "address (%u; see cio_config_resolve_bare_servers)",
+                         a->text, listen0);
+        if (a->port == 0)
+            return vfail(err, errlen, o, key, "\"%s\": port out of range (1..65535)", a->text);
+        for (size_t j = 0; j < i; j++) {
+            const cio_server_entry *b = &c->servers[j];
+            if (!server_same(a, b))
+                continue;
+            char other[32] = "";
+            if (by_index)
+                snprintf(other, sizeof(other), "servers[%zu] ", j);
+            if (a->bare || b->bare)
+                return vfail(err, errlen, o, key,
+                             "\"%s\" duplicates %s\"%s\" (a bare name takes port %u of the "
+                             "first listen address)",
+                             a->text, other, b->text, a->port);
+            return vfail(err, errlen, o, key, "\"%s\" duplicates %s\"%s\"", a->text, other,
+                         b->text);
+        }
+    }
+    return 0;
+}
+
 static int validate(const cio_config *c, const origin *o, char *err, size_t errlen)
 {
     int r;
     if ((r = validate_listen(c, o, err, errlen)) < 0)
+        return r;
+    if ((r = validate_servers(c, o, err, errlen)) < 0)
         return r;
 
     static const struct {
@@ -1028,6 +1356,10 @@ static int validate(const cio_config *c, const origin *o, char *err, size_t errl
         {"websocket.idle_timeout_ms", offsetof(cio_config, websocket.idle_timeout_ms), 0, MAX_MS},
         {"websocket.compression_window_bits",
          offsetof(cio_config, websocket.compression_window_bits), 9, 15},
+        {"discovery.interval_ms", offsetof(cio_config, discovery.interval_ms), 10, 3600000},
+        {"discovery.window_ms", offsetof(cio_config, discovery.window_ms), 0, MAX_MS},
+        {"discovery.request_timeout_ms", offsetof(cio_config, discovery.request_timeout_ms), 1,
+         60000},
     };
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         uint64_t v = *(const uint64_t *)((const char *)c + ranges[i].off);
@@ -1073,7 +1405,7 @@ int cio_config_validate(const cio_config *c, char *err, size_t errlen)
 
 /* ---- command line ---- */
 
-enum { OPT_ACCESS_LOG = 256, OPT_LOG_LEVEL };
+enum { OPT_ACCESS_LOG = 256, OPT_LOG_LEVEL, OPT_SERVER, OPT_REQUIRE_SELF };
 
 static const struct option long_options[] = {
     {"config", required_argument, NULL, 'c'},
@@ -1081,6 +1413,8 @@ static const struct option long_options[] = {
     {"root", required_argument, NULL, 'r'},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"server", required_argument, NULL, OPT_SERVER},
+    {"require-self", no_argument, NULL, OPT_REQUIRE_SELF},
     {"check-config", no_argument, NULL, 't'},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
@@ -1097,7 +1431,9 @@ typedef struct cli {
     const char *config, *root, *level, *access;
     const char *listen[CIO_CONFIG_MAX_LISTEN];
     size_t nlisten;
-    bool help, version, check;
+    const char *server[CIO_CONFIG_MAX_SERVERS];
+    size_t nserver;
+    bool help, version, check, require_self;
 } cli;
 
 /* The option as typed: "--name" (without "=value") or "-x". */
@@ -1147,6 +1483,14 @@ static int parse_cli(cli *a, int argc, char **argv, char *err, size_t errlen)
         case OPT_ACCESS_LOG:
             a->access = optarg;
             break;
+        case OPT_SERVER:
+            if (a->nserver == CIO_CONFIG_MAX_SERVERS)
+                return fail(err, errlen, "--server: at most %d entries", CIO_CONFIG_MAX_SERVERS);
+            a->server[a->nserver++] = optarg;
+            break;
+        case OPT_REQUIRE_SELF:
+            a->require_self = true;
+            break;
         case 't':
             a->check = true;
             break;
@@ -1168,7 +1512,8 @@ static int parse_cli(cli *a, int argc, char **argv, char *err, size_t errlen)
                 option_name(name, sizeof(name), argv[optind - 1], 0);
                 if (long_matches(name + 2) > 1)
                     return fail(err, errlen, "ambiguous option \"%s\" (see --help)", name);
-            } else if (optopt != ':' && optopt < 256 && strchr(short_options + 2, optopt)) {
+            } else if (optopt >= 256 /* a long-only flag, as --require-self=yes */ ||
+                       (optopt != ':' && strchr(short_options + 2, optopt))) {
                 option_name(name, sizeof(name), argv[optind - 1], optopt);
                 return fail(err, errlen, "option \"%s\" takes no argument (see --help)", name);
             } else {
@@ -1202,6 +1547,23 @@ static int apply_cli(cio_config *c, const cli *a, char *err, size_t errlen)
         memcpy(c->listen, parsed, a->nlisten * sizeof(parsed[0]));
         c->nlisten = a->nlisten;
     }
+    if (a->nserver > 0) {
+        cio_server_entry *list = calloc(a->nserver, sizeof(*list));
+        if (!list)
+            return oom_cli(err, errlen);
+        for (size_t i = 0; i < a->nserver; i++) {
+            char why[SERVER_WHY_MAX];
+            if (server_parse(a->server[i], &list[i], why, sizeof(why)) < 0) {
+                free(list);
+                return fail(err, errlen, "--server: \"%s\": %s", a->server[i], why);
+            }
+        }
+        free(c->servers);
+        c->servers = list;
+        c->nservers = a->nserver;
+    }
+    if (a->require_self)
+        c->discovery.require_self = true;
     if (a->root) {
         if (!*a->root)
             return fail(err, errlen, "--root: expected a directory path");
@@ -1220,7 +1582,10 @@ static int apply_cli(cio_config *c, const cli *a, char *err, size_t errlen)
         if (set_string(&c->log.access, a->access) < 0)
             return oom_cli(err, errlen);
     }
-    origin o = {a->config, a->nlisten > 0, a->root != NULL, a->level != NULL, a->access != NULL};
+    /* Only now: --listen may have replaced the address whose port they take. */
+    cio_config_resolve_bare_servers(c);
+    origin o = {a->config,        a->nlisten > 0,    a->root != NULL,
+                a->level != NULL, a->access != NULL, a->nserver > 0};
     return validate(c, &o, err, errlen);
 }
 
@@ -1271,6 +1636,11 @@ void cio_config_usage(FILE *out, const char *argv0)
             "  -r, --root DIR           serve files from the directory DIR\n"
             "      --log-level LEVEL    error, warn, info or debug\n"
             "      --access-log FILE    append the access log to FILE; - = stderr, off = none\n"
+            "      --server HOST[:PORT] a cluster member; repeat for up to %d (replaces the\n"
+            "                           file's list); HOST is a DNS name, an IPv4 address or\n"
+            "                           [IPv6]; without PORT, the first listen address's port\n"
+            "      --require-self       exit non-zero when discovery's window ends without\n"
+            "                           having found this server among the servers\n"
             "  -t, --check-config       validate the configuration and exit\n"
             "  -V, --version            print the version and exit\n"
             "  -h, --help               print this help and exit\n"
@@ -1336,7 +1706,20 @@ void cio_config_usage(FILE *out, const char *argv0)
             "      \"compression_window_bits\": 12      9..15: both sides' window (zlib holds\n"
             "                                         ~40 KB per connection in use at 12,\n"
             "                                         ~180 KB at 15)\n"
+            "    },\n"
+            "    \"servers\": [],                       the cluster's members (the same list on\n"
+            "                                         every member), at most %d: \"host:port\",\n"
+            "                                         \"[IPv6]:port\" or a bare \"host\" (the\n"
+            "                                         port of listen[0]); [] = standalone\n"
+            "    \"discovery\": {                       finding this server in \"servers\"\n"
+            "      \"interval_ms\": 1000,               10..3600000: between rounds of queries\n"
+            "      \"window_ms\": 60000,                0..86400000: how long to search; 0 =\n"
+            "                                         search forever\n"
+            "      \"request_timeout_ms\": 1000,        1..60000: one GET /server_id\n"
+            "      \"require_self\": false              true or false: exit non-zero when the\n"
+            "                                         window ends without finding this server\n"
             "    }\n"
             "  }\n",
-            prog, CIO_CONFIG_MAX_LISTEN, CIO_CONFIG_MAX_LISTEN, MAX_THREADS, MAX_QUEUE);
+            prog, CIO_CONFIG_MAX_LISTEN, CIO_CONFIG_MAX_SERVERS, CIO_CONFIG_MAX_LISTEN, MAX_THREADS,
+            MAX_QUEUE, CIO_CONFIG_MAX_SERVERS);
 }

@@ -1930,6 +1930,532 @@ START_TEST(args_websocket_errors_name_the_file)
 }
 END_TEST
 
+/* ---- servers and discovery (issue 9) ---- */
+
+START_TEST(defaults_servers_and_discovery)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_ptr_null(c.servers);
+    ck_assert_uint_eq(c.nservers, 0);
+    ck_assert_uint_eq(c.discovery.interval_ms, 1000);
+    ck_assert_uint_eq(c.discovery.window_ms, 60000);
+    ck_assert_uint_eq(c.discovery.request_timeout_ms, 1000);
+    ck_assert(!c.discovery.require_self);
+    cio_config_free(&c);
+}
+END_TEST
+
+static void assert_server(const cio_server_entry *e, const char *text, const char *host,
+                          unsigned port, bool bare)
+{
+    ck_assert_str_eq(e->text, text);
+    ck_assert_str_eq(e->host, host);
+    ck_assert_uint_eq(e->port, port);
+    ck_assert_int_eq(e->bare, bare);
+}
+
+START_TEST(json_servers_host_port)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"host0.example.com:8080\", \"10.0.0.2:1\","
+                              " \"Host_1.Example:65535\"]}"),
+                     0);
+    ck_assert_uint_eq(c.nservers, 3);
+    assert_server(&c.servers[0], "host0.example.com:8080", "host0.example.com", 8080, false);
+    assert_server(&c.servers[1], "10.0.0.2:1", "10.0.0.2", 1, false);
+    assert_server(&c.servers[2], "Host_1.Example:65535", "Host_1.Example", 65535, false);
+    expect_valid(&c, "host:port");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_servers_bracketed_ipv6)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"[::1]:8081\", \"[FE80::1:2]:80\"]}"), 0);
+    ck_assert_uint_eq(c.nservers, 2);
+    assert_server(&c.servers[0], "[::1]:8081", "::1", 8081, false);
+    assert_server(&c.servers[1], "[FE80::1:2]:80", "FE80::1:2", 80, false);
+    expect_valid(&c, "IPv6");
+    cio_config_free(&c);
+}
+END_TEST
+
+/* Loading leaves a bare name's port 0: the listen address may still change. */
+START_TEST(json_servers_bare_name_has_no_port_yet)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"host2\", \"10.0.0.3\"]}"), 0);
+    assert_server(&c.servers[0], "host2", "host2", 0, true);
+    assert_server(&c.servers[1], "10.0.0.3", "10.0.0.3", 0, true);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_bare_server_takes_first_listen_port)
+{
+    const char *p = write_file("corio.json", "{\"listen\": [\"127.0.0.1:8090\", \"[::1]:9000\"],"
+                                             " \"servers\": [\"host0:8080\", \"host2\"]}");
+    cio_config c;
+    ck_assert_msg(from_args(&c, "--config", (char *)p) == 0, "%s", err);
+    assert_server(&c.servers[0], "host0:8080", "host0", 8080, false);
+    assert_server(&c.servers[1], "host2", "host2", 8090, true);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_bare_server_takes_port_of_listen_flag)
+{
+    const char *p = write_file("corio.json", "{\"listen\": [\"127.0.0.1:8090\"],"
+                                             " \"servers\": [\"host0:8080\", \"host2\"]}");
+    cio_config c;
+    ck_assert_msg(from_args(&c, "--listen", "[::]:9443", "--config", (char *)p) == 0, "%s", err);
+    assert_server(&c.servers[0], "host0:8080", "host0", 8080, false);
+    assert_server(&c.servers[1], "host2", "host2", 9443, true);
+    cio_config_free(&c);
+}
+END_TEST
+
+/* For callers of load_file/load_string: again after the listen list changed. */
+START_TEST(resolve_bare_servers_follows_listen)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"host0:81\", \"host1\"]}"), 0);
+    cio_config_resolve_bare_servers(&c);
+    ck_assert_uint_eq(c.servers[0].port, 81);
+    ck_assert_uint_eq(c.servers[1].port, 8080);
+    expect_valid(&c, "resolved");
+    ck_assert_int_eq(load(&c, "{\"listen\": [\"*:82\"]}"), 0);
+    cio_config_resolve_bare_servers(&c);
+    ck_assert_uint_eq(c.servers[0].port, 81);
+    ck_assert_uint_eq(c.servers[1].port, 82);
+    c.nlisten = 0;
+    cio_config_resolve_bare_servers(&c);
+    ck_assert_uint_eq(c.servers[1].port, 0);
+    cio_config_free(&c);
+    cio_config_resolve_bare_servers(&c); /* no servers: nothing to do */
+}
+END_TEST
+
+START_TEST(json_servers_port_errors)
+{
+    expect_load_error("{\"servers\": [\"a:1\", \"host0:99999\"]}",
+                      "test.json: servers[1]: \"host0:99999\": port out of range (1..65535)");
+    expect_load_error("{\"servers\": [\"host0:0\"]}",
+                      "servers[0]: \"host0:0\": port out of range (1..65535)");
+    expect_load_error("{\"servers\": [\"host0:99999999999999999999999\"]}",
+                      "servers[0]: \"host0:99999999999999999999999\": port out of range");
+    expect_load_error("{\"servers\": [\"host0:\"]}", "servers[0]: \"host0:\": missing port");
+    expect_load_error("{\"servers\": [\"[::1]:\"]}", "servers[0]: \"[::1]:\": missing port");
+    static const char *const bad[] = {"host0:+80", "host0:-1", "host0:8a", "host0: 80",
+                                      "[::1]:0x50"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char doc[128], want[128];
+        snprintf(doc, sizeof(doc), "{\"servers\": [\"%s\"]}", bad[i]);
+        snprintf(want, sizeof(want), "servers[0]: \"%s\": invalid port (expected 1..65535)",
+                 bad[i]);
+        expect_load_error(doc, want);
+    }
+}
+END_TEST
+
+START_TEST(json_servers_empty_entry)
+{
+    expect_load_error("{\"servers\": [\"\"]}", "test.json: servers[0]: \"\": empty entry");
+    expect_load_error("{\"servers\": [\"a:1\", \":80\"]}", "servers[1]: \":80\": empty host");
+}
+END_TEST
+
+START_TEST(json_servers_ipv6_needs_brackets)
+{
+    expect_load_error("{\"servers\": [\"a:1\", \"b:1\", \"fe80::1:8080\"]}",
+                      "test.json: servers[2]: \"fe80::1:8080\": an IPv6 address needs brackets: "
+                      "\"[fe80::1]:8080\"");
+    expect_load_error("{\"servers\": [\"::1\"]}",
+                      "servers[0]: \"::1\": an IPv6 address needs brackets: \"[::1]:PORT\"");
+    expect_load_error("{\"servers\": [\"a:b:c\"]}",
+                      "servers[0]: \"a:b:c\": too many ':' (an IPv6 address needs brackets");
+}
+END_TEST
+
+START_TEST(json_servers_bracket_errors)
+{
+    expect_load_error("{\"servers\": [\"[::1]\"]}",
+                      "servers[0]: \"[::1]\": a bracketed IPv6 address needs a port: "
+                      "\"[::1]:PORT\"");
+    expect_load_error("{\"servers\": [\"[::1:80\"]}", "servers[0]: \"[::1:80\": missing ']'");
+    expect_load_error("{\"servers\": [\"[::1]80\"]}",
+                      "servers[0]: \"[::1]80\": expected ':' and a port after ']'");
+    expect_load_error("{\"servers\": [\"[::g]:80\"]}",
+                      "servers[0]: \"[::g]:80\": invalid IPv6 address");
+    expect_load_error("{\"servers\": [\"[host0]:80\"]}",
+                      "servers[0]: \"[host0]:80\": invalid IPv6 address");
+    expect_load_error("{\"servers\": [\"[]:80\"]}", "servers[0]: \"[]:80\": invalid IPv6 address");
+}
+END_TEST
+
+START_TEST(json_servers_host_errors)
+{
+    static const struct {
+        const char *entry, *why;
+    } cases[] = {
+        {"-host0:80", "invalid host name: a label starts or ends with '-'"},
+        {"host0-.example:80", "invalid host name: a label starts or ends with '-'"},
+        {"a..b:80", "invalid host name: empty label"},
+        {"host0.:80", "invalid host name: empty label"},
+        {".host0", "invalid host name: empty label"},
+        {"host 0:80", "invalid host name: letters, digits, '-', '_' and '.' only"},
+        {"h\xc3\xa9te:80", "invalid host name: letters, digits, '-', '_' and '.' only"},
+        {"10.0.0.256:80", "invalid IPv4 address"},
+        {"010.0.0.1:80", "invalid IPv4 address"},
+        {"example.123", "invalid IPv4 address"},
+        {"8080", "invalid IPv4 address"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char doc[128], want[192];
+        snprintf(doc, sizeof(doc), "{\"servers\": [\"a:1\", \"%s\"]}", cases[i].entry);
+        snprintf(want, sizeof(want), "test.json: servers[1]: \"%s\": %s", cases[i].entry,
+                 cases[i].why);
+        expect_load_error(doc, want);
+    }
+}
+END_TEST
+
+/* Labels of 63 bytes, 253 bytes in all; one more is refused. */
+START_TEST(json_servers_host_name_lengths)
+{
+    char label[64], name[300], doc[512];
+    memset(label, 'a', 63);
+    label[63] = '\0';
+    snprintf(doc, sizeof(doc), "{\"servers\": [\"%s:80\"]}", label);
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, doc), 0);
+    ck_assert_str_eq(c.servers[0].host, label);
+    snprintf(doc, sizeof(doc), "{\"servers\": [\"%sa:80\"]}", label);
+    expect_load_error(doc, "invalid host name: a label is longer than 63 bytes");
+    /* 3 * 64 + 61 = 253 */
+    snprintf(name, sizeof(name), "%s.%s.%s.%.61s", label, label, label, label);
+    ck_assert_uint_eq(strlen(name), 253);
+    snprintf(doc, sizeof(doc), "{\"servers\": [\"%s\"]}", name);
+    ck_assert_int_eq(load(&c, doc), 0);
+    ck_assert_str_eq(c.servers[0].host, name);
+    ck_assert(c.servers[0].bare);
+    snprintf(doc, sizeof(doc), "{\"servers\": [\"%sa:80\"]}", name);
+    expect_load_error(doc, "invalid host name: longer than 253 bytes");
+    cio_config_free(&c);
+    char longest[301];
+    memset(longest, 'a', 300);
+    longest[300] = '\0';
+    snprintf(doc, sizeof(doc), "{\"servers\": [\"%s\"]}", longest);
+    expect_load_error(doc, "\": too long (at most 299 bytes)");
+}
+END_TEST
+
+START_TEST(json_servers_wrong_types)
+{
+    expect_load_error("{\"servers\": \"host0:80\"}",
+                      "test.json: servers: expected an array of strings");
+    expect_load_error("{\"servers\": {}}", "servers: expected an array of strings");
+    expect_load_error("{\"servers\": [\"a:1\", 80]}", "test.json: servers[1]: expected a string");
+    expect_load_error("{\"servers\": [null]}", "servers[0]: expected a string");
+    expect_load_error("{\"servers\": [[\"a:1\"]]}", "servers[0]: expected a string");
+}
+END_TEST
+
+START_TEST(json_servers_at_most_64)
+{
+    char doc[4096] = "{\"servers\": [";
+    for (int i = 0; i < CIO_CONFIG_MAX_SERVERS; i++)
+        snprintf(doc + strlen(doc), sizeof(doc) - strlen(doc), "%s\"h%d:80\"", i ? ", " : "", i);
+    char *end = doc + strlen(doc);
+    strcpy(end, "]}");
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, doc), 0);
+    ck_assert_uint_eq(c.nservers, 64);
+    ck_assert_str_eq(c.servers[63].host, "h63");
+    expect_valid(&c, "64 servers");
+    cio_config_free(&c);
+    strcpy(end, ", \"h64:80\"]}");
+    expect_load_error(doc, "test.json: servers: at most 64 entries");
+}
+END_TEST
+
+START_TEST(json_servers_empty_array_is_standalone)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"a:1\", \"b:2\"]}"), 0);
+    ck_assert_int_eq(load(&c, "{\"servers\": []}"), 0);
+    ck_assert_uint_eq(c.nservers, 0);
+    ck_assert_ptr_null(c.servers);
+    expect_valid(&c, "standalone");
+    cio_config_free(&c);
+}
+END_TEST
+
+/* A later list replaces an earlier one; a document with an error leaves it. */
+START_TEST(json_servers_replaced)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"a:1\", \"b:2\", \"c:3\"]}"), 0);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"d:4\"]}"), 0);
+    ck_assert_uint_eq(c.nservers, 1);
+    assert_server(&c.servers[0], "d:4", "d", 4, false);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"e:5\", \"f:0\"]}"), -EINVAL);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"e:5\"], \"discovery\": {\"x\": 1}}"), -EINVAL);
+    ck_assert_uint_eq(c.nservers, 1);
+    assert_server(&c.servers[0], "d:4", "d", 4, false);
+    ck_assert_int_eq(load(&c, "{\"pool_threads\": 2}"), 0); /* copied along */
+    assert_server(&c.servers[0], "d:4", "d", 4, false);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_servers_duplicates)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"host0:8080\", \"host1:8080\", \"HOST0:8080\"]}"),
+                     0);
+    expect_invalid(&c, "servers[2]: \"HOST0:8080\" duplicates servers[0] \"host0:8080\"");
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"host0:8080\", \"host0:8081\"]}"), 0);
+    expect_valid(&c, "two ports of one host");
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"[::1]:80\", \"[0:0::1]:80\"]}"), 0);
+    expect_invalid(&c, "servers[1]: \"[0:0::1]:80\" duplicates servers[0] \"[::1]:80\"");
+    cio_config_free(&c);
+}
+END_TEST
+
+/* "host0" takes the port 8080 of the default listen address. */
+START_TEST(args_bare_server_duplicates_host_port)
+{
+    expect_file_error("{\"servers\": [\"host0:8080\", \"host1\", \"host0\"]}",
+                      "servers[2]: \"host0\" duplicates servers[0] \"host0:8080\" (a bare name "
+                      "takes port 8080 of the first listen address)");
+    expect_file_error("{\"servers\": [\"HOST0\", \"host0:8080\"]}",
+                      "servers[1]: \"host0:8080\" duplicates servers[0] \"HOST0\" (a bare name "
+                      "takes port 8080 of the first listen address)");
+    const char *p = write_file("corio.json", "{\"servers\": [\"host0:8080\", \"host0\"]}");
+    cio_config c;
+    ck_assert_msg(from_args(&c, "--config", (char *)p, "--listen", "*:8081") == 0, "%s", err);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_bare_server_needs_a_listen_port)
+{
+    expect_file_error("{\"listen\": [\"*:0\", \"*:80\"], \"servers\": [\"host0\"]}",
+                      "servers[0]: \"host0\": a bare name takes the port of the first listen "
+                      "address, which is 0 (any free port): write host0:PORT");
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--listen", "*:0", "--server", "a:1", "--server", "host0"),
+                     -EINVAL);
+    ck_assert_str_eq(err, "--server: \"host0\": a bare name takes the port of the first listen "
+                          "address, which is 0 (any free port): write host0:PORT");
+    cio_config_free(&c);
+}
+END_TEST
+
+/* What a program that fills the list itself may get wrong. */
+START_TEST(validate_servers_filled_by_a_program)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    c.servers = calloc(2, sizeof(*c.servers));
+    ck_assert_ptr_nonnull(c.servers);
+    c.nservers = 2;
+    strcpy(c.servers[0].text, "a:1");
+    strcpy(c.servers[0].host, "a");
+    c.servers[0].port = 1;
+    strcpy(c.servers[1].text, "b");
+    strcpy(c.servers[1].host, "b");
+    c.servers[1].bare = true;
+    expect_invalid(&c, "servers[1]: \"b\": a bare name not yet given the port of the first "
+                       "listen address (8080; see cio_config_resolve_bare_servers)");
+    cio_config_resolve_bare_servers(&c);
+    expect_valid(&c, "resolved");
+    c.servers[1].bare = false;
+    c.servers[1].port = 0;
+    expect_invalid(&c, "servers[1]: \"b\": port out of range (1..65535)");
+    c.servers[1].port = 2;
+    strcpy(c.servers[1].host, "b..c");
+    expect_invalid(&c, "servers[1]: \"b\": invalid host name: empty label");
+    strcpy(c.servers[1].host, "");
+    expect_invalid(&c, "servers[1]: \"b\": empty host");
+    c.nservers = CIO_CONFIG_MAX_SERVERS + 1;
+    expect_invalid(&c, "servers: at most 64 entries (got 65)");
+    cio_config_free(&c);
+    c.nservers = 1;
+    expect_invalid(&c, "servers: nservers is 1 but the list is NULL");
+    c.nservers = 0;
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_discovery_every_key)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"discovery\": {\"interval_ms\": 10, \"window_ms\": 0,"
+                              " \"request_timeout_ms\": 60000, \"require_self\": true}}"),
+                     0);
+    ck_assert_uint_eq(c.discovery.interval_ms, 10);
+    ck_assert_uint_eq(c.discovery.window_ms, 0);
+    ck_assert_uint_eq(c.discovery.request_timeout_ms, 60000);
+    ck_assert(c.discovery.require_self);
+    expect_valid(&c, "discovery bounds");
+    ck_assert_int_eq(load(&c, "{\"discovery\": {\"window_ms\": 5}}"), 0);
+    ck_assert_uint_eq(c.discovery.interval_ms, 10); /* the other keys kept */
+    ck_assert(c.discovery.require_self);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_discovery_errors)
+{
+    expect_load_error("{\"discovery\": {\"interval\": 1}}",
+                      "test.json: unknown key \"discovery.interval\"");
+    expect_load_error("{\"discovery\": []}", "test.json: discovery: expected an object");
+    expect_load_error("{\"discovery\": {\"window_ms\": -1}}",
+                      "discovery.window_ms: expected a non-negative integer");
+    expect_load_error("{\"discovery\": {\"interval_ms\": \"1s\"}}",
+                      "discovery.interval_ms: expected a non-negative integer");
+    expect_load_error("{\"discovery\": {\"require_self\": 1}}",
+                      "discovery.require_self: expected true or false");
+}
+END_TEST
+
+START_TEST(validate_discovery_ranges)
+{
+    expect_u64_range("discovery.interval_ms", offsetof(cio_config, discovery.interval_ms), 10,
+                     3600000);
+    expect_u64_range("discovery.window_ms", offsetof(cio_config, discovery.window_ms), 0, 86400000);
+    expect_u64_range("discovery.request_timeout_ms",
+                     offsetof(cio_config, discovery.request_timeout_ms), 1, 60000);
+    expect_file_error("{\"discovery\": {\"interval_ms\": 9}}",
+                      "discovery.interval_ms: 9 is out of range (10..3600000)");
+}
+END_TEST
+
+START_TEST(args_require_self)
+{
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--require-self"), 0);
+    ck_assert(c.discovery.require_self);
+    cio_config_free(&c);
+    ck_assert_int_eq(from_args(&c, "--listen", "*:1"), 0);
+    ck_assert(!c.discovery.require_self);
+    cio_config_free(&c);
+    expect_args_error((char *[]){"corio", "--require-self=yes", NULL},
+                      "option \"--require-self\" takes no argument (see --help)");
+}
+END_TEST
+
+START_TEST(args_server_replaces_file_list)
+{
+    const char *p = write_file("corio.json", "{\"servers\": [\"a:1\", \"b:2\", \"c:3\"]}");
+    cio_config c;
+    ck_assert_msg(
+        from_args(&c, "--server", "[::1]:8081", "--config", (char *)p, "--server=host2") == 0, "%s",
+        err);
+    ck_assert_uint_eq(c.nservers, 2);
+    assert_server(&c.servers[0], "[::1]:8081", "::1", 8081, false);
+    assert_server(&c.servers[1], "host2", "host2", 8080, true);
+    cio_config_free(&c);
+    ck_assert_int_eq(from_args(&c, "--config", (char *)p), 0);
+    ck_assert_uint_eq(c.nservers, 3);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_server_errors)
+{
+    expect_args_error((char *[]){"corio", "--server", "a:1", "--server", "host0:99999", NULL},
+                      "--server: \"host0:99999\": port out of range (1..65535)");
+    expect_args_error((char *[]){"corio", "--server", "", NULL}, "--server: \"\": empty entry");
+    expect_args_error((char *[]){"corio", "--server", "fe80::1:8080", NULL},
+                      "--server: \"fe80::1:8080\": an IPv6 address needs brackets: "
+                      "\"[fe80::1]:8080\"");
+    expect_args_error((char *[]){"corio", "--server", NULL},
+                      "option \"--server\" requires an argument");
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--server", "host0:8080", "--server", "HOST0:8080"), -EINVAL);
+    ck_assert_str_eq(err, "--server: \"HOST0:8080\" duplicates \"host0:8080\"");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_server_at_most_64)
+{
+    char *argv[2 + 2 * (CIO_CONFIG_MAX_SERVERS + 1)];
+    char names[CIO_CONFIG_MAX_SERVERS + 1][32];
+    int n = 0;
+    argv[n++] = "corio";
+    for (int i = 0; i < CIO_CONFIG_MAX_SERVERS; i++) {
+        snprintf(names[i], sizeof(names[i]), "h%d:80", i);
+        argv[n++] = "--server";
+        argv[n++] = names[i];
+    }
+    argv[n] = NULL;
+    cio_config c;
+    ck_assert_msg(from_argv(&c, argv) == 0, "%s", err);
+    ck_assert_uint_eq(c.nservers, CIO_CONFIG_MAX_SERVERS);
+    cio_config_free(&c);
+    snprintf(names[CIO_CONFIG_MAX_SERVERS], 32, "h64:80");
+    argv[n++] = "--server";
+    argv[n++] = names[CIO_CONFIG_MAX_SERVERS];
+    argv[n] = NULL;
+    expect_args_error(argv, "--server: at most 64 entries");
+}
+END_TEST
+
+START_TEST(free_releases_servers)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"servers\": [\"a:1\", \"[::1]:2\", \"c\"]}"), 0);
+    ck_assert_ptr_nonnull(c.servers);
+    cio_config_free(&c);
+    ck_assert_ptr_null(c.servers);
+    ck_assert_uint_eq(c.nservers, 0);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(usage_lists_servers_and_discovery)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    cio_config_usage(f, "corio");
+    fclose(f);
+    static const char *const want[] = {
+        "--server HOST[:PORT] a cluster member; repeat for up to 64",
+        "--require-self",
+        "\"servers\": [],                       the cluster's members",
+        "[] = standalone",
+        "\"discovery\": {",
+        "\"interval_ms\": 1000,               10..3600000",
+        "\"window_ms\": 60000,                0..86400000",
+        "0 =\n                                         search forever",
+        "\"request_timeout_ms\": 1000,        1..60000",
+        "\"require_self\": false              true or false",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        ck_assert_msg(strstr(text, want[i]), "usage lacks %s", want[i]);
+    free(text);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -2027,6 +2553,36 @@ static Suite *config_suite(void)
     C_CASE(s, validate_websocket_origins, 10);
     C_CASE(s, args_websocket_errors_name_the_file, 10);
     C_CASE(s, usage_lists_websocket_keys, 10);
+    C_CASE(s, defaults_servers_and_discovery, 10);
+    C_CASE(s, json_servers_host_port, 10);
+    C_CASE(s, json_servers_bracketed_ipv6, 10);
+    C_CASE(s, json_servers_bare_name_has_no_port_yet, 10);
+    C_CASE(s, args_bare_server_takes_first_listen_port, 10);
+    C_CASE(s, args_bare_server_takes_port_of_listen_flag, 10);
+    C_CASE(s, resolve_bare_servers_follows_listen, 10);
+    C_CASE(s, json_servers_port_errors, 10);
+    C_CASE(s, json_servers_empty_entry, 10);
+    C_CASE(s, json_servers_ipv6_needs_brackets, 10);
+    C_CASE(s, json_servers_bracket_errors, 10);
+    C_CASE(s, json_servers_host_errors, 10);
+    C_CASE(s, json_servers_host_name_lengths, 10);
+    C_CASE(s, json_servers_wrong_types, 10);
+    C_CASE(s, json_servers_at_most_64, 10);
+    C_CASE(s, json_servers_empty_array_is_standalone, 10);
+    C_CASE(s, json_servers_replaced, 10);
+    C_CASE(s, validate_servers_duplicates, 10);
+    C_CASE(s, args_bare_server_duplicates_host_port, 10);
+    C_CASE(s, args_bare_server_needs_a_listen_port, 10);
+    C_CASE(s, validate_servers_filled_by_a_program, 10);
+    C_CASE(s, json_discovery_every_key, 10);
+    C_CASE(s, json_discovery_errors, 10);
+    C_CASE(s, validate_discovery_ranges, 10);
+    C_CASE(s, args_require_self, 10);
+    C_CASE(s, args_server_replaces_file_list, 10);
+    C_CASE(s, args_server_errors, 10);
+    C_CASE(s, args_server_at_most_64, 10);
+    C_CASE(s, free_releases_servers, 10);
+    C_CASE(s, usage_lists_servers_and_discovery, 10);
     return s;
 }
 
