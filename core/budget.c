@@ -35,7 +35,7 @@ void cio_budget_init(cio_budget *b, cio_loop *loop, size_t limit)
     *b = (cio_budget){.limit = limit};
     cio_list_init(&b->waiters);
     /* weak: the waiters' connections keep the loop alive */
-    cio__timer_init_weak(&b->wake, loop, budget_wake);
+    cio_timer_init_weak(&b->wake, loop, budget_wake);
 }
 
 void cio_budget_fini(cio_budget *b)

@@ -311,11 +311,6 @@ static inline void cio__ctx_switch(cio_loop *l, cio__ctx *from, cio__ctx *to, ci
 void cio__timers_fire(cio_loop *l);
 cio_time cio__timers_next(const cio_loop *l);
 void cio__timer_set_weak(cio_timer *t, bool weak);
-/* (Re)initialises t (zeroed, or initialised before) as a weak timer of loop
- * l calling fn: stopped first if it was armed. The runtime's housekeeping
- * timers (heartbeat, heap trimmer, stack trimmer, budget) never keep a loop
- * alive. */
-void cio__timer_init_weak(cio_timer *t, cio_loop *l, void (*fn)(cio_timer *t));
 
 /* the lag monitor's heartbeat (timer.c) */
 void cio__lag_tick(cio_timer *t);

@@ -42,6 +42,11 @@ typedef struct cio_timer {
 } cio_timer;
 
 void cio_timer_init(cio_timer *t, cio_loop *loop, void (*fn)(cio_timer *t));
+/* (Re)initialises t (zeroed, or initialised before: stopped first if armed)
+ * as a weak timer: armed, it does not keep cio_loop_run() alive. For
+ * housekeeping (the runtime's heartbeat, heap and stack trimmers, budget
+ * wake-ups; a client's idle-connection sweep). */
+void cio_timer_init_weak(cio_timer *t, cio_loop *loop, void (*fn)(cio_timer *t));
 /* Arms (or re-arms) t to fire at 'when'. Returns 0 or -ENOMEM. */
 int cio_timer_start(cio_timer *t, cio_time when);
 void cio_timer_stop(cio_timer *t);

@@ -74,7 +74,7 @@ void cio__stacks_init(cio_loop *l, size_t stack_size)
     l->slabs = NULL;
     l->slab_next = l->slab_end = NULL;
     l->stacks_mapped = 0;
-    cio__timer_init_weak(&l->trim_timer, l, trim_tick);
+    cio_timer_init_weak(&l->trim_timer, l, trim_tick);
 }
 
 static void stack_release_mapping(cio__stack *s)

@@ -90,7 +90,7 @@ int cio_heap_trim_start(cio_loop *l, cio_time interval, size_t min_free)
     l = cio__loop_or_current(l);
     if (!l)
         return -EINVAL;
-    cio__timer_init_weak(&l->heap_timer, l, heap_tick);
+    cio_timer_init_weak(&l->heap_timer, l, heap_tick);
     if (interval <= 0)
         return 0;
     l->heap_interval = interval;

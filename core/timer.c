@@ -88,7 +88,7 @@ void cio__timer_set_weak(cio_timer *t, bool weak)
     t->weak = weak;
 }
 
-void cio__timer_init_weak(cio_timer *t, cio_loop *l, void (*fn)(cio_timer *t))
+void cio_timer_init_weak(cio_timer *t, cio_loop *l, void (*fn)(cio_timer *t))
 {
     cio_timer_stop(t);
     cio_timer_init(t, l, fn);
@@ -240,7 +240,7 @@ int cio_lag_start(cio_loop *l, cio_time interval_ns)
     l = cio__loop_or_current(l);
     if (!l)
         return -EINVAL;
-    cio__timer_init_weak(&l->lag_timer, l, cio__lag_tick);
+    cio_timer_init_weak(&l->lag_timer, l, cio__lag_tick);
     l->lag = (cio_lag_stats){0};
     l->lag_sum = 0;
     for (unsigned i = 0; i < 64; i++)

@@ -217,6 +217,107 @@ typedef struct cio_http_upgrade_ops {
 int cio_http_upgrade(cio_http_req *req, const char *protocol, const cio_http_upgrade_ops *ops,
                      void *ud);
 
+/* ---- client ------------------------------------------------------------------ */
+
+/* An HTTP/1.1 client on the same loop (and the same llhttp glue) as the
+ * server, for handlers that call backends and for peer discovery. Requests
+ * are awaiting calls made from tasks; each has one deadline, covering name
+ * resolution, connecting, sending and receiving, and is cancelled with its
+ * task's scope. Connections are kept alive and reused per address.
+ * A slow backend is best reached through a semaphore (cio_sem) that caps
+ * how many requests go to it at once. One loop's: not thread-safe. */
+typedef struct cio_http_client cio_http_client;
+
+/* A header field (name and value, not NUL-terminated). */
+typedef struct cio_http_field {
+    cio_str name, value;
+} cio_http_field;
+
+typedef struct cio_http_client_opts {
+    /* Runs getaddrinfo, which blocks. NULL: the client starts a pool of
+     * its own (2 threads) the first time a name is not a numeric address,
+     * so that lookups never queue behind the CPU jobs of a shared pool. */
+    cio_pool *resolver;
+    uint64_t max_response_bytes; /* head and body together, else -EMSGSIZE (default 1 MiB) */
+    uint64_t max_header_bytes;   /* the response head, else -EMSGSIZE (default 16 KiB) */
+    unsigned max_idle_per_addr;  /* kept-alive connections per address (default 4) */
+    cio_time idle_timeout;       /* a kept-alive connection unused this long is closed
+                                    (default 30 s) */
+    const char *user_agent;      /* default "corio/<version>" */
+} cio_http_client_opts;
+
+/* Creates a client on loop (NULL = current) with opts (NULL = defaults; zero
+ * fields take their defaults). 0, -EINVAL or -ENOMEM. */
+int cio_http_client_create(cio_loop *loop, const cio_http_client_opts *opts,
+                           cio_http_client **out);
+
+/* [awaits] Closes the kept-alive connections, stops the client's own
+ * resolver threads (waiting for a lookup in progress: getaddrinfo cannot be
+ * interrupted) and frees the client. 0, or -EBUSY (nothing done) while
+ * requests are in flight. Safe on NULL. */
+int cio_http_client_destroy(cio_http_client *c);
+
+typedef struct cio_http_request {
+    const char *method;   /* default "GET" */
+    const char *host;     /* a DNS name, an IPv4 address or an IPv6 address (no brackets) */
+    uint16_t port;        /* default 80 */
+    const char *target;   /* "/path?query" as it goes on the wire (default "/") */
+    const cio_http_field *headers; /* more request headers (not Host, Content-Length,
+                                      Transfer-Encoding, Connection) */
+    size_t nheaders;
+    const char *content_type; /* of the body, or NULL */
+    const void *body;         /* sent with a Content-Length (also 0 for POST, PUT, PATCH) */
+    size_t body_len;
+} cio_http_request;
+
+typedef struct cio_http_response {
+    int status;
+    int version_minor;
+    cio_str body;             /* de-chunked, followed by a NUL that is not counted */
+    cio_http_field *headers;  /* in the order received (trailers are not kept) */
+    size_t nheaders;
+    char *raw_;               /* internal: the bytes the strings point into */
+} cio_http_response;
+
+/* [awaits] Sends rq to rq->host:rq->port and receives the whole response
+ * into *resp (any status: 0 says a response came, not that it is a 2xx).
+ * Every address a name resolves to is tried in turn, each with a share of
+ * the time left. A kept-alive connection that turns out to have been closed
+ * by the server is replaced by a new one for idempotent methods. On error
+ * *resp holds nothing and the connection is closed. Returns 0, or -EINVAL
+ * (a malformed request: a method, target, header name or value with
+ * forbidden bytes), -ENXIO (the name does not resolve), -EAGAIN (temporary
+ * resolver failure), -ECONNREFUSED, -EHOSTUNREACH, -ENETUNREACH and other
+ * connect errors, -ETIMEDOUT (deadline), -ECANCELED (the task's scope),
+ * -ECONNRESET or -EPIPE (the server closed before the response was
+ * complete), -EPROTO (not a valid HTTP/1.x response, or an upgrade),
+ * -EMSGSIZE (over max_header_bytes or max_response_bytes), -ENOMEM. */
+int cio_http_fetch(cio_http_client *c, const cio_http_request *rq, cio_http_response *resp,
+                   cio_time deadline);
+
+/* [awaits] cio_http_fetch of a GET. */
+int cio_http_get(cio_http_client *c, const char *host, uint16_t port, const char *target,
+                 cio_http_response *resp, cio_time deadline);
+
+/* The first response header named name (case-insensitive), or {NULL, 0}. */
+cio_str cio_http_response_header(const cio_http_response *resp, const char *name);
+
+/* Frees what the response holds (safe on a zeroed or freed one). */
+void cio_http_response_free(cio_http_response *resp);
+
+typedef struct cio_http_client_stats {
+    uint64_t requests;  /* fetches that got a response */
+    uint64_t failures;  /* fetches that returned an error */
+    uint64_t connects;  /* connections established */
+    uint64_t reuses;    /* requests sent on a kept-alive connection */
+    uint64_t retries;   /* requests repeated: a kept-alive connection had been closed */
+    uint64_t lookups;   /* names resolved on the resolver pool */
+    uint64_t idle;      /* kept-alive connections now */
+    uint64_t inflight;  /* fetches in progress */
+} cio_http_client_stats;
+
+void cio_http_client_stats_get(const cio_http_client *c, cio_http_client_stats *out);
+
 /* The reason phrase of a status code ("Not Found"). */
 const char *cio_http_reason(int status);
 

@@ -27,7 +27,6 @@
 #define COMPACT_AT     (64 * 1024)      /* consumed input compacted within a batch */
 #define OUT_HIGH       (256 * 1024)     /* a writer waits above this much unsent output */
 #define OUT_LOW        (64 * 1024)      /* ...until it is down to this */
-#define CHUNK_LINE_MAX 4096             /* chunk framing between two pieces of data */
 #define IN_MAX         (UINT32_MAX / 2) /* input offsets are 32-bit */
 #define ACT_CACHE      16               /* request states a server keeps for reuse */
 #define ACT_KEEP_BUF   (16 * 1024)      /* a reused state keeps buffers up to this size */
@@ -52,14 +51,14 @@ static void send_continue(cio_http_conn *c);
 static void req_reset(cio_http_req *r)
 {
     cio_http_conn *c = r->conn;
-    http_header *hdrs = r->hdrs;
-    uint32_t cap = r->cap_hdrs;
+    http_header *hdrs = r->f.hdrs;
+    uint32_t cap = r->f.cap;
     cio_arena arena = r->arena;
     cio_buf extra = r->extra;
     memset(r, 0, sizeof(*r));
     r->conn = c;
-    r->hdrs = hdrs;
-    r->cap_hdrs = cap;
+    r->f.hdrs = hdrs;
+    r->f.cap = cap;
     r->arena = arena;
     r->extra = extra;
     r->extra.len = 0;
@@ -190,7 +189,7 @@ static http_active *act_get(cio_http_conn *c)
 static void act_destroy(http_active *a)
 {
     cio_arena_fini(&a->req.arena);
-    free(a->req.hdrs);
+    free(a->req.f.hdrs);
     cio_buf_free(&a->req.extra);
     cio_buf_free(&a->in);
     cio_buf_free(&a->pend);
@@ -292,68 +291,37 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 
 /* Trailer fields (after a chunked body) are not merged into the headers
  * (RFC 9110 6.5.1): they are skipped, within a bound of their own. */
-static int trailer_bytes(llhttp_t *p, size_t len)
-{
-    cio_http_req *r = REQ(p);
-    r->trailer_bytes += (uint32_t)len;
-    return r->trailer_bytes > SRV(p)->o.max_header_bytes ? fail(p, 431) : 0;
-}
-
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     cio_http_req *r = REQ(p);
-    r->field_len += (uint32_t)len;
-    if (r->head_done)
-        return trailer_bytes(p, len);
-    if (r->nhdrs == 0 || r->in_value) {
-        if (r->nhdrs == r->cap_hdrs) {
-            uint32_t cap = r->cap_hdrs ? r->cap_hdrs * 2 : 16;
-            http_header *h = realloc(r->hdrs, cap * sizeof(*h));
-            if (!h)
-                return fail(p, 503);
-            r->hdrs = h;
-            r->cap_hdrs = cap;
-        }
-        r->hdrs[r->nhdrs++] = (http_header){{0, 0}, {0, 0}};
-        r->in_value = false;
+    if (r->head_done) {
+        r->f.name_len += (uint32_t)len;
+        int st = http_trailer_bytes(&r->f, len, SRV(p)->o.max_header_bytes);
+        return st ? fail(p, st) : 0;
     }
-    span_extend(p, &r->hdrs[r->nhdrs - 1].name, at, len);
+    int st = http_field_name(&r->f, IN(p), at, len);
+    if (st)
+        return fail(p, st);
     return head_too_big(p, at + len) ? fail(p, 431) : 0;
 }
 
-/* What llhttp 8.1 lets through even in strict mode: an empty field name
- * (": x"). And, should a lenient llhttp ever be linked, whitespace or any
- * other byte between the name and its colon (RFC 9112 5.1): the name span
- * must end right at the colon. */
 static int on_header_field_complete(llhttp_t *p)
 {
     cio_http_req *r = REQ(p);
-    uint32_t len = r->field_len;
-    r->field_len = 0;
-    if (len == 0)
-        return fail(p, 400);
-    if (r->head_done)
-        return 0; /* a trailer: not kept */
-    http_span name = r->hdrs[r->nhdrs - 1].name;
-    return IN(p)[name.off + name.len] == ':' ? 0 : fail(p, 400);
+    int st = http_field_name_done(&r->f, IN(p), r->head_done);
+    return st ? fail(p, st) : 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     cio_http_req *r = REQ(p);
-    if (r->head_done)
-        return trailer_bytes(p, len);
-    http_header *h = &r->hdrs[r->nhdrs - 1];
-    http_span *v = &h->value;
-    /* The input is contiguous, so a gap between two pieces of one value, or
-     * a line break between the colon and the value, is obsolete line
-     * folding, which llhttp 8.1 lets through ("Transfer-Encoding:\r\n
-     * chunked" would be chunked to it). */
-    const char *colon = IN(p) + h->name.off + h->name.len;
-    if (v->len ? at != IN(p) + v->off + v->len : memchr(colon, '\n', (size_t)(at - colon)) != NULL)
-        return fail(p, 400);
-    r->in_value = true;
-    span_extend(p, v, at, len);
+    if (r->head_done) {
+        int st = http_trailer_bytes(&r->f, len, SRV(p)->o.max_header_bytes);
+        return st ? fail(p, st) : 0;
+    }
+    int st = http_field_value(&r->f, IN(p), at, len);
+    if (st)
+        return fail(p, st);
     return head_too_big(p, at + len) ? fail(p, 431) : 0;
 }
 
@@ -369,25 +337,23 @@ static int on_header_value_complete(llhttp_t *p)
 {
     cio_http_req *r = REQ(p);
     if (r->head_done)
-        return 0;       /* a trailer */
-    r->in_value = true; /* also for an empty value: the next field is new */
-    http_header *h = &r->hdrs[r->nhdrs - 1];
-    /* llhttp keeps trailing whitespace in the value; the field value does
-     * not include it (RFC 9110 5.5). */
-    while (h->value.len && (IN(p)[h->value.off + h->value.len - 1] == ' ' ||
-                            IN(p)[h->value.off + h->value.len - 1] == '\t'))
-        h->value.len--;
-    cio_str name = http_span_str(r, h->name);
-    if (http_str_ieq_lit(name, "host"))
+        return 0; /* a trailer */
+    http_header *h = http_field_value_done(&r->f, IN(p));
+    switch (http_field_kind(IN(p), h)) {
+    case HTTP_FIELD_HOST:
         r->host_count++;
-    else if (http_str_ieq_lit(name, "content-length"))
+        break;
+    case HTTP_FIELD_LENGTH:
         r->has_length = true;
-    else if (http_str_ieq_lit(name, "transfer-encoding"))
+        break;
+    case HTTP_FIELD_TE:
         r->has_te = true; /* even empty: llhttp then sets no flag */
-    else if (http_str_ieq_lit(name, "expect")) {
+        break;
+    case HTTP_FIELD_EXPECT:
         if (!http_str_ieq_lit(http_span_str(r, h->value), "100-continue"))
             return fail(p, 417);
         r->expect_continue = true;
+        break;
     }
     return 0;
 }
@@ -408,10 +374,7 @@ static int on_headers_complete(llhttp_t *p)
         return fail(p, 400);
     if (p->method == HTTP_CONNECT)
         return fail(p, 405);
-    /* RFC 9112 6.1 and 6.3: Transfer-Encoding with Content-Length, in an
-     * HTTP/1.0 request, or without chunked last (an empty value) is faulty
-     * framing; llhttp catches some of these, not all. */
-    if (r->has_te && (r->has_length || r->minor == 0 || !(p->flags & F_CHUNKED)))
+    if (http_framing_bad(r->has_te, r->has_length, r->minor, p->flags & F_CHUNKED))
         return fail(p, 400);
     if (p->flags & F_CONTENT_LENGTH) {
         r->content_length = p->content_length;
@@ -431,7 +394,7 @@ static int on_headers_complete(llhttp_t *p)
 static int on_chunk_header(llhttp_t *p)
 {
     if (p->content_length == 0)
-        REQ(p)->trailers = true; /* the last chunk: trailer fields follow */
+        REQ(p)->ck.trailers = true; /* the last chunk: trailer fields follow */
     return 0;
 }
 
@@ -440,14 +403,7 @@ static int on_chunk_header(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     cio_http_req *r = REQ(p);
-    char *in = IN(p);
-    if (r->body.len == 0)
-        r->body.off = r->head_end;
-    if (at != in + r->body.off + r->body.len)
-        memmove(in + r->body.off + r->body.len, at, len);
-    r->body.len += (uint32_t)len;
-    r->data_end = (uint32_t)(at + len - in); /* where it was read: framing follows */
-    r->data_seen = true;
+    http_body_add(IN(p), &r->body, r->head_end, &r->ck, at, len);
     r->body_total += len;
     return r->body_total > SRV(p)->o.max_body_bytes ? fail(p, 413) : 0;
 }
@@ -501,31 +457,17 @@ static bool unknown_method(const char *msg, const char *end)
            q[3] == '\r' && q[4] == '\n';
 }
 
-/* A body is arriving: drop the chunk framing the parser has consumed, so
- * that the input holds the head, the body so far and at most one read, and
- * bound the framing between two pieces of data (chunk size, extensions) and
- * the trailer section. */
+/* A body is arriving: drop the chunk framing the parser has consumed (see
+ * http_drop_framing). */
 static int drop_framing(cio_http_conn *c)
 {
     http_active *a = c->act;
     cio_http_req *r = &a->req;
     uint32_t keep = r->body.len ? r->body.off + r->body.len : r->head_end;
-    if (a->parsed <= keep)
-        return 0;
-    uint32_t extra = a->parsed - keep;
-    /* The run counts from the end of the last data of this read (the
-     * framing before it was between two pieces of data, already bounded). */
-    r->frame_run = r->data_seen ? a->parsed - r->data_end : r->frame_run + extra;
-    r->data_seen = false;
-    uint64_t limit = CHUNK_LINE_MAX + (r->trailers ? c->srv->o.max_header_bytes : 0);
-    if (r->frame_run > limit) {
-        r->err_status = r->trailers ? 431 : 400;
-        return -1;
-    }
-    memmove(a->in.p + keep, a->in.p + a->parsed, a->in.len - a->parsed);
-    a->in.len -= extra;
-    a->parsed = keep;
-    return 0;
+    int st = http_drop_framing(&a->in, &a->parsed, keep, &r->ck, c->srv->o.max_header_bytes);
+    if (st)
+        r->err_status = (uint16_t)st;
+    return st ? -1 : 0;
 }
 
 static void head_arrived(cio_http_conn *c);
@@ -597,12 +539,7 @@ static void compact(http_active *a)
     for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++)
         if (spans[i]->len)
             spans[i]->off -= from;
-    for (uint32_t i = 0; i < r->nhdrs; i++) {
-        if (r->hdrs[i].name.len)
-            r->hdrs[i].name.off -= from;
-        if (r->hdrs[i].value.len)
-            r->hdrs[i].value.off -= from;
-    }
+    http_fields_shift(&r->f, from);
 }
 
 /* ---- output ----------------------------------------------------------------------- */
@@ -850,7 +787,7 @@ ssize_t cio_http_read(cio_http_req *r, void *buf, size_t cap)
                 memmove(a->in.p, a->in.p + k, a->in.len - k);
                 a->in.len -= k;
                 a->parsed -= k;
-                r->data_end = r->data_end > k ? r->data_end - k : 0;
+                r->ck.data_end = r->ck.data_end > k ? r->ck.data_end - k : 0;
                 r->body.off = 0;
             }
             if (a->reading_paused && !a->pinned && r->body.len < STREAM_LOW) {

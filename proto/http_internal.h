@@ -25,6 +25,60 @@ typedef struct http_header {
     http_span name, value;
 } http_header;
 
+/* ---- http_parse.c: the llhttp glue of requests and responses ------------------ */
+
+/* The header fields of the message being parsed, as spans into its input. */
+typedef struct http_fields {
+    http_header *hdrs;
+    uint32_t n, cap;
+    uint32_t name_len;      /* bytes of the field name being parsed */
+    uint32_t trailer_bytes; /* the trailer section so far (its fields are not kept) */
+    bool in_value;          /* the last callback was a value: a new field starts */
+} http_fields;
+
+/* A chunked body's framing as it is dropped (http_drop_framing). */
+typedef struct http_chunks {
+    uint32_t frame_run; /* framing bytes since the last body data */
+    uint32_t data_end;  /* where the last body data of this read ended */
+    bool data_seen;     /* this read carried body data */
+    bool trailers;      /* past the last chunk: the trailer section */
+} http_chunks;
+
+#define HTTP_CHUNK_LINE_MAX 4096 /* chunk framing between two pieces of data */
+
+enum { HTTP_FIELD_OTHER, HTTP_FIELD_HOST, HTTP_FIELD_LENGTH, HTTP_FIELD_TE, HTTP_FIELD_EXPECT };
+
+/* The llhttp callbacks' work (base: the first byte of the input the spans
+ * count from). Each returns 0 or the HTTP status of what is wrong. */
+/* on_header_field: a piece of a field name. 0 or 503 (no memory). */
+int http_field_name(http_fields *f, const char *base, const char *at, size_t len);
+/* on_header_field_complete: 0, or 400 for an empty name or bytes between
+ * the name and its colon. A trailer's name is not kept. */
+int http_field_name_done(http_fields *f, const char *base, bool trailer);
+/* on_header_value: 0, or 400 for obsolete line folding. */
+int http_field_value(http_fields *f, const char *base, const char *at, size_t len);
+/* on_header_value_complete: trims the value's trailing whitespace and
+ * returns the complete field. */
+http_header *http_field_value_done(http_fields *f, const char *base);
+/* HTTP_FIELD_*: the fields that decide framing and routing. */
+int http_field_kind(const char *base, const http_header *h);
+/* A trailer field's bytes, against max: 0 or 431. */
+int http_trailer_bytes(http_fields *f, size_t len, uint64_t max);
+/* The input's bytes moved down by 'by': the spans follow. */
+void http_fields_shift(http_fields *f, uint32_t by);
+/* Faulty framing (RFC 9112 6.1, 6.3) that llhttp does not catch entirely. */
+bool http_framing_bad(bool has_te, bool has_length, int minor, bool chunked);
+/* on_body: gathers body data right after the head (at head_end), closing the
+ * gaps chunk framing left. */
+void http_body_add(char *in, http_span *body, uint32_t head_end, http_chunks *ck, const char *at,
+                   size_t len);
+/* After a read of a chunked body: drops the framing parsed past keep (the
+ * end of the body so far), so that the input holds the head, the body and
+ * at most one read; bounds the framing between two pieces of data, and the
+ * trailer section (max_trailer). 0, or 400/431. */
+int http_drop_framing(cio_buf *in, uint32_t *parsed, uint32_t keep, http_chunks *ck,
+                      uint64_t max_trailer);
+
 typedef struct http_route {
     struct http_route *next;
     char method[16];
@@ -101,24 +155,17 @@ struct cio_http_req {
     uint8_t method;
     uint8_t minor;
     bool complete, head_done, expect_continue, keep_alive, upgrade;
-    bool in_value; /* last header callback was a value */
     bool version_seen;
     bool has_length, has_te; /* Content-Length / Transfer-Encoding fields seen */
-    bool trailers;           /* past the last chunk: the trailer section */
     bool resolved;           /* target split, path normalised, route looked up */
     bool streaming;          /* the handler runs while the body arrives */
     uint16_t route_status;   /* what resolving found, when done at the head: 404, 405... */
     uint16_t err_status;
     uint32_t start;     /* offset of the request's first byte in act->in */
     uint32_t head_end;  /* offset just past the head (requests with a body) */
-    uint32_t frame_run; /* chunked: framing bytes since the last body data */
-    uint32_t data_end;  /* chunked: where the last body data of this read ended */
-    bool data_seen;     /* chunked: this read carried body data */
-    uint32_t field_len; /* bytes of the field name being parsed */
+    http_chunks ck;     /* a chunked body's framing */
     http_span method_s, url, body;
-    http_header *hdrs;
-    uint32_t nhdrs, cap_hdrs;
-    uint32_t trailer_bytes;
+    http_fields f; /* header fields */
     uint64_t content_length; /* as announced */
     uint64_t body_total;     /* body bytes received (streamed: read or not) */
     uint32_t body_read;      /* buffered body: bytes cio_http_read() has returned */
@@ -250,5 +297,38 @@ bool http_str_ieq(cio_str a, const char *b);
 bool http_str_ieq_n(cio_str a, const char *b, size_t n);
 #define http_str_ieq_lit(a, lit) http_str_ieq_n((a), (lit), sizeof(lit) - 1)
 cio_str http_span_str(const cio_http_req *req, http_span s);
+
+/* ---- http_client.c: the response parser (exposed for the fuzzer) -------------- */
+
+/* One response being received: the whole of it is kept in 'in' (head, then
+ * the body gathered right after it, chunk framing dropped). */
+typedef struct http_resp_parser {
+    llhttp_t parser;
+    cio_buf in;
+    uint32_t parsed;   /* [0, parsed) seen by llhttp */
+    uint32_t start;    /* where the current message began (after 1xx ones) */
+    uint32_t head_end; /* just past the final response's head */
+    http_fields f;
+    http_chunks ck;
+    http_span body;
+    uint64_t max_bytes, max_head;
+    int status, minor;
+    int err; /* the first error: -EPROTO, -EMSGSIZE, -ENOMEM */
+    bool head_only;       /* the response to a HEAD: no body follows */
+    bool head_done, complete, keep_alive, has_te, has_length;
+} http_resp_parser;
+
+/* Prepares rp for one response (rp zeroed or finished before). */
+void http_resp_init(http_resp_parser *rp, bool head_only, uint64_t max_bytes, uint64_t max_head);
+/* Parses the bytes appended to rp->in since the last call. 1 once the
+ * response is complete (bytes after it, if any, stay unparsed: the
+ * connection cannot be reused), 0 while more is needed, or -errno. */
+int http_resp_parse(http_resp_parser *rp);
+/* The server closed: 1 if that completes a response whose end is the
+ * close, else -EPIPE (or the error already found). */
+int http_resp_eof(http_resp_parser *rp);
+/* Moves a complete response into *out (which then owns the memory). 0 or -ENOMEM. */
+int http_resp_take(http_resp_parser *rp, cio_http_response *out);
+void http_resp_fini(http_resp_parser *rp);
 
 #endif

@@ -60,9 +60,9 @@ int cio_http_version_minor(const cio_http_req *req)
 cio_str cio_http_header(const cio_http_req *req, const char *name)
 {
     size_t n = strlen(name);
-    for (uint32_t i = 0; i < req->nhdrs; i++)
-        if (http_str_ieq_n(http_span_str(req, req->hdrs[i].name), name, n)) {
-            cio_str v = http_span_str(req, req->hdrs[i].value);
+    for (uint32_t i = 0; i < req->f.n; i++)
+        if (http_str_ieq_n(http_span_str(req, req->f.hdrs[i].name), name, n)) {
+            cio_str v = http_span_str(req, req->f.hdrs[i].value);
             return v.p ? v : (cio_str){"", 0};
         }
     return (cio_str){NULL, 0};
@@ -70,10 +70,10 @@ cio_str cio_http_header(const cio_http_req *req, const char *name)
 
 bool cio_http_header_at(const cio_http_req *req, size_t n, cio_str *name, cio_str *value)
 {
-    if (n >= req->nhdrs)
+    if (n >= req->f.n)
         return false;
-    *name = http_span_str(req, req->hdrs[n].name);
-    *value = http_span_str(req, req->hdrs[n].value);
+    *name = http_span_str(req, req->f.hdrs[n].name);
+    *value = http_span_str(req, req->f.hdrs[n].value);
     return true;
 }
 

@@ -28,10 +28,10 @@ cmake -S . -B build-ucontext -DCMAKE_BUILD_TYPE=Release -DCORIO_CORO_BACKEND=uco
 cmake --build build-ucontext -j"$jobs"
 (cd build-ucontext && ctest --output-on-failure -j"$jobs" -L core)
 
-echo "== libFuzzer (clang, ASan+UBSan): HTTP ${CORIO_FUZZ_SECONDS:-30} s, WebSocket frames and inflate ${CORIO_WS_FUZZ_SECONDS:-15} s each"
+echo "== libFuzzer (clang, ASan+UBSan): HTTP requests and responses ${CORIO_FUZZ_SECONDS:-30} s each, WebSocket frames and inflate ${CORIO_WS_FUZZ_SECONDS:-15} s each"
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCORIO_FUZZ=ON \
     -DCORIO_SANITIZE=address,undefined >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_http fuzz_ws_frame fuzz_ws_inflate
+cmake --build build-fuzz -j"$jobs" --target fuzz_http fuzz_http_response fuzz_ws_frame fuzz_ws_inflate
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 fuzz() { # target seconds dict corpus-dir
@@ -42,6 +42,7 @@ fuzz() { # target seconds dict corpus-dir
     return "${PIPESTATUS[0]}"
 }
 fuzz fuzz_http "${CORIO_FUZZ_SECONDS:-30}" tests/fuzz/http.dict tests/fuzz/corpus/http
+fuzz fuzz_http_response "${CORIO_FUZZ_SECONDS:-30}" tests/fuzz/http_response.dict tests/fuzz/corpus/http_response
 fuzz fuzz_ws_frame "${CORIO_WS_FUZZ_SECONDS:-15}" tests/fuzz/ws_frame.dict tests/fuzz/corpus/ws_frame
 fuzz fuzz_ws_inflate "${CORIO_WS_FUZZ_SECONDS:-15}" tests/fuzz/ws_inflate.dict tests/fuzz/corpus/ws_inflate
 
