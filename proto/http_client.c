@@ -476,7 +476,8 @@ typedef struct lookup {
     cio_waiter abandoned; /* the fetch gave up: free once the job is done */
     cio_loop *loop;
     struct addrinfo *res;
-    int rc; /* getaddrinfo's result */
+    int rc;  /* getaddrinfo's result */
+    int err; /* the worker's errno, for EAI_SYSTEM */
     char host[256];
     char port[8];
 } lookup;
@@ -488,6 +489,7 @@ static intptr_t lookup_run(void *arg)
 {
     lookup *l = arg;
     l->rc = getaddrinfo(l->host, l->port, &hints, &l->res);
+    l->err = errno; /* errno is the worker thread's own */
     return 0;
 }
 
@@ -508,7 +510,7 @@ static void lookup_done_late(cio_waiter *w, cio_future *f)
     (void)cio_loop_post(l->loop, lookup_free, l);
 }
 
-static int gai_errno(int rc)
+static int gai_errno(int rc, int err)
 {
     switch (rc) {
     case 0:
@@ -524,7 +526,7 @@ static int gai_errno(int rc)
     case EAI_MEMORY:
         return -ENOMEM;
     case EAI_SYSTEM:
-        return errno ? -errno : -EIO;
+        return err ? -err : -EIO;
     default:
         return -EIO;
     }
@@ -541,7 +543,7 @@ static int resolve(cio_http_client *c, const char *host, uint16_t port, struct a
     num.ai_flags |= AI_NUMERICHOST;
     int rc = getaddrinfo(host, ps, &num, out); /* numeric: does not block */
     if (rc != EAI_NONAME)
-        return gai_errno(rc);
+        return gai_errno(rc, errno);
     size_t hl = strlen(host);
     if (hl == 0 || hl >= sizeof(((lookup *)0)->host))
         return -EINVAL;
@@ -580,7 +582,7 @@ static int resolve(cio_http_client *c, const char *host, uint16_t port, struct a
         free(l);
         return (int)r;
     }
-    rc = gai_errno(l->rc);
+    rc = gai_errno(l->rc, l->err);
     *out = l->res;
     l->res = NULL;
     free(l);
@@ -695,8 +697,12 @@ static int open_conn(cio_http_client *c, const struct addrinfo *ai, const struct
             return -ETIMEDOUT;
         cio_time share = deadline == CIO_NEVER ? CIO_NEVER : now + (deadline - now) / (cio_time)left;
         int fd = cio_socket(a->ai_family, SOCK_STREAM, 0);
-        if (fd < 0)
-            return fd;
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM || fd == -ENOBUFS)
+            return fd; /* the next address would not fare better */
+        if (fd < 0) {
+            err = fd; /* e.g. EAFNOSUPPORT: IPv6 off, and ::1 came first */
+            continue;
+        }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         err = cio_connect(fd, a->ai_addr, a->ai_addrlen, share);

@@ -36,7 +36,9 @@ typedef struct daemon {
     cio_event stop;
     cio_scope *drain; /* the shutdown in progress, cancelled by a second signal */
     int signals;
-    bool abandon; /* exit with work still running on the pool */
+    bool abandon;    /* exit with work still running on the pool */
+    bool self_lost;  /* --require-self and discovery failed: exit 1 */
+    cio_discovery *disc;
 } daemon_t;
 
 static intptr_t watch_signals(void *arg)
@@ -58,6 +60,45 @@ static intptr_t watch_signals(void *arg)
                 cio_scope_cancel(d->drain);
         }
     }
+}
+
+/* --require-self: a member that cannot tell which entry it is must not
+ * run on (its supervisor restarts it, or someone fixes the list). */
+static intptr_t require_self(void *arg)
+{
+    daemon_t *d = arg;
+    const char *self;
+    int rc = cio_discovery_await_self(d->disc, &self, CIO_NEVER);
+    if (rc == -ESRCH) {
+        cio_error("--require-self: exiting, since this server is not in \"servers\"");
+        d->self_lost = true;
+        cio_event_set(&d->stop);
+    }
+    return 0;
+}
+
+/* Discovery's members, from the configuration's "servers". */
+static int discovery_create(const cio_config *cfg, cio_http_client *client, const cio_peer_id *id,
+                            cio_discovery **out)
+{
+    cio_peer_member *m = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->nservers; i++)
+        m[i] = (cio_peer_member){cfg->servers[i].text, cfg->servers[i].host,
+                                 cfg->servers[i].port};
+    cio_discovery_opts o = {
+        .members = m,
+        .nmembers = cfg->nservers,
+        .id = *id,
+        .client = client,
+        .interval = CIO_MS(cfg->discovery.interval_ms),
+        .window = cfg->discovery.window_ms ? CIO_MS(cfg->discovery.window_ms) : CIO_NEVER,
+        .request_timeout = CIO_MS(cfg->discovery.request_timeout_ms),
+    };
+    int rc = cio_discovery_create(NULL, &o, out);
+    free(m);
+    return rc;
 }
 
 static int open_access_log(const char *spec, cio_log_writer **out, int *fd_out)
@@ -150,6 +191,8 @@ static intptr_t serve(void *arg)
     cio_http_server *srv = NULL;
     cio_budget budget;
     cio_log_writer *access = NULL;
+    cio_http_client *client = NULL;
+    cio_task *self_watch = NULL;
     int access_fd = -1;
     intptr_t result = 1;
 
@@ -226,6 +269,16 @@ static intptr_t serve(void *arg)
                   strerror(-rc));
         goto out;
     }
+    /* The peer-ID protocol's queries go through a client whose name
+     * lookups run on threads of its own (not behind /hash jobs). */
+    rc = cio_http_client_create(NULL, NULL, &client);
+    if (rc == 0)
+        rc = discovery_create(cfg, client, &app.id, &app.disc);
+    if (rc < 0) {
+        cio_error("discovery: %s", strerror(-rc));
+        goto out;
+    }
+    d->disc = app.disc;
     rc = corio_routes_register(srv, &app);
     if (rc < 0) {
         cio_error("cannot register routes: %s", strerror(-rc));
@@ -255,6 +308,15 @@ static intptr_t serve(void *arg)
         }
         cio_info("listening on %s", bound);
     }
+    /* The first round goes out now that we listen: our own entry can
+     * answer it. */
+    rc = cio_discovery_start(app.disc);
+    if (rc == 0 && cfg->discovery.require_self && cfg->nservers)
+        rc = cio_spawn(NULL, &self_watch, require_self, d);
+    if (rc < 0) {
+        cio_error("discovery: %s", strerror(-rc));
+        goto out;
+    }
     cio_lag_start(NULL, CIO_MS(100));
     /* Memory that returns: what a burst freed goes back to the kernel once
      * the loop is quiet (CORIO_NO_TRIM=1 turns it off, for comparisons). */
@@ -262,8 +324,9 @@ static intptr_t serve(void *arg)
         cio_heap_trim_start(NULL, HEAP_TRIM_INTERVAL, HEAP_TRIM_MIN);
     cio_pool_stats ps;
     cio_pool_get_stats(app.pool, &ps);
-    cio_info("corio %s ready (id %s, pool: %u threads, root: %s)", CIO_VERSION, app.id.hex,
-             ps.threads, cfg->root ? cfg->root : "none");
+    cio_info("corio %s ready (id %s, pool: %u threads, root: %s, servers: %zu%s)", CIO_VERSION,
+             app.id.hex, ps.threads, cfg->root ? cfg->root : "none", cfg->nservers,
+             cfg->nservers ? ", searching for self" : ", standalone");
 
     cio_task *watcher;
     rc = cio_spawn(NULL, &watcher, watch_signals, d);
@@ -273,6 +336,10 @@ static intptr_t serve(void *arg)
     }
     cio_event_wait(&d->stop, CIO_NEVER);
 
+    /* No more searching: requests still waiting for self are answered 503
+     * now rather than at the end of the drain. (The view stays readable:
+     * the discovery is freed after the server.) */
+    cio_discovery_stop(app.disc);
     cio_scope drain;
     cio_scope_enter(&drain, CIO_NEVER, false);
     d->drain = &drain;
@@ -290,22 +357,32 @@ static intptr_t serve(void *arg)
                      (unsigned long long)st.connections);
             d->abandon = true;
             cio_loop_stop(cio_loop_current());
-            return 0;
+            return d->self_lost ? 1 : 0;
         }
         cio_warn("drain deadline passed: connections with requests in flight were closed");
     }
     cio_task_cancel(watcher);
     cio_join(watcher, CIO_NEVER);
-    result = 0;
+    result = d->self_lost ? 1 : 0;
 out:
+    if (self_watch) {
+        cio_task_cancel(self_watch);
+        cio_join(self_watch, CIO_NEVER);
+    }
     if (srv) {
-        if (!result)
-            cio_http_server_destroy(srv);
+        if (!result || d->self_lost)
+            cio_http_server_destroy(srv); /* drained above */
         else {
             cio_http_server_shutdown(srv, cio_now());
             cio_http_server_destroy(srv);
         }
     }
+    /* After the server: its handlers may await self until they are done. */
+    if (app.disc) {
+        cio_discovery_stop(app.disc);
+        cio_discovery_destroy(app.disc);
+    }
+    cio_http_client_destroy(client);
     /* A job that does not stop within 5 s keeps its memory: the process
      * exits without freeing the pool. */
     if (cio_pool_shutdown(app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))) == 0)
@@ -315,7 +392,7 @@ out:
     cio_log_writer_destroy(access);
     if (access_fd >= 0)
         close(access_fd);
-    if (result == 0)
+    if (result == 0 || d->self_lost)
         cio_info("stopped");
     return result;
 }
@@ -380,7 +457,7 @@ int main(int argc, char **argv)
     intptr_t r = cio_run(loop, serve, &d);
     if (d.abandon) {
         cio_loop_abandon(loop);
-        _exit(0); /* no atexit handlers: pool threads are still inside jobs */
+        _exit(d.self_lost ? 1 : 0); /* no atexit handlers: pool threads are still inside jobs */
     }
     cio_loop_destroy(loop);
     close(d.sigfd);

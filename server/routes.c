@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,18 @@ static int plaintext(cio_http_req *req, void *ud)
 static int server_id(cio_http_req *req, void *ud)
 {
     corio_app *app = ud;
+    /* A member that says who it is may be new to us: discovery asks
+     * everyone at once rather than at its next round. */
+    cio_str peer = cio_http_header(req, "Corio-Peer-Id");
+    cio_peer_id pid;
+    char quoted[36];
+    if (peer.n == 32) {
+        quoted[0] = '"';
+        memcpy(quoted + 1, peer.p, 32);
+        quoted[33] = '"';
+        if (cio_peer_id_parse(quoted, 34, &pid))
+            cio_discovery_heard(app->disc, pid.hex);
+    }
     char body[36];
     body[0] = '"';
     memcpy(body + 1, app->id.hex, 32);
@@ -43,12 +56,149 @@ static int healthz(cio_http_req *req, void *ud)
     return cio_http_respond(req, 200, "text/plain", "ok\n", 3);
 }
 
-/* Readiness: a standalone server (no "servers" list: discovery arrives with
- * issue 9) is ready once it listens. */
+/* Readiness: ready once this server knows which entry of "servers" it is
+ * (at once when standalone); until then, and after a failed search, load
+ * balancers should send it nothing that needs it. */
 static int readyz(cio_http_req *req, void *ud)
 {
-    (void)ud;
-    return cio_http_respond(req, 200, "text/plain", "ready\n", 6);
+    corio_app *app = ud;
+    enum cio_peer_state st = cio_discovery_state(app->disc);
+    if (st == CIO_PEER_FOUND || st == CIO_PEER_STANDALONE)
+        return cio_http_respond(req, 200, "text/plain", "ready\n", 6);
+    cio_http_add_header(req, "Retry-After", "1");
+    const char *msg = st == CIO_PEER_SEARCHING ? "searching for self\n" : "self not found\n";
+    return cio_http_respond(req, 503, "text/plain", msg, strlen(msg));
+}
+
+/* A JSON document being built; a failed append is remembered (the
+ * document is then not sent). */
+typedef struct jbuf {
+    cio_buf b;
+    bool oom;
+} jbuf;
+
+static void jraw(jbuf *j, const char *p, size_t n)
+{
+    if (!j->oom && cio_buf_append(&j->b, p, n) < 0)
+        j->oom = true;
+}
+
+#define JLIT(j, lit) jraw((j), (lit), sizeof(lit) - 1)
+
+/* Appends s as a JSON string (or null). */
+static void json_str(jbuf *j, const char *s)
+{
+    if (!s) {
+        JLIT(j, "null");
+        return;
+    }
+    JLIT(j, "\"");
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        char esc[8];
+        if (ch == '"' || ch == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)ch;
+            jraw(j, esc, 2);
+        } else if (ch < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", ch);
+            jraw(j, esc, 6);
+        } else {
+            jraw(j, s, 1);
+        }
+    }
+    JLIT(j, "\"");
+}
+
+static void json_printf(jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void json_printf(jbuf *j, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        jraw(j, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* [awaits] Sends the document (or fails with -ENOMEM) and frees it. */
+static int json_respond(cio_http_req *req, jbuf *j)
+{
+    int rc = j->oom ? -ENOMEM : cio_http_respond(req, 200, "application/json", j->b.p, j->b.len);
+    cio_buf_free(&j->b);
+    return rc;
+}
+
+/* The cluster as this server sees it, read from discovery's view. */
+static int cluster(cio_http_req *req, void *ud)
+{
+    corio_app *app = ud;
+    cio_discovery *d = app->disc;
+    int self = cio_discovery_self(d);
+    size_t n = cio_discovery_count(d);
+    jbuf j = {0};
+    JLIT(&j, "{\"self\": ");
+    json_str(&j, self >= 0 ? cio_discovery_peer(d, (size_t)self)->name : NULL);
+    json_printf(&j, ", \"id\": \"%s\", \"state\": \"%s\", \"aliases\": [", app->id.hex,
+                cio_peer_state_name(cio_discovery_state(d)));
+    bool first = true;
+    for (size_t i = 0; i < n; i++)
+        if (cio_discovery_peer(d, i)->alias) {
+            if (!first)
+                JLIT(&j, ", ");
+            json_str(&j, cio_discovery_peer(d, i)->name);
+            first = false;
+        }
+    JLIT(&j, "], \"peers\": [");
+    cio_time now = cio_now();
+    for (size_t i = 0; i < n; i++) {
+        const cio_peer_info *p = cio_discovery_peer(d, i);
+        char answer[96];
+        if (i)
+            JLIT(&j, ",");
+        JLIT(&j, "\n  {\"name\": ");
+        json_str(&j, p->name);
+        JLIT(&j, ", \"id\": ");
+        json_str(&j, p->has_id ? p->id.hex : NULL);
+        json_printf(&j, ", \"up\": %s, \"self\": %s, \"alias\": %s, \"last_seen_ms\": ",
+                    p->up ? "true" : "false", p->self ? "true" : "false",
+                    p->alias ? "true" : "false");
+        if (p->last_seen)
+            json_printf(&j, "%lld", (long long)((now - p->last_seen) / CIO_MS(1)));
+        else
+            JLIT(&j, "null");
+        json_printf(&j, ", \"restarts\": %u, \"answer\": ", p->restarts);
+        json_str(&j, cio_peer_answer(p, answer, sizeof(answer)));
+        JLIT(&j, "}");
+    }
+    if (n)
+        JLIT(&j, "\n");
+    JLIT(&j, "]}\n");
+    return json_respond(req, &j);
+}
+
+/* Where a replicated protocol would take client requests: it must know
+ * which member it is, so it waits for discovery (a request that arrives
+ * during the search waits; it is not refused), within the handler's
+ * deadline. */
+static int client_request(cio_http_req *req, void *ud)
+{
+    corio_app *app = ud;
+    const char *self;
+    int rc = cio_discovery_await_self(app->disc, &self, CIO_NEVER);
+    if (rc == -ESRCH || rc == -ESHUTDOWN) {
+        cio_http_add_header(req, "Retry-After", "1");
+        static const char msg[] = "this server has not found itself in \"servers\"\n";
+        return cio_http_respond(req, 503, "text/plain", msg, sizeof(msg) - 1);
+    }
+    if (rc < 0)
+        return rc;
+    jbuf j = {0};
+    JLIT(&j, "{\"self\": ");
+    json_str(&j, self);
+    json_printf(&j, ", \"id\": \"%s\"}\n", app->id.hex);
+    return json_respond(req, &j);
 }
 
 static int json(cio_http_req *req, void *ud)
@@ -301,6 +451,8 @@ int corio_routes_register(cio_http_server *srv, corio_app *app)
     rc = rc ? rc : cio_http_route(srv, "GET", "/server_id", server_id, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/healthz", healthz, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/readyz", readyz, app);
+    rc = rc ? rc : cio_http_route(srv, "GET", "/cluster", cluster, app);
+    rc = rc ? rc : cio_http_route(srv, "POST", "/client-request", client_request, app);
     rc = rc ? rc : cio_http_route_stream(srv, "POST", "/echo", echo, app);
     rc = rc ? rc : cio_http_route(srv, "POST", "/hash", hash, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/ws/echo", ws_echo, app);

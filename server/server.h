@@ -14,11 +14,12 @@ typedef struct corio_app {
     cio_ws_opts chat_opts; /* /ws/chat: the same, with frames shared by the room */
     cio_ws_topics *rooms;  /* /ws/chat's rooms */
     cio_peer_id id;        /* this process's id, served at /server_id */
+    cio_discovery *disc;   /* which entry of "servers" this server is */
 } corio_app;
 
 /* Registers the built-in routes (/plaintext, /json, /echo, /hash, /ws/echo,
- * /ws/chat, /server_id, /healthz, /readyz). app->rooms and app->id must
- * exist. */
+ * /ws/chat, /server_id, /healthz, /readyz, /cluster, /client-request).
+ * app->rooms, app->id and app->disc must exist. */
 int corio_routes_register(cio_http_server *srv, corio_app *app);
 
 #endif
