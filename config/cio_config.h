@@ -21,6 +21,9 @@ typedef struct cio_listen {
     struct sockaddr_storage addr; /* AF_INET or AF_INET6, port in network order */
     socklen_t addrlen;
     char text[64]; /* as written by the user, e.g. "0.0.0.0:8080" or "[::1]:8080" */
+    bool proxy_protocol; /* each connection starts with a PROXY protocol header giving the
+                            client's address (an entry written as an object with
+                            "proxy_protocol": true); false for a plain string */
 } cio_listen;
 
 /* One member of the cluster ("servers"), parsed but not resolved (no DNS). */
@@ -36,12 +39,23 @@ typedef struct cio_server_entry {
 typedef struct cio_config {
     cio_listen listen[CIO_CONFIG_MAX_LISTEN];
     size_t nlisten;
+    /* A separate address for /metrics, /cluster and /status; none = those stay on
+     * the main listeners. No entry may overlap a listen address. */
+    cio_listen admin_listen[CIO_CONFIG_MAX_LISTEN];
+    size_t nadmin_listen;
     char *root;            /* document root (absolute or as given), or NULL: none */
     bool serve_dotfiles;   /* false: a static path with a segment starting with "."
                               is 404 (the /.well-known/ prefix excepted) */
     unsigned pool_threads; /* 0 = number of CPUs */
     unsigned pool_queue;   /* queued (not yet running) pool jobs: 1..1048576 */
     int pool_priority;     /* CIO_CONFIG_POOL_*: how workers compete with the loop */
+    unsigned workers;      /* 0..1024 serving workers, 0 = one per CPU */
+    bool daemon;           /* detach into the background */
+    char *pidfile;         /* file the daemon writes its pid to, or NULL: none */
+    char *user;            /* after binding, switch to this user (a name or a numeric
+                              uid), or NULL: stay */
+    char *group;           /* after binding, switch to this group (a name or a numeric
+                              gid), or NULL: the user's primary group (stay without user) */
     struct {
         uint64_t max_connections;             /* open connections; past it, accepting pauses */
         uint64_t max_header_bytes;            /* request line + headers; over it -> 431 */
@@ -69,6 +83,9 @@ typedef struct cio_config {
     struct {
         int level;    /* CIO_LOG_* from cio.h: 0 error, 1 warn, 2 info, 3 debug */
         char *access; /* "-" = stderr, "off", or a file path (opened for append) */
+        int format;   /* CIO_CONFIG_LOG_*: the access log's format */
+        char *error;  /* the process's error/info log: "-" = stderr, or a file path
+                         (opened for append); never "off" */
     } log;
     struct {
         uint64_t max_message_bytes; /* a client's message after decompression; over it the
@@ -104,10 +121,21 @@ typedef struct cio_config {
         bool require_self;           /* when the window ends without finding this server,
                                         exit non-zero instead of serving on without it */
     } discovery;
+    struct {
+        uint64_t stall_ms; /* /healthz answers 503 when the loop has not completed a
+                              turn for this long: 100..3600000 */
+    } health;
+    struct {
+        uint64_t slow_ms; /* log a coroutine that runs this long without awaiting;
+                             0..60000, 0 = off */
+    } debug;
 } cio_config;
 
 /* "pool_priority": "low" (default: nice 19), "idle" (SCHED_IDLE), "normal". */
 enum { CIO_CONFIG_POOL_LOW, CIO_CONFIG_POOL_IDLE, CIO_CONFIG_POOL_NORMAL };
+
+/* "log.format": "combined" (default: the Apache/nginx combined format), "json". */
+enum { CIO_CONFIG_LOG_COMBINED, CIO_CONFIG_LOG_JSON };
 
 /* What the command line asked for. */
 typedef enum cio_config_action {
@@ -118,20 +146,23 @@ typedef enum cio_config_action {
 } cio_config_action;
 
 /* Fills c with the built-in defaults:
- *   listen ["0.0.0.0:8080"], root NULL, serve_dotfiles false, pool_threads 0,
- *   pool_queue 1024, pool_priority "low",
+ *   listen ["0.0.0.0:8080"] (proxy_protocol false), admin_listen [] (none), root NULL,
+ *   serve_dotfiles false, pool_threads 0, pool_queue 1024, pool_priority "low",
+ *   workers 1, daemon false, pidfile NULL, user NULL, group NULL,
  *   limits {max_connections 100000, max_header_bytes 8192, max_uri_bytes 8192,
  *           max_body_bytes 1048576, max_requests_per_connection 0,
  *           max_connections_per_ip 0, max_buffered_bytes 0},
  *   timeouts {header_ms 10000, body_ms 30000, keepalive_ms 75000, write_ms 30000,
  *             handler_ms 60000, pool_wait_ms 1000, drain_ms 10000},
- *   log {level "info", access "-"},
+ *   log {level "info", access "-", format "combined", error "-"},
  *   websocket {max_message_bytes 1048576, ping_interval_ms 30000, idle_timeout_ms 120000,
  *              send_queue_bytes 2097152, origins [] (any), compression true,
  *              compression_window_bits 12},
  *   servers [] (standalone),
  *   discovery {interval_ms 1000, window_ms 60000, request_timeout_ms 1000,
- *              require_self false}. */
+ *              require_self false},
+ *   health {stall_ms 5000},
+ *   debug {slow_ms 100}. */
 void cio_config_defaults(cio_config *c);
 
 /* Applies the JSON file at path on top of c. Unknown keys and wrong types are
@@ -147,7 +178,8 @@ int cio_config_load_string(cio_config *c, const char *json, const char *name, ch
 
 /* Checks cross-field rules (ranges, root is a directory, websocket timeouts and
  * queue against each other, origins well-formed and distinct, servers
- * well-formed, with a port and distinct, ...). 0 or -EINVAL with "key: message"
+ * well-formed, with a port and distinct, admin_listen apart from listen, user
+ * and group exist, ...). 0 or -EINVAL with "key: message"
  * ("root: /x: not a directory"). A bare server whose port is still 0 is an
  * error: call cio_config_resolve_bare_servers first. */
 int cio_config_validate(const cio_config *c, char *err, size_t errlen);
@@ -160,11 +192,13 @@ int cio_config_validate(const cio_config *c, char *err, size_t errlen);
 void cio_config_resolve_bare_servers(cio_config *c);
 
 /* The whole command line: defaults, then --config FILE, then the other flags
- *   corio [--config FILE] [--listen ADDR:PORT]... [--root DIR] [--log-level L]
- *         [--access-log FILE|-|off] [--server HOST[:PORT]]... [--require-self]
+ *   corio [--config FILE] [--listen ADDR:PORT]... [--admin-listen ADDR:PORT]...
+ *         [--root DIR] [--log-level L] [--access-log FILE|-|off] [--error-log FILE|-]
+ *         [--server HOST[:PORT]]... [--require-self] [--workers N] [--daemon]
+ *         [--pidfile FILE] [--user NAME] [--group NAME]
  *         [--check-config] [--version] [--help]
- * (flags override the file; repeated --listen or --server replaces the file's
- * list), then bare servers get the port of the first listen address, then
+ * (flags override the file; repeated --listen, --admin-listen or --server
+ * replaces the file's list), then bare servers get the port of the first listen address, then
  * validation. Returns 0 with *action set, or -EINVAL with a one-line message.
  * A validation error names the flag that set the offending value ("--root: /x:
  * not a directory"), or else the file if one was given ("corio.json: root: /x:
@@ -175,6 +209,27 @@ int cio_config_from_args(cio_config *c, int argc, char **argv, cio_config_action
 /* Parses "IPv4:port", "[IPv6]:port", "*:port" (0.0.0.0) or "localhost:port"
  * (127.0.0.1); port 0..65535 (0 = any free port). 0 or -EINVAL. */
 int cio_listen_parse(const char *text, cio_listen *out);
+
+/* One setting that differs between two configurations. */
+typedef struct cio_config_change {
+    const char *key; /* the leaf key: "log.level", "limits.max_connections",
+                        "timeouts.drain_ms", "listen", ... (a static string) */
+    bool restart;    /* the running daemon cannot apply it: only a restart does */
+} cio_config_change;
+
+/* Lists what differs between the running configuration a and a new one b (for
+ * SIGHUP), one entry per leaf key in a fixed order (that of the defaults
+ * above), at most max entries in out (which may be NULL when max is 0).
+ * Returns how many keys differ, which may exceed max. The lists (listen,
+ * admin_listen, servers, websocket.origins) compare element by element, each
+ * one key; listen addresses by address, port and proxy_protocol, not by text.
+ * Applied live (restart false): root, serve_dotfiles, limits.*, timeouts.*,
+ * log.level, log.access, log.format, websocket.*, health.stall_ms,
+ * debug.slow_ms. Everything else needs a restart: listen, admin_listen,
+ * pool_threads, pool_queue, pool_priority, workers, daemon, pidfile, user, group,
+ * log.error, servers, discovery.*. Pure: neither config is changed. */
+size_t cio_config_diff(const cio_config *a, const cio_config *b, cio_config_change *out,
+                       size_t max);
 
 /* Frees what c owns (strings, websocket.origins, servers). c may then be reused with
  * cio_config_defaults. */

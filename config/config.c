@@ -13,10 +13,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@
 #define MAX_MS      UINT64_C(86400000)  /* one day */
 #define MAX_BODY    (UINT64_C(1) << 30) /* 1 GiB: bodies are held in memory */
 #define MAX_THREADS 1024
+#define MAX_WORKERS 1024
 #define MAX_QUEUE   1048576
 #define MAX_SENDQ   (UINT64_C(1) << 31) /* 2 GiB: websocket.send_queue_bytes */
 #define WS_HEADER   14  /* the largest WebSocket frame header: 2 + 8 (64-bit length) + 4 (mask) */
@@ -37,6 +40,7 @@
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const priority_names[] = {"low", "idle", "normal"}; /* CIO_CONFIG_POOL_* */
+static const char *const format_names[] = {"combined", "json"};        /* CIO_CONFIG_LOG_* */
 
 /* ---- errors ---- */
 
@@ -109,6 +113,12 @@ void cio_config_defaults(cio_config *c)
     c->pool_threads = 0;
     c->pool_queue = 1024;
     c->pool_priority = CIO_CONFIG_POOL_LOW;
+    c->nadmin_listen = 0; /* /metrics, /cluster, /status on the main listeners */
+    c->workers = 1;
+    c->daemon = false;
+    c->pidfile = NULL;
+    c->user = NULL;
+    c->group = NULL;
     c->limits.max_connections = 100000;
     c->limits.max_header_bytes = 8192;
     c->limits.max_uri_bytes = 8192;
@@ -125,6 +135,8 @@ void cio_config_defaults(cio_config *c)
     c->timeouts.drain_ms = 10000;
     c->log.level = 2;            /* CIO_LOG_INFO */
     c->log.access = strdup("-"); /* NULL only on OOM: validate then rejects it */
+    c->log.format = CIO_CONFIG_LOG_COMBINED;
+    c->log.error = strdup("-"); /* likewise */
     c->websocket.max_message_bytes = 1048576;
     c->websocket.ping_interval_ms = 30000;
     c->websocket.idle_timeout_ms = 120000;
@@ -138,6 +150,8 @@ void cio_config_defaults(cio_config *c)
     c->discovery.window_ms = 60000;
     c->discovery.request_timeout_ms = 1000;
     c->discovery.require_self = false;
+    c->health.stall_ms = 5000;
+    c->debug.slow_ms = 100; /* asyncio's slow_callback_duration */
 }
 
 /* The origins a config holds: norigins, unless a caller made it too big. */
@@ -167,10 +181,11 @@ void cio_config_free(cio_config *c)
 {
     if (!c)
         return;
-    free(c->root);
-    free(c->log.access);
-    c->root = NULL;
-    c->log.access = NULL;
+    char **strings[] = {&c->root, &c->log.access, &c->log.error, &c->pidfile, &c->user, &c->group};
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+        free(*strings[i]);
+        *strings[i] = NULL;
+    }
     free_origins(c);
     free_servers(c);
 }
@@ -178,9 +193,14 @@ void cio_config_free(cio_config *c)
 static int config_dup(cio_config *dst, const cio_config *src)
 {
     *dst = *src;
-    dst->root = src->root ? strdup(src->root) : NULL;
-    dst->log.access = src->log.access ? strdup(src->log.access) : NULL;
-    bool failed = (src->root && !dst->root) || (src->log.access && !dst->log.access);
+    char **strings[] = {&dst->root,    &dst->log.access, &dst->log.error,
+                        &dst->pidfile, &dst->user,       &dst->group};
+    bool failed = false;
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+        const char *s = *strings[i]; /* still src's */
+        *strings[i] = s ? strdup(s) : NULL;
+        failed = failed || (s && !*strings[i]);
+    }
     for (size_t i = 0; i < norigins(src); i++) {
         const char *o = src->websocket.origins[i];
         dst->websocket.origins[i] = o ? strdup(o) : NULL;
@@ -753,6 +773,16 @@ static const u64_field discovery_fields[] = {
     {NULL, 0},
 };
 
+static const u64_field health_fields[] = {
+    {"stall_ms", offsetof(cio_config, health.stall_ms)},
+    {NULL, 0},
+};
+
+static const u64_field debug_fields[] = {
+    {"slow_ms", offsetof(cio_config, debug.slow_ms)},
+    {NULL, 0},
+};
+
 static const u64_field websocket_fields[] = {
     {"max_message_bytes", offsetof(cio_config, websocket.max_message_bytes)},
     {"ping_interval_ms", offsetof(cio_config, websocket.ping_interval_ms)},
@@ -779,7 +809,7 @@ static int apply_u64_field(load_ctx *x, cio_config *c, const char *section, cons
     return get_u64(x, path, v, (uint64_t *)((char *)c + f->off));
 }
 
-/* An object of integers: "limits" and "timeouts". */
+/* An object of integers: "limits", "timeouts", "health" and "debug". */
 static int apply_u64_object(load_ctx *x, cio_config *c, const char *section, json_t *obj,
                             const u64_field *fields)
 {
@@ -799,24 +829,65 @@ static int apply_u64_object(load_ctx *x, cio_config *c, const char *section, jso
     return 0;
 }
 
-static int apply_listen(load_ctx *x, cio_config *c, json_t *arr)
+/* One entry of "listen" or "admin_listen" (key names it: "listen[2]"): a
+ * string, or {"address": "...", "proxy_protocol": true}. */
+static int apply_listen_entry(load_ctx *x, const char *key, json_t *v, cio_listen *out)
+{
+    if (json_is_string(v)) {
+        if (cio_listen_parse(json_string_value(v), out) < 0)
+            return lfail(x, "%s: invalid address \"%s\" " LISTEN_HINT, key, json_string_value(v));
+        return 0;
+    }
+    if (!json_is_object(v))
+        return lfail(x, "%s: expected a string or an object", key);
+    json_t *addr = NULL;
+    bool proxy = false;
+    const char *k;
+    json_t *f;
+    json_object_foreach(v, k, f)
+    {
+        if (strcmp(k, "address") == 0) {
+            if (!json_is_string(f))
+                return lfail(x, "%s.address: expected a string", key);
+            addr = f;
+        } else if (strcmp(k, "proxy_protocol") == 0) {
+            if (!json_is_boolean(f))
+                return lfail(x, "%s.proxy_protocol: expected true or false", key);
+            proxy = json_is_true(f);
+        } else {
+            return lfail(x, "unknown key \"%s.%s\"", key, k);
+        }
+    }
+    if (!addr)
+        return lfail(x, "%s: missing \"address\"", key);
+    if (cio_listen_parse(json_string_value(addr), out) < 0)
+        return lfail(x, "%s.address: invalid address \"%s\" " LISTEN_HINT, key,
+                     json_string_value(addr));
+    out->proxy_protocol = proxy;
+    return 0;
+}
+
+/* Replaces "listen" (at least one address) or "admin_listen" (may be empty). */
+static int apply_listen(load_ctx *x, const char *name, json_t *arr, size_t min, cio_listen *list,
+                        size_t *count)
 {
     if (!json_is_array(arr))
-        return lfail(x, "listen: expected an array of addresses");
+        return lfail(x, "%s: expected an array of addresses", name);
     size_t n = json_array_size(arr);
-    if (n == 0)
-        return lfail(x, "listen: expected at least one address");
+    if (n < min)
+        return lfail(x, "%s: expected at least one address", name);
     if (n > CIO_CONFIG_MAX_LISTEN)
-        return lfail(x, "listen: too many addresses (%zu, at most %d)", n, CIO_CONFIG_MAX_LISTEN);
+        return lfail(x, "%s: too many addresses (%zu, at most %d)", name, n, CIO_CONFIG_MAX_LISTEN);
+    cio_listen parsed[CIO_CONFIG_MAX_LISTEN];
     for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(arr, i);
-        if (!json_is_string(v))
-            return lfail(x, "listen[%zu]: expected a string", i);
-        if (cio_listen_parse(json_string_value(v), &c->listen[i]) < 0)
-            return lfail(x, "listen[%zu]: invalid address \"%s\" " LISTEN_HINT, i,
-                         json_string_value(v));
+        char key[48];
+        snprintf(key, sizeof(key), "%s[%zu]", name, i);
+        int r = apply_listen_entry(x, key, json_array_get(arr, i), &parsed[i]);
+        if (r < 0)
+            return r;
     }
-    c->nlisten = n;
+    memcpy(list, parsed, n * sizeof(parsed[0]));
+    *count = n;
     return 0;
 }
 
@@ -837,6 +908,19 @@ static int apply_log(load_ctx *x, cio_config *c, json_t *obj)
             if (!json_is_string(v))
                 return lfail(x, "log.access: expected a string (\"-\", \"off\" or a path)");
             if (set_string(&c->log.access, json_string_value(v)) < 0)
+                return oom(x);
+        } else if (strcmp(key, "format") == 0) {
+            int format = -1;
+            for (int i = 0; json_is_string(v) && i < 2; i++)
+                if (strcmp(json_string_value(v), format_names[i]) == 0)
+                    format = i;
+            if (format < 0)
+                return lfail(x, "log.format: expected one of combined, json");
+            c->log.format = format;
+        } else if (strcmp(key, "error") == 0) {
+            if (!json_is_string(v))
+                return lfail(x, "log.error: expected a string (\"-\" or a path)");
+            if (set_string(&c->log.error, json_string_value(v)) < 0)
                 return oom(x);
         } else {
             return lfail(x, "unknown key \"log.%s\"", key);
@@ -987,7 +1071,9 @@ static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
     {
         int r;
         if (strcmp(key, "listen") == 0) {
-            r = apply_listen(x, c, v);
+            r = apply_listen(x, "listen", v, 1, c->listen, &c->nlisten);
+        } else if (strcmp(key, "admin_listen") == 0) {
+            r = apply_listen(x, "admin_listen", v, 0, c->admin_listen, &c->nadmin_listen);
         } else if (strcmp(key, "root") == 0) {
             if (!json_is_null(v) && (!json_is_string(v) || !*json_string_value(v)))
                 return lfail(x, "root: expected a directory path or null");
@@ -1012,6 +1098,28 @@ static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
                 return lfail(x, "pool_priority: expected one of low, idle, normal");
             c->pool_priority = prio;
             r = 0;
+        } else if (strcmp(key, "workers") == 0) {
+            r = get_unsigned(x, "workers", v, 0, MAX_WORKERS, &c->workers);
+        } else if (strcmp(key, "daemon") == 0) {
+            if (!json_is_boolean(v))
+                return lfail(x, "daemon: expected true or false");
+            c->daemon = json_is_true(v);
+            r = 0;
+        } else if (strcmp(key, "pidfile") == 0) {
+            if (!json_is_null(v) && (!json_is_string(v) || !*json_string_value(v)))
+                return lfail(x, "pidfile: expected a file path or null");
+            if (set_string(&c->pidfile, json_is_null(v) ? NULL : json_string_value(v)) < 0)
+                return oom(x);
+            r = 0;
+        } else if (strcmp(key, "user") == 0 || strcmp(key, "group") == 0) {
+            bool user = key[0] == 'u';
+            if (!json_is_null(v) && (!json_is_string(v) || !*json_string_value(v)))
+                return lfail(x, user ? "user: expected a user name, a numeric uid or null"
+                                     : "group: expected a group name, a numeric gid or null");
+            if (set_string(user ? &c->user : &c->group,
+                           json_is_null(v) ? NULL : json_string_value(v)) < 0)
+                return oom(x);
+            r = 0;
         } else if (strcmp(key, "limits") == 0) {
             r = apply_u64_object(x, c, "limits", v, limit_fields);
         } else if (strcmp(key, "timeouts") == 0) {
@@ -1024,6 +1132,10 @@ static int apply_document(load_ctx *x, cio_config *c, json_t *doc)
             r = apply_servers(x, c, v);
         } else if (strcmp(key, "discovery") == 0) {
             r = apply_discovery(x, c, v);
+        } else if (strcmp(key, "health") == 0) {
+            r = apply_u64_object(x, c, "health", v, health_fields);
+        } else if (strcmp(key, "debug") == 0) {
+            r = apply_u64_object(x, c, "debug", v, debug_fields);
         } else {
             return lfail(x, "unknown key \"%s\"", key);
         }
@@ -1100,16 +1212,27 @@ typedef struct origin {
     const char *file;                 /* --config FILE, or NULL */
     bool listen, root, level, access; /* set by --listen, --root, --log-level, --access-log */
     bool servers;                     /* set by --server */
+    bool admin_listen, error;         /* set by --admin-listen, --error-log */
+    bool workers, pidfile, user, group; /* set by --workers, --pidfile, --user, --group */
 } origin;
+
+/* Whether key is list or one of its entries ("listen[2]" for "listen"). */
+static bool key_in(const char *key, const char *list)
+{
+    size_t n = strlen(list);
+    return strncmp(key, list, n) == 0 && (key[n] == '\0' || key[n] == '[');
+}
 
 /* The flag that set key ("listen[2]" counts as "listen"), or NULL. */
 static const char *flag_for(const origin *o, const char *key)
 {
     if (!o)
         return NULL;
-    if (o->listen && strncmp(key, "listen", 6) == 0 && (key[6] == '\0' || key[6] == '['))
+    if (o->listen && key_in(key, "listen"))
         return "--listen";
-    if (o->servers && strncmp(key, "servers", 7) == 0 && (key[7] == '\0' || key[7] == '['))
+    if (o->admin_listen && key_in(key, "admin_listen"))
+        return "--admin-listen";
+    if (o->servers && key_in(key, "servers"))
         return "--server";
     if (o->root && strcmp(key, "root") == 0)
         return "--root";
@@ -1117,6 +1240,16 @@ static const char *flag_for(const origin *o, const char *key)
         return "--log-level";
     if (o->access && strcmp(key, "log.access") == 0)
         return "--access-log";
+    if (o->error && strcmp(key, "log.error") == 0)
+        return "--error-log";
+    if (o->workers && strcmp(key, "workers") == 0)
+        return "--workers";
+    if (o->pidfile && strcmp(key, "pidfile") == 0)
+        return "--pidfile";
+    if (o->user && strcmp(key, "user") == 0)
+        return "--user";
+    if (o->group && strcmp(key, "group") == 0)
+        return "--group";
     return NULL;
 }
 
@@ -1141,79 +1274,132 @@ static int check_range(char *err, size_t errlen, const origin *o, const char *ke
     return 0;
 }
 
-static int validate_listen(const cio_config *c, const origin *o, char *err, size_t errlen)
+/* Whether a and b cannot both be bound: one port of one family taken twice,
+ * by the same address or by a wildcard and any other address (Linux refuses
+ * that even with SO_REUSEADDR). Port 0 is exempt, each such socket getting
+ * its own port, and so are IPv4 and IPv6 on one port: the server's IPv6
+ * sockets are IPV6_V6ONLY. Then -EINVAL with "key: message" naming both, the
+ * other as other ("listen[0] ", or "" for a flag's entry, named by its text
+ * alone). */
+static int listen_conflict(char *err, size_t errlen, const origin *o, const char *key,
+                           const cio_listen *a, const cio_listen *b, const char *other)
 {
-    if (c->nlisten == 0)
-        return vfail(err, errlen, o, "listen", "at least one address is required");
-    if (c->nlisten > CIO_CONFIG_MAX_LISTEN)
-        return vfail(err, errlen, o, "listen", "too many addresses (%zu, at most %d)", c->nlisten,
+    uint16_t port = listen_port(a);
+    int fam = a->addr.ss_family;
+    if (port == 0 || b->addr.ss_family != fam || listen_port(b) != port)
+        return 0;
+    if (listen_same_address(a, b))
+        return vfail(err, errlen, o, key, "\"%s\" duplicates %s\"%s\"", a->text, other, b->text);
+    if (listen_wildcard(a) || listen_wildcard(b))
+        return vfail(err, errlen, o, key,
+                     "\"%s\" overlaps %s\"%s\" (the wildcard address takes port %u on every %s "
+                     "address)",
+                     a->text, other, b->text, port, fam == AF_INET6 ? "IPv6" : "IPv4");
+    return 0;
+}
+
+/* How an error names entry i of list ("listen" or "admin_listen") when it is
+ * the other one of a pair: by its index in a file's list, by the flag and
+ * its text on the command line (key_flag: the flag names the entry the error
+ * is about already, so the flag is left out). */
+static void listen_other(char *buf, size_t len, const origin *o, const char *list, size_t i,
+                         const char *key_flag)
+{
+    const char *flag = flag_for(o, list);
+    if (!flag)
+        snprintf(buf, len, "%s[%zu] ", list, i);
+    else if (key_flag && strcmp(key_flag, flag) == 0)
+        buf[0] = '\0';
+    else
+        snprintf(buf, len, "%s ", flag);
+}
+
+/* Each entry of list (name: "listen" or "admin_listen") is an address, and no
+ * two conflict. */
+static int validate_listen_list(const cio_listen *list, size_t n, const char *name, const origin *o,
+                                char *err, size_t errlen)
+{
+    if (n > CIO_CONFIG_MAX_LISTEN)
+        return vfail(err, errlen, o, name, "too many addresses (%zu, at most %d)", n,
                      CIO_CONFIG_MAX_LISTEN);
-    /* The other entry of a pair is named by its index in a file's list, by
-     * its text alone on the command line. */
-    bool by_index = !flag_for(o, "listen");
-    for (size_t i = 0; i < c->nlisten; i++) {
-        const cio_listen *a = &c->listen[i];
-        char key[32];
-        snprintf(key, sizeof(key), "listen[%zu]", i);
+    for (size_t i = 0; i < n; i++) {
+        const cio_listen *a = &list[i];
+        char key[48];
+        snprintf(key, sizeof(key), "%s[%zu]", name, i);
         int fam = a->addr.ss_family;
         socklen_t want = fam == AF_INET    ? sizeof(struct sockaddr_in)
                          : fam == AF_INET6 ? sizeof(struct sockaddr_in6)
                                            : 0;
         if (want == 0 || a->addrlen != want)
             return vfail(err, errlen, o, key, "not an IPv4 or IPv6 address");
-        /* What would fail at bind time: one port of one family taken twice,
-         * by the same address or by a wildcard and any other address (Linux
-         * refuses that even with SO_REUSEADDR). Port 0 is exempt, each such
-         * socket getting its own port, and so are IPv4 and IPv6 on one port:
-         * the server's IPv6 sockets are IPV6_V6ONLY. */
-        uint16_t port = listen_port(a);
-        for (size_t j = 0; j < i && port != 0; j++) {
-            const cio_listen *b = &c->listen[j];
-            if (b->addr.ss_family != fam || listen_port(b) != port)
-                continue;
-            char other[32] = "";
-            if (by_index)
-                snprintf(other, sizeof(other), "listen[%zu] ", j);
-            if (listen_same_address(a, b))
-                return vfail(err, errlen, o, key, "\"%s\" duplicates %s\"%s\"", a->text, other,
-                             b->text);
-            if (listen_wildcard(a) || listen_wildcard(b))
-                return vfail(err, errlen, o, key,
-                             "\"%s\" overlaps %s\"%s\" (the wildcard address takes port %u on "
-                             "every %s address)",
-                             a->text, other, b->text, port, fam == AF_INET6 ? "IPv6" : "IPv4");
+        if (!memchr(a->text, '\0', sizeof(a->text)))
+            return vfail(err, errlen, o, key, "text not NUL-terminated");
+        for (size_t j = 0; j < i; j++) {
+            char other[48];
+            listen_other(other, sizeof(other), o, name, j, flag_for(o, key));
+            int r = listen_conflict(err, errlen, o, key, a, &list[j], other);
+            if (r < 0)
+                return r;
         }
     }
     return 0;
 }
 
-/* Whether the server's open(O_WRONLY | O_APPEND | O_CREAT) of the access log
- * would succeed, judged without creating it: an existing file must be one the
- * process may write, a new one needs a directory it may create files in.
- * AT_EACCESS: open goes by the effective ids. A dangling symlink is judged by
- * its own directory, not its target's: rare enough to stay lenient. */
-static int validate_access_log(const char *path, const origin *o, char *err, size_t errlen)
+static int validate_listen(const cio_config *c, const origin *o, char *err, size_t errlen)
 {
-    if (strcmp(path, "-") == 0 || strcmp(path, "off") == 0)
+    if (c->nlisten == 0)
+        return vfail(err, errlen, o, "listen", "at least one address is required");
+    int r = validate_listen_list(c->listen, c->nlisten, "listen", o, err, errlen);
+    if (r < 0)
+        return r;
+    r = validate_listen_list(c->admin_listen, c->nadmin_listen, "admin_listen", o, err, errlen);
+    if (r < 0)
+        return r;
+    /* The admin listeners are sockets of their own, bound next to the main
+     * ones: the same rule holds between the two lists. */
+    for (size_t i = 0; i < c->nadmin_listen; i++) {
+        char key[48];
+        snprintf(key, sizeof(key), "admin_listen[%zu]", i);
+        for (size_t j = 0; j < c->nlisten; j++) {
+            char other[48];
+            listen_other(other, sizeof(other), o, "listen", j, flag_for(o, key));
+            r = listen_conflict(err, errlen, o, key, &c->admin_listen[i], &c->listen[j], other);
+            if (r < 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
+/* Whether the server's open(O_WRONLY | O_APPEND | O_CREAT) of a log file (key:
+ * log.access or log.error; "-" is stderr) would succeed, judged without
+ * creating it: an existing file must be one the process may write, a new one
+ * needs a directory it may create files in. AT_EACCESS: open goes by the
+ * effective ids. A dangling symlink is judged by its own directory, not its
+ * target's: rare enough to stay lenient. */
+static int validate_log_file(const char *key, const char *path, const origin *o, char *err,
+                             size_t errlen)
+{
+    if (strcmp(path, "-") == 0)
         return 0;
     struct stat st;
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
-            return vfail(err, errlen, o, "log.access", "%s: %s", path, strerror(EISDIR));
+            return vfail(err, errlen, o, key, "%s: %s", path, strerror(EISDIR));
         /* Devices and pipes: /dev/stdout is a terminal, a pipe (containers,
          * shell pipelines) or a file; a socket cannot be opened by path. */
         if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
-            return vfail(err, errlen, o, "log.access",
-                         "%s: not a regular file, character device or pipe", path);
+            return vfail(err, errlen, o, key, "%s: not a regular file, character device or pipe",
+                         path);
         if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) < 0)
-            return vfail(err, errlen, o, "log.access", "%s: %s", path, strerror(errno));
+            return vfail(err, errlen, o, key, "%s: %s", path, strerror(errno));
         return 0;
     }
     if (errno != ENOENT)
-        return vfail(err, errlen, o, "log.access", "%s: %s", path, strerror(errno));
+        return vfail(err, errlen, o, key, "%s: %s", path, strerror(errno));
     size_t len = strlen(path);
     if (path[len - 1] == '/') /* open(O_CREAT) makes no directories */
-        return vfail(err, errlen, o, "log.access", "%s: %s", path, strerror(EISDIR));
+        return vfail(err, errlen, o, key, "%s: %s", path, strerror(EISDIR));
     /* stat would have failed with ENAMETOOLONG for a longer path */
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
@@ -1223,7 +1409,7 @@ static int validate_access_log(const char *path, const origin *o, char *err, siz
         snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
     /* Creating an entry needs write and search permission on the directory. */
     if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0)
-        return vfail(err, errlen, o, "log.access", "%s: cannot create it in %s: %s", path, dir,
+        return vfail(err, errlen, o, key, "%s: cannot create it in %s: %s", path, dir,
                      strerror(errno));
     return 0;
 }
@@ -1323,6 +1509,94 @@ static int validate_servers(const cio_config *c, const origin *o, char *err, siz
     return 0;
 }
 
+/* A numeric uid or gid: decimal digits only, below (id_t)-1, which the set*id
+ * calls read as "leave unchanged". */
+static bool parse_id(const char *s, unsigned long *id)
+{
+    unsigned long v = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (unsigned long)(*s - '0');
+        if (v >= UINT32_MAX)
+            return false;
+    }
+    *id = v;
+    return true;
+}
+
+/* Looks up a user (or a group) by name, or by id when by_id: 1 found, 0 not
+ * found, else -errno. The _r calls with a buffer of our own: validation may
+ * run again in a process with threads (SIGHUP). */
+static int account_lookup(bool group, const char *name, bool by_id, unsigned long id)
+{
+    long hint = sysconf(group ? _SC_GETGR_R_SIZE_MAX : _SC_GETPW_R_SIZE_MAX);
+    size_t len = hint > 0 ? (size_t)hint : 16384;
+    for (;;) {
+        char *buf = malloc(len);
+        if (!buf)
+            return -ENOMEM;
+        bool found;
+        int r;
+        if (group) {
+            struct group g, *res = NULL;
+            r = by_id ? getgrgid_r((gid_t)id, &g, buf, len, &res)
+                      : getgrnam_r(name, &g, buf, len, &res);
+            found = res != NULL;
+        } else {
+            struct passwd pw, *res = NULL;
+            r = by_id ? getpwuid_r((uid_t)id, &pw, buf, len, &res)
+                      : getpwnam_r(name, &pw, buf, len, &res);
+            found = res != NULL;
+        }
+        free(buf);
+        if (found)
+            return 1;
+        if (r == ERANGE && len < (1u << 22)) {
+            len *= 2;
+            continue;
+        }
+        /* Not found is r == 0, or one of these (POSIX allows them for it). */
+        if (r == 0 || r == ENOENT || r == ESRCH || r == EBADF || r == EPERM)
+            return 0;
+        return -r;
+    }
+}
+
+/* "user" or "group" (key): a name that getpwnam/getgrnam knows, or a numeric
+ * id. A uid no passwd entry holds has no primary group to switch to, so it
+ * needs "group" as well; a gid needs no entry. */
+static int validate_account(const cio_config *c, bool group, const origin *o, char *err,
+                            size_t errlen)
+{
+    const char *key = group ? "group" : "user";
+    const char *name = group ? c->group : c->user;
+    if (!name)
+        return 0;
+    if (!*name)
+        return vfail(err, errlen, o, key,
+                     group ? "expected a group name or a numeric gid"
+                           : "expected a user name or a numeric uid");
+    int r = account_lookup(group, name, false, 0);
+    unsigned long id;
+    bool numeric = r == 0 && parse_id(name, &id);
+    if (numeric && !group && !c->group) {
+        r = account_lookup(false, NULL, true, id);
+        if (r == 0)
+            return vfail(err, errlen, o, key,
+                         "\"%s\": no such user (a uid without a passwd entry needs \"group\" "
+                         "as well)",
+                         name);
+    }
+    if (r < 0)
+        return vfail(err, errlen, o, key, "\"%s\": cannot look it up: %s", name, strerror(-r));
+    if (r == 0 && !numeric)
+        return vfail(err, errlen, o, key, "\"%s\": no such %s", name, key);
+    return 0;
+}
+
 static int validate(const cio_config *c, const origin *o, char *err, size_t errlen)
 {
     int r;
@@ -1360,6 +1634,8 @@ static int validate(const cio_config *c, const origin *o, char *err, size_t errl
         {"discovery.window_ms", offsetof(cio_config, discovery.window_ms), 0, MAX_MS},
         {"discovery.request_timeout_ms", offsetof(cio_config, discovery.request_timeout_ms), 1,
          60000},
+        {"health.stall_ms", offsetof(cio_config, health.stall_ms), 100, 3600000},
+        {"debug.slow_ms", offsetof(cio_config, debug.slow_ms), 0, 60000},
     };
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         uint64_t v = *(const uint64_t *)((const char *)c + ranges[i].off);
@@ -1376,6 +1652,8 @@ static int validate(const cio_config *c, const origin *o, char *err, size_t errl
         return r;
     if ((r = check_range(err, errlen, o, "pool_queue", c->pool_queue, 1, MAX_QUEUE)) < 0)
         return r;
+    if ((r = check_range(err, errlen, o, "workers", c->workers, 0, MAX_WORKERS)) < 0)
+        return r;
     if ((r = validate_websocket(c, o, err, errlen)) < 0)
         return r;
 
@@ -1383,7 +1661,19 @@ static int validate(const cio_config *c, const origin *o, char *err, size_t errl
         return vfail(err, errlen, o, "log.level", "%d is out of range (0..3)", c->log.level);
     if (!c->log.access || !*c->log.access)
         return vfail(err, errlen, o, "log.access", "expected \"-\", \"off\" or a file path");
-    if ((r = validate_access_log(c->log.access, o, err, errlen)) < 0)
+    if (strcmp(c->log.access, "off") != 0 &&
+        (r = validate_log_file("log.access", c->log.access, o, err, errlen)) < 0)
+        return r;
+    if (c->log.format < 0 || c->log.format > CIO_CONFIG_LOG_JSON)
+        return vfail(err, errlen, o, "log.format", "%d is out of range (0..%d)", c->log.format,
+                     CIO_CONFIG_LOG_JSON);
+    if (!c->log.error || !*c->log.error)
+        return vfail(err, errlen, o, "log.error", "expected \"-\" or a file path");
+    /* Errors are never thrown away; a file of that name is ./off. */
+    if (strcmp(c->log.error, "off") == 0)
+        return vfail(err, errlen, o, "log.error",
+                     "\"off\" is not allowed (expected \"-\" or a file path)");
+    if ((r = validate_log_file("log.error", c->log.error, o, err, errlen)) < 0)
         return r;
 
     if (c->root) {
@@ -1395,6 +1685,12 @@ static int validate(const cio_config *c, const origin *o, char *err, size_t errl
         if (!S_ISDIR(st.st_mode))
             return vfail(err, errlen, o, "root", "%s: not a directory", c->root);
     }
+    if (c->pidfile && !*c->pidfile)
+        return vfail(err, errlen, o, "pidfile", "expected a file path");
+    if ((r = validate_account(c, false, o, err, errlen)) < 0)
+        return r;
+    if ((r = validate_account(c, true, o, err, errlen)) < 0)
+        return r;
     return 0;
 }
 
@@ -1405,7 +1701,19 @@ int cio_config_validate(const cio_config *c, char *err, size_t errlen)
 
 /* ---- command line ---- */
 
-enum { OPT_ACCESS_LOG = 256, OPT_LOG_LEVEL, OPT_SERVER, OPT_REQUIRE_SELF };
+enum {
+    OPT_ACCESS_LOG = 256,
+    OPT_LOG_LEVEL,
+    OPT_SERVER,
+    OPT_REQUIRE_SELF,
+    OPT_ADMIN_LISTEN,
+    OPT_ERROR_LOG,
+    OPT_WORKERS,
+    OPT_DAEMON,
+    OPT_PIDFILE,
+    OPT_USER,
+    OPT_GROUP,
+};
 
 static const struct option long_options[] = {
     {"config", required_argument, NULL, 'c'},
@@ -1415,6 +1723,13 @@ static const struct option long_options[] = {
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
     {"server", required_argument, NULL, OPT_SERVER},
     {"require-self", no_argument, NULL, OPT_REQUIRE_SELF},
+    {"admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN},
+    {"error-log", required_argument, NULL, OPT_ERROR_LOG},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"daemon", no_argument, NULL, OPT_DAEMON},
+    {"pidfile", required_argument, NULL, OPT_PIDFILE},
+    {"user", required_argument, NULL, OPT_USER},
+    {"group", required_argument, NULL, OPT_GROUP},
     {"check-config", no_argument, NULL, 't'},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
@@ -1428,12 +1743,14 @@ static const char short_options[] = "+:c:l:r:tVh";
 /* What the command line said, applied only once it was all read, so the
  * file never overrides a flag whatever their order. */
 typedef struct cli {
-    const char *config, *root, *level, *access;
+    const char *config, *root, *level, *access, *error, *workers, *pidfile, *user, *group;
     const char *listen[CIO_CONFIG_MAX_LISTEN];
     size_t nlisten;
+    const char *admin_listen[CIO_CONFIG_MAX_LISTEN];
+    size_t nadmin_listen;
     const char *server[CIO_CONFIG_MAX_SERVERS];
     size_t nserver;
-    bool help, version, check, require_self;
+    bool help, version, check, require_self, daemon;
 } cli;
 
 /* The option as typed: "--name" (without "=value") or "-x". */
@@ -1491,6 +1808,30 @@ static int parse_cli(cli *a, int argc, char **argv, char *err, size_t errlen)
         case OPT_REQUIRE_SELF:
             a->require_self = true;
             break;
+        case OPT_ADMIN_LISTEN:
+            if (a->nadmin_listen == CIO_CONFIG_MAX_LISTEN)
+                return fail(err, errlen, "--admin-listen: too many addresses (at most %d)",
+                            CIO_CONFIG_MAX_LISTEN);
+            a->admin_listen[a->nadmin_listen++] = optarg;
+            break;
+        case OPT_ERROR_LOG:
+            a->error = optarg;
+            break;
+        case OPT_WORKERS:
+            a->workers = optarg;
+            break;
+        case OPT_DAEMON:
+            a->daemon = true;
+            break;
+        case OPT_PIDFILE:
+            a->pidfile = optarg;
+            break;
+        case OPT_USER:
+            a->user = optarg;
+            break;
+        case OPT_GROUP:
+            a->group = optarg;
+            break;
         case 't':
             a->check = true;
             break;
@@ -1533,20 +1874,58 @@ static int oom_cli(char *err, size_t errlen)
     return -ENOMEM;
 }
 
+/* --listen or --admin-listen (flag): replaces list with the n addresses. */
+static int apply_cli_listen(const char *flag, const char *const *text, size_t n, cio_listen *list,
+                            size_t *count, char *err, size_t errlen)
+{
+    cio_listen parsed[CIO_CONFIG_MAX_LISTEN];
+    for (size_t i = 0; i < n; i++)
+        if (cio_listen_parse(text[i], &parsed[i]) < 0)
+            return fail(err, errlen, "%s: invalid address \"%s\" " LISTEN_HINT, flag, text[i]);
+    memcpy(list, parsed, n * sizeof(parsed[0]));
+    *count = n;
+    return 0;
+}
+
+/* --workers N: decimal digits, 0..MAX_WORKERS. */
+static int apply_cli_workers(cio_config *c, const char *text, char *err, size_t errlen)
+{
+    unsigned long v = 0;
+    const char *p = text;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (v <= MAX_WORKERS) /* past it, only the digits still matter */
+            v = v * 10 + (unsigned long)(*p - '0');
+    if (p == text || *p)
+        return fail(err, errlen, "--workers: expected a non-negative integer (got \"%s\")", text);
+    if (v > MAX_WORKERS)
+        return fail(err, errlen, "--workers: %s is out of range (0..%d)", text, MAX_WORKERS);
+    c->workers = (unsigned)v;
+    return 0;
+}
+
+/* --pidfile, --user, --group, --error-log: a non-empty string into *slot. */
+static int apply_cli_string(char **slot, const char *flag, const char *text, const char *what,
+                            char *err, size_t errlen)
+{
+    if (!*text)
+        return fail(err, errlen, "%s: expected %s", flag, what);
+    if (set_string(slot, text) < 0)
+        return oom_cli(err, errlen);
+    return 0;
+}
+
 static int apply_cli(cio_config *c, const cli *a, char *err, size_t errlen)
 {
     int r;
     if (a->config && (r = cio_config_load_file(c, a->config, err, errlen)) < 0)
         return r;
-    if (a->nlisten > 0) {
-        cio_listen parsed[CIO_CONFIG_MAX_LISTEN];
-        for (size_t i = 0; i < a->nlisten; i++)
-            if (cio_listen_parse(a->listen[i], &parsed[i]) < 0)
-                return fail(err, errlen, "--listen: invalid address \"%s\" " LISTEN_HINT,
-                            a->listen[i]);
-        memcpy(c->listen, parsed, a->nlisten * sizeof(parsed[0]));
-        c->nlisten = a->nlisten;
-    }
+    if (a->nlisten > 0 && (r = apply_cli_listen("--listen", a->listen, a->nlisten, c->listen,
+                                                &c->nlisten, err, errlen)) < 0)
+        return r;
+    if (a->nadmin_listen > 0 &&
+        (r = apply_cli_listen("--admin-listen", a->admin_listen, a->nadmin_listen, c->admin_listen,
+                              &c->nadmin_listen, err, errlen)) < 0)
+        return r;
     if (a->nserver > 0) {
         cio_server_entry *list = calloc(a->nserver, sizeof(*list));
         if (!list)
@@ -1564,6 +1943,19 @@ static int apply_cli(cio_config *c, const cli *a, char *err, size_t errlen)
     }
     if (a->require_self)
         c->discovery.require_self = true;
+    if (a->daemon)
+        c->daemon = true;
+    if (a->workers && (r = apply_cli_workers(c, a->workers, err, errlen)) < 0)
+        return r;
+    if (a->pidfile && (r = apply_cli_string(&c->pidfile, "--pidfile", a->pidfile, "a file path",
+                                            err, errlen)) < 0)
+        return r;
+    if (a->user && (r = apply_cli_string(&c->user, "--user", a->user,
+                                         "a user name or a numeric uid", err, errlen)) < 0)
+        return r;
+    if (a->group && (r = apply_cli_string(&c->group, "--group", a->group,
+                                          "a group name or a numeric gid", err, errlen)) < 0)
+        return r;
     if (a->root) {
         if (!*a->root)
             return fail(err, errlen, "--root: expected a directory path");
@@ -1582,10 +1974,25 @@ static int apply_cli(cio_config *c, const cli *a, char *err, size_t errlen)
         if (set_string(&c->log.access, a->access) < 0)
             return oom_cli(err, errlen);
     }
+    if (a->error && (r = apply_cli_string(&c->log.error, "--error-log", a->error,
+                                          "\"-\" or a file path", err, errlen)) < 0)
+        return r;
     /* Only now: --listen may have replaced the address whose port they take. */
     cio_config_resolve_bare_servers(c);
-    origin o = {a->config,        a->nlisten > 0,    a->root != NULL,
-                a->level != NULL, a->access != NULL, a->nserver > 0};
+    origin o = {
+        .file = a->config,
+        .listen = a->nlisten > 0,
+        .root = a->root != NULL,
+        .level = a->level != NULL,
+        .access = a->access != NULL,
+        .servers = a->nserver > 0,
+        .admin_listen = a->nadmin_listen > 0,
+        .error = a->error != NULL,
+        .workers = a->workers != NULL,
+        .pidfile = a->pidfile != NULL,
+        .user = a->user != NULL,
+        .group = a->group != NULL,
+    };
     return validate(c, &o, err, errlen);
 }
 
@@ -1616,6 +2023,163 @@ int cio_config_from_args(cio_config *c, int argc, char **argv, cio_config_action
     return 0;
 }
 
+/* ---- reload (SIGHUP) ---- */
+
+/* A list's length as far as the array holds it (a caller may have set it too
+ * big; validation says so, the diff only must not read past the array). */
+static size_t clamp(size_t n, size_t max)
+{
+    return n < max ? n : max;
+}
+
+static bool same_string(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Two listen entries are one socket: family, address, port and
+ * proxy_protocol, not the text ("*:80" and "0.0.0.0:80" are one). */
+static bool same_listen_list(const cio_listen *a, size_t na, const cio_listen *b, size_t nb)
+{
+    na = clamp(na, CIO_CONFIG_MAX_LISTEN);
+    nb = clamp(nb, CIO_CONFIG_MAX_LISTEN);
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!listen_same_address(&a[i], &b[i]) || listen_port(&a[i]) != listen_port(&b[i]) ||
+            a[i].proxy_protocol != b[i].proxy_protocol)
+            return false;
+    return true;
+}
+
+static bool same_listen(const cio_config *a, const cio_config *b)
+{
+    return same_listen_list(a->listen, a->nlisten, b->listen, b->nlisten);
+}
+
+static bool same_admin_listen(const cio_config *a, const cio_config *b)
+{
+    return same_listen_list(a->admin_listen, a->nadmin_listen, b->admin_listen, b->nadmin_listen);
+}
+
+static bool same_origins(const cio_config *a, const cio_config *b)
+{
+    if (norigins(a) != norigins(b))
+        return false;
+    for (size_t i = 0; i < norigins(a); i++)
+        if (!same_string(a->websocket.origins[i], b->websocket.origins[i]))
+            return false;
+    return true;
+}
+
+static bool same_servers(const cio_config *a, const cio_config *b)
+{
+    size_t n = a->servers ? clamp(a->nservers, CIO_CONFIG_MAX_SERVERS) : 0;
+    if (n != (b->servers ? clamp(b->nservers, CIO_CONFIG_MAX_SERVERS) : 0))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const cio_server_entry *x = &a->servers[i], *y = &b->servers[i];
+        if (strncmp(x->text, y->text, sizeof(x->text)) != 0 ||
+            strncmp(x->host, y->host, sizeof(x->host)) != 0 || x->port != y->port ||
+            x->bare != y->bare)
+            return false;
+    }
+    return true;
+}
+
+typedef enum diff_kind { D_U64, D_UNSIGNED, D_INT, D_BOOL, D_STRING, D_CUSTOM } diff_kind;
+
+/* Every leaf key, in the order of the defaults in cio_config.h. */
+static const struct diff_key {
+    const char *key;
+    diff_kind kind;
+    size_t off; /* of the field, unless D_CUSTOM */
+    bool (*same)(const cio_config *, const cio_config *); /* D_CUSTOM */
+    bool restart;
+} diff_keys[] = {
+#define F(key, kind, field, restart) {key, kind, offsetof(cio_config, field), NULL, restart}
+#define L(key, same, restart)        {key, D_CUSTOM, 0, same, restart}
+    L("listen", same_listen, true),
+    L("admin_listen", same_admin_listen, true),
+    F("root", D_STRING, root, false),
+    F("serve_dotfiles", D_BOOL, serve_dotfiles, false),
+    F("pool_threads", D_UNSIGNED, pool_threads, true),
+    F("pool_queue", D_UNSIGNED, pool_queue, true),
+    F("pool_priority", D_INT, pool_priority, true),
+    F("workers", D_UNSIGNED, workers, true),
+    F("daemon", D_BOOL, daemon, true),
+    F("pidfile", D_STRING, pidfile, true),
+    F("user", D_STRING, user, true),
+    F("group", D_STRING, group, true),
+    F("limits.max_connections", D_U64, limits.max_connections, false),
+    F("limits.max_header_bytes", D_U64, limits.max_header_bytes, false),
+    F("limits.max_uri_bytes", D_U64, limits.max_uri_bytes, false),
+    F("limits.max_body_bytes", D_U64, limits.max_body_bytes, false),
+    F("limits.max_requests_per_connection", D_U64, limits.max_requests_per_connection, false),
+    F("limits.max_connections_per_ip", D_U64, limits.max_connections_per_ip, false),
+    F("limits.max_buffered_bytes", D_U64, limits.max_buffered_bytes, false),
+    F("timeouts.header_ms", D_U64, timeouts.header_ms, false),
+    F("timeouts.body_ms", D_U64, timeouts.body_ms, false),
+    F("timeouts.keepalive_ms", D_U64, timeouts.keepalive_ms, false),
+    F("timeouts.write_ms", D_U64, timeouts.write_ms, false),
+    F("timeouts.handler_ms", D_U64, timeouts.handler_ms, false),
+    F("timeouts.pool_wait_ms", D_U64, timeouts.pool_wait_ms, false),
+    F("timeouts.drain_ms", D_U64, timeouts.drain_ms, false),
+    F("log.level", D_INT, log.level, false),
+    F("log.access", D_STRING, log.access, false),
+    F("log.format", D_INT, log.format, false),
+    F("log.error", D_STRING, log.error, true), /* reopened on SIGHUP, never moved */
+    F("websocket.max_message_bytes", D_U64, websocket.max_message_bytes, false),
+    F("websocket.ping_interval_ms", D_U64, websocket.ping_interval_ms, false),
+    F("websocket.idle_timeout_ms", D_U64, websocket.idle_timeout_ms, false),
+    F("websocket.send_queue_bytes", D_U64, websocket.send_queue_bytes, false),
+    L("websocket.origins", same_origins, false),
+    F("websocket.compression", D_BOOL, websocket.compression, false),
+    F("websocket.compression_window_bits", D_U64, websocket.compression_window_bits, false),
+    L("servers", same_servers, true),
+    F("discovery.interval_ms", D_U64, discovery.interval_ms, true),
+    F("discovery.window_ms", D_U64, discovery.window_ms, true),
+    F("discovery.request_timeout_ms", D_U64, discovery.request_timeout_ms, true),
+    F("discovery.require_self", D_BOOL, discovery.require_self, true),
+    F("health.stall_ms", D_U64, health.stall_ms, false),
+    F("debug.slow_ms", D_U64, debug.slow_ms, false),
+#undef F
+#undef L
+};
+
+static bool same_key(const struct diff_key *k, const cio_config *a, const cio_config *b)
+{
+    const void *x = (const char *)a + k->off, *y = (const char *)b + k->off;
+    switch (k->kind) {
+    case D_U64:
+        return *(const uint64_t *)x == *(const uint64_t *)y;
+    case D_UNSIGNED:
+        return *(const unsigned *)x == *(const unsigned *)y;
+    case D_INT:
+        return *(const int *)x == *(const int *)y;
+    case D_BOOL:
+        return *(const bool *)x == *(const bool *)y;
+    case D_STRING:
+        return same_string(*(char *const *)x, *(char *const *)y);
+    case D_CUSTOM:
+        break;
+    }
+    return k->same(a, b);
+}
+
+size_t cio_config_diff(const cio_config *a, const cio_config *b, cio_config_change *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(diff_keys) / sizeof(diff_keys[0]); i++) {
+        if (same_key(&diff_keys[i], a, b))
+            continue;
+        if (out && n < max)
+            out[n] = (cio_config_change){diff_keys[i].key, diff_keys[i].restart};
+        n++;
+    }
+    return n;
+}
+
 /* ---- usage ---- */
 
 void cio_config_usage(FILE *out, const char *argv0)
@@ -1633,9 +2197,19 @@ void cio_config_usage(FILE *out, const char *argv0)
             "  -l, --listen ADDR:PORT   listen on ADDR:PORT; repeat for up to %d addresses\n"
             "                           (replaces the file's list); ADDR is an IPv4 address,\n"
             "                           [IPv6], * (all IPv4) or localhost; PORT 0 = any free\n"
+            "      --admin-listen ADDR:PORT\n"
+            "                           serve /metrics, /cluster and /status on ADDR:PORT\n"
+            "                           instead; repeat for up to %d (replaces the file's\n"
+            "                           list); none may overlap a listen address\n"
             "  -r, --root DIR           serve files from the directory DIR\n"
             "      --log-level LEVEL    error, warn, info or debug\n"
             "      --access-log FILE    append the access log to FILE; - = stderr, off = none\n"
+            "      --error-log FILE     append the error/info log to FILE; - = stderr\n"
+            "      --workers N          0..%d serving workers, 0 = one per CPU\n"
+            "      --daemon             detach into the background\n"
+            "      --pidfile FILE       write the daemon's pid to FILE\n"
+            "      --user NAME          after binding, switch to the user NAME (or a uid)\n"
+            "      --group NAME         after binding, switch to the group NAME (or a gid)\n"
             "      --server HOST[:PORT] a cluster member; repeat for up to %d (replaces the\n"
             "                           file's list); HOST is a DNS name, an IPv4 address or\n"
             "                           [IPv6]; without PORT, the first listen address's port\n"
@@ -1647,7 +2221,14 @@ void cio_config_usage(FILE *out, const char *argv0)
             "\n"
             "Configuration file (JSON; every key is optional, unknown keys are errors):\n"
             "  {\n"
-            "    \"listen\": [\"0.0.0.0:8080\"],          1..%d addresses\n"
+            "    \"listen\": [\"0.0.0.0:8080\"],          1..%d addresses, each a string or\n"
+            "                                         {\"address\": \"ADDR:PORT\",\n"
+            "                                          \"proxy_protocol\": true} (a PROXY\n"
+            "                                         protocol header starts each connection)\n"
+            "    \"admin_listen\": [],                  0..%d addresses (same forms) for\n"
+            "                                         /metrics, /cluster and /status; [] =\n"
+            "                                         on the listen addresses; none may\n"
+            "                                         overlap a listen address\n"
             "    \"root\": null,                        document root directory, or null\n"
             "    \"serve_dotfiles\": false,             true or false: serve static paths with a\n"
             "                                         segment starting with \".\"; false: 404\n"
@@ -1656,6 +2237,14 @@ void cio_config_usage(FILE *out, const char *argv0)
             "    \"pool_queue\": 1024,                  1..%d queued (not yet running) pool jobs\n"
             "    \"pool_priority\": \"low\",             workers vs the loop: low (nice 19),\n"
             "                                         idle (SCHED_IDLE) or normal\n"
+            "    \"workers\": 1,                        0..%d serving workers, 0 = one per CPU\n"
+            "    \"daemon\": false,                     true or false: detach into the background\n"
+            "    \"pidfile\": null,                     file for the daemon's pid, or null\n"
+            "    \"user\": null,                        after binding, switch to this user (a\n"
+            "                                         name or a numeric uid), or null\n"
+            "    \"group\": null,                       after binding, switch to this group (a\n"
+            "                                         name or a numeric gid), or null: the\n"
+            "                                         user's own\n"
             "    \"limits\": {\n"
             "      \"max_connections\": 100000,         1..1000000; past it, accepting pauses\n"
             "      \"max_header_bytes\": 8192,          1024..1048576; request head, else 431\n"
@@ -1684,7 +2273,10 @@ void cio_config_usage(FILE *out, const char *argv0)
             "    },\n"
             "    \"log\": {\n"
             "      \"level\": \"info\",                   error, warn, info or debug\n"
-            "      \"access\": \"-\"                      - = stderr, off, or a file path\n"
+            "      \"access\": \"-\",                     - = stderr, off, or a file path\n"
+            "      \"format\": \"combined\",              the access log's: combined or json\n"
+            "      \"error\": \"-\"                       the error/info log: - = stderr, or a\n"
+            "                                         file path\n"
             "    },\n"
             "    \"websocket\": {\n"
             "      \"max_message_bytes\": 1048576,      1..1073741824 (1 GiB); a message from\n"
@@ -1718,8 +2310,18 @@ void cio_config_usage(FILE *out, const char *argv0)
             "      \"request_timeout_ms\": 1000,        1..60000: one GET /server_id\n"
             "      \"require_self\": false              true or false: exit non-zero when the\n"
             "                                         window ends without finding this server\n"
+            "    },\n"
+            "    \"health\": {\n"
+            "      \"stall_ms\": 5000                   100..3600000: /healthz answers 503 when\n"
+            "                                         the loop has not completed a turn for\n"
+            "                                         this long\n"
+            "    },\n"
+            "    \"debug\": {\n"
+            "      \"slow_ms\": 100                     0..60000: log a coroutine that runs this\n"
+            "                                         long without awaiting; 0 = off\n"
             "    }\n"
             "  }\n",
-            prog, CIO_CONFIG_MAX_LISTEN, CIO_CONFIG_MAX_SERVERS, CIO_CONFIG_MAX_LISTEN, MAX_THREADS,
-            MAX_QUEUE, CIO_CONFIG_MAX_SERVERS);
+            prog, CIO_CONFIG_MAX_LISTEN, CIO_CONFIG_MAX_LISTEN, MAX_WORKERS, CIO_CONFIG_MAX_SERVERS,
+            CIO_CONFIG_MAX_LISTEN, CIO_CONFIG_MAX_LISTEN, MAX_THREADS, MAX_QUEUE, MAX_WORKERS,
+            CIO_CONFIG_MAX_SERVERS);
 }

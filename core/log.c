@@ -10,6 +10,7 @@
 #include "cio_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +181,17 @@ void cio_log_writer_destroy(cio_log_writer *w)
 static _Atomic int log_level = CIO_LOG_INFO;
 static _Atomic int log_pid; /* getpid() is a system call in current glibc: cache it */
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+/* A child of fork() (a daemon detaching) has another pid. */
+static void log_forked(void)
+{
+    atomic_store(&log_pid, 0);
+}
+
+__attribute__((constructor)) static void log_init(void)
+{
+    pthread_atfork(NULL, NULL, log_forked);
+}
 
 void cio_log_set_level(enum cio_log_level level)
 {

@@ -73,6 +73,14 @@ typedef struct cio_http_opts {
  * defaults). Returns 0, -ENOMEM, or -errno from opening the document root. */
 int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_server **out);
 
+/* Applies new settings to a running server (a daemon's SIGHUP): limits,
+ * timeouts, the document root, serve_dotfiles, the access log (the old
+ * writer stays the caller's to destroy). They count for what starts
+ * afterwards: connections and requests in progress keep the deadlines they
+ * have. The budget and the Server header stay as created. 0, or -errno from
+ * opening the new root (then nothing changed). */
+int cio_http_server_reconfigure(cio_http_server *srv, const cio_http_opts *opts);
+
 /* Adds a route: method ("GET", "POST", ...) and a path pattern whose segments
  * are literal or ":name" parameters ("/users/:id"). A GET route also answers
  * HEAD. Literal segments win over parameters. 0, -EINVAL or -ENOMEM. */

@@ -45,6 +45,24 @@ static void set_defaults(cio_http_opts *o)
     /* keepalive_timeout 0 means "no keep-alive": the caller sets 75 s */
 }
 
+int cio_http_server_reconfigure(cio_http_server *srv, const cio_http_opts *opts)
+{
+    cio_http_opts o = *opts;
+    set_defaults(&o);
+    int fd = -1;
+    if (o.root && (fd = open(o.root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -errno;
+    if (srv->root_fd >= 0)
+        close(srv->root_fd);
+    srv->root_fd = fd;
+    o.budget = srv->o.budget; /* shared with WebSocket routes: not the server's to swap */
+    o.server_header = NULL;
+    o.root = NULL;
+    srv->o = o;
+    http_allow_all_update(srv); /* GET and HEAD come and go with the root */
+    return 0;
+}
+
 int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_server **out)
 {
     cio_http_server *srv = calloc(1, sizeof(*srv));

@@ -3,12 +3,22 @@
  *
  * Signals are read through the ring from a signalfd: SIGINT or SIGTERM starts
  * a graceful shutdown (stop accepting, let in-flight requests finish within
- * timeouts.drain_ms, exit 0); a second one cuts the drain short.
+ * timeouts.drain_ms, exit 0); a second one cuts the drain short. SIGHUP
+ * reopens the log files and reloads what can change while running.
+ *
+ * Startup order: configuration; the open-files limit; the pidfile, locked;
+ * --daemon detaches (before any ring or thread exists: a SINGLE_ISSUER ring
+ * belongs to the task that made it, and threads do not survive a fork, so
+ * both are made after); then the loop, the pool, the listeners; then
+ * privileges are dropped (--user/--group), and only then is the daemon
+ * ready (systemd's READY=1; the waiting parent of --daemon exits 0).
  *
  * Exit status: 0 after a clean shutdown, 1 when the server cannot start
- * (e.g. the address is in use), 2 for configuration errors.
+ * (e.g. the address is in use, the pidfile is locked), 2 for configuration
+ * errors.
  */
 #include "cio_config.h"
+#include "daemon.h"
 #include "server.h"
 
 #include <errno.h>
@@ -32,7 +42,18 @@
 
 typedef struct daemon {
     cio_config cfg;
+    int argc;
+    char **argv; /* read again at SIGHUP */
     int sigfd;
+    int ready_fd;   /* --daemon: tells the waiting parent how the start went, or -1 */
+    int pidfile_fd; /* the locked pidfile, or -1 */
+    int term_fd;    /* the terminal's stderr while the process log goes to a file, or -1 */
+    /* what SIGHUP reconfigures */
+    corio_app *app;
+    cio_http_server *srv;
+    cio_budget *budget;
+    cio_log_writer *access;
+    int access_fd;
     cio_event stop;
     cio_scope *drain; /* the shutdown in progress, cancelled by a second signal */
     int signals;
@@ -40,6 +61,165 @@ typedef struct daemon {
     bool self_lost;  /* --require-self and discovery failed: exit 1 */
     cio_discovery *disc;
 } daemon_t;
+
+static int open_access_log(const char *spec, cio_log_writer **out, int *fd_out)
+{
+    *out = NULL;
+    *fd_out = -1;
+    if (strcmp(spec, "off") == 0)
+        return 0;
+    int fd = STDERR_FILENO;
+    if (strcmp(spec, "-") != 0) {
+        /* At startup, before serving: a blocking open is fine here. */
+        fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return -errno;
+        *fd_out = fd;
+    }
+    return cio_log_writer_create(NULL, fd, 4 * 1024 * 1024, out);
+}
+
+/* The process log to a file (log.error), put in place of stderr: the
+ * loop's writer writes to fd 2, so lines go to the new file from the next
+ * write on. Also how SIGHUP reopens it after a rename (logrotate). At
+ * startup and SIGHUP: a blocking open is fine. 0 or -errno. */
+static int open_error_log(const char *path)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return 0;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    int rc = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+static cio_http_opts http_opts_of(const cio_config *cfg, cio_log_writer *access, cio_budget *b)
+{
+    return (cio_http_opts){
+        .max_connections = cfg->limits.max_connections,
+        .max_header_bytes = cfg->limits.max_header_bytes,
+        .max_uri_bytes = cfg->limits.max_uri_bytes,
+        .max_body_bytes = cfg->limits.max_body_bytes,
+        .max_requests_per_conn = cfg->limits.max_requests_per_connection,
+        .max_conns_per_addr = cfg->limits.max_connections_per_ip,
+        .header_timeout = CIO_MS(cfg->timeouts.header_ms),
+        .body_timeout = CIO_MS(cfg->timeouts.body_ms),
+        .keepalive_timeout = CIO_MS(cfg->timeouts.keepalive_ms),
+        .write_timeout = CIO_MS(cfg->timeouts.write_ms),
+        .handler_timeout = cfg->timeouts.handler_ms ? CIO_MS(cfg->timeouts.handler_ms) : CIO_NEVER,
+        .root = cfg->root,
+        .serve_dotfiles = cfg->serve_dotfiles,
+        .access_log = access,
+        .budget = b,
+    };
+}
+
+/* The WebSocket routes' settings (their connections read them live). */
+static void ws_opts_of(const cio_config *cfg, corio_app *app, cio_budget *b)
+{
+    cio_ws_opts *w = &app->ws_opts;
+    cio_ws_opts_defaults(w);
+    w->max_message_bytes = cfg->websocket.max_message_bytes;
+    w->send_queue_bytes = cfg->websocket.send_queue_bytes;
+    w->ping_interval =
+        cfg->websocket.ping_interval_ms ? CIO_MS(cfg->websocket.ping_interval_ms) : CIO_NEVER;
+    w->idle_timeout =
+        cfg->websocket.idle_timeout_ms ? CIO_MS(cfg->websocket.idle_timeout_ms) : CIO_NEVER;
+    w->write_timeout = CIO_MS(cfg->timeouts.write_ms);
+    w->origins = (const char *const *)cfg->websocket.origins;
+    w->norigins = cfg->websocket.norigins;
+    w->compression = cfg->websocket.compression;
+    w->deflate_window_bits = (uint8_t)cfg->websocket.compression_window_bits;
+    w->budget = b;
+    app->chat_opts = *w;
+    app->chat_opts.shared_frames = true;
+    app->pool_wait = CIO_MS(cfg->timeouts.pool_wait_ms);
+}
+
+/* SIGHUP: reopens the log files (logrotate renamed them), and reads the
+ * command line and its file again: what can change while running is
+ * applied, what cannot is named and kept; a configuration that does not
+ * validate changes nothing. */
+static void reload(daemon_t *d)
+{
+    corio_notify("RELOADING=1");
+    cio_config nc;
+    char err[512];
+    if (cio_config_from_args(&nc, d->argc, d->argv, NULL, err, sizeof(err)) < 0) {
+        cio_error("SIGHUP: %s: keeping the running configuration", err);
+        cio_config_free(&nc);
+        goto reopen;
+    }
+    cio_config_change ch[64];
+    size_t n = cio_config_diff(&d->cfg, &nc, ch, 64);
+    char live[1024] = "", later[1024] = "";
+    size_t ll = 0, rl = 0;
+    for (size_t i = 0; i < n && i < 64; i++) {
+        char *buf = ch[i].restart ? later : live;
+        size_t *len = ch[i].restart ? &rl : &ll;
+        if (*len < sizeof(live))
+            *len += (size_t)snprintf(buf + *len, sizeof(live) - *len, "%s%s", *len ? ", " : "",
+                                     ch[i].key);
+    }
+    /* What is applied moves into the running configuration; the rest of
+     * nc (what needs a restart) is dropped with it. */
+    cio_config *c = &d->cfg;
+#define TAKE(field)                                                                              \
+    do {                                                                                         \
+        __typeof__(c->field) t_ = c->field;                                                      \
+        c->field = nc.field;                                                                     \
+        nc.field = t_;                                                                           \
+    } while (0)
+    TAKE(limits);
+    TAKE(timeouts);
+    TAKE(root);
+    TAKE(serve_dotfiles);
+    TAKE(log.level);
+    TAKE(log.access);
+    TAKE(log.format);
+    TAKE(websocket);
+    TAKE(health);
+    TAKE(debug);
+#undef TAKE
+    cio_config_free(&nc);
+    cio_log_set_level((enum cio_log_level)c->log.level);
+    ws_opts_of(c, d->app, d->budget);
+    if (ll)
+        cio_info("SIGHUP: applied: %s", live);
+    if (rl)
+        cio_warn("SIGHUP: changed, but they need a restart (still running with the old values): %s",
+                 later);
+    if (!ll && !rl)
+        cio_info("SIGHUP: configuration unchanged");
+reopen:;
+    /* The logs are reopened in any case: that is what logrotate asks. */
+    int rc = open_error_log(d->cfg.log.error);
+    if (rc < 0)
+        cio_error("SIGHUP: error log %s: %s", d->cfg.log.error, strerror(-rc));
+    cio_log_writer *w;
+    int fd;
+    rc = open_access_log(d->cfg.log.access, &w, &fd);
+    if (rc < 0) {
+        cio_error("SIGHUP: access log %s: %s (keeping the old one)", d->cfg.log.access,
+                  strerror(-rc));
+        w = d->access;
+        fd = -2; /* unchanged */
+    }
+    cio_http_opts o = http_opts_of(&d->cfg, w, d->budget);
+    rc = cio_http_server_reconfigure(d->srv, &o);
+    if (rc < 0)
+        cio_error("SIGHUP: %s: %s", d->cfg.root ? d->cfg.root : "root", strerror(-rc));
+    if (fd != -2) {
+        cio_log_writer_destroy(d->access);
+        if (d->access_fd >= 0)
+            close(d->access_fd);
+        d->access = w;
+        d->access_fd = fd;
+    }
+    corio_notify("READY=1");
+}
 
 static intptr_t watch_signals(void *arg)
 {
@@ -49,8 +229,13 @@ static intptr_t watch_signals(void *arg)
         ssize_t n = cio_read(d->sigfd, &si, sizeof(si), -1, CIO_NEVER);
         if (n != (ssize_t)sizeof(si))
             return n < 0 ? n : -EIO;
+        if (si.ssi_signo == SIGHUP) {
+            reload(d);
+            continue;
+        }
         d->signals++;
         if (d->signals == 1) {
+            corio_notify("STOPPING=1");
             cio_info("%s: shutting down gracefully (drain %llu ms)", strsignal((int)si.ssi_signo),
                      (unsigned long long)d->cfg.timeouts.drain_ms);
             cio_event_set(&d->stop);
@@ -101,22 +286,6 @@ static int discovery_create(const cio_config *cfg, cio_http_client *client, cons
     return rc;
 }
 
-static int open_access_log(const char *spec, cio_log_writer **out, int *fd_out)
-{
-    *out = NULL;
-    *fd_out = -1;
-    if (strcmp(spec, "off") == 0)
-        return 0;
-    int fd = STDERR_FILENO;
-    if (strcmp(spec, "-") != 0) {
-        /* At startup, before serving: a blocking open is fine here. */
-        fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0)
-            return -errno;
-        *fd_out = fd;
-    }
-    return cio_log_writer_create(NULL, fd, 4 * 1024 * 1024, out);
-}
 
 /* The lowest memory limit on the way from cgroup path (under mount) up to
  * its root, read from file in each; UINT64_MAX when none. v2 writes "max"
@@ -204,28 +373,15 @@ static intptr_t serve(void *arg)
     cio_pool_opts po = {.threads = cfg->pool_threads,
                         .queue = cfg->pool_queue,
                         .priority = prio[cfg->pool_priority]};
-    app.pool_wait = CIO_MS(cfg->timeouts.pool_wait_ms);
     uint64_t cgroup_max;
     uint64_t limit = buffered_limit(cfg, &cgroup_max);
     cio_budget_init(&budget, NULL, limit);
     if (cgroup_max / 4 < BUDGET_DEFAULT)
         cio_info("memory budget for buffered bytes: %llu MiB (the cgroup may use %llu MiB)",
                  (unsigned long long)(limit >> 20), (unsigned long long)(cgroup_max >> 20));
-    cio_ws_opts_defaults(&app.ws_opts);
-    app.ws_opts.max_message_bytes = cfg->websocket.max_message_bytes;
-    app.ws_opts.send_queue_bytes = cfg->websocket.send_queue_bytes;
-    app.ws_opts.ping_interval =
-        cfg->websocket.ping_interval_ms ? CIO_MS(cfg->websocket.ping_interval_ms) : CIO_NEVER;
-    app.ws_opts.idle_timeout =
-        cfg->websocket.idle_timeout_ms ? CIO_MS(cfg->websocket.idle_timeout_ms) : CIO_NEVER;
-    app.ws_opts.write_timeout = CIO_MS(cfg->timeouts.write_ms);
-    app.ws_opts.origins = (const char *const *)cfg->websocket.origins;
-    app.ws_opts.norigins = cfg->websocket.norigins;
-    app.ws_opts.compression = cfg->websocket.compression;
-    app.ws_opts.deflate_window_bits = (uint8_t)cfg->websocket.compression_window_bits;
-    app.ws_opts.budget = &budget;
-    app.chat_opts = app.ws_opts;
-    app.chat_opts.shared_frames = true;
+    ws_opts_of(cfg, &app, &budget);
+    d->app = &app;
+    d->budget = &budget;
     int rc = cio_peer_id_generate(&app.id);
     if (rc < 0) {
         cio_error("cannot generate the server id: %s", strerror(-rc));
@@ -246,24 +402,11 @@ static intptr_t serve(void *arg)
         cio_error("access log %s: %s", cfg->log.access, strerror(-rc));
         goto out;
     }
-    cio_http_opts o = {
-        .max_connections = cfg->limits.max_connections,
-        .max_header_bytes = cfg->limits.max_header_bytes,
-        .max_uri_bytes = cfg->limits.max_uri_bytes,
-        .max_body_bytes = cfg->limits.max_body_bytes,
-        .max_requests_per_conn = cfg->limits.max_requests_per_connection,
-        .max_conns_per_addr = cfg->limits.max_connections_per_ip,
-        .header_timeout = CIO_MS(cfg->timeouts.header_ms),
-        .body_timeout = CIO_MS(cfg->timeouts.body_ms),
-        .keepalive_timeout = CIO_MS(cfg->timeouts.keepalive_ms),
-        .write_timeout = CIO_MS(cfg->timeouts.write_ms),
-        .handler_timeout = cfg->timeouts.handler_ms ? CIO_MS(cfg->timeouts.handler_ms) : CIO_NEVER,
-        .root = cfg->root,
-        .serve_dotfiles = cfg->serve_dotfiles,
-        .access_log = access,
-        .budget = &budget,
-    };
+    cio_http_opts o = http_opts_of(cfg, access, &budget);
     rc = cio_http_server_create(NULL, &o, &srv);
+    d->srv = srv;
+    d->access = access;
+    d->access_fd = access_fd;
     if (rc < 0) {
         cio_error("cannot start: %s%s%s", cfg->root ? cfg->root : "", cfg->root ? ": " : "",
                   strerror(-rc));
@@ -324,6 +467,16 @@ static intptr_t serve(void *arg)
         cio_heap_trim_start(NULL, HEAP_TRIM_INTERVAL, HEAP_TRIM_MIN);
     cio_pool_stats ps;
     cio_pool_get_stats(app.pool, &ps);
+    /* Bound to every address: now the privileges that took can go. */
+    char err[256];
+    if (corio_drop_privileges(cfg->user, cfg->group, err, sizeof(err)) < 0) {
+        cio_error("%s: refusing to run on with the privileges it has", err);
+        goto out;
+    }
+    if (d->pidfile_fd >= 0 && (rc = corio_pidfile_write(d->pidfile_fd)) < 0) {
+        cio_error("pidfile %s: %s", cfg->pidfile, strerror(-rc));
+        goto out;
+    }
     cio_info("corio %s ready (id %s, pool: %u threads, root: %s, servers: %zu%s)", CIO_VERSION,
              app.id.hex, ps.threads, cfg->root ? cfg->root : "none", cfg->nservers,
              cfg->nservers ? ", searching for self" : ", standalone");
@@ -333,6 +486,13 @@ static intptr_t serve(void *arg)
     if (rc < 0) {
         cio_error("cannot watch signals: %s", strerror(-rc));
         goto out;
+    }
+    corio_notify("READY=1");
+    corio_daemon_started(d->ready_fd);
+    d->ready_fd = -1;
+    if (d->term_fd >= 0) {
+        close(d->term_fd); /* started: failures from now on are the log's to tell */
+        d->term_fd = -1;
     }
     cio_event_wait(&d->stop, CIO_NEVER);
 
@@ -389,9 +549,10 @@ out:
         cio_pool_destroy(app.pool);
     cio_ws_topics_destroy(app.rooms);
     cio_budget_fini(&budget);
-    cio_log_writer_destroy(access);
-    if (access_fd >= 0)
-        close(access_fd);
+    /* SIGHUP may have replaced them. */
+    cio_log_writer_destroy(d->access);
+    if (d->access_fd >= 0)
+        close(d->access_fd);
     if (result == 0 || d->self_lost)
         cio_info("stopped");
     return result;
@@ -399,7 +560,8 @@ out:
 
 int main(int argc, char **argv)
 {
-    daemon_t d = {.sigfd = -1};
+    daemon_t d = {.argc = argc, .argv = argv, .sigfd = -1, .ready_fd = -1, .pidfile_fd = -1,
+                  .term_fd = -1, .access_fd = -1};
     char err[512];
     cio_config_action action;
     if (cio_config_from_args(&d.cfg, argc, argv, &action, err, sizeof(err)) < 0) {
@@ -424,8 +586,7 @@ int main(int argc, char **argv)
         break;
     }
 
-    /* Signals go to the signalfd (blocked before any thread exists, so every
-     * thread inherits the mask); a vanished peer gives EPIPE, not SIGPIPE. */
+    /* A vanished peer gives EPIPE, not SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
 #ifdef M_MMAP_THRESHOLD
     /* Large buffers (bodies being received, big responses, message
@@ -435,15 +596,46 @@ int main(int argc, char **argv)
     if (!getenv("CORIO_NO_TRIM"))
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
 #endif
+    /* Every connection is a file: the soft limit (often 1024) goes up to
+     * the hard one. */
+    rlim_t nofile = corio_nofile_raise();
+    int status = 1;
+    if (d.cfg.pidfile && (d.pidfile_fd = corio_pidfile_lock(d.cfg.pidfile, err, sizeof(err))) < 0) {
+        fprintf(stderr, "corio: %s\n", err);
+        goto done;
+    }
+    if (d.cfg.log.error && strcmp(d.cfg.log.error, "-") != 0) {
+        /* The terminal keeps hearing about a failed start. */
+        d.term_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+        int rc = open_error_log(d.cfg.log.error);
+        if (rc < 0) {
+            fprintf(stderr, "corio: error log %s: %s\n", d.cfg.log.error, strerror(-rc));
+            goto done;
+        }
+    }
+    if (d.cfg.daemon) {
+        /* Before the ring and the pool's threads exist (see the top). The
+         * working directory stays: relative paths of the command line are
+         * read again at SIGHUP. */
+        d.ready_fd = corio_daemonize();
+        if (d.ready_fd < 0) {
+            fprintf(stderr, "corio: cannot detach: %s\n", strerror(-d.ready_fd));
+            goto done;
+        }
+    }
+
+    /* Signals go to the signalfd (blocked before any thread exists, so every
+     * thread inherits the mask). */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     d.sigfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (d.sigfd < 0) {
         perror("corio: signalfd");
-        return 1;
+        goto done;
     }
     cio_log_set_level((enum cio_log_level)d.cfg.log.level);
     cio_event_init(&d.stop);
@@ -452,15 +644,31 @@ int main(int argc, char **argv)
     int rc = cio_loop_create(&loop, NULL);
     if (rc < 0) {
         fprintf(stderr, "corio: io_uring: %s\n", strerror(-rc));
-        return 1;
+        goto done;
     }
+    if (nofile && nofile < 4096)
+        cio_warn("open files limited to %llu (ulimit -n): few connections fit",
+                 (unsigned long long)nofile);
     intptr_t r = cio_run(loop, serve, &d);
     if (d.abandon) {
         cio_loop_abandon(loop);
+        corio_pidfile_remove(d.cfg.pidfile, d.pidfile_fd);
         _exit(d.self_lost ? 1 : 0); /* no atexit handlers: pool threads are still inside jobs */
     }
     cio_loop_destroy(loop);
-    close(d.sigfd);
+    status = r == 0 ? 0 : 1;
+done:
+    if (d.ready_fd >= 0) /* it never started: the waiting parent exits with our status */
+        corio_daemon_failed(d.ready_fd, status);
+    if (d.term_fd >= 0) {
+        if (status)
+            dprintf(d.term_fd, "corio: could not start; the error log says why: %s\n",
+                    d.cfg.log.error);
+        close(d.term_fd);
+    }
+    corio_pidfile_remove(d.cfg.pidfile, d.pidfile_fd);
+    if (d.sigfd >= 0)
+        close(d.sigfd);
     cio_config_free(&d.cfg);
-    return r == 0 ? 0 : 1;
+    return status;
 }

@@ -429,7 +429,7 @@ START_TEST(json_unknown_nested_key_names_path)
     expect_load_error("{\"limits\": {\"max_bodybytes\": 1}}",
                       "unknown key \"limits.max_bodybytes\"");
     expect_load_error("{\"timeouts\": {\"idle_ms\": 1}}", "unknown key \"timeouts.idle_ms\"");
-    expect_load_error("{\"log\": {\"format\": \"json\"}}", "unknown key \"log.format\"");
+    expect_load_error("{\"log\": {\"formats\": \"json\"}}", "unknown key \"log.formats\"");
     expect_load_error("{\"websocket\": {\"max_frame_bytes\": 1}}",
                       "test.json: unknown key \"websocket.max_frame_bytes\"");
     expect_load_error("{\"websocket\": {\"compression\": true, \"origin\": []}}",
@@ -2456,6 +2456,832 @@ START_TEST(usage_lists_servers_and_discovery)
 }
 END_TEST
 
+/* ---- operations (issue 10) ---- */
+
+START_TEST(defaults_operations)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert(!c.listen[0].proxy_protocol);
+    ck_assert_uint_eq(c.nadmin_listen, 0);
+    ck_assert_uint_eq(c.workers, 1);
+    ck_assert(!c.daemon);
+    ck_assert_ptr_null(c.pidfile);
+    ck_assert_ptr_null(c.user);
+    ck_assert_ptr_null(c.group);
+    ck_assert_int_eq(c.log.format, CIO_CONFIG_LOG_COMBINED);
+    ck_assert_str_eq(c.log.error, "-");
+    ck_assert_uint_eq(c.health.stall_ms, 5000);
+    ck_assert_uint_eq(c.debug.slow_ms, 100);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_daemon)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"daemon\": true}"), 0);
+    ck_assert(c.daemon);
+    ck_assert_int_eq(load(&c, "{\"daemon\": false}"), 0);
+    ck_assert(!c.daemon);
+    cio_config_free(&c);
+    expect_load_error("{\"daemon\": 1}", "test.json: daemon: expected true or false");
+    expect_load_error("{\"daemon\": \"yes\"}", "daemon: expected true or false");
+}
+END_TEST
+
+START_TEST(args_daemon)
+{
+    const char *p = write_file("corio.json", "{\"daemon\": false}");
+    cio_config c;
+    ck_assert_msg(from_args(&c, "--daemon", "--config", (char *)p) == 0, "%s", err);
+    ck_assert(c.daemon);
+    cio_config_free(&c);
+    expect_args_error((char *[]){"corio", "--daemon=yes", NULL},
+                      "option \"--daemon\" takes no argument (see --help)");
+}
+END_TEST
+
+START_TEST(json_pidfile_set_and_cleared_by_null)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"pidfile\": \"/run/corio.pid\"}"), 0);
+    ck_assert_str_eq(c.pidfile, "/run/corio.pid");
+    expect_valid(&c, "pidfile");
+    ck_assert_int_eq(load(&c, "{\"pidfile\": null}"), 0);
+    ck_assert_ptr_null(c.pidfile);
+    cio_config_free(&c);
+    expect_load_error("{\"pidfile\": \"\"}", "test.json: pidfile: expected a file path or null");
+    expect_load_error("{\"pidfile\": 5}", "pidfile: expected a file path or null");
+    expect_load_error("{\"pidfile\": [\"/run/corio.pid\"]}",
+                      "pidfile: expected a file path or null");
+}
+END_TEST
+
+START_TEST(args_pidfile)
+{
+    const char *p = write_file("corio.json", "{\"pidfile\": \"/run/a.pid\"}");
+    cio_config c;
+    ck_assert_msg(from_args(&c, "--pidfile", "/run/b.pid", "--config", (char *)p) == 0, "%s", err);
+    ck_assert_str_eq(c.pidfile, "/run/b.pid");
+    cio_config_free(&c);
+    expect_args_error((char *[]){"corio", "--pidfile", "", NULL},
+                      "--pidfile: expected a file path");
+    expect_args_error((char *[]){"corio", "--pidfile", NULL},
+                      "option \"--pidfile\" requires an argument");
+}
+END_TEST
+
+START_TEST(validate_pidfile_not_empty)
+{
+    cio_config c;
+    valid_base(&c);
+    c.pidfile = strdup("");
+    expect_invalid(&c, "pidfile: expected a file path");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_user_and_group)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"user\": \"root\", \"group\": \"0\"}"), 0);
+    ck_assert_str_eq(c.user, "root");
+    ck_assert_str_eq(c.group, "0");
+    expect_valid(&c, "root and 0");
+    ck_assert_int_eq(load(&c, "{\"user\": null, \"group\": null}"), 0);
+    ck_assert_ptr_null(c.user);
+    ck_assert_ptr_null(c.group);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_user_and_group_wrong_types)
+{
+    expect_load_error("{\"user\": 0}",
+                      "test.json: user: expected a user name, a numeric uid or null");
+    expect_load_error("{\"user\": \"\"}", "user: expected a user name, a numeric uid or null");
+    expect_load_error("{\"group\": false}",
+                      "test.json: group: expected a group name, a numeric gid or null");
+    expect_load_error("{\"group\": \"\"}", "group: expected a group name, a numeric gid or null");
+}
+END_TEST
+
+START_TEST(args_user_and_group)
+{
+    const char *p =
+        write_file("corio.json", "{\"user\": \"corio-no-such-user\", \"group\": \"x\"}");
+    cio_config c;
+    ck_assert_msg(from_args(&c, "--config", (char *)p, "--user", "0", "--group", "root") == 0, "%s",
+                  err);
+    ck_assert_str_eq(c.user, "0");
+    ck_assert_str_eq(c.group, "root");
+    cio_config_free(&c);
+    expect_args_error((char *[]){"corio", "--user", "", NULL},
+                      "--user: expected a user name or a numeric uid");
+    expect_args_error((char *[]){"corio", "--group", "", NULL},
+                      "--group: expected a group name or a numeric gid");
+}
+END_TEST
+
+START_TEST(validate_user_exists)
+{
+    cio_config c;
+    valid_base(&c);
+    c.user = strdup("root");
+    expect_valid(&c, "root");
+    free(c.user);
+    c.user = strdup("0");
+    expect_valid(&c, "uid 0");
+    free(c.user);
+    c.user = strdup("corio-no-such-user");
+    expect_invalid(&c, "user: \"corio-no-such-user\": no such user");
+    free(c.user);
+    c.user = strdup("4294967295"); /* (uid_t)-1: "leave unchanged" */
+    expect_invalid(&c, "user: \"4294967295\": no such user");
+    free(c.user);
+    c.user = strdup("-1");
+    expect_invalid(&c, "user: \"-1\": no such user");
+    cio_config_free(&c);
+}
+END_TEST
+
+/* Nothing tells which group a uid without a passwd entry would switch to. */
+START_TEST(validate_numeric_uid_without_entry_needs_group)
+{
+    cio_config c;
+    valid_base(&c);
+    c.user = strdup("3999999999");
+    expect_invalid(&c, "user: \"3999999999\": no such user (a uid without a passwd entry needs "
+                       "\"group\" as well)");
+    c.group = strdup("3999999999"); /* a gid needs no entry */
+    expect_valid(&c, "uid and gid");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(validate_group_exists)
+{
+    cio_config c;
+    valid_base(&c);
+    c.group = strdup("root"); /* without user: allowed */
+    expect_valid(&c, "root");
+    free(c.group);
+    c.group = strdup("0");
+    expect_valid(&c, "gid 0");
+    free(c.group);
+    c.group = strdup("corio-no-such-group");
+    expect_invalid(&c, "group: \"corio-no-such-group\": no such group");
+    c.user = strdup("root");
+    expect_invalid(&c, "group: \"corio-no-such-group\": no such group");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_user_error_names_the_flag_or_file)
+{
+    expect_args_error((char *[]){"corio", "--user", "corio-no-such-user", NULL},
+                      "--user: \"corio-no-such-user\": no such user");
+    expect_args_error((char *[]){"corio", "--group", "corio-no-such-group", NULL},
+                      "--group: \"corio-no-such-group\": no such group");
+    expect_file_error("{\"user\": \"corio-no-such-user\"}",
+                      "user: \"corio-no-such-user\": no such user");
+    expect_file_error("{\"group\": \"corio-no-such-group\"}",
+                      "group: \"corio-no-such-group\": no such group");
+}
+END_TEST
+
+START_TEST(json_workers)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"workers\": 0}"), 0);
+    ck_assert_uint_eq(c.workers, 0);
+    ck_assert_int_eq(load(&c, "{\"workers\": 1024}"), 0);
+    ck_assert_uint_eq(c.workers, 1024);
+    expect_valid(&c, "1024 workers");
+    cio_config_free(&c);
+    expect_load_error("{\"workers\": 1025}", "test.json: workers: 1025 is out of range (0..1024)");
+    expect_load_error("{\"workers\": 4294967297}", "workers: 4294967297 is out of range (0..1024)");
+    static const char *const values[] = {"-1", "1.5", "\"2\"", "true", "null", "[]"};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        char doc[64];
+        snprintf(doc, sizeof(doc), "{\"workers\": %s}", values[i]);
+        expect_load_error(doc, "workers: expected a non-negative integer");
+    }
+}
+END_TEST
+
+START_TEST(args_workers)
+{
+    const char *p = write_file("corio.json", "{\"workers\": 4}");
+    cio_config c;
+    ck_assert_msg(from_args(&c, "--workers", "0", "--config", (char *)p) == 0, "%s", err);
+    ck_assert_uint_eq(c.workers, 0);
+    cio_config_free(&c);
+    ck_assert_int_eq(from_args(&c, "--workers=1024"), 0);
+    ck_assert_uint_eq(c.workers, 1024);
+    cio_config_free(&c);
+    expect_args_error((char *[]){"corio", "--workers", "1025", NULL},
+                      "--workers: 1025 is out of range (0..1024)");
+    expect_args_error((char *[]){"corio", "--workers", "99999999999999999999999", NULL},
+                      "--workers: 99999999999999999999999 is out of range (0..1024)");
+    static const char *const bad[] = {"", "-1", "+2", "2x", " 2", "0x10"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char want[96];
+        snprintf(want, sizeof(want), "--workers: expected a non-negative integer (got \"%s\")",
+                 bad[i]);
+        expect_args_error((char *[]){"corio", "--workers", (char *)bad[i], NULL}, want);
+    }
+}
+END_TEST
+
+START_TEST(validate_workers_range)
+{
+    cio_config c;
+    valid_base(&c);
+    c.workers = 1024;
+    expect_valid(&c, "1024");
+    c.workers = 1025;
+    expect_invalid(&c, "workers: 1025 is out of range (0..1024)");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_admin_listen)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"admin_listen\": [\"127.0.0.1:9090\", \"[::1]:9090\"]}"), 0);
+    ck_assert_uint_eq(c.nadmin_listen, 2);
+    assert_listen(&c.admin_listen[0], AF_INET, "127.0.0.1", 9090);
+    assert_listen(&c.admin_listen[1], AF_INET6, "::1", 9090);
+    ck_assert_str_eq(c.admin_listen[1].text, "[::1]:9090");
+    ck_assert(!c.admin_listen[0].proxy_protocol);
+    ck_assert_uint_eq(c.nlisten, 1); /* listen untouched */
+    expect_valid(&c, "admin on its own port");
+    ck_assert_int_eq(load(&c, "{\"admin_listen\": []}"), 0);
+    ck_assert_uint_eq(c.nadmin_listen, 0);
+    expect_valid(&c, "none");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_admin_listen_errors)
+{
+    expect_load_error("{\"admin_listen\": \"127.0.0.1:9090\"}",
+                      "test.json: admin_listen: expected an array of addresses");
+    expect_load_error("{\"admin_listen\": [9090]}",
+                      "admin_listen[0]: expected a string or an object");
+    expect_load_error("{\"admin_listen\": [\"*:1\", \"nope\"]}",
+                      "test.json: admin_listen[1]: invalid address \"nope\" " LISTEN_HINT);
+    char doc[1024] = "{\"admin_listen\": [";
+    for (int i = 0; i <= CIO_CONFIG_MAX_LISTEN; i++)
+        strcat(doc, i ? ", \"*:80\"" : "\"*:80\"");
+    strcat(doc, "]}");
+    expect_load_error(doc, "admin_listen: too many addresses (17, at most 16)");
+}
+END_TEST
+
+START_TEST(validate_admin_listen_overlaps_listen)
+{
+    cio_config c;
+    valid_base(&c);
+    ck_assert_int_eq(cio_listen_parse("127.0.0.1:8080", &c.admin_listen[0]), 0);
+    c.nadmin_listen = 1;
+    expect_invalid(&c,
+                   "admin_listen[0]: \"127.0.0.1:8080\" overlaps listen[0] \"0.0.0.0:8080\" (the "
+                   "wildcard address takes port 8080 on every IPv4 address)");
+    ck_assert_int_eq(cio_listen_parse("*:8080", &c.admin_listen[0]), 0);
+    expect_invalid(&c, "admin_listen[0]: \"*:8080\" duplicates listen[0] \"0.0.0.0:8080\"");
+    ck_assert_int_eq(cio_listen_parse("[::1]:8080", &c.admin_listen[0]), 0);
+    expect_valid(&c, "IPv6 admin on the IPv4 listen port");
+    ck_assert_int_eq(cio_listen_parse("127.0.0.1:8081", &c.admin_listen[0]), 0);
+    expect_valid(&c, "another port");
+    ck_assert_int_eq(cio_listen_parse("127.0.0.1:8081", &c.admin_listen[1]), 0);
+    c.nadmin_listen = 2;
+    expect_invalid(&c, "admin_listen[1]: \"127.0.0.1:8081\" duplicates admin_listen[0] "
+                       "\"127.0.0.1:8081\"");
+    listen_on(&c, "*:0", "127.0.0.1:0");
+    ck_assert_int_eq(cio_listen_parse("127.0.0.1:0", &c.admin_listen[0]), 0);
+    c.nadmin_listen = 1;
+    expect_valid(&c, "port 0");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_admin_listen_replaces_file_list)
+{
+    const char *p =
+        write_file("corio.json", "{\"admin_listen\": [\"127.0.0.1:1\", \"127.0.0.1:2\"]}");
+    cio_config c;
+    ck_assert_msg(from_args(&c, "--admin-listen", "[::1]:9", "--config", (char *)p,
+                            "--admin-listen=127.0.0.1:10") == 0,
+                  "%s", err);
+    ck_assert_uint_eq(c.nadmin_listen, 2);
+    assert_listen(&c.admin_listen[0], AF_INET6, "::1", 9);
+    assert_listen(&c.admin_listen[1], AF_INET, "127.0.0.1", 10);
+    cio_config_free(&c);
+    ck_assert_int_eq(from_args(&c, "--config", (char *)p), 0);
+    ck_assert_uint_eq(c.nadmin_listen, 2);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_admin_listen_errors)
+{
+    expect_args_error((char *[]){"corio", "--admin-listen", "nope", NULL},
+                      "--admin-listen: invalid address \"nope\" " LISTEN_HINT);
+    expect_args_error((char *[]){"corio", "--admin-listen", NULL},
+                      "option \"--admin-listen\" requires an argument");
+    char *argv[2 + 2 * (CIO_CONFIG_MAX_LISTEN + 1)];
+    char ports[CIO_CONFIG_MAX_LISTEN + 1][32];
+    int n = 0;
+    argv[n++] = "corio";
+    for (int i = 0; i <= CIO_CONFIG_MAX_LISTEN; i++) {
+        snprintf(ports[i], sizeof(ports[i]), "127.0.0.1:%d", 100 + i);
+        argv[n++] = "--admin-listen";
+        argv[n++] = ports[i];
+    }
+    argv[n] = NULL;
+    expect_args_error(argv, "--admin-listen: too many addresses (at most 16)");
+}
+END_TEST
+
+/* Each side named as it was given: by the flag, or by its index in a list. */
+START_TEST(args_admin_listen_overlap_names_both)
+{
+    cio_config c;
+    ck_assert_int_eq(from_args(&c, "--listen", "0.0.0.0:8080", "--admin-listen", "127.0.0.1:8080"),
+                     -EINVAL);
+    ck_assert_str_eq(err, "--admin-listen: \"127.0.0.1:8080\" overlaps --listen \"0.0.0.0:8080\" "
+                          "(the wildcard address takes port 8080 on every IPv4 address)");
+    cio_config_free(&c);
+    ck_assert_int_eq(from_args(&c, "--admin-listen", "127.0.0.1:8080"), -EINVAL);
+    ck_assert_str_eq(err, "--admin-listen: \"127.0.0.1:8080\" overlaps listen[0] \"0.0.0.0:8080\" "
+                          "(the wildcard address takes port 8080 on every IPv4 address)");
+    cio_config_free(&c);
+    expect_args_error(
+        (char *[]){"corio", "--admin-listen", "127.0.0.1:9", "--admin-listen", "127.0.0.1:9", NULL},
+        "--admin-listen: \"127.0.0.1:9\" duplicates \"127.0.0.1:9\"");
+    expect_file_error("{\"admin_listen\": [\"127.0.0.1:8080\"]}",
+                      "admin_listen[0]: \"127.0.0.1:8080\" overlaps listen[0] \"0.0.0.0:8080\" "
+                      "(the wildcard address takes port 8080 on every IPv4 address)");
+}
+END_TEST
+
+START_TEST(json_listen_object_with_proxy_protocol)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"listen\": [{\"address\": \"0.0.0.0:8080\", \"proxy_protocol\":"
+                              " true}, \"[::]:8080\", {\"address\": \"127.0.0.1:8081\"}],"
+                              " \"admin_listen\": [{\"proxy_protocol\": true, \"address\":"
+                              " \"127.0.0.1:9090\"}]}"),
+                     0);
+    ck_assert_uint_eq(c.nlisten, 3);
+    assert_listen(&c.listen[0], AF_INET, "0.0.0.0", 8080);
+    ck_assert_str_eq(c.listen[0].text, "0.0.0.0:8080");
+    ck_assert(c.listen[0].proxy_protocol);
+    ck_assert(!c.listen[1].proxy_protocol);
+    ck_assert(!c.listen[2].proxy_protocol);
+    ck_assert(c.admin_listen[0].proxy_protocol);
+    expect_valid(&c, "objects");
+    /* A later plain string is proxy_protocol false again. */
+    ck_assert_int_eq(load(&c, "{\"listen\": [\"0.0.0.0:8080\"]}"), 0);
+    ck_assert(!c.listen[0].proxy_protocol);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_listen_object_errors)
+{
+    expect_load_error("{\"listen\": [{\"address\": \"*:80\", \"port\": 80}]}",
+                      "test.json: unknown key \"listen[0].port\"");
+    expect_load_error("{\"listen\": [\"*:1\", {\"proxy_protocol\": true}]}",
+                      "test.json: listen[1]: missing \"address\"");
+    expect_load_error("{\"listen\": [{}]}", "listen[0]: missing \"address\"");
+    expect_load_error("{\"listen\": [{\"address\": 80}]}", "listen[0].address: expected a string");
+    expect_load_error("{\"listen\": [{\"address\": \"*:80\", \"proxy_protocol\": 1}]}",
+                      "listen[0].proxy_protocol: expected true or false");
+    expect_load_error("{\"listen\": [{\"address\": \"nope\"}]}",
+                      "listen[0].address: invalid address \"nope\" " LISTEN_HINT);
+    expect_load_error("{\"listen\": [[\"*:80\"]]}", "listen[0]: expected a string or an object");
+    expect_load_error("{\"listen\": [null]}", "listen[0]: expected a string or an object");
+    expect_load_error("{\"admin_listen\": [{\"address\": \"*:81\", \"proxy\": true}]}",
+                      "unknown key \"admin_listen[0].proxy\"");
+    expect_load_error("{\"admin_listen\": [{\"proxy_protocol\": false}]}",
+                      "admin_listen[0]: missing \"address\"");
+}
+END_TEST
+
+START_TEST(json_health_and_debug)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"health\": {\"stall_ms\": 100}, \"debug\": {\"slow_ms\": 0}}"), 0);
+    ck_assert_uint_eq(c.health.stall_ms, 100);
+    ck_assert_uint_eq(c.debug.slow_ms, 0);
+    expect_valid(&c, "lower bounds");
+    ck_assert_int_eq(load(&c, "{\"health\": {}, \"debug\": {}}"), 0);
+    ck_assert_uint_eq(c.health.stall_ms, 100);
+    ck_assert_uint_eq(c.debug.slow_ms, 0);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_health_and_debug_errors)
+{
+    expect_load_error("{\"health\": {\"stall\": 1}}", "test.json: unknown key \"health.stall\"");
+    expect_load_error("{\"debug\": {\"slow_ms\": 1, \"x\": 1}}", "unknown key \"debug.x\"");
+    expect_load_error("{\"health\": 5000}", "test.json: health: expected an object");
+    expect_load_error("{\"debug\": []}", "debug: expected an object");
+    expect_load_error("{\"health\": {\"stall_ms\": -1}}",
+                      "health.stall_ms: expected a non-negative integer");
+    expect_load_error("{\"debug\": {\"slow_ms\": \"100ms\"}}",
+                      "debug.slow_ms: expected a non-negative integer");
+}
+END_TEST
+
+START_TEST(validate_health_and_debug_ranges)
+{
+    expect_u64_range("health.stall_ms", offsetof(cio_config, health.stall_ms), 100, 3600000);
+    expect_u64_range("debug.slow_ms", offsetof(cio_config, debug.slow_ms), 0, 60000);
+    expect_file_error("{\"health\": {\"stall_ms\": 99}}",
+                      "health.stall_ms: 99 is out of range (100..3600000)");
+}
+END_TEST
+
+START_TEST(json_log_format)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"log\": {\"format\": \"json\"}}"), 0);
+    ck_assert_int_eq(c.log.format, CIO_CONFIG_LOG_JSON);
+    ck_assert_str_eq(c.log.access, "-"); /* the other keys kept */
+    ck_assert_int_eq(load(&c, "{\"log\": {\"format\": \"combined\"}}"), 0);
+    ck_assert_int_eq(c.log.format, CIO_CONFIG_LOG_COMBINED);
+    cio_config_free(&c);
+    expect_load_error("{\"log\": {\"format\": \"common\"}}",
+                      "test.json: log.format: expected one of combined, json");
+    expect_load_error("{\"log\": {\"format\": 1}}", "log.format: expected one of combined, json");
+    expect_load_error("{\"log\": {\"format\": \"JSON\"}}",
+                      "log.format: expected one of combined, json");
+}
+END_TEST
+
+START_TEST(validate_log_format_range)
+{
+    cio_config c;
+    valid_base(&c);
+    c.log.format = 2;
+    expect_invalid(&c, "log.format: 2 is out of range (0..1)");
+    c.log.format = -1;
+    expect_invalid(&c, "log.format: -1 is out of range (0..1)");
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(json_log_error)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    char doc[PATH_MAX + 64];
+    snprintf(doc, sizeof(doc), "{\"log\": {\"error\": \"%s\"}}", tpath("error.log"));
+    ck_assert_int_eq(load(&c, doc), 0);
+    ck_assert_str_eq(c.log.error, tpath("error.log"));
+    expect_valid(&c, "a new file");
+    ck_assert_int_eq(load(&c, "{\"log\": {\"error\": \"-\"}}"), 0);
+    ck_assert_str_eq(c.log.error, "-");
+    cio_config_free(&c);
+    expect_load_error("{\"log\": {\"error\": null}}",
+                      "test.json: log.error: expected a string (\"-\" or a path)");
+}
+END_TEST
+
+START_TEST(validate_log_error)
+{
+    cio_config c;
+    valid_base(&c);
+    free(c.log.error);
+    c.log.error = strdup("off");
+    expect_invalid(&c, "log.error: \"off\" is not allowed (expected \"-\" or a file path)");
+    free(c.log.error);
+    c.log.error = strdup("");
+    expect_invalid(&c, "log.error: expected \"-\" or a file path");
+    free(c.log.error);
+    c.log.error = NULL;
+    expect_invalid(&c, "log.error: expected \"-\" or a file path");
+    c.log.error = strdup(tmpdir);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "log.error: %s: Is a directory", tmpdir);
+    expect_invalid(&c, want);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(args_error_log)
+{
+    const char *p = write_file("corio.json", "{\"log\": {\"error\": \"off\"}}");
+    cio_config c;
+    ck_assert_msg(from_args(&c, "--error-log", (char *)tpath("e.log"), "--config", (char *)p) == 0,
+                  "%s", err);
+    ck_assert_str_eq(c.log.error, tpath("e.log"));
+    cio_config_free(&c);
+    expect_file_error("{\"log\": {\"error\": \"off\"}}",
+                      "log.error: \"off\" is not allowed (expected \"-\" or a file path)");
+    expect_args_error((char *[]){"corio", "--error-log", "off", NULL},
+                      "--error-log: \"off\" is not allowed (expected \"-\" or a file path)");
+    expect_args_error((char *[]){"corio", "--error-log", "", NULL},
+                      "--error-log: expected \"-\" or a file path");
+    const char *missing = tpath("nodir/error.log");
+    char want[PATH_MAX * 2 + 64];
+    snprintf(want, sizeof(want), "--error-log: %s: cannot create it in %s: ", missing,
+             tpath("nodir"));
+    expect_args_error((char *[]){"corio", "--error-log", (char *)missing, NULL}, want);
+}
+END_TEST
+
+/* ---- cio_config_diff ---- */
+
+static cio_config_change changes[64];
+
+START_TEST(diff_identical_configs)
+{
+    cio_config a, b;
+    cio_config_defaults(&a);
+    cio_config_defaults(&b);
+    ck_assert_uint_eq(cio_config_diff(&a, &b, changes, 64), 0);
+    static const char doc[] =
+        "{\"root\": \"/tmp\", \"user\": \"root\", \"servers\": [\"a:1\", \"b\"],"
+        " \"websocket\": {\"origins\": [\"null\", \"https://a.example\"]},"
+        " \"listen\": [{\"address\": \"*:1\", \"proxy_protocol\": true}],"
+        " \"admin_listen\": [\"127.0.0.1:2\"]}";
+    ck_assert_int_eq(load(&a, doc), 0);
+    ck_assert_int_eq(load(&b, doc), 0);
+    ck_assert_uint_eq(cio_config_diff(&a, &b, changes, 64), 0);
+    ck_assert_uint_eq(cio_config_diff(&a, &a, NULL, 0), 0);
+    cio_config_free(&a);
+    cio_config_free(&b);
+}
+END_TEST
+
+START_TEST(diff_log_level_is_live)
+{
+    cio_config a, b;
+    cio_config_defaults(&a);
+    cio_config_defaults(&b);
+    ck_assert_int_eq(load(&b, "{\"log\": {\"level\": \"debug\"}}"), 0);
+    ck_assert_uint_eq(cio_config_diff(&a, &b, changes, 64), 1);
+    ck_assert_str_eq(changes[0].key, "log.level");
+    ck_assert(!changes[0].restart);
+    cio_config_free(&a);
+    cio_config_free(&b);
+}
+END_TEST
+
+START_TEST(diff_listen_needs_restart)
+{
+    cio_config a, b;
+    cio_config_defaults(&a);
+    cio_config_defaults(&b);
+    ck_assert_int_eq(load(&b, "{\"listen\": [\"0.0.0.0:8081\"]}"), 0);
+    ck_assert_uint_eq(cio_config_diff(&a, &b, changes, 64), 1);
+    ck_assert_str_eq(changes[0].key, "listen");
+    ck_assert(changes[0].restart);
+    cio_config_free(&a);
+    cio_config_free(&b);
+}
+END_TEST
+
+/* Lists differ when an element does (its order included), not by how an
+ * address is written. */
+START_TEST(diff_lists_element_wise)
+{
+    cio_config a, b;
+    cio_config_defaults(&a);
+    cio_config_defaults(&b);
+    ck_assert_int_eq(load(&b, "{\"listen\": [\"*:8080\"]}"), 0);
+    ck_assert_uint_eq(cio_config_diff(&a, &b, changes, 64), 0);
+    ck_assert_int_eq(
+        load(&b, "{\"listen\": [{\"address\": \"*:8080\", \"proxy_protocol\": true}]}"), 0);
+    ck_assert_uint_eq(cio_config_diff(&a, &b, changes, 64), 1);
+    ck_assert_str_eq(changes[0].key, "listen");
+    ck_assert_int_eq(load(&a, "{\"listen\": [\"*:1\", \"*:2\"], \"servers\": [\"a:1\", \"b:2\"],"
+                              " \"websocket\": {\"origins\": [\"null\", \"http://a\"]}}"),
+                     0);
+    ck_assert_int_eq(load(&b, "{\"listen\": [\"*:2\", \"*:1\"], \"servers\": [\"a:1\", \"b:3\"],"
+                              " \"websocket\": {\"origins\": [\"http://a\", \"null\"]}}"),
+                     0);
+    ck_assert_uint_eq(cio_config_diff(&a, &b, changes, 64), 3);
+    ck_assert_str_eq(changes[0].key, "listen");
+    ck_assert_str_eq(changes[1].key, "websocket.origins");
+    ck_assert(!changes[1].restart);
+    ck_assert_str_eq(changes[2].key, "servers");
+    ck_assert(changes[2].restart);
+    ck_assert_int_eq(load(&b, "{\"listen\": [\"*:1\"]}"), 0); /* one fewer */
+    ck_assert_uint_eq(cio_config_diff(&a, &b, NULL, 0), 3);
+    cio_config_free(&a);
+    cio_config_free(&b);
+}
+END_TEST
+
+START_TEST(diff_several_in_fixed_order)
+{
+    cio_config a, b;
+    cio_config_defaults(&a);
+    cio_config_defaults(&b);
+    /* Written in another order than the one reported. */
+    ck_assert_int_eq(load(&b, "{\"debug\": {\"slow_ms\": 0}, \"timeouts\": {\"drain_ms\": 1},"
+                              " \"user\": \"root\", \"limits\": {\"max_connections\": 5}}"),
+                     0);
+    ck_assert_uint_eq(cio_config_diff(&a, &b, changes, 64), 4);
+    ck_assert_str_eq(changes[0].key, "user");
+    ck_assert(changes[0].restart);
+    ck_assert_str_eq(changes[1].key, "limits.max_connections");
+    ck_assert(!changes[1].restart);
+    ck_assert_str_eq(changes[2].key, "timeouts.drain_ms");
+    ck_assert(!changes[2].restart);
+    ck_assert_str_eq(changes[3].key, "debug.slow_ms");
+    ck_assert(!changes[3].restart);
+    /* Either way round. */
+    ck_assert_uint_eq(cio_config_diff(&b, &a, changes, 64), 4);
+    ck_assert_str_eq(changes[0].key, "user");
+    cio_config_free(&a);
+    cio_config_free(&b);
+}
+END_TEST
+
+START_TEST(diff_max_smaller_than_count)
+{
+    cio_config a, b;
+    cio_config_defaults(&a);
+    cio_config_defaults(&b);
+    ck_assert_int_eq(
+        load(&b, "{\"root\": \"/tmp\", \"workers\": 3, \"health\": {\"stall_ms\": 1}}"), 0);
+    cio_config_change two[3] = {{NULL, false}, {NULL, false}, {"untouched", true}};
+    ck_assert_uint_eq(cio_config_diff(&a, &b, two, 2), 3);
+    ck_assert_str_eq(two[0].key, "root");
+    ck_assert(!two[0].restart);
+    ck_assert_str_eq(two[1].key, "workers");
+    ck_assert(two[1].restart);
+    ck_assert_str_eq(two[2].key, "untouched"); /* past max: not written */
+    ck_assert_uint_eq(cio_config_diff(&a, &b, NULL, 0), 3);
+    cio_config_free(&a);
+    cio_config_free(&b);
+}
+END_TEST
+
+/* Every leaf key changed at once: the whole order, and which ones are live. */
+START_TEST(diff_every_key_in_order_with_restart)
+{
+    static const struct {
+        const char *key;
+        bool restart;
+    } want[] = {
+        {"listen", true},
+        {"admin_listen", true},
+        {"root", false},
+        {"serve_dotfiles", false},
+        {"pool_threads", true},
+        {"pool_queue", true},
+        {"pool_priority", true},
+        {"workers", true},
+        {"daemon", true},
+        {"pidfile", true},
+        {"user", true},
+        {"group", true},
+        {"limits.max_connections", false},
+        {"limits.max_header_bytes", false},
+        {"limits.max_uri_bytes", false},
+        {"limits.max_body_bytes", false},
+        {"limits.max_requests_per_connection", false},
+        {"limits.max_connections_per_ip", false},
+        {"limits.max_buffered_bytes", false},
+        {"timeouts.header_ms", false},
+        {"timeouts.body_ms", false},
+        {"timeouts.keepalive_ms", false},
+        {"timeouts.write_ms", false},
+        {"timeouts.handler_ms", false},
+        {"timeouts.pool_wait_ms", false},
+        {"timeouts.drain_ms", false},
+        {"log.level", false},
+        {"log.access", false},
+        {"log.format", false},
+        {"log.error", true},
+        {"websocket.max_message_bytes", false},
+        {"websocket.ping_interval_ms", false},
+        {"websocket.idle_timeout_ms", false},
+        {"websocket.send_queue_bytes", false},
+        {"websocket.origins", false},
+        {"websocket.compression", false},
+        {"websocket.compression_window_bits", false},
+        {"servers", true},
+        {"discovery.interval_ms", true},
+        {"discovery.window_ms", true},
+        {"discovery.request_timeout_ms", true},
+        {"discovery.require_self", true},
+        {"health.stall_ms", false},
+        {"debug.slow_ms", false},
+    };
+    cio_config a, b;
+    cio_config_defaults(&a);
+    cio_config_defaults(&b);
+    ck_assert_int_eq(
+        load(&b, "{\"listen\": [\"*:1\"], \"admin_listen\": [\"*:2\"], \"root\": \"/\","
+                 " \"serve_dotfiles\": true, \"pool_threads\": 2, \"pool_queue\": 2,"
+                 " \"pool_priority\": \"idle\", \"workers\": 2, \"daemon\": true,"
+                 " \"pidfile\": \"p\", \"user\": \"u\", \"group\": \"g\","
+                 " \"limits\": {\"max_connections\": 2, \"max_header_bytes\": 2,"
+                 " \"max_uri_bytes\": 2, \"max_body_bytes\": 2, \"max_requests_per_connection\": 2,"
+                 " \"max_connections_per_ip\": 2, \"max_buffered_bytes\": 2},"
+                 " \"timeouts\": {\"header_ms\": 2, \"body_ms\": 2, \"keepalive_ms\": 2,"
+                 " \"write_ms\": 2, \"handler_ms\": 2, \"pool_wait_ms\": 2, \"drain_ms\": 2},"
+                 " \"log\": {\"level\": \"error\", \"access\": \"off\", \"format\": \"json\","
+                 " \"error\": \"e\"},"
+                 " \"websocket\": {\"max_message_bytes\": 2, \"ping_interval_ms\": 2,"
+                 " \"idle_timeout_ms\": 2, \"send_queue_bytes\": 2, \"origins\": [\"null\"],"
+                 " \"compression\": false, \"compression_window_bits\": 9},"
+                 " \"servers\": [\"a:1\"], \"discovery\": {\"interval_ms\": 2, \"window_ms\": 2,"
+                 " \"request_timeout_ms\": 2, \"require_self\": true},"
+                 " \"health\": {\"stall_ms\": 2}, \"debug\": {\"slow_ms\": 2}}"),
+        0);
+    size_t n = sizeof(want) / sizeof(want[0]);
+    ck_assert_uint_eq(cio_config_diff(&a, &b, changes, 64), n);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(strcmp(changes[i].key, want[i].key) == 0, "change %zu: %s, want %s", i,
+                      changes[i].key, want[i].key);
+        ck_assert_msg(changes[i].restart == want[i].restart, "%s: restart %d", want[i].key,
+                      changes[i].restart);
+    }
+    cio_config_free(&a);
+    cio_config_free(&b);
+}
+END_TEST
+
+/* Under ASan: the new strings are released, copied along by a later load,
+ * and kept by a load that fails. */
+START_TEST(free_releases_operations_strings)
+{
+    cio_config c;
+    cio_config_defaults(&c);
+    ck_assert_int_eq(load(&c, "{\"pidfile\": \"/run/corio.pid\", \"user\": \"root\","
+                              " \"group\": \"root\", \"log\": {\"error\": \"/tmp/e.log\"}}"),
+                     0);
+    ck_assert_int_eq(load(&c, "{\"pidfile\": \"/run/other.pid\", \"workers\": -1}"), -EINVAL);
+    ck_assert_int_eq(load(&c, "{\"workers\": 2}"), 0);
+    ck_assert_str_eq(c.pidfile, "/run/corio.pid");
+    ck_assert_str_eq(c.user, "root");
+    ck_assert_str_eq(c.group, "root");
+    ck_assert_str_eq(c.log.error, "/tmp/e.log");
+    cio_config_free(&c);
+    ck_assert_ptr_null(c.pidfile);
+    ck_assert_ptr_null(c.user);
+    ck_assert_ptr_null(c.group);
+    ck_assert_ptr_null(c.log.error);
+    cio_config_free(&c);
+}
+END_TEST
+
+START_TEST(usage_lists_operations)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    cio_config_usage(f, "corio");
+    fclose(f);
+    static const char *const want[] = {
+        "--admin-listen ADDR:PORT\n",
+        "--error-log FILE     append the error/info log to FILE; - = stderr",
+        "--workers N          0..1024",
+        "--daemon             detach into the background",
+        "--pidfile FILE",
+        "--user NAME",
+        "--group NAME",
+        "\"proxy_protocol\": true}",
+        "\"admin_listen\": [],                  0..16 addresses",
+        "\"workers\": 1,                        0..1024",
+        "\"daemon\": false,",
+        "\"pidfile\": null,",
+        "\"user\": null,",
+        "\"group\": null,",
+        "\"format\": \"combined\",              the access log's: combined or json",
+        "\"error\": \"-\"                       the error/info log",
+        "\"health\": {",
+        "\"stall_ms\": 5000                   100..3600000",
+        "\"debug\": {",
+        "\"slow_ms\": 100                     0..60000",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        ck_assert_msg(strstr(text, want[i]), "usage lacks %s", want[i]);
+    free(text);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -2583,6 +3409,47 @@ static Suite *config_suite(void)
     C_CASE(s, args_server_at_most_64, 10);
     C_CASE(s, free_releases_servers, 10);
     C_CASE(s, usage_lists_servers_and_discovery, 10);
+    C_CASE(s, defaults_operations, 10);
+    C_CASE(s, json_daemon, 10);
+    C_CASE(s, args_daemon, 10);
+    C_CASE(s, json_pidfile_set_and_cleared_by_null, 10);
+    C_CASE(s, args_pidfile, 10);
+    C_CASE(s, validate_pidfile_not_empty, 10);
+    C_CASE(s, json_user_and_group, 10);
+    C_CASE(s, json_user_and_group_wrong_types, 10);
+    C_CASE(s, args_user_and_group, 10);
+    C_CASE(s, validate_user_exists, 10);
+    C_CASE(s, validate_numeric_uid_without_entry_needs_group, 10);
+    C_CASE(s, validate_group_exists, 10);
+    C_CASE(s, args_user_error_names_the_flag_or_file, 10);
+    C_CASE(s, json_workers, 10);
+    C_CASE(s, args_workers, 10);
+    C_CASE(s, validate_workers_range, 10);
+    C_CASE(s, json_admin_listen, 10);
+    C_CASE(s, json_admin_listen_errors, 10);
+    C_CASE(s, validate_admin_listen_overlaps_listen, 10);
+    C_CASE(s, args_admin_listen_replaces_file_list, 10);
+    C_CASE(s, args_admin_listen_errors, 10);
+    C_CASE(s, args_admin_listen_overlap_names_both, 10);
+    C_CASE(s, json_listen_object_with_proxy_protocol, 10);
+    C_CASE(s, json_listen_object_errors, 10);
+    C_CASE(s, json_health_and_debug, 10);
+    C_CASE(s, json_health_and_debug_errors, 10);
+    C_CASE(s, validate_health_and_debug_ranges, 10);
+    C_CASE(s, json_log_format, 10);
+    C_CASE(s, validate_log_format_range, 10);
+    C_CASE(s, json_log_error, 10);
+    C_CASE(s, validate_log_error, 10);
+    C_CASE(s, args_error_log, 10);
+    C_CASE(s, diff_identical_configs, 10);
+    C_CASE(s, diff_log_level_is_live, 10);
+    C_CASE(s, diff_listen_needs_restart, 10);
+    C_CASE(s, diff_lists_element_wise, 10);
+    C_CASE(s, diff_several_in_fixed_order, 10);
+    C_CASE(s, diff_max_smaller_than_count, 10);
+    C_CASE(s, diff_every_key_in_order_with_restart, 10);
+    C_CASE(s, free_releases_operations_strings, 10);
+    C_CASE(s, usage_lists_operations, 10);
     return s;
 }
 
