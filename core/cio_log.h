@@ -32,6 +32,11 @@ char *cio_log_writer_reserve(cio_log_writer *w, size_t n);
 void cio_log_writer_commit(cio_log_writer *w, size_t n);
 /* Bytes dropped so far. */
 uint64_t cio_log_writer_dropped(const cio_log_writer *w);
+/* Lines dropped so far (a reservation refused is one line; a failed write
+ * drops the lines it held). */
+uint64_t cio_log_writer_dropped_lines(const cio_log_writer *w);
+/* Lines of the process log that loop's writer dropped. */
+uint64_t cio_log_dropped_lines(const cio_loop *loop);
 /* Writes what is buffered (blocking, for shutdown) and frees w. Safe on NULL. */
 void cio_log_writer_destroy(cio_log_writer *w);
 

@@ -171,6 +171,8 @@ typedef struct cio_loop_stats {
     uint64_t stacks_mapped;   /* coroutine stacks mapped (live + pooled) */
     uint64_t ops_inflight;    /* ring operations awaiting completion */
     uint64_t buf_shortages;   /* receives that found no provided buffer (re-armed) */
+    uint64_t bytes_in;        /* received by socket transports (HTTP, WebSocket peers) */
+    uint64_t bytes_out;       /* sent by socket transports */
 } cio_loop_stats;
 
 void cio_loop_get_stats(const cio_loop *loop, cio_loop_stats *out);
@@ -197,6 +199,10 @@ typedef struct cio_lag_stats {
  * stops it. Returns 0, -EINVAL (no loop) or -ENOMEM. */
 int cio_lag_start(cio_loop *loop, cio_time interval_ns);
 void cio_lag_get(const cio_loop *loop, cio_lag_stats *out);
+/* The heartbeat's lateness histogram since the (re)start, for exporting:
+ * counts[0] ticks were on time, counts[i] (i >= 1) late by 2^(i-1) to
+ * 2^i - 1 ns; *sum_ns is their total lateness. */
+void cio_lag_histogram(const cio_loop *loop, uint64_t counts[64], cio_time *sum_ns);
 
 /* ------------------------------------------------------------------------ */
 /* Giving memory back after a burst                                          */

@@ -28,7 +28,16 @@ struct cio_log_writer {
     bool inflight, destroying;
     cio_completion comp;
     uint64_t dropped;
+    uint64_t dropped_lines;
 };
+
+static uint64_t count_lines(const char *p, size_t n)
+{
+    uint64_t k = 0;
+    for (const char *e = p + n; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
+        k++;
+    return k;
+}
 
 static void write_sync(int fd, const char *p, size_t n)
 {
@@ -73,6 +82,7 @@ static void writer_done(cio_completion *c, int32_t res, uint32_t flags)
         }
     } else if (res <= 0) {
         w->dropped += w->buf[b].len - w->off;
+        w->dropped_lines += count_lines(w->buf[b].p + w->off, w->buf[b].len - w->off);
         w->off = w->buf[b].len;
     }
     if (w->destroying) {
@@ -108,8 +118,10 @@ char *cio_log_writer_reserve(cio_log_writer *w, size_t n)
 {
     /* The bound covers both buffers: what waits and what is in flight. */
     char *p = w->buf[0].len + w->buf[1].len + n > w->max ? NULL : cio_buf_space(&w->buf[w->cur], n);
-    if (!p)
+    if (!p) {
         w->dropped += n;
+        w->dropped_lines++; /* a reservation is one line */
+    }
     return p;
 }
 
@@ -131,6 +143,16 @@ int cio_log_writer_append(cio_log_writer *w, const void *data, size_t n)
 uint64_t cio_log_writer_dropped(const cio_log_writer *w)
 {
     return w->dropped;
+}
+
+uint64_t cio_log_writer_dropped_lines(const cio_log_writer *w)
+{
+    return w->dropped_lines;
+}
+
+uint64_t cio_log_dropped_lines(const cio_loop *loop)
+{
+    return loop && loop->log ? loop->log->dropped_lines : 0;
 }
 
 static void writer_flush(cio_log_writer *w)

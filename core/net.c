@@ -159,6 +159,8 @@ static void sock_recv_done(cio_completion *c, int32_t res, uint32_t cflags)
             VALGRIND_MAKE_MEM_DEFINED(data, (size_t)res); /* filled by the kernel */
 #endif
         /* Bytes already received are delivered even after read_stop. */
+        if (res > 0) /* counted whether delivered or not: they came */
+            l->stats.bytes_in += (uint64_t)res;
         if (res > 0 && !(s->flags & S_CLOSING))
             s->t.cbs->on_data(s->t.ud, data, (size_t)res);
         buf_recycle(l, bid); /* whatever the result: a buffer is never lost */
@@ -251,6 +253,7 @@ static void sock_send_done(cio_completion *c, int32_t res, uint32_t cflags)
     cio_socket_transport *s = cio_container_of(c, cio_socket_transport, send_comp);
     s->pending--;
     if (res > 0) {
+        s->loop->stats.bytes_out += (uint64_t)res;
         size_t left = (size_t)res;
         while (s->niov && left >= s->iov->iov_len) {
             left -= s->iov->iov_len;

@@ -268,6 +268,13 @@ static cio_time hist_percentile(const cio_loop *l, uint64_t ticks, double q)
     return l->lag.max_ns;
 }
 
+void cio_lag_histogram(const cio_loop *l, uint64_t counts[64], cio_time *sum_ns)
+{
+    for (unsigned i = 0; i < 64; i++)
+        counts[i] = l->lag_hist[i];
+    *sum_ns = l->lag_sum;
+}
+
 void cio_lag_get(const cio_loop *l, cio_lag_stats *out)
 {
     *out = l->lag;

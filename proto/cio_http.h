@@ -133,6 +133,37 @@ typedef struct cio_http_stats {
 
 void cio_http_server_stats(const cio_http_server *srv, cio_http_stats *out);
 
+/* Counters for monitoring (a Prometheus exporter reads them): responses by
+ * method and status, and how long requests took, from the complete head to
+ * the end of the response, at the loop turn's clock resolution. */
+enum {
+    CIO_HTTP_M_GET,
+    CIO_HTTP_M_HEAD,
+    CIO_HTTP_M_POST,
+    CIO_HTTP_M_PUT,
+    CIO_HTTP_M_DELETE,
+    CIO_HTTP_M_PATCH,
+    CIO_HTTP_M_OPTIONS,
+    CIO_HTTP_M_OTHER, /* any other method, and requests refused before one was read */
+    CIO_HTTP_M_COUNT
+};
+#define CIO_HTTP_DURATION_BUCKETS 12
+
+typedef struct cio_http_metrics {
+    uint64_t responses[CIO_HTTP_M_COUNT][500]; /* [method][status - 100] */
+    uint64_t duration[CIO_HTTP_DURATION_BUCKETS + 1]; /* per bucket (not cumulative);
+                                                         the last: above every bound */
+    uint64_t duration_count;
+    cio_time duration_sum; /* ns */
+} cio_http_metrics;
+
+/* Upper bounds of the duration buckets, in seconds (0.001 ... 10). */
+extern const double cio_http_duration_bounds[CIO_HTTP_DURATION_BUCKETS];
+/* "GET", ..., "OTHER" for a CIO_HTTP_M_* index. */
+const char *cio_http_method_label(int m);
+/* The server's counters (valid while it exists; they change as it serves). */
+const cio_http_metrics *cio_http_server_metrics(const cio_http_server *srv);
+
 /* ---- requests ------------------------------------------------------------ */
 
 cio_str cio_http_method(const cio_http_req *req);

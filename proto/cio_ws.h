@@ -186,6 +186,17 @@ bool cio_ws_compressed(const cio_ws *ws);
  * for 2 s) and the windows kept for them. 0 for an idle connection without
  * compression. */
 size_t cio_ws_memory(const cio_ws *ws);
+
+/* WebSocket counters of the calling thread's loop (one loop per thread:
+ * a multi-loop process sums its loops'). */
+typedef struct cio_ws_stats {
+    uint64_t open;         /* connections open now */
+    uint64_t accepted;     /* connections opened since start */
+    uint64_t messages_in;  /* complete messages received */
+    uint64_t messages_out; /* data messages queued to send (a broadcast: one per subscriber) */
+} cio_ws_stats;
+
+void cio_ws_stats_get(cio_ws_stats *out);
 /* The handler's ud (may be changed with cio_ws_set_userdata in on_open). */
 void *cio_ws_userdata(const cio_ws *ws);
 void cio_ws_set_userdata(cio_ws *ws, void *ud);

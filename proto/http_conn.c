@@ -1113,7 +1113,7 @@ static void finish_request(cio_http_conn *c)
     http_active *a = c->act;
     cio_http_req *r = &a->req;
     http_finish_response(r);
-    http_access_log(r);
+    http_request_done(r);
     c->nreq++;
     cio_arena_reset(&r->arena);
     a->pinned = false;

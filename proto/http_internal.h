@@ -127,6 +127,7 @@ struct cio_http_server {
     size_t listeners_closing; /* closes whose last completion is not in yet */
     cio_event listeners_closed;
     cio_http_stats st;
+    cio_http_metrics *metrics; /* responses by method and status, durations */
     http_addrs addrs;          /* when max_conns_per_addr is set */
     cio_timer refused_timer;   /* logs the refusals of the last interval */
     uint64_t refused_unlogged; /* refused since the last line */
@@ -276,7 +277,9 @@ int http_write_head(cio_http_req *req, int status, const char *content_type, int
 int http_respond_status(cio_http_req *r, int status);
 /* A complete canned error response (text/plain) that closes the connection. */
 int http_error_response(cio_http_conn *c, int status);
-void http_access_log(cio_http_req *req);
+/* A request is done (its response complete, or given up): counted in the
+ * metrics and written to the access log. */
+void http_request_done(cio_http_req *req);
 
 /* http_router.c */
 /* Splits the request target into path and query, percent-decodes the path,

@@ -391,7 +391,7 @@ int http_error_response(cio_http_conn *c, int status)
     if (status == 503)
         (void)cio_http_add_header(r, "Retry-After", "1"); /* out of memory or budget: brief */
     (void)http_respond_status(r, status);
-    http_access_log(r);
+    http_request_done(r);
     if (!a->task)
         http_conn_flush(c); /* a task flushes when it ends */
     return 0;
@@ -421,7 +421,63 @@ static void remote_text(const cio_http_conn *c, char *out, size_t len)
         snprintf(out, len, "-");
 }
 
-void http_access_log(cio_http_req *r)
+static void http_access_log(cio_http_req *r);
+
+const double cio_http_duration_bounds[CIO_HTTP_DURATION_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+static const cio_time duration_bounds_ns[CIO_HTTP_DURATION_BUCKETS] = {
+    CIO_US(1000), CIO_US(2500), CIO_MS(5),   CIO_MS(10),  CIO_MS(25),  CIO_MS(50),
+    CIO_MS(100),  CIO_MS(250),  CIO_MS(500), CIO_SEC(1),  CIO_MS(2500), CIO_SEC(10)};
+
+const char *cio_http_method_label(int m)
+{
+    static const char *const names[CIO_HTTP_M_COUNT] = {"GET",   "HEAD",    "POST", "PUT",
+                                                        "DELETE", "PATCH", "OPTIONS", "OTHER"};
+    return m >= 0 && m < CIO_HTTP_M_COUNT ? names[m] : "OTHER";
+}
+
+static int method_index(const cio_http_req *r)
+{
+    if (!r->head_done)
+        return CIO_HTTP_M_OTHER; /* refused before its method was known for sure */
+    switch (r->method) {
+    case HTTP_GET:
+        return CIO_HTTP_M_GET;
+    case HTTP_HEAD:
+        return CIO_HTTP_M_HEAD;
+    case HTTP_POST:
+        return CIO_HTTP_M_POST;
+    case HTTP_PUT:
+        return CIO_HTTP_M_PUT;
+    case HTTP_DELETE:
+        return CIO_HTTP_M_DELETE;
+    case HTTP_PATCH:
+        return CIO_HTTP_M_PATCH;
+    case HTTP_OPTIONS:
+        return CIO_HTTP_M_OPTIONS;
+    default:
+        return CIO_HTTP_M_OTHER;
+    }
+}
+
+void http_request_done(cio_http_req *r)
+{
+    if (r->status >= 100 && r->status <= 599) {
+        cio_http_metrics *m = r->conn->srv->metrics;
+        m->responses[method_index(r)][r->status - 100]++;
+        /* From the complete head (or, refused before it, now: 0). */
+        cio_time took = r->head_time ? cio_now() - r->head_time : 0;
+        unsigned b = 0;
+        while (b < CIO_HTTP_DURATION_BUCKETS && took > duration_bounds_ns[b])
+            b++;
+        m->duration[b]++;
+        m->duration_count++;
+        m->duration_sum += took > 0 ? took : 0;
+    }
+    http_access_log(r);
+}
+
+static void http_access_log(cio_http_req *r)
 {
     cio_http_conn *c = r->conn;
     cio_log_writer *w = c->srv->o.access_log;

@@ -68,6 +68,11 @@ int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_s
     cio_http_server *srv = calloc(1, sizeof(*srv));
     if (!srv)
         return -ENOMEM;
+    srv->metrics = calloc(1, sizeof(*srv->metrics));
+    if (!srv->metrics) {
+        free(srv);
+        return -ENOMEM;
+    }
     srv->loop = loop ? loop : cio_loop_current();
     if (opts)
         srv->o = *opts;
@@ -79,6 +84,7 @@ int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_s
         srv->root_fd = open(srv->o.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (srv->root_fd < 0) {
             int rc = -errno;
+            free(srv->metrics);
             free(srv);
             return rc;
         }
@@ -345,7 +351,13 @@ void cio_http_server_destroy(cio_http_server *srv)
     http_addrs_fini(&srv->addrs);
     if (srv->root_fd >= 0)
         close(srv->root_fd);
+    free(srv->metrics);
     free(srv);
+}
+
+const cio_http_metrics *cio_http_server_metrics(const cio_http_server *srv)
+{
+    return srv->metrics;
 }
 
 void cio_http_server_stats(const cio_http_server *srv, cio_http_stats *out)

@@ -208,6 +208,14 @@ static void ws_flush(cio_ws *ws)
     cio_sendq_flush_soon(&ws->act->sq);
 }
 
+/* This loop's counters (one thread, one loop: no atomics). */
+static _Thread_local cio_ws_stats ws_stats;
+
+void cio_ws_stats_get(cio_ws_stats *out)
+{
+    *out = ws_stats;
+}
+
 /* Queues one frame. Data frames respect the queue's bound (-ENOBUFS);
  * control frames always go in (they are small and end the conversation). */
 static int queue_frame(cio_ws *ws, unsigned op, bool rsv1, const void *payload, size_t n)
@@ -227,6 +235,7 @@ static int queue_frame(cio_ws *ws, unsigned op, bool rsv1, const void *payload, 
     if (n)
         memcpy(dst + hl, payload, n);
     cio_sendq_commit(&a->sq, hl + n);
+    ws_stats.messages_out += data;
     ws_flush(ws);
     return 0;
 }
@@ -330,6 +339,7 @@ int cio_ws_close(cio_ws *ws, int code, const char *reason)
 
 static void deliver(cio_ws *ws, bool binary, const uint8_t *p, size_t n)
 {
+    ws_stats.messages_in++;
     if (ws->h->on_message)
         ws->h->on_message(ws, ws->ud, binary, p, n);
 }
@@ -580,8 +590,10 @@ int ws_queue_seg(cio_ws *ws, cio_seg *seg, size_t off, size_t n)
         return -ENOBUFS;
     }
     int rc = cio_sendq_append_seg(&a->sq, seg, off, n);
-    if (rc == 0)
+    if (rc == 0) {
+        ws_stats.messages_out++; /* a shared frame is one message */
         ws_flush(ws);
+    }
     return rc;
 }
 
@@ -610,6 +622,8 @@ static void on_start(void *ud, cio_transport *t, uint8_t *data, size_t len)
 {
     cio_ws *ws = ud;
     ws->t = t;
+    ws_stats.open++;
+    ws_stats.accepted++;
     ws->last_seen = cio_now();
     arm_timer(ws);
     if (ws->h->on_open)
@@ -671,6 +685,8 @@ static void on_sent(void *ud, int err)
 static void on_closed(void *ud)
 {
     cio_ws *ws = ud;
+    if (ws->t) /* it had opened */
+        ws_stats.open--;
     ws->state = WS_GONE;
     cio_timer_stop(&ws->timer);
     if (ws->h->on_close) {

@@ -217,6 +217,7 @@ reopen:;
             close(d->access_fd);
         d->access = w;
         d->access_fd = fd;
+        d->app->access = w;
     }
     corio_notify("READY=1");
 }
@@ -407,6 +408,9 @@ static intptr_t serve(void *arg)
     d->srv = srv;
     d->access = access;
     d->access_fd = access_fd;
+    app.srv = srv;
+    app.access = access;
+    app.start_time = corio_process_start_time();
     if (rc < 0) {
         cio_error("cannot start: %s%s%s", cfg->root ? cfg->root : "", cfg->root ? ": " : "",
                   strerror(-rc));

@@ -178,6 +178,18 @@ static int cluster(cio_http_req *req, void *ud)
     return json_respond(req, &j);
 }
 
+/* Prometheus scrapes this (text format 0.0.4). */
+static int metrics(cio_http_req *req, void *ud)
+{
+    corio_app *app = ud;
+    cio_buf b = {0};
+    int rc = corio_metrics_render(app, &b);
+    if (rc == 0)
+        rc = cio_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len);
+    cio_buf_free(&b);
+    return rc;
+}
+
 /* Where a replicated protocol would take client requests: it must know
  * which member it is, so it waits for discovery (a request that arrives
  * during the search waits; it is not refused), within the handler's
@@ -452,6 +464,7 @@ int corio_routes_register(cio_http_server *srv, corio_app *app)
     rc = rc ? rc : cio_http_route(srv, "GET", "/healthz", healthz, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/readyz", readyz, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/cluster", cluster, app);
+    rc = rc ? rc : cio_http_route(srv, "GET", "/metrics", metrics, app);
     rc = rc ? rc : cio_http_route(srv, "POST", "/client-request", client_request, app);
     rc = rc ? rc : cio_http_route_stream(srv, "POST", "/echo", echo, app);
     rc = rc ? rc : cio_http_route(srv, "POST", "/hash", hash, app);

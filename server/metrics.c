@@ -1,0 +1,254 @@
+/*
+ * metrics.c - GET /metrics in the Prometheus text exposition format
+ * (version 0.0.4): HELP and TYPE lines, base units (seconds, bytes),
+ * counters ending in _total, histograms with cumulative le buckets, _sum
+ * and _count.
+ *
+ * Collecting costs the request path nothing but the counters it already
+ * keeps (one loop's, no atomics): everything here is read at scrape time.
+ */
+#include "server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct out {
+    cio_buf b;
+    bool oom;
+} out;
+
+static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(out *o, const char *fmt, ...)
+{
+    if (o->oom)
+        return;
+    for (size_t room = 256;; room *= 2) {
+        if (cio_buf_reserve(&o->b, room) < 0) {
+            o->oom = true;
+            return;
+        }
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->b.p + o->b.len, o->b.cap - o->b.len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->oom = true;
+            return;
+        }
+        if ((size_t)n < o->b.cap - o->b.len) {
+            o->b.len += (size_t)n;
+            return;
+        }
+    }
+}
+
+static void head(out *o, const char *name, const char *type, const char *help)
+{
+    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(out *o, const char *name, const char *type, const char *help, double v)
+{
+    head(o, name, type, help);
+    if (v == (double)(int64_t)v && v > -9e15 && v < 9e15)
+        put(o, "%s %lld\n", name, (long long)v); /* counts: exact */
+    else {
+        /* The shortest of 15 or 17 digits that reads back as v. */
+        char num[32];
+        snprintf(num, sizeof(num), "%.15g", v);
+        if (strtod(num, NULL) != v)
+            snprintf(num, sizeof(num), "%.17g", v);
+        put(o, "%s %s\n", name, num);
+    }
+}
+
+/* ---- the process --------------------------------------------------------------------- */
+
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd"); /* procfs: answered from memory */
+    if (!d)
+        return -1;
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+static void process_metrics(out *o, double start_time)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned long vsz = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (f) {
+        if (fscanf(f, "%lu %lu", &vsz, &rss) != 2)
+            vsz = rss = 0;
+        fclose(f);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    struct rlimit rl = {0};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    one(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+        cpu);
+    one(o, "process_open_fds", "gauge", "Number of open file descriptors.", (double)open_fds());
+    one(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+        (double)rl.rlim_cur);
+    one(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+        (double)rss * (double)page);
+    one(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+        (double)vsz * (double)page);
+    one(o, "process_start_time_seconds", "gauge",
+        "Start time of the process since unix epoch in seconds.", start_time);
+}
+
+double corio_process_start_time(void)
+{
+    /* /proc/self/stat's starttime counts clock ticks of CLOCK_BOOTTIME:
+     * the process has run for (boot time now - starttime), so it started
+     * that long before the wall clock's now. (/proc/stat's btime, whole
+     * seconds and drifting, can put the start in the future.) */
+    struct timespec wall, boot;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    clock_gettime(CLOCK_BOOTTIME, &boot);
+    double now = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (!f)
+        return now;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command may hold spaces */
+    /* after ")": state is field 3; starttime is field 22 */
+    for (int field = 2; p && field < 22; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return now;
+    double started = (double)strtoull(p + 1, NULL, 10) / (double)sysconf(_SC_CLK_TCK);
+    double ran = (double)boot.tv_sec + (double)boot.tv_nsec / 1e9 - started;
+    return now - (ran > 0 ? ran : 0);
+}
+
+/* ---- the server ---------------------------------------------------------------------- */
+
+static void http_metrics(out *o, cio_http_server *srv)
+{
+    const cio_http_metrics *m = cio_http_server_metrics(srv);
+    head(o, "corio_http_requests_total", "counter", "HTTP responses by method and status code.");
+    for (int i = 0; i < CIO_HTTP_M_COUNT; i++)
+        for (int c = 0; c < 500; c++)
+            if (m->responses[i][c])
+                put(o, "corio_http_requests_total{method=\"%s\",code=\"%d\"} %llu\n",
+                    cio_http_method_label(i), c + 100, (unsigned long long)m->responses[i][c]);
+    head(o, "corio_http_request_duration_seconds", "histogram",
+         "Time from a complete request head to the end of its response.");
+    uint64_t cum = 0;
+    for (int b = 0; b < CIO_HTTP_DURATION_BUCKETS; b++) {
+        cum += m->duration[b];
+        put(o, "corio_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+            cio_http_duration_bounds[b], (unsigned long long)cum);
+    }
+    put(o, "corio_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+        (unsigned long long)m->duration_count);
+    put(o, "corio_http_request_duration_seconds_sum %.9f\n", (double)m->duration_sum / 1e9);
+    put(o, "corio_http_request_duration_seconds_count %llu\n",
+        (unsigned long long)m->duration_count);
+
+    cio_http_stats st;
+    cio_http_server_stats(srv, &st);
+    one(o, "corio_connections_open", "gauge", "Open HTTP connections (WebSocket ones included).",
+        (double)st.connections);
+    one(o, "corio_connections_accepted_total", "counter", "Connections accepted.",
+        (double)st.accepted);
+    one(o, "corio_budget_refused_total", "counter",
+        "Requests answered 503 because their body did not fit the memory budget.",
+        (double)st.budget_refused);
+
+    cio_ws_stats ws;
+    cio_ws_stats_get(&ws);
+    one(o, "corio_ws_connections_open", "gauge", "Open WebSocket connections.", (double)ws.open);
+    head(o, "corio_ws_messages_total", "counter",
+         "WebSocket data messages received (in) and queued to send (out).");
+    put(o, "corio_ws_messages_total{direction=\"in\"} %llu\n", (unsigned long long)ws.messages_in);
+    put(o, "corio_ws_messages_total{direction=\"out\"} %llu\n",
+        (unsigned long long)ws.messages_out);
+}
+
+static void loop_metrics(out *o, cio_loop *loop)
+{
+    cio_loop_stats ls;
+    cio_loop_get_stats(loop, &ls);
+    head(o, "corio_bytes_total", "counter", "Bytes received from and sent to HTTP and WebSocket peers.");
+    put(o, "corio_bytes_total{direction=\"in\"} %llu\n", (unsigned long long)ls.bytes_in);
+    put(o, "corio_bytes_total{direction=\"out\"} %llu\n", (unsigned long long)ls.bytes_out);
+    one(o, "corio_coroutines_alive", "gauge", "Tasks (coroutines) not yet finished.",
+        (double)ls.tasks_live);
+
+    /* The heartbeat's log2 histogram, every other power of two from 1 us. */
+    uint64_t h[64];
+    cio_time sum;
+    cio_lag_histogram(loop, h, &sum);
+    cio_lag_stats lag;
+    cio_lag_get(loop, &lag);
+    head(o, "corio_loop_lag_seconds", "histogram",
+         "How late the loop's heartbeat timer fired (the loop was busy or blocked).");
+    uint64_t cum = 0;
+    unsigned i = 0;
+    for (unsigned k = 10; k <= 32; k += 2) {
+        for (; i <= k; i++)
+            cum += h[i];
+        put(o, "corio_loop_lag_seconds_bucket{le=\"%.9g\"} %llu\n", (double)(1ull << k) / 1e9,
+            (unsigned long long)cum);
+    }
+    put(o, "corio_loop_lag_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)lag.ticks);
+    put(o, "corio_loop_lag_seconds_sum %.9f\n", (double)sum / 1e9);
+    put(o, "corio_loop_lag_seconds_count %llu\n", (unsigned long long)lag.ticks);
+    one(o, "corio_loop_drift_seconds", "gauge",
+        "The heartbeat's accumulated lateness against its ideal schedule.",
+        (double)lag.drift_ns / 1e9);
+}
+
+int corio_metrics_render(corio_app *app, cio_buf *b)
+{
+    out o = {.b = *b};
+    cio_loop *loop = cio_loop_current();
+    http_metrics(&o, app->srv);
+    loop_metrics(&o, loop);
+
+    cio_pool_stats ps;
+    cio_pool_get_stats(app->pool, &ps);
+    one(&o, "corio_pool_threads", "gauge", "Thread-pool workers.", (double)ps.threads);
+    one(&o, "corio_pool_queue_depth", "gauge", "Thread-pool jobs queued, not yet running.",
+        (double)ps.queued);
+    one(&o, "corio_pool_busy_threads", "gauge", "Thread-pool workers running a job.",
+        (double)ps.running);
+
+    head(&o, "corio_discovery_state", "gauge",
+         "Peer-ID discovery: 1 for the state this server is in, 0 for the others.");
+    enum cio_peer_state now = cio_discovery_state(app->disc);
+    for (int s = CIO_PEER_STANDALONE; s <= CIO_PEER_FAILED; s++)
+        put(&o, "corio_discovery_state{state=\"%s\"} %d\n",
+            cio_peer_state_name((enum cio_peer_state)s), s == (int)now);
+
+    head(&o, "corio_log_lines_dropped_total", "counter",
+         "Log lines dropped because the log's writer had fallen behind.");
+    put(&o, "corio_log_lines_dropped_total{log=\"error\"} %llu\n",
+        (unsigned long long)cio_log_dropped_lines(loop));
+    put(&o, "corio_log_lines_dropped_total{log=\"access\"} %llu\n",
+        (unsigned long long)(app->access ? cio_log_writer_dropped_lines(app->access) : 0));
+
+    process_metrics(&o, app->start_time);
+    *b = o.b;
+    return o.oom ? -ENOMEM : 0;
+}
