@@ -43,6 +43,8 @@ static bool valid_method(const char *m)
     return true;
 }
 
+#define PATH_SEGS_MAX 32 /* segments of a route at most: more are refused */
+
 static int route_add(cio_http_server *srv, const char *method, const char *pattern,
                      cio_http_handler fn, void *ud, bool stream)
 {
@@ -73,6 +75,10 @@ static int route_add(cio_http_server *srv, const char *method, const char *patte
             rt->nsegs++;
             if (!e)
                 break;
+            if (rt->nsegs == PATH_SEGS_MAX) {
+                route_free(rt);
+                return -EINVAL; /* more segments than a path is split into */
+            }
             p = e + 1;
         }
     }
@@ -103,38 +109,60 @@ int cio_http_route_stream(cio_http_server *srv, const char *method, const char *
     return route_add(srv, method, pattern, fn, ud, true);
 }
 
+/* A path split into segments once per request, so that each route costs
+ * a count comparison and, for the few whose shape fits, a length and a
+ * memcmp per segment (not a scan of the path per route). */
+
+typedef struct path_segs {
+    cio_str s[PATH_SEGS_MAX];
+    size_t n; /* PATH_SEGS_MAX + 1: more than any route has */
+} path_segs;
+
+/* "/" -> {}; "/a/b" -> {"a", "b"}; "/a/" -> {"a", ""}: as patterns are split. */
+static void split_path(cio_str path, path_segs *ps)
+{
+    ps->n = 0;
+    if (path.n <= 1)
+        return;
+    const char *p = path.p + 1, *end = path.p + path.n;
+    for (;;) {
+        if (ps->n == PATH_SEGS_MAX) {
+            ps->n = PATH_SEGS_MAX + 1;
+            return;
+        }
+        const char *e = memchr(p, '/', (size_t)(end - p));
+        ps->s[ps->n++] = (cio_str){p, e ? (size_t)(e - p) : (size_t)(end - p)};
+        if (!e)
+            return;
+        p = e + 1;
+    }
+}
+
 /* Matches the path's segments against rt; returns the number of literal
  * segments matched, or -1. */
-static int match_path(const http_route *rt, cio_str path, cio_http_req *req, bool fill)
+static int match_path(const http_route *rt, const path_segs *ps, cio_http_req *req, bool fill)
 {
-    if (path.n == 1) /* "/" */
-        return rt->nsegs == 0 ? 0 : -1;
-    const char *p = path.p + 1, *end = path.p + path.n;
+    if (rt->nsegs != ps->n)
+        return -1;
     int literal = 0;
     unsigned np = 0;
     for (size_t i = 0; i < rt->nsegs; i++) {
-        if (!p)
-            return -1; /* the path has fewer segments */
-        const char *e = memchr(p, '/', (size_t)(end - p));
-        size_t n = e ? (size_t)(e - p) : (size_t)(end - p);
-        const char *seg = rt->segs[i];
-        if (seg[0] == ':') {
-            if (n == 0)
+        cio_str seg = ps->s[i];
+        const char *pat = rt->segs[i];
+        if (pat[0] == ':') {
+            if (seg.n == 0)
                 return -1;
             if (fill && np < CIO_HTTP_MAX_PARAMS) {
-                req->params_name[np] = (cio_str){seg + 1, (size_t)rt->seg_len[i] - 1};
-                req->params_val[np] = (cio_str){p, n};
+                req->params_name[np] = (cio_str){pat + 1, (size_t)rt->seg_len[i] - 1};
+                req->params_val[np] = seg;
                 np++;
             }
-        } else if (rt->seg_len[i] != n || memcmp(seg, p, n) != 0) {
+        } else if (rt->seg_len[i] != seg.n || memcmp(pat, seg.p, seg.n) != 0) {
             return -1;
         } else {
             literal++;
         }
-        p = e ? e + 1 : NULL;
     }
-    if (p)
-        return -1; /* the path has more segments */
     if (fill)
         req->nparams = np;
     return literal;
@@ -179,13 +207,15 @@ static const http_route *route_match(cio_http_server *srv, cio_http_req *req, ch
 {
     cio_str method = cio_http_method(req);
     bool head = req->method == HTTP_HEAD;
+    path_segs ps;
+    split_path(req->path, &ps);
     const http_route *best = NULL;
     int best_lit = -1;
     for (const http_route *rt = srv->routes; rt; rt = rt->next) {
         bool same = rt->method_len == method.n && memcmp(rt->method, method.p, method.n) == 0;
         if (!same && !(head && rt->is_get))
             continue;
-        int lit = match_path(rt, req->path, req, false);
+        int lit = match_path(rt, &ps, req, false);
         if (lit > best_lit) {
             best = rt;
             best_lit = lit;
@@ -193,12 +223,12 @@ static const http_route *route_match(cio_http_server *srv, cio_http_req *req, ch
     }
     allowed[0] = 0;
     if (best) {
-        match_path(best, req->path, req, true);
+        match_path(best, &ps, req, true);
         return best;
     }
     /* No route for this method: which methods would the path take? */
     for (const http_route *rt = srv->routes; rt; rt = rt->next) {
-        if (match_path(rt, req->path, req, false) < 0)
+        if (match_path(rt, &ps, req, false) < 0)
             continue;
         allow_add(allowed, allowed_len, rt->method);
         if (rt->is_get)

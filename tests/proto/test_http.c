@@ -315,6 +315,7 @@ static void add_routes(void)
     ck_assert_int_eq(cio_http_route_stream(srv, "POST", "/sum", h_sum, NULL), 0);
     ck_assert_int_eq(cio_http_route_stream(srv, "POST", "/unread", h_unread, NULL), 0);
     ck_assert_int_eq(cio_http_route_stream(srv, "POST", "/duplex", h_duplex, NULL), 0);
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/:x", h_path, NULL), 0); /* 32 segments */
 }
 
 typedef struct conn_run {
@@ -1175,6 +1176,18 @@ START_TEST(path_parameters_are_decoded)
     run(&x);
     ck_assert_ptr_nonnull(strstr(x.out, "user \xC3\xA9t\xC3\xA9"));
     ck_assert_ptr_nonnull(strstr(x.out, "\r\n\r\n/path/a b"));
+}
+END_TEST
+
+/* Paths are split into at most 32 segments once per request: a route of
+ * 32 matches, a path of 33 finds none, and a route of 33 is refused. */
+START_TEST(routes_have_at_most_32_segments)
+{
+    ck_assert_int_eq(cio_http_route(srv, "GET", "/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/:x/y", h_path, NULL), -EINVAL);
+    exchange x = {.input = GET("/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/last") GET("/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/last/z"), .eof = true};
+    run(&x);
+    ck_assert_ptr_nonnull(strstr(x.out, "\r\n\r\n/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/last"));
+    ck_assert_int_eq(count(x.out, "404 Not Found\r\n"), 1);
 }
 END_TEST
 
@@ -2109,6 +2122,7 @@ static Suite *http_suite(void)
     T_CASE(s, client_end_of_stream_cancels_the_handler, 10);
     T_CASE(s, routes_match_the_decoded_normalised_path, 5);
     T_CASE(s, path_parameters_are_decoded, 5);
+    T_CASE(s, routes_have_at_most_32_segments, 5);
     T_CASE(s, malformed_escape_or_climbing_path_is_400, 5);
     T_CASE(s, expect_to_an_unknown_path_gets_404_without_continue, 10);
     T_CASE(s, expect_with_a_wrong_method_gets_405_without_continue, 10);
