@@ -184,8 +184,8 @@ static void reload(daemon_t *d)
     TAKE(debug);
 #undef TAKE
     cio_config_free(&nc);
-    cio_log_set_level((enum cio_log_level)c->log.level);
-    ws_opts_of(c, d->app, d->budget);
+    /* Said at the level in force before: lowering it to warn still
+     * confirms the reload. */
     if (ll)
         cio_info("SIGHUP: applied: %s", live);
     if (rl)
@@ -193,6 +193,8 @@ static void reload(daemon_t *d)
                  later);
     if (!ll && !rl)
         cio_info("SIGHUP: configuration unchanged");
+    cio_log_set_level((enum cio_log_level)c->log.level);
+    ws_opts_of(c, d->app, d->budget);
 reopen:;
     /* The logs are reopened in any case: that is what logrotate asks. */
     int rc = open_error_log(d->cfg.log.error);
