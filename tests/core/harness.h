@@ -45,6 +45,15 @@ static inline intptr_t t_run(cio_fn fn, void *arg)
     return r;
 }
 
+/* A test whose body is the task fn on a fresh loop, which must return
+ * expect. */
+#define T_LOOP_TEST(name, fn, expect)                          \
+    START_TEST(name)                                           \
+    {                                                          \
+        ck_assert_int_eq(t_run((fn), NULL), (expect));         \
+    }                                                          \
+    END_TEST
+
 /* This process's resident memory in KiB (/proc/self/statm). */
 static inline long t_rss_kib(void)
 {

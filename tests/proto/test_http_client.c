@@ -307,11 +307,7 @@ static intptr_t main_get(void *arg)
     return 0;
 }
 
-START_TEST(get_returns_status_headers_and_body)
-{
-    t_run(main_get, NULL);
-}
-END_TEST
+T_LOOP_TEST(get_returns_status_headers_and_body, main_get, 0)
 
 static intptr_t main_post(void *arg)
 {
@@ -337,11 +333,7 @@ static intptr_t main_post(void *arg)
     return 0;
 }
 
-START_TEST(post_sends_body_with_content_length)
-{
-    t_run(main_post, NULL);
-}
-END_TEST
+T_LOOP_TEST(post_sends_body_with_content_length, main_post, 0)
 
 static intptr_t main_empty_post(void *arg)
 {
@@ -365,11 +357,7 @@ static intptr_t main_empty_post(void *arg)
     return 0;
 }
 
-START_TEST(empty_post_says_content_length_0)
-{
-    t_run(main_empty_post, NULL);
-}
-END_TEST
+T_LOOP_TEST(empty_post_says_content_length_0, main_empty_post, 0)
 
 /* The request head is built with the content type's length counted. */
 static intptr_t main_long_type(void *arg)
@@ -396,11 +384,7 @@ static intptr_t main_long_type(void *arg)
     return 0;
 }
 
-START_TEST(long_content_type_is_sent_whole)
-{
-    t_run(main_long_type, NULL);
-}
-END_TEST
+T_LOOP_TEST(long_content_type_is_sent_whole, main_long_type, 0)
 
 static intptr_t main_extra_headers(void *arg)
 {
@@ -422,11 +406,7 @@ static intptr_t main_extra_headers(void *arg)
     return 0;
 }
 
-START_TEST(extra_request_headers_arrive)
-{
-    t_run(main_extra_headers, NULL);
-}
-END_TEST
+T_LOOP_TEST(extra_request_headers_arrive, main_extra_headers, 0)
 
 static intptr_t main_request_head(void *arg)
 {
@@ -448,11 +428,7 @@ static intptr_t main_request_head(void *arg)
     return 0;
 }
 
-START_TEST(request_head_has_host_port_and_user_agent)
-{
-    t_run(main_request_head, NULL);
-}
-END_TEST
+T_LOOP_TEST(request_head_has_host_port_and_user_agent, main_request_head, 0)
 
 static intptr_t main_head(void *arg)
 {
@@ -477,11 +453,7 @@ static intptr_t main_head(void *arg)
     return 0;
 }
 
-START_TEST(head_response_with_content_length_has_no_body)
-{
-    t_run(main_head, NULL);
-}
-END_TEST
+T_LOOP_TEST(head_response_with_content_length_has_no_body, main_head, 0)
 
 /* The Content-Length of a HEAD response is the representation's: it may be
  * far over max_response_bytes. */
@@ -518,11 +490,7 @@ static intptr_t main_chunked(void *arg)
     return 0;
 }
 
-START_TEST(chunked_response_is_dechunked)
-{
-    t_run(main_chunked, NULL);
-}
-END_TEST
+T_LOOP_TEST(chunked_response_is_dechunked, main_chunked, 0)
 
 static const char chunked_reply[] = "HTTP/1.1 200 OK\r\n"
                                     "Transfer-Encoding: chunked\r\n"
@@ -672,11 +640,7 @@ static intptr_t main_reuse(void *arg)
     return 0;
 }
 
-START_TEST(keep_alive_connection_is_reused)
-{
-    t_run(main_reuse, NULL);
-}
-END_TEST
+T_LOOP_TEST(keep_alive_connection_is_reused, main_reuse, 0)
 
 static intptr_t main_no_reuse(void *arg)
 {
@@ -702,11 +666,7 @@ static intptr_t main_no_reuse(void *arg)
     return 0;
 }
 
-START_TEST(connection_close_response_is_not_reused)
-{
-    t_run(main_no_reuse, NULL);
-}
-END_TEST
+T_LOOP_TEST(connection_close_response_is_not_reused, main_no_reuse, 0)
 
 static intptr_t main_idle_closed(void *arg)
 {
@@ -734,11 +694,7 @@ static intptr_t main_idle_closed(void *arg)
     return 0;
 }
 
-START_TEST(idle_connection_closed_by_the_server_is_replaced)
-{
-    t_run(main_idle_closed, NULL);
-}
-END_TEST
+T_LOOP_TEST(idle_connection_closed_by_the_server_is_replaced, main_idle_closed, 0)
 
 /* The kept-alive connection looks open, but the server closes it on
  * reading the next request: a GET is sent again on a new one. */
@@ -767,11 +723,7 @@ static intptr_t main_retry(void *arg)
     return 0;
 }
 
-START_TEST(reused_connection_closed_before_answering_is_retried)
-{
-    t_run(main_retry, NULL);
-}
-END_TEST
+T_LOOP_TEST(reused_connection_closed_before_answering_is_retried, main_retry, 0)
 
 static intptr_t main_no_retry(void *arg)
 {
@@ -796,11 +748,7 @@ static intptr_t main_no_retry(void *arg)
     return 0;
 }
 
-START_TEST(post_on_a_connection_closed_before_answering_is_not_retried)
-{
-    t_run(main_no_retry, NULL);
-}
-END_TEST
+T_LOOP_TEST(post_on_a_connection_closed_before_answering_is_not_retried, main_no_retry, 0)
 
 /* ---- limits and malformed responses ------------------------------------------------ */
 
@@ -1052,11 +1000,7 @@ static intptr_t main_cancel(void *arg)
     return 0;
 }
 
-START_TEST(cancelling_the_scope_stops_the_fetch_and_closes_the_connection)
-{
-    t_run(main_cancel, NULL);
-}
-END_TEST
+T_LOOP_TEST(cancelling_the_scope_stops_the_fetch_and_closes_the_connection, main_cancel, 0)
 
 /* ---- addresses ------------------------------------------------------------------------ */
 
@@ -1078,11 +1022,7 @@ static intptr_t main_refused(void *arg)
     return 0;
 }
 
-START_TEST(connection_refused_is_econnrefused)
-{
-    t_run(main_refused, NULL);
-}
-END_TEST
+T_LOOP_TEST(connection_refused_is_econnrefused, main_refused, 0)
 
 static intptr_t main_nxdomain(void *arg)
 {
@@ -1100,11 +1040,7 @@ static intptr_t main_nxdomain(void *arg)
     return 0;
 }
 
-START_TEST(name_that_does_not_resolve_fails)
-{
-    t_run(main_nxdomain, NULL);
-}
-END_TEST
+T_LOOP_TEST(name_that_does_not_resolve_fails, main_nxdomain, 0)
 
 /* localhost may resolve to ::1 before 127.0.0.1, where nothing listens:
  * every address is tried. */
@@ -1128,11 +1064,7 @@ static intptr_t main_localhost(void *arg)
     return 0;
 }
 
-START_TEST(localhost_resolves_and_every_address_is_tried)
-{
-    t_run(main_localhost, NULL);
-}
-END_TEST
+T_LOOP_TEST(localhost_resolves_and_every_address_is_tried, main_localhost, 0)
 
 /* ---- malformed requests ------------------------------------------------------------- */
 
@@ -1159,11 +1091,7 @@ static intptr_t main_bad_method(void *arg)
     return fetch_refused((cio_http_request){.method = "GET /evil HTTP/1.1\r\nX:"});
 }
 
-START_TEST(method_with_a_space_is_einval)
-{
-    ck_assert_int_eq(t_run(main_bad_method, NULL), -EINVAL);
-}
-END_TEST
+T_LOOP_TEST(method_with_a_space_is_einval, main_bad_method, -EINVAL)
 
 static intptr_t main_bad_target(void *arg)
 {
@@ -1171,11 +1099,7 @@ static intptr_t main_bad_target(void *arg)
     return fetch_refused((cio_http_request){.target = "/a\r\nX-Injected: 1"});
 }
 
-START_TEST(target_with_cr_lf_is_einval)
-{
-    ck_assert_int_eq(t_run(main_bad_target, NULL), -EINVAL);
-}
-END_TEST
+T_LOOP_TEST(target_with_cr_lf_is_einval, main_bad_target, -EINVAL)
 
 static intptr_t main_bad_value(void *arg)
 {
@@ -1184,11 +1108,7 @@ static intptr_t main_bad_value(void *arg)
     return fetch_refused((cio_http_request){.headers = h, .nheaders = 1});
 }
 
-START_TEST(header_value_with_lf_is_einval)
-{
-    ck_assert_int_eq(t_run(main_bad_value, NULL), -EINVAL);
-}
-END_TEST
+T_LOOP_TEST(header_value_with_lf_is_einval, main_bad_value, -EINVAL)
 
 static intptr_t main_forbidden_header(void *arg)
 {
@@ -1197,11 +1117,7 @@ static intptr_t main_forbidden_header(void *arg)
     return fetch_refused((cio_http_request){.headers = h, .nheaders = 1});
 }
 
-START_TEST(forbidden_header_is_einval)
-{
-    ck_assert_int_eq(t_run(main_forbidden_header, NULL), -EINVAL);
-}
-END_TEST
+T_LOOP_TEST(forbidden_header_is_einval, main_forbidden_header, -EINVAL)
 
 /* ---- destroy ------------------------------------------------------------------------- */
 
@@ -1225,11 +1141,7 @@ static intptr_t main_destroy_busy(void *arg)
     return 0;
 }
 
-START_TEST(destroy_during_a_fetch_is_ebusy)
-{
-    t_run(main_destroy_busy, NULL);
-}
-END_TEST
+T_LOOP_TEST(destroy_during_a_fetch_is_ebusy, main_destroy_busy, 0)
 
 static int open_fds(void)
 {
@@ -1273,11 +1185,7 @@ static intptr_t main_destroy_idle(void *arg)
     return 0;
 }
 
-START_TEST(destroy_closes_idle_connections)
-{
-    t_run(main_destroy_idle, NULL);
-}
-END_TEST
+T_LOOP_TEST(destroy_closes_idle_connections, main_destroy_idle, 0)
 
 static Suite *http_client_suite(void)
 {

@@ -49,13 +49,6 @@ END_TEST
 
 /* ---- servers and discovery on one loop ------------------------------------------------ */
 
-/* A test whose body is a task on a fresh loop. */
-#define LOOP_TEST(name, fn)                        \
-    START_TEST(name)                               \
-    {                                              \
-        ck_assert_int_eq(t_run((fn), NULL), 0);    \
-    }                                              \
-    END_TEST
 
 typedef struct member {
     cio_http_server *srv;
@@ -180,7 +173,7 @@ static intptr_t t_finds_self(void *arg)
     return 0;
 }
 
-LOOP_TEST(self_is_the_entry_answering_our_id, t_finds_self)
+T_LOOP_TEST(self_is_the_entry_answering_our_id, t_finds_self, 0)
 
 /* Two entries reach us; the first in list order answers after the second:
  * it is still self, and the other an alias. */
@@ -198,7 +191,7 @@ static intptr_t t_first_in_order(void *arg)
     return 0;
 }
 
-LOOP_TEST(first_matching_entry_in_list_order_wins, t_first_in_order)
+T_LOOP_TEST(first_matching_entry_in_list_order_wins, t_first_in_order, 0)
 
 /* An entry after self that never answers within the test does not hold
  * the decision back: its query times out only after 60 s. */
@@ -215,7 +208,7 @@ static intptr_t t_slow_after_self(void *arg)
     return 0;
 }
 
-LOOP_TEST(slow_entry_after_self_does_not_delay_it, t_slow_after_self)
+T_LOOP_TEST(slow_entry_after_self_does_not_delay_it, t_slow_after_self, 0)
 
 /* Entry 0's answer of round 1 (our id) is held back; entry 1 fails round 1
  * and answers our id in a later round. Self was first seen in round 1, at
@@ -238,7 +231,7 @@ static intptr_t t_earlier_round(void *arg)
     return 0;
 }
 
-LOOP_TEST(entry_still_out_with_an_earlier_round_is_waited_for, t_earlier_round)
+T_LOOP_TEST(entry_still_out_with_an_earlier_round_is_waited_for, t_earlier_round, 0)
 
 /* Entry 0 never answers; entry 1, after it in the list, answers our id:
  * the decision waits for entry 0, and the end of the window settles it
@@ -258,7 +251,7 @@ static intptr_t t_window_decides(void *arg)
     return 0;
 }
 
-LOOP_TEST(window_end_decides_with_what_answered, t_window_decides)
+T_LOOP_TEST(window_end_decides_with_what_answered, t_window_decides, 0)
 
 static intptr_t t_window(void *arg)
 {
@@ -281,7 +274,7 @@ static intptr_t t_window(void *arg)
     return 0;
 }
 
-LOOP_TEST(window_ends_the_search_with_esrch, t_window)
+T_LOOP_TEST(window_ends_the_search_with_esrch, t_window, 0)
 
 static intptr_t t_restart(void *arg)
 {
@@ -300,7 +293,7 @@ static intptr_t t_restart(void *arg)
     return 0;
 }
 
-LOOP_TEST(peer_with_a_new_id_counts_a_restart, t_restart)
+T_LOOP_TEST(peer_with_a_new_id_counts_a_restart, t_restart, 0)
 
 static intptr_t t_down(void *arg)
 {
@@ -318,7 +311,7 @@ static intptr_t t_down(void *arg)
     return 0;
 }
 
-LOOP_TEST(peer_that_stops_is_down, t_down)
+T_LOOP_TEST(peer_that_stops_is_down, t_down, 0)
 
 static intptr_t t_stop_wakes(void *arg)
 {
@@ -333,7 +326,7 @@ static intptr_t t_stop_wakes(void *arg)
     return 0;
 }
 
-LOOP_TEST(stop_ends_waits_with_eshutdown, t_stop_wakes)
+T_LOOP_TEST(stop_ends_waits_with_eshutdown, t_stop_wakes, 0)
 
 static intptr_t t_standalone(void *arg)
 {
@@ -352,7 +345,7 @@ static intptr_t t_standalone(void *arg)
     return 0;
 }
 
-LOOP_TEST(standalone_is_ready_at_once, t_standalone)
+T_LOOP_TEST(standalone_is_ready_at_once, t_standalone, 0)
 
 static Suite *peer_suite(void)
 {
