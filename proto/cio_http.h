@@ -60,6 +60,9 @@ typedef struct cio_http_opts {
     bool serve_dotfiles;            /* serve "/.env", "/a/.git/..." from the root
                                        (default false: 404; "/.well-known/" always) */
     cio_log_writer *access_log;     /* combined log format, or NULL */
+    bool access_log_json;           /* JSON lines instead: {"time", "remote", "method",
+                                       "uri", "protocol", "status", "bytes",
+                                       "duration_ms", "referer", "user_agent"} */
     cio_budget *budget;             /* bytes buffered for peers, shared with other
                                        servers and WebSocket routes (NULL: unbounded).
                                        A buffered body that does not fit is refused

@@ -145,6 +145,7 @@ struct cio_http_server {
     int64_t clock_sec;
     char date[30];
     char clf_time[32];
+    char iso_time[24]; /* for the JSON access log */
 };
 
 /* Response state of the request being handled. */

@@ -104,6 +104,7 @@ void http_clock_update(cio_http_server *srv)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     strftime(srv->clf_time, sizeof(srv->clf_time), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    strftime(srv->iso_time, sizeof(srv->iso_time), "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* ---- heads -------------------------------------------------------------------------- */
@@ -415,6 +416,27 @@ static size_t put_escaped(char *dst, const char *s, size_t n, size_t room)
     return o;
 }
 
+/* A JSON string's contents: quotes, backslashes, control and non-ASCII
+ * bytes (a request's bytes need not be UTF-8) as \u00XX escapes. */
+static size_t put_json(char *dst, const char *s, size_t n, size_t room)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 6 < room; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            dst[o++] = '\\', dst[o++] = (char)ch;
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            memcpy(dst + o, "\\u00", 4);
+            dst[o + 4] = hex[ch >> 4], dst[o + 5] = hex[ch & 15];
+            o += 6;
+        } else {
+            dst[o++] = (char)ch;
+        }
+    }
+    return o;
+}
+
 static void remote_text(const cio_http_conn *c, char *out, size_t len)
 {
     if (!c->rfamily || !inet_ntop(c->rfamily, c->raddr, out, (socklen_t)len))
@@ -477,6 +499,46 @@ void http_request_done(cio_http_req *r)
     http_access_log(r);
 }
 
+/* One JSON object per line: the same fields as the combined format, named,
+ * and the request's duration. */
+static void access_log_json(cio_http_req *r, cio_log_writer *w, const char *addr, cio_str method,
+                            cio_str url, cio_str referer, cio_str agent)
+{
+    size_t room = 320 + 6 * (method.n + url.n + referer.n + agent.n);
+    char *line = cio_log_writer_reserve(w, room);
+    if (!line)
+        return; /* the log is backed up: dropped and counted by the writer */
+    size_t o = (size_t)snprintf(line, room, "{\"time\":\"%s\",\"remote\":\"%s\",\"method\":\"",
+                                r->conn->srv->iso_time, addr);
+    o += put_json(line + o, method.p, method.n, room - o);
+    o += (size_t)snprintf(line + o, room - o, "\",\"uri\":\"");
+    o += put_json(line + o, url.p, url.n, room - o);
+    cio_time took = r->head_time ? cio_now() - r->head_time : 0;
+    char proto[16] = "null"; /* a request refused before its version was read */
+    if (r->version_seen)
+        snprintf(proto, sizeof(proto), "\"HTTP/1.%d\"", r->minor);
+    o += (size_t)snprintf(line + o, room - o,
+                          "\",\"protocol\":%s,\"status\":%d,\"bytes\":%llu,"
+                          "\"duration_ms\":%.3f,\"referer\":",
+                          proto, r->status, (unsigned long long)r->bytes_sent,
+                          (double)(took > 0 ? took : 0) / 1e6);
+    for (int k = 0; k < 2; k++) {
+        cio_str v = k ? agent : referer;
+        if (v.p) {
+            line[o++] = '"';
+            o += put_json(line + o, v.p, v.n, room - o);
+            line[o++] = '"';
+        } else {
+            o += (size_t)snprintf(line + o, room - o, "null");
+        }
+        if (!k)
+            o += (size_t)snprintf(line + o, room - o, ",\"user_agent\":");
+    }
+    line[o++] = '}';
+    line[o++] = '\n';
+    cio_log_writer_commit(w, o);
+}
+
 static void http_access_log(cio_http_req *r)
 {
     cio_http_conn *c = r->conn;
@@ -488,6 +550,10 @@ static void http_access_log(cio_http_req *r)
     cio_str method = http_span_str(r, r->method_s), url = http_span_str(r, r->url);
     cio_str referer = r->head_done ? cio_http_header(r, "Referer") : (cio_str){0};
     cio_str agent = r->head_done ? cio_http_header(r, "User-Agent") : (cio_str){0};
+    if (c->srv->o.access_log_json) {
+        access_log_json(r, w, addr, method, url, referer, agent);
+        return;
+    }
     size_t room = 256 + 4 * (method.n + url.n + referer.n + agent.n);
     char *line = cio_log_writer_reserve(w, room);
     if (!line)

@@ -112,6 +112,7 @@ static cio_http_opts http_opts_of(const cio_config *cfg, cio_log_writer *access,
         .root = cfg->root,
         .serve_dotfiles = cfg->serve_dotfiles,
         .access_log = access,
+        .access_log_json = cfg->log.format == CIO_CONFIG_LOG_JSON,
         .budget = b,
     };
 }
@@ -576,8 +577,6 @@ static const char *not_yet(const cio_config *cfg)
     for (size_t i = 0; i < cfg->nlisten; i++)
         if (cfg->listen[i].proxy_protocol)
             return "listen: proxy_protocol is not supported yet";
-    if (cfg->log.format != CIO_CONFIG_LOG_COMBINED)
-        return "log.format: only \"combined\" is supported so far";
     return NULL;
 }
 

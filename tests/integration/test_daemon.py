@@ -627,6 +627,38 @@ class TestAccessLog(DaemonTestCase):
         self.assertEqual(matching(access + ".1", r"\?after "), [])
 
 
+    def test_json_format_writes_one_object_per_request(self):
+        """log.format "json": every field of the combined format, named, and
+        the duration; bytes a client sent that are not UTF-8 or are control
+        characters come out as \\u00XX escapes, so each line parses."""
+        listen, port = self.listen_args()
+        access = self.path("access.log")
+        cfg = self.path("json.json")
+        with open(cfg, "w") as f:
+            json.dump({"log": {"format": "json", "access": access}}, f)
+        self.start(["--config", cfg] + listen)
+        c = http.client.HTTPConnection(H.HOST, port, timeout=10)
+        c.request("GET", "/plaintext?q=%22", headers={"User-Agent": 'a "b" \\',
+                                                       "Referer": "http://r/"})
+        self.assertEqual(c.getresponse().status, 200)
+        c.close()
+        with socket.create_connection((H.HOST, port), timeout=10) as s:
+            s.sendall(b"GET /\x7f\xff HTTP/1.1\r\nHost: x\r\n\r\n")  # refused: 400
+            s.recv(4096)
+        lines = wait_lines(access, r"^\{", count=2)
+        first, second = (json.loads(line) for line in lines[:2])
+        self.assertEqual(
+            {k: first[k] for k in ("remote", "method", "uri", "protocol", "status", "bytes",
+                                   "referer", "user_agent")},
+            {"remote": H.HOST, "method": "GET", "uri": "/plaintext?q=%22",
+             "protocol": "HTTP/1.1", "status": 200, "bytes": 13, "referer": "http://r/",
+             "user_agent": 'a "b" \\'})
+        self.assertRegex(first["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertGreaterEqual(first["duration_ms"], 0)
+        self.assertEqual(second["status"], 400)
+        self.assertIsNone(second["referer"])
+
+
 # ---------------------------------------------------------------------------
 # SIGHUP: reloading the configuration
 
