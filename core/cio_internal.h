@@ -114,6 +114,7 @@ struct cio_task {
     cio_list all_link;   /* in loop->tasks while alive */
     cio_scope root;      /* the task-wide scope (cio_task_cancel) */
     cio_future done;
+    const char *name; /* for diagnostics (cio_task_set_name), or NULL */
     uint8_t state;
     uint8_t refs; /* handle/group + running */
 #if CIO_ASAN
@@ -230,6 +231,12 @@ struct cio_loop {
     cio_heap_stats heap_stats;
 
     cio_loop_stats stats;
+
+    /* the slow-task watchdog (task.c) */
+    cio_time slow_threshold; /* 0: off */
+    void (*slow_fn)(void *ud, const char *name, cio_time ns);
+    void *slow_ud;
+    uint64_t slow_count;
     cio_list writers;    /* cio_log_writer flushed at the end of each turn */
     cio_list sendq_due;  /* cio_sendq.due_link: sent at the end of each turn */
     cio_log_writer *log; /* this loop's process-log writer (stderr) */

@@ -38,6 +38,25 @@ void cio_task_cancel(cio_task *t);
 /* The task's completion as a future (valid while the handle is held). */
 struct cio_future *cio_task_future(cio_task *t);
 
+/* Names task t (NULL: the running one) for diagnostics, e.g. the
+ * slow-task watchdog's reports ("GET /hash"). The string is not copied: it
+ * must stay valid while it is the name (a literal, or the task's own
+ * memory until it renames itself or ends). NULL clears it. */
+void cio_task_set_name(cio_task *t, const char *name);
+
+/* The slow-task watchdog, asyncio's debug-mode slow_callback_duration: a
+ * task that runs longer than threshold without reaching an awaiting call
+ * froze every other task and connection of its loop meanwhile. Each such
+ * run is counted (cio_slow_count) and reported to fn(ud, name, ns) on the
+ * loop right after the task yields (name: its cio_task_set_name, or NULL).
+ * Measured with CLOCK_MONOTONIC_COARSE: a few nanoseconds per switch, and
+ * a resolution of a jiffy (1 to 4 ms), enough for thresholds of tens of
+ * milliseconds. threshold <= 0 turns it off. 0 or -EINVAL (no loop). */
+int cio_slow_watch(cio_loop *loop, cio_time threshold,
+                   void (*fn)(void *ud, const char *name, cio_time ns), void *ud);
+/* The runs counted so far on loop (NULL: the current one). */
+uint64_t cio_slow_count(const cio_loop *loop);
+
 /* The running task, or NULL outside coroutines. */
 cio_task *cio_current(void);
 

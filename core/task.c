@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define TASK_FREE_MAX 4096
 #define RUN_BUDGET    128
@@ -82,6 +83,16 @@ void cio__task_wake(cio_task *t)
  * to a budget of task runs: the turn's fixed costs (clock, timers, kernel
  * entry) are shared by many runs, while tasks that keep yielding to each
  * other still cannot keep the loop from reaping I/O for long. */
+/* The coarse clock: a few nanoseconds to read (a vDSO load), a jiffy's
+ * resolution (1 to 4 ms): enough for a watchdog whose thresholds are tens
+ * of milliseconds, and cheap enough to read around every switch. */
+static cio_time coarse_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (cio_time)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 void cio__run_ready(cio_loop *l)
 {
     size_t n = RUN_BUDGET;
@@ -92,8 +103,19 @@ void cio__run_ready(cio_loop *l)
             l->ready_tail = NULL;
         t->state = CIO__T_RUNNING;
         l->current = t;
+        cio_time t0 = l->slow_threshold ? coarse_now() : 0;
         cio__ctx_switch(l, &l->sched, &t->ctx, NULL, t, false);
         l->current = NULL;
+        if (l->slow_threshold && t0) { /* (not when turned on meanwhile) */
+            /* It ran from t0 until it awaited (or ended): everything else
+             * on this loop waited that long. */
+            cio_time ran = coarse_now() - t0;
+            if (ran > l->slow_threshold) {
+                l->slow_count++;
+                if (l->slow_fn)
+                    l->slow_fn(l->slow_ud, t->name, ran);
+            }
+        }
         if (t->state == CIO__T_DONE) {
             cio__stack_put(l, t->stack);
             t->stack = NULL;
@@ -144,6 +166,7 @@ static int spawn(cio_loop *l, cio_task **out, cio_fn fn, void *arg, cio_group *g
     }
     t->loop = l;
     t->fn = fn;
+    t->name = NULL;
     t->arg = arg;
     t->wait = NULL;
     t->groups = NULL;
@@ -172,6 +195,33 @@ int cio_spawn(cio_loop *l, cio_task **out, cio_fn fn, void *arg)
     if (!l || !fn)
         return -EINVAL;
     return spawn(l, out, fn, arg, NULL);
+}
+
+void cio_task_set_name(cio_task *t, const char *name)
+{
+    if (!t)
+        t = cio_current();
+    if (t)
+        t->name = name;
+}
+
+int cio_slow_watch(cio_loop *l, cio_time threshold,
+                   void (*fn)(void *ud, const char *name, cio_time ns), void *ud)
+{
+    l = cio__loop_or_current(l);
+    if (!l)
+        return -EINVAL;
+    l->slow_threshold = threshold > 0 ? threshold : 0;
+    l->slow_fn = fn;
+    l->slow_ud = ud;
+    return 0;
+}
+
+uint64_t cio_slow_count(const cio_loop *l)
+{
+    if (!l)
+        l = cio_loop_current();
+    return l ? l->slow_count : 0;
 }
 
 cio_task *cio_current(void)

@@ -840,6 +840,9 @@ static int call_handler(cio_http_req *r)
         cio_http_add_header(r, "Allow", r->allow ? r->allow : allowed);
     if (status)
         return http_respond_status(r, status);
+    /* Named for the slow-task watchdog: the connection's task runs one
+     * request after another. */
+    cio_task_set_name(NULL, r->route ? r->route->name : "static file");
     if (r->route)
         return r->route->fn(r, r->route->ud);
     return cio_http_serve_static(r);

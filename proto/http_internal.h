@@ -90,6 +90,7 @@ typedef struct http_route {
     cio_http_handler fn;
     void *ud;
     bool stream; /* the handler starts at the head and reads the body (cio_http_read) */
+    char *name;  /* "GET /users/:id": the handler's task is named so (diagnostics) */
 } http_route;
 
 typedef struct http_listener {

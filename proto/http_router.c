@@ -20,6 +20,7 @@ static void route_free(http_route *rt)
         free(rt->segs[i]);
     free(rt->segs);
     free(rt->seg_len);
+    free(rt->name);
     free(rt);
 }
 
@@ -58,6 +59,12 @@ static int route_add(cio_http_server *srv, const char *method, const char *patte
     rt->is_get = strcmp(method, "GET") == 0;
     rt->fn = fn;
     rt->ud = ud;
+    size_t nl = strlen(method) + 1 + strlen(pattern) + 1;
+    if (!(rt->name = malloc(nl))) {
+        free(rt);
+        return -ENOMEM;
+    }
+    snprintf(rt->name, nl, "%s %s", method, pattern);
     rt->stream = stream;
     /* Segments after the leading '/': "/a/:b" -> {"a", ":b"}; "/a/" -> {"a",
      * ""}; "/" -> {}. Paths are split the same way when matching. */

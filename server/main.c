@@ -54,6 +54,9 @@ typedef struct daemon {
     cio_budget *budget;
     cio_log_writer *access;
     int access_fd;
+    cio_time slow_logged; /* the watchdog's last line */
+    uint64_t slow_held;   /* reports since, not logged */
+    cio_time slow_worst;
     cio_event stop;
     cio_scope *drain; /* the shutdown in progress, cancelled by a second signal */
     int signals;
@@ -139,6 +142,32 @@ static void ws_opts_of(const cio_config *cfg, corio_app *app, cio_budget *b)
     app->pool_wait = CIO_MS(cfg->timeouts.pool_wait_ms);
 }
 
+/* The slow-task watchdog's report: a handler (or another task) kept the
+ * loop for ns without awaiting. At most one line a second; the ones held
+ * back are counted in the next (all are in corio_slow_handlers_total). */
+static void slow_report(void *ud, const char *name, cio_time ns)
+{
+    daemon_t *d = ud;
+    cio_time now = cio_now();
+    if (ns > d->slow_worst)
+        d->slow_worst = ns;
+    if (d->slow_logged && now - d->slow_logged < CIO_SEC(1)) {
+        d->slow_held++;
+        return;
+    }
+    char more[96] = "";
+    if (d->slow_held)
+        snprintf(more, sizeof(more), " (and %llu more in the last second, the worst %.0f ms)",
+                 (unsigned long long)d->slow_held, (double)d->slow_worst / 1e6);
+    cio_warn("slow handler: %s ran %.0f ms without awaiting; every connection of this loop "
+             "waited meanwhile (debug.slow_ms %llu)%s",
+             name ? name : "a task", (double)ns / 1e6, (unsigned long long)d->cfg.debug.slow_ms,
+             more);
+    d->slow_logged = now;
+    d->slow_held = 0;
+    d->slow_worst = 0;
+}
+
 /* SIGHUP: reopens the log files (logrotate renamed them), and reads the
  * command line and its file again: what can change while running is
  * applied, what cannot is named and kept; a configuration that does not
@@ -196,6 +225,7 @@ static void reload(daemon_t *d)
         cio_info("SIGHUP: configuration unchanged");
     cio_log_set_level((enum cio_log_level)c->log.level);
     ws_opts_of(c, d->app, d->budget);
+    (void)cio_slow_watch(NULL, CIO_MS(c->debug.slow_ms), slow_report, d);
 reopen:;
     /* The logs are reopened in any case: that is what logrotate asks. */
     int rc = open_error_log(d->cfg.log.error);
@@ -468,6 +498,7 @@ static intptr_t serve(void *arg)
         goto out;
     }
     cio_lag_start(NULL, CIO_MS(100));
+    (void)cio_slow_watch(NULL, CIO_MS(cfg->debug.slow_ms), slow_report, d);
     /* Memory that returns: what a burst freed goes back to the kernel once
      * the loop is quiet (CORIO_NO_TRIM=1 turns it off, for comparisons). */
     if (!getenv("CORIO_NO_TRIM"))

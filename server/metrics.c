@@ -194,6 +194,9 @@ static void loop_metrics(out *o, cio_loop *loop)
     put(o, "corio_bytes_total{direction=\"out\"} %llu\n", (unsigned long long)ls.bytes_out);
     one(o, "corio_coroutines_alive", "gauge", "Tasks (coroutines) not yet finished.",
         (double)ls.tasks_live);
+    one(o, "corio_slow_handlers_total", "counter",
+        "Times a handler or task ran longer than debug.slow_ms without awaiting.",
+        (double)cio_slow_count(loop));
 
     /* The heartbeat's log2 histogram, every other power of two from 1 us. */
     uint64_t h[64];

@@ -178,6 +178,25 @@ static int cluster(cio_http_req *req, void *ud)
     return json_respond(req, &j);
 }
 
+/* CORIO_DEBUG=1 only: keeps the loop busy for ?ms=N (1..10000) without
+ * awaiting, the mistake the slow-task watchdog and the loop-lag metrics
+ * exist to catch, on demand. */
+static int debug_block(cio_http_req *req, void *ud)
+{
+    (void)ud;
+    cio_str v = cio_http_query_param(req, "ms");
+    long ms = 0;
+    for (size_t i = 0; i < v.n && ms <= 10000; i++)
+        ms = v.p[i] >= '0' && v.p[i] <= '9' ? ms * 10 + (v.p[i] - '0') : 100000;
+    if (ms < 1 || ms > 10000)
+        return cio_http_respond(req, 400, "text/plain", "ms must be 1 to 10000\n", 22);
+    cio_time until = cio_clock() + CIO_MS(ms);
+    while (cio_clock() < until)
+        ; /* on purpose: nothing else on this loop runs meanwhile */
+    char *body = cio_arena_printf(cio_http_arena(req), "blocked the loop for %ld ms\n", ms);
+    return cio_http_respond(req, 200, "text/plain", body, strlen(body));
+}
+
 /* Prometheus scrapes this (text format 0.0.4). */
 static int metrics(cio_http_req *req, void *ud)
 {
@@ -465,6 +484,9 @@ int corio_routes_register(cio_http_server *srv, corio_app *app)
     rc = rc ? rc : cio_http_route(srv, "GET", "/readyz", readyz, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/cluster", cluster, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/metrics", metrics, app);
+    const char *debug = getenv("CORIO_DEBUG");
+    if (!rc && debug && strcmp(debug, "1") == 0)
+        rc = cio_http_route(srv, "GET", "/debug/block", debug_block, app);
     rc = rc ? rc : cio_http_route(srv, "POST", "/client-request", client_request, app);
     rc = rc ? rc : cio_http_route_stream(srv, "POST", "/echo", echo, app);
     rc = rc ? rc : cio_http_route(srv, "POST", "/hash", hash, app);

@@ -425,6 +425,72 @@ START_TEST(hundred_thousand_concurrent_tasks)
 }
 END_TEST
 
+/* ---- the slow-task watchdog --------------------------------------------------------- */
+
+typedef struct slow_seen {
+    int reports;
+    const char *name;
+    cio_time ns;
+} slow_seen;
+
+static void slow_cb(void *ud, const char *name, cio_time ns)
+{
+    slow_seen *s = ud;
+    s->reports++;
+    s->name = name;
+    s->ns = ns;
+}
+
+/* Runs without awaiting for ms milliseconds of the clock (not of work: the
+ * same on any machine). */
+static intptr_t busy_for(void *arg)
+{
+    cio_task_set_name(NULL, "busy");
+    cio_time until = cio_clock() + CIO_MS((intptr_t)arg);
+    while (cio_clock() < until)
+        ;
+    return 0;
+}
+
+/* Runs as long, but awaits every millisecond. */
+static intptr_t polite_for(void *arg)
+{
+    cio_time until = cio_clock() + CIO_MS((intptr_t)arg);
+    while (cio_clock() < until) {
+        cio_time step = cio_clock() + CIO_MS(1);
+        while (cio_clock() < step)
+            ;
+        cio_yield();
+    }
+    return 0;
+}
+
+static intptr_t t_slow(void *arg)
+{
+    (void)arg;
+    slow_seen seen = {0};
+    /* 200 ms: far above what the OS takes from a task beside a CPU hog. */
+    ck_assert_int_eq(cio_slow_watch(NULL, CIO_MS(200), slow_cb, &seen), 0);
+    cio_task *a, *b;
+    ck_assert_int_eq(cio_spawn(NULL, &a, polite_for, (void *)(intptr_t)100), 0);
+    ck_assert_int_eq(cio_join(a, CIO_NEVER), 0);
+    ck_assert_int_eq(seen.reports, 0); /* 100 ms in all, but 1 ms at a time */
+    ck_assert_int_eq(cio_spawn(NULL, &b, busy_for, (void *)(intptr_t)300), 0);
+    ck_assert_int_eq(cio_join(b, CIO_NEVER), 0);
+    ck_assert_int_eq(seen.reports, 1);
+    ck_assert_str_eq(seen.name, "busy");
+    ck_assert_int_ge(seen.ns, CIO_MS(290)); /* the coarse clock: within a jiffy or two */
+    ck_assert_uint_eq(cio_slow_count(NULL), 1);
+    /* Off: not reported, not counted. */
+    ck_assert_int_eq(cio_slow_watch(NULL, 0, slow_cb, &seen), 0);
+    ck_assert_int_eq(cio_spawn(NULL, &b, busy_for, (void *)(intptr_t)50), 0);
+    ck_assert_int_eq(cio_join(b, CIO_NEVER), 0);
+    ck_assert_int_eq(seen.reports, 1);
+    return 0;
+}
+
+T_LOOP_TEST(slow_task_is_reported_with_its_name, t_slow, 0)
+
 static Suite *task_suite(void)
 {
     Suite *s = suite_create("task");
@@ -447,6 +513,7 @@ static Suite *task_suite(void)
     T_CASE(s, scope_cancel_from_another_task, 5);
     T_CASE_SIGNAL(s, scope_exit_out_of_order_aborts, SIGABRT, 5);
     T_CASE(s, hundred_thousand_concurrent_tasks, 60);
+    T_CASE(s, slow_task_is_reported_with_its_name, 10);
     return s;
 }
 

@@ -196,6 +196,48 @@ class TestMetrics(H.ServerTestCase):
         self.assertGreaterEqual(value(fams, "corio_pool_threads"), 1)
 
 
+class TestSlowHandlerWatchdog(H.ServerTestCase):
+    """CORIO_DEBUG=1 adds GET /debug/block?ms=N, a handler that keeps the
+    loop for N ms of the clock without awaiting: the watchdog (debug.slow_ms)
+    names it in a warning and counts it."""
+
+    server_config = {"debug": {"slow_ms": 100}, "log": {"access": "off"}}
+
+    @classmethod
+    def setUpClass(cls):
+        os.environ["CORIO_DEBUG"] = "1"
+        try:
+            super().setUpClass()
+        finally:
+            del os.environ["CORIO_DEBUG"]
+
+    def slow_count(self):
+        return value(parse(self.server.request("GET", "/metrics")[2].decode()),
+                     "corio_slow_handlers_total")
+
+    def test_a_blocking_handler_is_named_and_counted(self):
+        before = self.slow_count()
+        st, _, body = self.server.request("GET", "/debug/block?ms=300", timeout=DEADLINE)
+        self.assertEqual((st, body), (200, b"blocked the loop for 300 ms\n"))
+        line = self.server.wait_for_log(
+            r"slow handler: GET /debug/block ran (\d+) ms without awaiting", timeout=DEADLINE)[0]
+        ran = int(re.search(r"ran (\d+) ms", line).group(1))
+        self.assertGreaterEqual(ran, 290)
+        self.assertGreaterEqual(self.slow_count() - before, 1)
+
+    def test_a_handler_that_awaits_is_not_reported(self):
+        before = self.slow_count()
+        # /hash runs on the pool: the loop awaits it, whatever it costs
+        st, _, _ = self.server.request("POST", "/hash?iterations=1000", body=b"x")
+        self.assertEqual(st, 200)
+        self.assertEqual(self.slow_count(), before)
+
+
+class TestDebugRoutesNeedCorioDebug(H.ServerTestCase):
+    def test_debug_block_is_404_without_corio_debug(self):
+        self.assertEqual(self.server.request("GET", "/debug/block?ms=1")[0], 404)
+
+
 class TestParserRejects(unittest.TestCase):
     """The parser above must be able to fail."""
 
