@@ -283,6 +283,8 @@ typedef struct cio_listener {
     bool armed, paused, closing;
     cio_completion comp;
     cio_timer retry; /* re-arms after EMFILE/ENFILE */
+    uint64_t backoffs;       /* accepts refused for want of fds or memory since the last report */
+    cio_time backoff_logged; /* when that was reported (once per 10 s) */
     void (*on_accept)(struct cio_listener *ls, int fd);
     void (*on_closed)(struct cio_listener *ls);
     void *ud;

@@ -420,8 +420,18 @@ static void listener_done(cio_completion *c, int32_t res, uint32_t cflags)
         else
             ls->on_accept(ls, res);
     } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
-        /* Out of descriptors or memory: back off instead of spinning. */
-        cio_warn("accept: %s; retrying in 100 ms", strerror(-res));
+        /* Out of descriptors or memory: back off instead of spinning, and
+         * say so once per 10 s, not at every retry. */
+        ls->backoffs++;
+        cio_time now = ls->loop->now;
+        if (!ls->backoff_logged || now - ls->backoff_logged >= CIO_SEC(10)) {
+            cio_warn("accept: %s: new connections wait in the kernel's backlog; retrying "
+                     "every 100 ms (%llu time%s since the last report)",
+                     strerror(-res), (unsigned long long)ls->backoffs,
+                     ls->backoffs == 1 ? "" : "s");
+            ls->backoff_logged = now;
+            ls->backoffs = 0;
+        }
         backoff = true;
     }
     if (more)

@@ -845,6 +845,40 @@ class TestOpenFilesLimit(DaemonTestCase):
         self.assertEqual(nofile_limits(p.pid), ("8192", "8192"))
         self.assertEqual(matching(self.log, r"open files limited"), [])
 
+    def test_out_of_fds_does_not_spin_and_service_resumes(self):
+        """More clients than the process may have fds: accepting backs off
+        (one warning per 10 s, not per retry) and uses no CPU to speak of
+        while it lasts (a spinning accept would take a whole core); once
+        the clients go, a new one is served."""
+        cur_soft, cur_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+        listen, port = self.listen_args()
+        p = self.start(["--access-log", "off"] + listen, preexec_fn=limit)
+        clients = []
+        try:
+            for _ in range(60):  # the kernel's backlog holds those not accepted
+                clients.append(socket.create_connection((H.HOST, port), timeout=10))
+            wait_lines(self.log, r"\] accept: Too many open files: new connections wait")
+            since = time.monotonic()
+
+            def cpu():
+                f = proc_stat_fields(p.pid)
+                return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+            c0, t0 = cpu(), time.monotonic()
+            time.sleep(2)
+            used, took = cpu() - c0, time.monotonic() - t0
+            self.assertLess(used, 0.05 * took, "%.2f s of CPU in %.2f s" % (used, took))
+        finally:
+            for c in clients:
+                c.close()
+        until(lambda: self.assertEqual(get(port)[0], 200), what="service after the clients left")
+        # one line per 10 s while it lasted, not one per retry (10 a second)
+        allowed = 1 + int((time.monotonic() - since) / 10)
+        self.assertLessEqual(len(matching(self.log, r"accept: Too many open files")), allowed,
+                             read_text(self.log))
+
     def test_a_low_hard_limit_is_warned_about(self):
         p = self.start_with_nofile(512, 2048)
         self.assertEqual(nofile_limits(p.pid), ("2048", "2048"))
