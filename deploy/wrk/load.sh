@@ -20,6 +20,10 @@ time and prints its report (requests/s, latency percentiles, errors).
   -H HDR    extra request header, e.g. -H 'Accept: text/plain' (repeatable)
   -h        this help
 
+Start the server with its access log off (corio --access-log off): at tens
+of thousands of requests a second, writing the log is part of what you would
+measure.
+
 Examples:
   deploy/wrk/load.sh                                   # 64 conns, 10 s, /plaintext on :8080
   deploy/wrk/load.sh -c 1000 -d 30 http://10.0.0.5:8080/json
