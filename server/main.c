@@ -51,6 +51,7 @@ typedef struct daemon {
     /* what SIGHUP reconfigures */
     corio_app *app;
     cio_http_server *srv;
+    cio_http_server *admin; /* admin_listen's, or NULL */
     cio_budget *budget;
     cio_log_writer *access;
     int access_fd;
@@ -242,6 +243,8 @@ reopen:;
     }
     cio_http_opts o = http_opts_of(&d->cfg, w, d->budget);
     rc = cio_http_server_reconfigure(d->srv, &o);
+    if (rc == 0 && d->admin)
+        rc = cio_http_server_reconfigure(d->admin, &o);
     if (rc < 0)
         cio_error("SIGHUP: %s: %s", d->cfg.root ? d->cfg.root : "root", strerror(-rc));
     if (fd != -2) {
@@ -386,12 +389,43 @@ static uint64_t buffered_limit(const cio_config *cfg, uint64_t *cgroup_max)
     return *cgroup_max / 4 < BUDGET_DEFAULT ? *cgroup_max / 4 : BUDGET_DEFAULT;
 }
 
+/* [awaits] Listens on every address of list. A daemon restarted at once
+ * (after kill -9, by a supervisor) finds its old listening socket still
+ * bound for ~10 ms, until the kernel has torn down the dead process's ring:
+ * EADDRINUSE is retried for a while, as nginx does (5 tries 500 ms apart).
+ * 0 or -errno (logged). */
+static int listen_all(cio_http_server *srv, const cio_listen *list, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        char bound[64];
+        cio_time give_up = cio_after(BIND_RETRY_FOR);
+        bool told = false;
+        int rc;
+        while ((rc = cio_http_listen(srv, (const struct sockaddr *)&list[i].addr,
+                                     list[i].addrlen, false, bound)) == -EADDRINUSE &&
+               cio_now() < give_up) {
+            if (!told)
+                cio_warn("%s is in use; trying again for %d s", list[i].text,
+                         (int)(BIND_RETRY_FOR / CIO_SEC(1)));
+            told = true;
+            if (cio_sleep(BIND_RETRY_STEP) < 0)
+                break; /* cancelled: the loop is stopping */
+        }
+        if (rc < 0) {
+            cio_error("cannot listen on %s: %s", list[i].text, strerror(-rc));
+            return rc;
+        }
+        cio_info("%s on %s", what, bound);
+    }
+    return 0;
+}
+
 static intptr_t serve(void *arg)
 {
     daemon_t *d = arg;
     cio_config *cfg = &d->cfg;
     corio_app app = {0};
-    cio_http_server *srv = NULL;
+    cio_http_server *srv = NULL, *admin = NULL;
     cio_budget budget;
     cio_log_writer *access = NULL;
     cio_http_client *client = NULL;
@@ -459,35 +493,26 @@ static intptr_t serve(void *arg)
         goto out;
     }
     d->disc = app.disc;
-    rc = corio_routes_register(srv, &app);
+    if (cfg->nadmin_listen) {
+        /* Operators' routes on addresses of their own, not public ones. */
+        rc = cio_http_server_create(NULL, &o, &admin);
+        if (rc < 0) {
+            cio_error("admin server: %s", strerror(-rc));
+            goto out;
+        }
+        d->admin = admin;
+    }
+    rc = corio_routes_register(srv, &app, admin);
     if (rc < 0) {
         cio_error("cannot register routes: %s", strerror(-rc));
         goto out;
     }
-    for (size_t i = 0; i < cfg->nlisten; i++) {
-        char bound[64];
-        /* A daemon restarted at once (after kill -9, by a supervisor) finds
-         * its old listening socket still bound for ~10 ms, until the kernel
-         * has torn down the dead process's ring: EADDRINUSE is retried for a
-         * while, as nginx does (5 tries 500 ms apart). */
-        cio_time give_up = cio_after(BIND_RETRY_FOR);
-        bool told = false;
-        while ((rc = cio_http_listen(srv, (struct sockaddr *)&cfg->listen[i].addr,
-                                     cfg->listen[i].addrlen, false, bound)) == -EADDRINUSE &&
-               cio_now() < give_up) {
-            if (!told)
-                cio_warn("%s is in use; trying again for %d s", cfg->listen[i].text,
-                         (int)(BIND_RETRY_FOR / CIO_SEC(1)));
-            told = true;
-            if (cio_sleep(BIND_RETRY_STEP) < 0)
-                break; /* cancelled: the loop is stopping */
-        }
-        if (rc < 0) {
-            cio_error("cannot listen on %s: %s", cfg->listen[i].text, strerror(-rc));
-            goto out;
-        }
-        cio_info("listening on %s", bound);
-    }
+    rc = listen_all(srv, cfg->listen, cfg->nlisten, "listening");
+    if (rc == 0 && admin)
+        rc = listen_all(admin, cfg->admin_listen, cfg->nadmin_listen,
+                        "listening (/metrics, /cluster)");
+    if (rc < 0)
+        goto out;
     /* The first round goes out now that we listen: our own entry can
      * answer it. */
     rc = cio_discovery_start(app.disc);
@@ -562,6 +587,10 @@ static intptr_t serve(void *arg)
     cio_task_cancel(watcher);
     cio_join(watcher, CIO_NEVER);
     result = d->self_lost ? 1 : 0;
+    /* The admin listeners served /metrics through the drain; their
+     * scrapes are short. */
+    if (admin)
+        (void)cio_http_server_shutdown(admin, cio_after(CIO_SEC(1)));
 out:
     if (self_watch) {
         cio_task_cancel(self_watch);
@@ -575,7 +604,12 @@ out:
             cio_http_server_destroy(srv);
         }
     }
-    /* After the server: its handlers may await self until they are done. */
+    if (admin) {
+        if (result && !d->self_lost)
+            cio_http_server_shutdown(admin, cio_now());
+        cio_http_server_destroy(admin);
+    }
+    /* After the servers: their handlers may await self until they are done. */
     if (app.disc) {
         cio_discovery_stop(app.disc);
         cio_discovery_destroy(app.disc);
@@ -603,8 +637,6 @@ static const char *not_yet(const cio_config *cfg)
 {
     if (cfg->workers != 1)
         return "workers: only 1 is supported so far (multi-core workers are not built yet)";
-    if (cfg->nadmin_listen)
-        return "admin_listen: not supported yet (/metrics, /cluster stay on the main listeners)";
     for (size_t i = 0; i < cfg->nlisten; i++)
         if (cfg->listen[i].proxy_protocol)
             return "listen: proxy_protocol is not supported yet";

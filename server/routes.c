@@ -474,16 +474,23 @@ static int ws_chat(cio_http_req *req, void *ud)
     return rc < 0 ? rc : 0;
 }
 
-int corio_routes_register(cio_http_server *srv, corio_app *app)
+int corio_routes_register(cio_http_server *srv, corio_app *app, cio_http_server *admin)
 {
+    /* What operators read, not clients: on the admin listeners when there
+     * are some (which also answer the probes). */
+    cio_http_server *ops = admin ? admin : srv;
     int rc = 0;
     rc = rc ? rc : cio_http_route(srv, "GET", "/plaintext", plaintext, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/json", json, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/server_id", server_id, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/healthz", healthz, app);
     rc = rc ? rc : cio_http_route(srv, "GET", "/readyz", readyz, app);
-    rc = rc ? rc : cio_http_route(srv, "GET", "/cluster", cluster, app);
-    rc = rc ? rc : cio_http_route(srv, "GET", "/metrics", metrics, app);
+    if (admin) {
+        rc = rc ? rc : cio_http_route(admin, "GET", "/healthz", healthz, app);
+        rc = rc ? rc : cio_http_route(admin, "GET", "/readyz", readyz, app);
+    }
+    rc = rc ? rc : cio_http_route(ops, "GET", "/cluster", cluster, app);
+    rc = rc ? rc : cio_http_route(ops, "GET", "/metrics", metrics, app);
     const char *debug = getenv("CORIO_DEBUG");
     if (!rc && debug && strcmp(debug, "1") == 0)
         rc = cio_http_route(srv, "GET", "/debug/block", debug_block, app);

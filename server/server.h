@@ -29,8 +29,9 @@ double corio_process_start_time(void);
 
 /* Registers the built-in routes (/plaintext, /json, /echo, /hash, /ws/echo,
  * /ws/chat, /server_id, /healthz, /readyz, /cluster, /client-request,
- * /metrics).
- * app->rooms, app->id and app->disc must exist. */
-int corio_routes_register(cio_http_server *srv, corio_app *app);
+ * /metrics). With an admin server (admin_listen), /metrics and /cluster
+ * are its only (with /healthz and /readyz, which both answer). app->rooms,
+ * app->id and app->disc must exist. */
+int corio_routes_register(cio_http_server *srv, corio_app *app, cio_http_server *admin);
 
 #endif

@@ -10,6 +10,7 @@ makes, on requests the scrapes themselves cannot touch (a POST answered
 404, WebSocket messages).
 """
 
+import http.client
 import math
 import os
 import re
@@ -231,6 +232,39 @@ class TestSlowHandlerWatchdog(H.ServerTestCase):
         st, _, _ = self.server.request("POST", "/hash?iterations=1000", body=b"x")
         self.assertEqual(st, 200)
         self.assertEqual(self.slow_count(), before)
+
+
+class TestAdminListen(H.ServerTestCase):
+    """admin_listen: /metrics and /cluster move to addresses of their own;
+    the probes answer on both; clients' routes stay on the main ones."""
+
+    server_args = ["--access-log", "off", "--admin-listen", "127.0.0.1:0"]
+
+    def admin_get(self, path):
+        line = self.server.wait_for_log(r"listening \(/metrics, /cluster\) on 127\.0\.0\.1:(\d+)")[0]
+        port = int(re.search(r":(\d+)$", line).group(1))
+        c = http.client.HTTPConnection(H.HOST, port, timeout=10)
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def test_operators_routes_are_on_the_admin_address_only(self):
+        for path in ("/metrics", "/cluster"):
+            self.assertEqual(self.server.request("GET", path)[0], 404, path)
+            self.assertEqual(self.admin_get(path)[0], 200, path)
+        parse(self.admin_get("/metrics")[1].decode())
+
+    def test_probes_answer_on_both(self):
+        for path in ("/healthz", "/readyz"):
+            self.assertEqual(self.server.request("GET", path)[0], 200, path)
+            self.assertEqual(self.admin_get(path)[0], 200, path)
+
+    def test_clients_routes_stay_on_the_main_address(self):
+        self.assertEqual(self.server.request("GET", "/plaintext")[0], 200)
+        self.assertEqual(self.admin_get("/plaintext")[0], 404)
 
 
 class TestDebugRoutesNeedCorioDebug(H.ServerTestCase):
