@@ -103,6 +103,18 @@ int cio_http_route_stream(cio_http_server *srv, const char *method, const char *
 int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
                     bool reuseport, char *text_out);
 
+/* The same with options: reuseport (SO_REUSEPORT), and proxy_protocol: a
+ * load balancer in front sends a PROXY protocol header (HAProxy's v1 text
+ * or v2 binary) first, which says who the client is: the access log and
+ * max_conns_per_addr see that address. On such a listener the header is
+ * required; a connection without one is closed. */
+typedef struct cio_http_listen_opts {
+    bool reuseport;
+    bool proxy_protocol;
+} cio_http_listen_opts;
+int cio_http_listen_with(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
+                         const cio_http_listen_opts *o, char *text_out);
+
 /* Serves one connection over any transport the caller created with
  * cio_http_conn_cbs() and cio_http_conn_ud() (tests, fuzzers: cio_mem_transport). */
 typedef struct cio_http_conn cio_http_conn;

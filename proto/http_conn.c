@@ -983,11 +983,84 @@ static void conn_process(cio_http_conn *c)
         send_continue(c);
 }
 
+static void on_data(void *ud, uint8_t *data, size_t len);
+
+/* The PROXY protocol header of a connection from a load balancer: held
+ * until whole (it is small, and the header timeout bounds the wait), then
+ * the client's address replaces the balancer's (access log, per-address
+ * limit) and what followed it is served as HTTP. Anything else closes the
+ * connection without a word: a listener configured for the protocol
+ * requires it. */
+static void proxy_data(cio_http_conn *c, uint8_t *data, size_t len)
+{
+    http_active *a = act_get(c);
+    if (!a) {
+        http_conn_close(c);
+        return;
+    }
+    const uint8_t *p = data;
+    size_t n = len;
+    if (a->in.len) { /* a first piece is held */
+        if (cio_buf_append(&a->in, data, len) < 0) {
+            http_conn_close(c);
+            return;
+        }
+        p = (const uint8_t *)a->in.p;
+        n = a->in.len;
+    }
+    uint8_t family, addr[16];
+    int h = http_proxy_parse(p, n, &family, addr);
+    if (h < 0) {
+        http_conn_close(c);
+        return;
+    }
+    if (h == 0) {
+        if (!a->in.len && cio_buf_append(&a->in, data, len) < 0) {
+            http_conn_close(c);
+            return;
+        }
+        if (c->state != C_HEAD) {
+            c->state = C_HEAD;
+            set_state_deadline(c, cio_now() + c->srv->o.header_timeout);
+        }
+        return;
+    }
+    c->proxy_wait = false;
+    if (family) {
+        c->rfamily = family;
+        memcpy(c->raddr, addr, family == AF_INET ? 4 : 16);
+    }
+    if (!http_server_conn_admit(c->srv, c)) {
+        http_conn_close(c); /* its address has max_conns_per_addr connections already */
+        return;
+    }
+    size_t rest = n - (size_t)h;
+    uint8_t *copy = rest ? malloc(rest) : NULL;
+    if (rest && !copy) {
+        http_conn_close(c);
+        return;
+    }
+    if (rest)
+        memcpy(copy, p + h, rest);
+    a->in.len = 0;
+    c->state = C_IDLE;
+    set_state_deadline(c, cio_now() + c->srv->o.keepalive_timeout);
+    if (rest)
+        on_data(c, copy, rest);
+    else
+        act_release_if_idle(c);
+    free(copy);
+}
+
 static void on_data(void *ud, uint8_t *data, size_t len)
 {
     cio_http_conn *c = ud;
     if (c->state == C_LINGER || c->state == C_CLOSING)
         return;
+    if (c->proxy_wait) {
+        proxy_data(c, data, len);
+        return;
+    }
     /* Discarded: no request after a close is answered (but the body of a
      * streamed one whose handler runs is still its to read). */
     if (c->close_after && !(c->act && c->act->task && !c->act->pinned))

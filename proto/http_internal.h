@@ -96,6 +96,7 @@ typedef struct http_route {
 typedef struct http_listener {
     cio_listener ls;
     cio_http_server *srv;
+    bool proxy; /* connections start with a PROXY protocol header */
 } http_listener;
 
 /* Open connections per client address (http_addrs.c). */
@@ -241,6 +242,7 @@ struct cio_http_conn {
     uint8_t rfamily; /* remote address, read at accept for the access log and limits */
     uint8_t raddr[16];
     bool addr_counted; /* in srv->addrs */
+    bool proxy_wait;   /* its PROXY protocol header has not been read yet */
     const cio_http_upgrade_ops *up; /* the protocol an upgrade handed over to */
     void *up_ud;
 };
@@ -262,6 +264,10 @@ void http_conn_shutdown(cio_http_conn *c, bool force);
 void http_finish_response(cio_http_req *r); /* http_resp.c */
 void http_server_conn_added(cio_http_server *srv, cio_http_conn *c);
 void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c);
+/* A connection's address became known after accept (the PROXY protocol):
+ * counted against max_conns_per_addr; false (counted as refused) when the
+ * address has its share already: the caller closes it. */
+bool http_server_conn_admit(cio_http_server *srv, cio_http_conn *c);
 /* The budget refused or paused something: logged once per interval. */
 void http_budget_note(cio_http_server *srv);
 /* Starts sending what the connection's send queue holds (closing the
@@ -302,6 +308,14 @@ bool http_str_ieq(cio_str a, const char *b);
 bool http_str_ieq_n(cio_str a, const char *b, size_t n);
 #define http_str_ieq_lit(a, lit) http_str_ieq_n((a), (lit), sizeof(lit) - 1)
 cio_str http_span_str(const cio_http_req *req, http_span s);
+
+/* ---- http_proxy.c ---------------------------------------------------------------- */
+
+/* A PROXY protocol header (v1 or v2) at the start of p[0..n): its length
+ * (> 0) with *family (AF_INET, AF_INET6, or 0: keep the connection's own
+ * address: UNKNOWN, LOCAL) and addr (the client's) set; 0 while more bytes
+ * are needed; -1 when it is not one (the connection is to be closed). */
+int http_proxy_parse(const uint8_t *p, size_t n, uint8_t *family, uint8_t addr[16]);
 
 /* ---- http_client.c: the response parser (exposed for the fuzzer) -------------- */
 

@@ -190,17 +190,37 @@ void http_budget_note(cio_http_server *srv)
 
 /* Resets a connection whose address is at max_conns_per_addr: RST rather
  * than FIN, so that a flood leaves no TIME_WAIT behind here. */
-static void refuse(cio_http_server *srv, int fd, uint8_t family, const uint8_t *addr)
+/* A connection over max_conns_per_addr: counted, and logged once per
+ * interval. */
+static void note_refused(cio_http_server *srv, uint8_t family, const uint8_t *addr)
 {
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    close(fd);
     srv->st.refused_per_addr++;
     srv->refused_unlogged++;
     if (!inet_ntop(family, addr, srv->refused_last, sizeof(srv->refused_last)))
         snprintf(srv->refused_last, sizeof(srv->refused_last), "?");
     if (!cio_timer_armed(&srv->refused_timer))
         refused_log(&srv->refused_timer); /* the first of an interval: at once */
+}
+
+static void refuse(cio_http_server *srv, int fd, uint8_t family, const uint8_t *addr)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    note_refused(srv, family, addr);
+}
+
+bool http_server_conn_admit(cio_http_server *srv, cio_http_conn *c)
+{
+    if (!srv->o.max_conns_per_addr || !c->rfamily || c->addr_counted)
+        return true;
+    int rc = http_addrs_take(&srv->addrs, c->rfamily, c->raddr, srv->o.max_conns_per_addr);
+    if (rc == 0) {
+        note_refused(srv, c->rfamily, c->raddr);
+        return false;
+    }
+    c->addr_counted = rc > 0;
+    return true;
 }
 
 static void on_accept(cio_listener *ls, int fd)
@@ -212,9 +232,10 @@ static void on_accept(cio_listener *ls, int fd)
         return;
     }
     /* The address, once, now (later the fd may already be closed): for the
-     * access log and the per-address limit. */
+     * access log and the per-address limit. Behind a balancer (PROXY
+     * protocol) it is the balancer's until the header says whose. */
     uint8_t family = 0, addr[16];
-    if (srv->o.access_log || srv->o.max_conns_per_addr) {
+    if (srv->o.access_log || srv->o.max_conns_per_addr || hl->proxy) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
@@ -228,7 +249,7 @@ static void on_accept(cio_listener *ls, int fd)
         }
     }
     bool counted = false;
-    if (srv->o.max_conns_per_addr && family) {
+    if (srv->o.max_conns_per_addr && family && !hl->proxy) {
         int rc = http_addrs_take(&srv->addrs, family, addr, srv->o.max_conns_per_addr);
         if (rc == 0) {
             refuse(srv, fd, family, addr);
@@ -247,6 +268,7 @@ static void on_accept(cio_listener *ls, int fd)
     if (family)
         memcpy(c->raddr, addr, family == AF_INET ? 4 : 16);
     c->addr_counted = counted;
+    c->proxy_wait = hl->proxy;
     /* Responses are coalesced per batch already; do not let Nagle hold the
      * last segment of one back for an ACK. */
     int one = 1;
@@ -265,6 +287,14 @@ static void listener_closed(cio_listener *ls)
 int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
                     bool reuseport, char *text_out)
 {
+    cio_http_listen_opts o = {.reuseport = reuseport};
+    return cio_http_listen_with(srv, addr, len, &o, text_out);
+}
+
+int cio_http_listen_with(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
+                         const cio_http_listen_opts *o, char *text_out)
+{
+    bool reuseport = o && o->reuseport;
     http_listener **ls = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof(*ls));
     if (!ls)
         return -ENOMEM;
@@ -273,6 +303,7 @@ int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t
     if (!hl)
         return -ENOMEM;
     hl->srv = srv;
+    hl->proxy = o && o->proxy_protocol;
     int rc = cio_listener_open(&hl->ls, srv->loop, addr, len, BACKLOG, reuseport, on_accept, hl);
     if (rc < 0) {
         free(hl);

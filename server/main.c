@@ -401,8 +401,9 @@ static int listen_all(cio_http_server *srv, const cio_listen *list, size_t n, co
         cio_time give_up = cio_after(BIND_RETRY_FOR);
         bool told = false;
         int rc;
-        while ((rc = cio_http_listen(srv, (const struct sockaddr *)&list[i].addr,
-                                     list[i].addrlen, false, bound)) == -EADDRINUSE &&
+        cio_http_listen_opts lo = {.proxy_protocol = list[i].proxy_protocol};
+        while ((rc = cio_http_listen_with(srv, (const struct sockaddr *)&list[i].addr,
+                                          list[i].addrlen, &lo, bound)) == -EADDRINUSE &&
                cio_now() < give_up) {
             if (!told)
                 cio_warn("%s is in use; trying again for %d s", list[i].text,
@@ -415,7 +416,8 @@ static int listen_all(cio_http_server *srv, const cio_listen *list, size_t n, co
             cio_error("cannot listen on %s: %s", list[i].text, strerror(-rc));
             return rc;
         }
-        cio_info("%s on %s", what, bound);
+        cio_info("%s on %s%s", what, bound,
+                 list[i].proxy_protocol ? " (PROXY protocol required)" : "");
     }
     return 0;
 }
@@ -637,9 +639,6 @@ static const char *not_yet(const cio_config *cfg)
 {
     if (cfg->workers != 1)
         return "workers: only 1 is supported so far (multi-core workers are not built yet)";
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        if (cfg->listen[i].proxy_protocol)
-            return "listen: proxy_protocol is not supported yet";
     return NULL;
 }
 

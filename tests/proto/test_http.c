@@ -8,6 +8,7 @@
 #include "cio_internal.h"  /* the loop's timer heap, for the ENOMEM test */
 #include "http_internal.h" /* a connection's send queue, for the watermark test */
 
+#include <arpa/inet.h>
 #include <string.h>
 
 /* ---- a tiny in-memory client ----------------------------------------------------- */
@@ -1191,6 +1192,93 @@ START_TEST(routes_have_at_most_32_segments)
 }
 END_TEST
 
+/* ---- the PROXY protocol header ------------------------------------------------------ */
+
+static int proxy(const char *p, size_t n, uint8_t *family, char *text)
+{
+    uint8_t addr[16];
+    *family = 99;
+    int r = http_proxy_parse((const uint8_t *)p, n, family, addr);
+    text[0] = 0;
+    if (r > 0 && *family)
+        inet_ntop(*family, addr, text, 64);
+    return r;
+}
+
+START_TEST(proxy_v1_headers)
+{
+    uint8_t f;
+    char t[64];
+    static const char v4[] = "PROXY TCP4 203.0.113.7 10.0.0.1 5555 80\r\nGET";
+    ck_assert_int_eq(proxy(v4, sizeof(v4) - 1, &f, t), (int)sizeof(v4) - 1 - 3);
+    ck_assert_int_eq(f, AF_INET);
+    ck_assert_str_eq(t, "203.0.113.7");
+    static const char v6[] = "PROXY TCP6 2001:db8::7 2001:db8::1 5555 443\r\n";
+    ck_assert_int_eq(proxy(v6, sizeof(v6) - 1, &f, t), (int)sizeof(v6) - 1);
+    ck_assert_int_eq(f, AF_INET6);
+    ck_assert_str_eq(t, "2001:db8::7");
+    static const char unk[] = "PROXY UNKNOWN\r\n";
+    ck_assert_int_eq(proxy(unk, sizeof(unk) - 1, &f, t), (int)sizeof(unk) - 1);
+    ck_assert_int_eq(f, 0); /* the connection's own address stands */
+    /* every prefix of a header needs more, none is refused */
+    for (size_t k = 1; k < sizeof(v4) - 4; k++)
+        ck_assert_int_eq(proxy(v4, k, &f, t), 0);
+    static const char *const bad[] = {
+        "GET / HTTP/1.1\r\n\r\n",
+        "PROXY TCP4 203.0.113.7 10.0.0.1 5555\r\n",       /* a port missing */
+        "PROXY TCP4 2001:db8::7 10.0.0.1 5555 80\r\n",     /* not IPv4 */
+        "PROXY TCP4 203.0.113.7 10.0.0.1 5555 99999\r\n", /* port range */
+        "PROXY UDP4 203.0.113.7 10.0.0.1 5555 80\r\n",
+        "PROXY TCP4 203.0.113.7 10.0.0.1 5555 80 x\r\n", /* trailing bytes */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(proxy(bad[i], strlen(bad[i]), &f, t) == -1, "accepted %s", bad[i]);
+    /* a v1 line never ends: refused once past the longest there can be */
+    char endless[200];
+    memset(endless, 'x', sizeof(endless));
+    memcpy(endless, "PROXY TCP4 ", 11);
+    ck_assert_int_eq(proxy(endless, sizeof(endless), &f, t), -1);
+}
+END_TEST
+
+START_TEST(proxy_v2_headers)
+{
+    uint8_t f;
+    char t[64];
+    static const uint8_t sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                    0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+    uint8_t h[16 + 36 + 8];
+    memcpy(h, sig, 12);
+    h[12] = 0x21; /* v2, PROXY */
+    h[13] = 0x11; /* TCP over IPv4 */
+    h[14] = 0, h[15] = 12;
+    const uint8_t a4[12] = {198, 51, 100, 9, 10, 0, 0, 1, 0x15, 0xb3, 0, 80};
+    memcpy(h + 16, a4, 12);
+    ck_assert_int_eq(proxy((char *)h, 28, &f, t), 28);
+    ck_assert_int_eq(f, AF_INET);
+    ck_assert_str_eq(t, "198.51.100.9");
+    for (size_t k = 1; k < 28; k++)
+        ck_assert_int_eq(proxy((char *)h, k, &f, t), 0);
+    h[13] = 0x21; /* TCP over IPv6 */
+    h[15] = 36;
+    memset(h + 16, 0, 36);
+    h[16] = 0x20, h[17] = 0x01, h[18] = 0x0d, h[19] = 0xb8, h[31] = 9;
+    ck_assert_int_eq(proxy((char *)h, 52, &f, t), 52);
+    ck_assert_str_eq(t, "2001:db8::9");
+    h[12] = 0x20; /* LOCAL: a health check of the balancer's own */
+    ck_assert_int_eq(proxy((char *)h, 52, &f, t), 52);
+    ck_assert_int_eq(f, 0);
+    h[12] = 0x31; /* version 3 */
+    ck_assert_int_eq(proxy((char *)h, 52, &f, t), -1);
+    h[12] = 0x21;
+    h[13] = 0x12; /* UDP */
+    ck_assert_int_eq(proxy((char *)h, 52, &f, t), -1);
+    h[13] = 0x11;
+    h[14] = 0xff; /* 65,000 bytes of TLVs: more than is held for a header */
+    ck_assert_int_eq(proxy((char *)h, 52, &f, t), -1);
+}
+END_TEST
+
 START_TEST(malformed_escape_or_climbing_path_is_400)
 {
     exchange x = {.input = GET("/%zzplaintext"), .eof = true};
@@ -2123,6 +2211,8 @@ static Suite *http_suite(void)
     T_CASE(s, routes_match_the_decoded_normalised_path, 5);
     T_CASE(s, path_parameters_are_decoded, 5);
     T_CASE(s, routes_have_at_most_32_segments, 5);
+    T_CASE(s, proxy_v1_headers, 5);
+    T_CASE(s, proxy_v2_headers, 5);
     T_CASE(s, malformed_escape_or_climbing_path_is_400, 5);
     T_CASE(s, expect_to_an_unknown_path_gets_404_without_continue, 10);
     T_CASE(s, expect_with_a_wrong_method_gets_405_without_continue, 10);
