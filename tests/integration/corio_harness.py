@@ -178,7 +178,11 @@ class CorioServer:
     def start(self):
         """Starts the daemon (and waits for it to listen, unless wait_ready is
         off). On any failure the server is closed (process killed, temp dir
-        removed) before the exception goes on, so callers need no cleanup."""
+        removed) before the exception goes on, so callers need no cleanup.
+        Once only: `with server:` starts it too (a second start would leave
+        the first process running, unseen)."""
+        if self.proc is not None:
+            raise RuntimeError("CorioServer.start() called twice")
         try:
             cmd = self.command()
             self.proc = subprocess.Popen(

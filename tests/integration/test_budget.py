@@ -183,7 +183,7 @@ class TestBudgetFromCgroup(unittest.TestCase):
             return ["/bin/sh", "-c", 'echo $$ > "%s/cgroup.procs" && exec "$@"' % cg, "sh",
                     bin_] + c[1:]
         server.command = in_cgroup
-        with server.start():
+        with server:  # __enter__ starts it (start() here as well started two)
             server.wait_for_log(
                 r"memory budget for buffered bytes: 128 MiB \(the cgroup may use 512 MiB\)")
             st, _, body = server.request("GET", "/plaintext")
