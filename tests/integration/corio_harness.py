@@ -605,6 +605,17 @@ def read_all_responses(conn, count, head_indexes=(), timeout=5.0):
 # curl
 
 
+def get_on_port(port, path="/plaintext", timeout=10.0, host=HOST):
+    """One GET on a fresh connection to host:port: (status, body)."""
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
 def rss_kib(pid):
     """Resident memory of process pid, in KiB (VmRSS)."""
     with open("/proc/%d/status" % pid) as f:

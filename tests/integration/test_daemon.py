@@ -151,15 +151,7 @@ def tagged_pids(tag):
     return pids
 
 
-def get(port, path="/plaintext", timeout=10.0):
-    """One GET on a fresh connection: (status, body)."""
-    c = http.client.HTTPConnection(H.HOST, port, timeout=timeout)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
+get = H.get_on_port  # one GET on a fresh connection: (status, body)
 
 
 class Reserved:

@@ -10,7 +10,6 @@ makes, on requests the scrapes themselves cannot touch (a POST answered
 404, WebSocket messages).
 """
 
-import http.client
 import math
 import os
 import re
@@ -242,14 +241,7 @@ class TestAdminListen(H.ServerTestCase):
 
     def admin_get(self, path):
         line = self.server.wait_for_log(r"listening \(/metrics, /cluster\) on 127\.0\.0\.1:(\d+)")[0]
-        port = int(re.search(r":(\d+)$", line).group(1))
-        c = http.client.HTTPConnection(H.HOST, port, timeout=10)
-        try:
-            c.request("GET", path)
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
+        return H.get_on_port(int(re.search(r":(\d+)$", line).group(1)), path)
 
     def test_operators_routes_are_on_the_admin_address_only(self):
         for path in ("/metrics", "/cluster"):

@@ -276,16 +276,44 @@ static void canned_run(canned *k)
     t_run(canned_main, k);
 }
 
+/* A corio server with the test routes (opts NULL: defaults) and a client
+ * with default settings: most tests' two ends. */
+typedef struct fixture {
+    cio_http_server *s;
+    cio_http_client *c;
+    uint16_t port;
+} fixture;
+
+static fixture fx_start(const cio_http_opts *o)
+{
+    fixture f;
+    f.s = srv_start(o, &f.port);
+    f.c = client_new(NULL);
+    return f;
+}
+
+static void fx_stop(fixture *f)
+{
+    client_free(f->c);
+    srv_stop(f->s);
+}
+
+/* [awaits] rq, sent to f's server, gets a response (any status). */
+static void fx_fetch(fixture *f, cio_http_request *rq, cio_http_response *resp)
+{
+    rq->host = "127.0.0.1";
+    rq->port = f->port;
+    ck_assert_int_eq(cio_http_fetch(f->c, rq, resp, T_DEADLINE()), 0);
+}
+
 /* ---- well-behaved responses ------------------------------------------------------- */
 
 static intptr_t main_get(void *arg)
 {
     (void)arg;
-    uint16_t port;
-    cio_http_server *s = srv_start(NULL, &port);
-    cio_http_client *c = client_new(NULL);
+    fixture f = fx_start(NULL);
     cio_http_response resp;
-    ck_assert_int_eq(cio_http_get(c, "127.0.0.1", port, "/hello", &resp, T_DEADLINE()), 0);
+    ck_assert_int_eq(cio_http_get(f.c, "127.0.0.1", f.port, "/hello", &resp, T_DEADLINE()), 0);
     ck_assert_int_eq(resp.status, 200);
     ck_assert_int_eq(resp.version_minor, 1);
     ck_assert_uint_eq(resp.body.n, 13);
@@ -298,12 +326,11 @@ static intptr_t main_get(void *arg)
     ck_assert_mem_eq(v.p, "text/plain", 10);
     ck_assert_ptr_null(cio_http_response_header(&resp, "X-Absent").p);
     cio_http_response_free(&resp);
-    cio_http_client_stats st = client_stats(c);
+    cio_http_client_stats st = client_stats(f.c);
     ck_assert_uint_eq(st.requests, 1);
     ck_assert_uint_eq(st.failures, 0);
     ck_assert_uint_eq(st.lookups, 0); /* a numeric address */
-    client_free(c);
-    srv_stop(s);
+    fx_stop(&f);
     return 0;
 }
 
@@ -312,14 +339,11 @@ T_LOOP_TEST(get_returns_status_headers_and_body, main_get, 0)
 static intptr_t main_post(void *arg)
 {
     (void)arg;
-    uint16_t port;
-    cio_http_server *s = srv_start(NULL, &port);
-    cio_http_client *c = client_new(NULL);
-    cio_http_request rq = {.method = "POST", .host = "127.0.0.1", .port = port,
-                           .target = "/echo", .content_type = "text/plain",
+    fixture f = fx_start(NULL);
+    cio_http_request rq = {.method = "POST", .target = "/echo", .content_type = "text/plain",
                            .body = "the body", .body_len = 8};
     cio_http_response resp;
-    ck_assert_int_eq(cio_http_fetch(c, &rq, &resp, T_DEADLINE()), 0);
+    fx_fetch(&f, &rq, &resp);
     ck_assert_int_eq(resp.status, 200);
     ck_assert_str_eq(resp.body.p, "the body");
     cio_str v = cio_http_response_header(&resp, "X-Got-Length");
@@ -328,8 +352,7 @@ static intptr_t main_post(void *arg)
     v = cio_http_response_header(&resp, "X-Got-Type");
     ck_assert_mem_eq(v.p, "10", 2);
     cio_http_response_free(&resp);
-    client_free(c);
-    srv_stop(s);
+    fx_stop(&f);
     return 0;
 }
 
@@ -338,13 +361,10 @@ T_LOOP_TEST(post_sends_body_with_content_length, main_post, 0)
 static intptr_t main_empty_post(void *arg)
 {
     (void)arg;
-    uint16_t port;
-    cio_http_server *s = srv_start(NULL, &port);
-    cio_http_client *c = client_new(NULL);
-    cio_http_request rq = {.method = "POST", .host = "127.0.0.1", .port = port,
-                           .target = "/echo"};
+    fixture f = fx_start(NULL);
+    cio_http_request rq = {.method = "POST", .target = "/echo"};
     cio_http_response resp;
-    ck_assert_int_eq(cio_http_fetch(c, &rq, &resp, T_DEADLINE()), 0);
+    fx_fetch(&f, &rq, &resp);
     ck_assert_int_eq(resp.status, 200);
     ck_assert_uint_eq(resp.body.n, 0);
     ck_assert_str_eq(resp.body.p, "");
@@ -352,8 +372,7 @@ static intptr_t main_empty_post(void *arg)
     ck_assert_uint_eq(v.n, 1);
     ck_assert_mem_eq(v.p, "0", 1);
     cio_http_response_free(&resp);
-    client_free(c);
-    srv_stop(s);
+    fx_stop(&f);
     return 0;
 }
 
@@ -363,24 +382,20 @@ T_LOOP_TEST(empty_post_says_content_length_0, main_empty_post, 0)
 static intptr_t main_long_type(void *arg)
 {
     (void)arg;
-    uint16_t port;
-    cio_http_server *s = srv_start(NULL, &port);
-    cio_http_client *c = client_new(NULL);
+    fixture f = fx_start(NULL);
     static char type[4001];
     memset(type, 'a', sizeof(type) - 1);
     memcpy(type, "text/", 5);
-    cio_http_request rq = {.method = "POST", .host = "127.0.0.1", .port = port,
-                           .target = "/echo", .content_type = type, .body = "b", .body_len = 1};
+    cio_http_request rq = {.method = "POST", .target = "/echo", .content_type = type, .body = "b", .body_len = 1};
     cio_http_response resp;
-    ck_assert_int_eq(cio_http_fetch(c, &rq, &resp, T_DEADLINE()), 0);
+    fx_fetch(&f, &rq, &resp);
     ck_assert_int_eq(resp.status, 200);
     ck_assert_str_eq(resp.body.p, "b");
     cio_str v = cio_http_response_header(&resp, "X-Got-Type");
     ck_assert_uint_eq(v.n, 4);
     ck_assert_mem_eq(v.p, "4000", 4);
     cio_http_response_free(&resp);
-    client_free(c);
-    srv_stop(s);
+    fx_stop(&f);
     return 0;
 }
 
@@ -389,20 +404,17 @@ T_LOOP_TEST(long_content_type_is_sent_whole, main_long_type, 0)
 static intptr_t main_extra_headers(void *arg)
 {
     (void)arg;
-    uint16_t port;
-    cio_http_server *s = srv_start(NULL, &port);
-    cio_http_client *c = client_new(NULL);
+    fixture f = fx_start(NULL);
     cio_http_field h[] = {{CIO_STR("X-One"), CIO_STR("1")},
                           {CIO_STR("x-two"), CIO_STR("two words\tand a tab")}};
-    cio_http_request rq = {.host = "127.0.0.1", .port = port, .target = "/headers",
+    cio_http_request rq = {.target = "/headers",
                            .headers = h, .nheaders = 2};
     cio_http_response resp;
-    ck_assert_int_eq(cio_http_fetch(c, &rq, &resp, T_DEADLINE()), 0);
+    fx_fetch(&f, &rq, &resp);
     ck_assert_int_eq(resp.status, 200);
     ck_assert_str_eq(resp.body.p, "1|two words\tand a tab");
     cio_http_response_free(&resp);
-    client_free(c);
-    srv_stop(s);
+    fx_stop(&f);
     return 0;
 }
 
@@ -433,13 +445,10 @@ T_LOOP_TEST(request_head_has_host_port_and_user_agent, main_request_head, 0)
 static intptr_t main_head(void *arg)
 {
     (void)arg;
-    uint16_t port;
-    cio_http_server *s = srv_start(NULL, &port);
-    cio_http_client *c = client_new(NULL);
-    cio_http_request rq = {.method = "HEAD", .host = "127.0.0.1", .port = port,
-                           .target = "/hello"};
+    fixture f = fx_start(NULL);
+    cio_http_request rq = {.method = "HEAD", .target = "/hello"};
     cio_http_response resp;
-    ck_assert_int_eq(cio_http_fetch(c, &rq, &resp, T_DEADLINE()), 0);
+    fx_fetch(&f, &rq, &resp);
     ck_assert_int_eq(resp.status, 200);
     ck_assert_uint_eq(resp.body.n, 0);
     ck_assert_str_eq(resp.body.p, "");
@@ -447,9 +456,8 @@ static intptr_t main_head(void *arg)
     ck_assert_uint_eq(v.n, 2);
     ck_assert_mem_eq(v.p, "13", 2);
     cio_http_response_free(&resp);
-    ck_assert_uint_eq(client_stats(c).idle, 1); /* complete without a body: kept */
-    client_free(c);
-    srv_stop(s);
+    ck_assert_uint_eq(client_stats(f.c).idle, 1); /* complete without a body: kept */
+    fx_stop(&f);
     return 0;
 }
 
@@ -472,11 +480,9 @@ END_TEST
 static intptr_t main_chunked(void *arg)
 {
     (void)arg;
-    uint16_t port;
-    cio_http_server *s = srv_start(NULL, &port);
-    cio_http_client *c = client_new(NULL);
+    fixture f = fx_start(NULL);
     cio_http_response resp;
-    ck_assert_int_eq(cio_http_get(c, "127.0.0.1", port, "/chunked", &resp, T_DEADLINE()), 0);
+    ck_assert_int_eq(cio_http_get(f.c, "127.0.0.1", f.port, "/chunked", &resp, T_DEADLINE()), 0);
     ck_assert_int_eq(resp.status, 200);
     cio_str te = cio_http_response_header(&resp, "transfer-encoding");
     ck_assert_uint_eq(te.n, 7);
@@ -484,9 +490,8 @@ static intptr_t main_chunked(void *arg)
     ck_assert_uint_eq(resp.body.n, 9);
     ck_assert_str_eq(resp.body.p, "abcabcabc");
     cio_http_response_free(&resp);
-    ck_assert_uint_eq(client_stats(c).idle, 1);
-    client_free(c);
-    srv_stop(s);
+    ck_assert_uint_eq(client_stats(f.c).idle, 1);
+    fx_stop(&f);
     return 0;
 }
 
@@ -621,22 +626,19 @@ END_TEST
 static intptr_t main_reuse(void *arg)
 {
     (void)arg;
-    uint16_t port;
-    cio_http_server *s = srv_start(NULL, &port);
-    cio_http_client *c = client_new(NULL);
+    fixture f = fx_start(NULL);
     cio_http_response resp;
     for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(cio_http_get(c, "127.0.0.1", port, "/hello", &resp, T_DEADLINE()), 0);
+        ck_assert_int_eq(cio_http_get(f.c, "127.0.0.1", f.port, "/hello", &resp, T_DEADLINE()), 0);
         ck_assert_str_eq(resp.body.p, "Hello, World!");
         cio_http_response_free(&resp);
     }
-    cio_http_client_stats st = client_stats(c);
+    cio_http_client_stats st = client_stats(f.c);
     ck_assert_uint_eq(st.connects, 1);
     ck_assert_uint_eq(st.reuses, 1);
     ck_assert_uint_eq(st.idle, 1);
     ck_assert_uint_eq(st.requests, 2);
-    client_free(c);
-    srv_stop(s);
+    fx_stop(&f);
     return 0;
 }
 
@@ -645,24 +647,21 @@ T_LOOP_TEST(keep_alive_connection_is_reused, main_reuse, 0)
 static intptr_t main_no_reuse(void *arg)
 {
     (void)arg;
-    uint16_t port;
     cio_http_opts o = {.max_requests_per_conn = 1}; /* every response says Connection: close */
-    cio_http_server *s = srv_start(&o, &port);
-    cio_http_client *c = client_new(NULL);
+    fixture f = fx_start(&o);
     cio_http_response resp;
-    ck_assert_int_eq(cio_http_get(c, "127.0.0.1", port, "/hello", &resp, T_DEADLINE()), 0);
+    ck_assert_int_eq(cio_http_get(f.c, "127.0.0.1", f.port, "/hello", &resp, T_DEADLINE()), 0);
     cio_str v = cio_http_response_header(&resp, "Connection");
     ck_assert_uint_eq(v.n, 5);
     ck_assert_mem_eq(v.p, "close", 5);
     cio_http_response_free(&resp);
-    ck_assert_uint_eq(client_stats(c).idle, 0);
-    ck_assert_int_eq(cio_http_get(c, "127.0.0.1", port, "/hello", &resp, T_DEADLINE()), 0);
+    ck_assert_uint_eq(client_stats(f.c).idle, 0);
+    ck_assert_int_eq(cio_http_get(f.c, "127.0.0.1", f.port, "/hello", &resp, T_DEADLINE()), 0);
     cio_http_response_free(&resp);
-    cio_http_client_stats st = client_stats(c);
+    cio_http_client_stats st = client_stats(f.c);
     ck_assert_uint_eq(st.connects, 2);
     ck_assert_uint_eq(st.reuses, 0);
-    client_free(c);
-    srv_stop(s);
+    fx_stop(&f);
     return 0;
 }
 
@@ -671,26 +670,23 @@ T_LOOP_TEST(connection_close_response_is_not_reused, main_no_reuse, 0)
 static intptr_t main_idle_closed(void *arg)
 {
     (void)arg;
-    uint16_t port;
     cio_http_opts o = {.keepalive_timeout = CIO_MS(50)};
-    cio_http_server *s = srv_start(&o, &port);
-    cio_http_client *c = client_new(NULL);
+    fixture f = fx_start(&o);
     cio_http_response resp;
-    ck_assert_int_eq(cio_http_get(c, "127.0.0.1", port, "/hello", &resp, T_DEADLINE()), 0);
+    ck_assert_int_eq(cio_http_get(f.c, "127.0.0.1", f.port, "/hello", &resp, T_DEADLINE()), 0);
     cio_http_response_free(&resp);
-    ck_assert_uint_eq(client_stats(c).idle, 1);
+    ck_assert_uint_eq(client_stats(f.c).idle, 1);
     /* The server closes the idle connection; the client still holds it. */
-    ck_assert(T_AWAIT(srv_connections(s) == 0, T_PATIENCE_MS));
-    ck_assert_int_eq(cio_http_get(c, "127.0.0.1", port, "/hello", &resp, T_DEADLINE()), 0);
+    ck_assert(T_AWAIT(srv_connections(f.s) == 0, T_PATIENCE_MS));
+    ck_assert_int_eq(cio_http_get(f.c, "127.0.0.1", f.port, "/hello", &resp, T_DEADLINE()), 0);
     ck_assert_str_eq(resp.body.p, "Hello, World!");
     cio_http_response_free(&resp);
-    cio_http_client_stats st = client_stats(c);
+    cio_http_client_stats st = client_stats(f.c);
     ck_assert_uint_eq(st.connects, 2); /* found closed, or retried: a new connection */
     ck_assert_uint_le(st.retries, 1);
     ck_assert_uint_eq(st.requests, 2);
     ck_assert_uint_eq(st.failures, 0);
-    client_free(c);
-    srv_stop(s);
+    fx_stop(&f);
     return 0;
 }
 
@@ -1047,20 +1043,17 @@ T_LOOP_TEST(name_that_does_not_resolve_fails, main_nxdomain, 0)
 static intptr_t main_localhost(void *arg)
 {
     (void)arg;
-    uint16_t port;
-    cio_http_server *s = srv_start(NULL, &port);
-    cio_http_client *c = client_new(NULL);
+    fixture f = fx_start(NULL);
     cio_http_response resp;
-    ck_assert_int_eq(cio_http_get(c, "localhost", port, "/hello", &resp, cio_after(CIO_SEC(30))),
+    ck_assert_int_eq(cio_http_get(f.c, "localhost", f.port, "/hello", &resp, cio_after(CIO_SEC(30))),
                      0);
     ck_assert_int_eq(resp.status, 200);
     ck_assert_str_eq(resp.body.p, "Hello, World!");
     cio_http_response_free(&resp);
-    cio_http_client_stats st = client_stats(c);
+    cio_http_client_stats st = client_stats(f.c);
     ck_assert_uint_eq(st.lookups, 1);
     ck_assert_uint_eq(st.connects, 1);
-    client_free(c);
-    srv_stop(s);
+    fx_stop(&f);
     return 0;
 }
 
