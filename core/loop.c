@@ -221,8 +221,11 @@ int cio_loop_post(cio_loop *l, void (*fn)(void *arg), void *arg)
     else
         l->post_head = p;
     l->post_tail = p;
-    pthread_mutex_unlock(&l->post_lock);
+    /* Woken under the lock: the loop takes the post only afterwards, so a
+     * post that lets the loop finish and be destroyed (the last pool job of
+     * a worker loop) never has its poster touch the loop after that. */
     efd_signal(l);
+    pthread_mutex_unlock(&l->post_lock);
     return 0;
 }
 
