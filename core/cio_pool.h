@@ -49,8 +49,20 @@ typedef struct cio_job {
     _Atomic bool cancel_requested;
 } cio_job;
 
-/* Creates a pool whose jobs complete on loop. Returns 0 or -errno. */
+/* Creates a pool whose jobs complete on loop (NULL = current). The pool
+ * returned is the owner of the threads and the queue; other loops reach them
+ * through cio_pool_attach(). Returns 0 or -errno. */
 int cio_pool_create(cio_loop *loop, cio_pool **out, const cio_pool_opts *opts);
+
+/* A front end of p's threads and queue for another loop (NULL = current),
+ * for workers that share one pool: jobs submitted through *out run on p's
+ * threads and complete on loop. Its own backpressure: the queue bound and
+ * the threads are shared, and each front end may have at most queue +
+ * threads jobs in flight. *out is used like a pool of loop's own, on loop's
+ * thread; shut it down and destroy it there before the owner shuts down.
+ * Call on loop's thread. 0, -ENOMEM, -ESHUTDOWN (p is shutting down) or
+ * -EINVAL (no loop). */
+int cio_pool_attach(cio_pool *p, cio_loop *loop, cio_pool **out);
 
 /* [awaits] Submits job (waiting while the queue is full: backpressure) and
  * returns 0 once queued; the result arrives in job->fut. Returns -ETIMEDOUT,
@@ -80,24 +92,33 @@ bool cio_job_cancelled(void);
 
 enum cio_pool_shutdown_mode { CIO_POOL_DRAIN, CIO_POOL_CANCEL };
 
-/* [awaits] Stops accepting jobs; DRAIN runs the queued jobs, CANCEL completes
- * them with -ECANCELED and asks running jobs to stop. Returns 0 once every
- * worker has exited, or -ETIMEDOUT/-ECANCELED (then call it again). */
+/* [awaits] Stops accepting jobs through p; DRAIN runs the queued jobs, CANCEL
+ * completes them with -ECANCELED and asks running jobs to stop. Returns 0 once
+ * every job submitted through p is done and, for the owner (the pool
+ * cio_pool_create returned), every worker has exited; or -ETIMEDOUT /
+ * -ECANCELED (then call it again). On an attached front end it touches only
+ * that front end's jobs and leaves the threads running. The owner returns
+ * -EBUSY, changing nothing, while attached front ends exist: shut down and
+ * destroy those first, each on its own loop. */
 int cio_pool_shutdown(cio_pool *p, enum cio_pool_shutdown_mode mode, cio_time deadline);
 
-/* Frees a pool after cio_pool_shutdown() returned 0, or one that was never
- * shut down and has no job outstanding (its idle workers are stopped and
- * joined). Anything else aborts: completions could still arrive for it. Safe
+/* Frees p after cio_pool_shutdown() returned 0, or when it was never shut
+ * down and has no job outstanding (for the owner: its idle workers are
+ * stopped and joined, blocking). An attached front end is detached from the
+ * threads; the owner frees them, and aborts while attached front ends
+ * remain. Anything else aborts: completions could still arrive for it. Safe
  * on NULL. */
 void cio_pool_destroy(cio_pool *p);
 
 typedef struct cio_pool_stats {
     unsigned threads;
-    uint64_t submitted, completed, cancelled;
-    uint64_t queued, running; /* now */
-    uint64_t waits_full;      /* submissions that had to wait for space */
+    uint64_t submitted, completed, cancelled; /* through this front end */
+    uint64_t queued, running;                 /* now, of all front ends */
+    uint64_t waits_full; /* submissions through this front end that waited for space */
 } cio_pool_stats;
 
+/* The figures of p's front end; threads, queued and running are the shared
+ * threads' and queue's. */
 void cio_pool_get_stats(cio_pool *p, cio_pool_stats *out);
 
 #ifdef __cplusplus

@@ -14,7 +14,9 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -63,6 +65,69 @@ static inline long t_rss_kib(void)
     ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &rss), 2);
     fclose(f);
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* ---- a loop on a thread of its own, for the cross-thread tests ---------------- */
+
+typedef struct t_thread {
+    pthread_t th;
+    cio_fn fn; /* the loop's main task; NULL: wait for t_thread_stop */
+    void *arg;
+    cio_loop *loop;   /* valid from t_thread_start until the thread ends */
+    cio_event stop;   /* on loop: ends the NULL main task */
+    intptr_t result;  /* the main task's */
+    atomic_int state; /* 1: loop created; 2: main task returned */
+} t_thread;
+
+static inline intptr_t t_thread_idle(void *arg)
+{
+    return cio_event_wait(&((t_thread *)arg)->stop, CIO_NEVER);
+}
+
+static inline void *t_thread_main(void *arg)
+{
+    t_thread *t = arg;
+    cio_loop *l;
+    ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
+    cio_event_init(&t->stop);
+    t->loop = l;
+    atomic_store(&t->state, 1);
+    t->result = t->fn ? cio_run(l, t->fn, t->arg) : cio_run(l, t_thread_idle, t);
+    atomic_store(&t->state, 2);
+    cio_loop_destroy(l);
+    return NULL;
+}
+
+/* [awaits] Starts a thread whose loop runs fn(arg) (fn NULL: an idle main
+ * task until t_thread_stop) and returns once t->loop is set. */
+static inline void t_thread_start(t_thread *t, cio_fn fn, void *arg)
+{
+    t->fn = fn;
+    t->arg = arg;
+    atomic_init(&t->state, 0);
+    ck_assert_int_eq(pthread_create(&t->th, NULL, t_thread_main, t), 0);
+    ck_assert(T_AWAIT(atomic_load(&t->state) >= 1, T_PATIENCE_MS));
+}
+
+/* [awaits] Waits for t's main task to return and its thread to end; returns
+ * the task's result. */
+static inline intptr_t t_thread_join(t_thread *t)
+{
+    ck_assert(T_AWAIT(atomic_load(&t->state) == 2, T_PATIENCE_MS));
+    pthread_join(t->th, NULL);
+    return t->result;
+}
+
+static inline void t_thread_stop_cb(void *arg)
+{
+    cio_event_set(&((t_thread *)arg)->stop);
+}
+
+/* [awaits] Ends the idle main task of t (started with fn NULL) and joins. */
+static inline intptr_t t_thread_stop(t_thread *t)
+{
+    ck_assert_int_eq(cio_loop_post(t->loop, t_thread_stop_cb, t), 0);
+    return t_thread_join(t);
 }
 
 #endif

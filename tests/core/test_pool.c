@@ -1,4 +1,5 @@
-/* The thread pool: offloading, backpressure, cancellation, shutdown, posts. */
+/* The thread pool: offloading, backpressure, cancellation, shutdown, posts,
+ * front ends for other loops. */
 #include "harness.h"
 
 #include <pthread.h>
@@ -217,19 +218,23 @@ START_TEST(cancel_queued_job_never_runs)
 }
 END_TEST
 
-static atomic_int saw_cancel, coop_started;
+typedef struct {
+    atomic_int started, saw_cancel;
+} coop_flags;
 
-/* Runs until asked to stop (or 10 s). Tests wait for coop_started before
- * they cancel: a job cancelled before a worker took it never runs at all,
- * and a worker can take a while to get a CPU on a loaded machine. */
+static coop_flags coop; /* job_cooperative's, when its arg is NULL */
+
+/* Runs until asked to stop (or 10 s). Tests wait for .started before they
+ * cancel: a job cancelled before a worker took it never runs at all, and a
+ * worker can take a while to get a CPU on a loaded machine. */
 static intptr_t job_cooperative(void *arg)
 {
-    (void)arg;
-    atomic_store(&coop_started, 1);
+    coop_flags *f = arg ? arg : &coop;
+    atomic_store(&f->started, 1);
     cio_time end = cio_clock() + CIO_SEC(10);
     while (cio_clock() < end) {
         if (cio_job_cancelled()) {
-            atomic_store(&saw_cancel, 1);
+            atomic_store(&f->saw_cancel, 1);
             return -ECANCELED;
         }
         usleep(200);
@@ -246,8 +251,8 @@ static intptr_t main_deadline_running(void *arg)
      * running when the deadline passes), and the job would run for 10 s. */
     intptr_t r = cio_pool_run(p, job_cooperative, NULL, cio_after(CIO_SEC(1)));
     ck_assert_int_lt(cio_clock() - t0, CIO_SEC(5));
-    ck_assert_int_eq(atomic_load(&coop_started), 1);
-    ck_assert_int_eq(atomic_load(&saw_cancel), 1);
+    ck_assert_int_eq(atomic_load(&coop.started), 1);
+    ck_assert_int_eq(atomic_load(&coop.saw_cancel), 1);
     finish_pool(p);
     return r;
 }
@@ -272,10 +277,10 @@ static intptr_t main_cancel_awaiter(void *arg)
     shared_pool = make_pool(1, 4);
     cio_task *t;
     cio_spawn(NULL, &t, awaits_job, NULL);
-    ck_assert(T_AWAIT(atomic_load(&coop_started), T_PATIENCE_MS));
+    ck_assert(T_AWAIT(atomic_load(&coop.started), T_PATIENCE_MS));
     cio_task_cancel(t);
     intptr_t r = cio_join(t, CIO_NEVER);
-    ck_assert_int_eq(atomic_load(&saw_cancel), 1);
+    ck_assert_int_eq(atomic_load(&coop.saw_cancel), 1);
     finish_pool(shared_pool);
     return r;
 }
@@ -322,13 +327,13 @@ static intptr_t main_shutdown_cancel(void *arg)
     ck_assert_int_eq(cio_pool_submit(p, &jobs[0], job_cooperative, NULL, CIO_NEVER), 0);
     for (int i = 1; i < N; i++)
         cio_pool_submit(p, &jobs[i], job_mark, NULL, CIO_NEVER);
-    ck_assert(T_AWAIT(atomic_load(&coop_started), T_PATIENCE_MS));
+    ck_assert(T_AWAIT(atomic_load(&coop.started), T_PATIENCE_MS));
     ck_assert_int_eq(cio_pool_shutdown(p, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))), 0);
     int cancelled = 0;
     for (int i = 0; i < N; i++)
         cancelled += cio_future_result(&jobs[i].fut) == -ECANCELED;
     ck_assert_int_eq(atomic_load(&ran_queued), 0);
-    ck_assert_int_eq(atomic_load(&saw_cancel), 1);
+    ck_assert_int_eq(atomic_load(&coop.saw_cancel), 1);
     cio_pool_destroy(p);
     return cancelled;
 }
@@ -347,7 +352,7 @@ static intptr_t main_drain_then_cancel(void *arg)
     cio_pool *p = make_pool(1, 4);
     cio_job job;
     cio_pool_submit(p, &job, job_cooperative, NULL, CIO_NEVER);
-    ck_assert(T_AWAIT(atomic_load(&coop_started), T_PATIENCE_MS));
+    ck_assert(T_AWAIT(atomic_load(&coop.started), T_PATIENCE_MS));
     ck_assert_int_eq(cio_pool_shutdown(p, CIO_POOL_DRAIN, cio_after(CIO_MS(20))), -ETIMEDOUT);
     ck_assert_int_eq(cio_pool_shutdown(p, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))), 0);
     ck_assert_int_eq(cio_future_result(&job.fut), -ECANCELED);
@@ -402,6 +407,253 @@ START_TEST(pool_works_on_a_plain_ring)
 {
     setenv("CORIO_PLAIN_RING", "1", 1);
     ck_assert_int_eq(t_run(main_saturation, NULL), 0);
+}
+END_TEST
+
+/* ---- front ends: one pool's threads serving several loops ------------------------ */
+
+static cio_pool *owner_pool; /* created on the test's main loop */
+
+typedef struct {
+    cio_waiter w;
+    cio_loop *loop; /* where the job's future completed */
+    pthread_t thread;
+} where_seen;
+
+static void note_where(cio_waiter *w, cio_future *f)
+{
+    (void)f;
+    where_seen *ws = cio_container_of(w, where_seen, w);
+    ws->loop = cio_loop_current();
+    ws->thread = pthread_self();
+}
+
+/* On a second loop's thread: jobs through a front end of owner_pool. */
+static intptr_t attached_submitter(void *arg)
+{
+    (void)arg;
+    enum { N = 8 };
+    cio_pool *fe;
+    ck_assert_int_eq(cio_pool_attach(owner_pool, NULL, &fe), 0);
+    cio_job jobs[N];
+    where_seen seen[N];
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(cio_pool_submit(fe, &jobs[i], job_tid, NULL, CIO_NEVER), 0);
+        cio_future_subscribe(&jobs[i].fut, &seen[i].w, note_where);
+    }
+    for (int i = 0; i < N; i++) {
+        intptr_t tid = cio_job_join(&jobs[i], CIO_NEVER);
+        ck_assert_int_gt(tid, 0);
+        ck_assert_int_ne(tid, gettid()); /* ran on a worker */
+        ck_assert_ptr_eq(seen[i].loop, cio_loop_current());
+        ck_assert(pthread_equal(seen[i].thread, pthread_self()));
+    }
+    cio_pool_stats st;
+    cio_pool_get_stats(fe, &st);
+    ck_assert_int_eq(st.submitted, N);
+    ck_assert_int_eq(st.completed, N);
+    ck_assert_int_eq(st.threads, 2);
+    ck_assert_int_eq(cio_pool_shutdown(fe, CIO_POOL_DRAIN, CIO_NEVER), 0);
+    cio_pool_destroy(fe);
+    return 0;
+}
+
+static intptr_t main_attached_loop(void *arg)
+{
+    (void)arg;
+    owner_pool = make_pool(2, 8);
+    t_thread t;
+    t_thread_start(&t, attached_submitter, NULL);
+    ck_assert_int_eq(t_thread_join(&t), 0);
+    cio_pool_stats st;
+    cio_pool_get_stats(owner_pool, &st);
+    ck_assert_int_eq(st.submitted, 0); /* the front end's jobs are its own */
+    finish_pool(owner_pool);
+    return 0;
+}
+
+START_TEST(attached_loop_jobs_complete_on_that_loop)
+{
+    ck_assert_int_eq(t_run(main_attached_loop, NULL), 0);
+}
+END_TEST
+
+START_TEST(attached_loop_without_msg_ring_completes_on_that_loop)
+{
+    setenv("CORIO_NO_MSG_RING", "1", 1);
+    ck_assert_int_eq(t_run(main_attached_loop, NULL), 0);
+}
+END_TEST
+
+enum { PER_LOOP = 32 };
+static atomic_int at_start;
+
+/* [awaits] PER_LOOP submitters through p at once, once both loops are here. */
+static intptr_t submit_many(cio_pool *p)
+{
+    sat_arg args[PER_LOOP];
+    atomic_fetch_add(&at_start, 1);
+    ck_assert(T_AWAIT(atomic_load(&at_start) == 2, T_PATIENCE_MS));
+    cio_group g;
+    cio_group_init(&g, CIO_NEVER);
+    for (int i = 0; i < PER_LOOP; i++) {
+        args[i] = (sat_arg){p, i};
+        ck_assert_int_eq(cio_group_spawn(&g, NULL, submitter, &args[i]), 0);
+    }
+    intptr_t rc = cio_group_wait(&g);
+    cio_pool_stats st;
+    cio_pool_get_stats(p, &st);
+    ck_assert_int_eq(st.completed, PER_LOOP);
+    return rc;
+}
+
+static intptr_t attached_many(void *arg)
+{
+    (void)arg;
+    cio_pool *fe;
+    ck_assert_int_eq(cio_pool_attach(owner_pool, NULL, &fe), 0);
+    intptr_t rc = submit_many(fe);
+    ck_assert_int_eq(cio_pool_shutdown(fe, CIO_POOL_DRAIN, CIO_NEVER), 0);
+    cio_pool_destroy(fe);
+    return rc;
+}
+
+static intptr_t main_two_loops(void *arg)
+{
+    (void)arg;
+    owner_pool = make_pool(2, 4);
+    t_thread t;
+    t_thread_start(&t, attached_many, NULL);
+    ck_assert_int_eq(submit_many(owner_pool), 0);
+    ck_assert_int_eq(t_thread_join(&t), 0);
+    ck_assert_int_le(atomic_load(&running_max), 2); /* the two threads, shared */
+    finish_pool(owner_pool);
+    return 0;
+}
+
+START_TEST(two_loops_submitting_at_once_all_complete)
+{
+    ck_assert_int_eq(t_run(main_two_loops, NULL), 0);
+}
+END_TEST
+
+static atomic_int owner_ran, front_ran;
+
+static intptr_t job_owner_mark(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&owner_ran, 1);
+    return 1;
+}
+
+static intptr_t job_front_mark(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&front_ran, 1);
+    return 1;
+}
+
+static intptr_t main_front_cancel_queued(void *arg)
+{
+    (void)arg;
+    cio_pool *p = make_pool(1, 8), *fe;
+    ck_assert_int_eq(cio_pool_attach(p, NULL, &fe), 0);
+    cio_job gate, mine[2], theirs[3];
+    ck_assert_int_eq(cio_pool_submit(p, &gate, job_gate, NULL, CIO_NEVER), 0);
+    ck_assert(T_AWAIT(atomic_load(&gate_entered), T_PATIENCE_MS)); /* the only worker is busy */
+    /* The shared queue: mine[0], theirs[0..2], mine[1]. */
+    ck_assert_int_eq(cio_pool_submit(p, &mine[0], job_owner_mark, NULL, CIO_NEVER), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(cio_pool_submit(fe, &theirs[i], job_front_mark, NULL, CIO_NEVER), 0);
+    ck_assert_int_eq(cio_pool_submit(p, &mine[1], job_owner_mark, NULL, CIO_NEVER), 0);
+    ck_assert_int_eq(cio_pool_shutdown(fe, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(cio_future_result(&theirs[i].fut), -ECANCELED);
+    cio_pool_stats st;
+    cio_pool_get_stats(fe, &st);
+    ck_assert_int_eq(st.cancelled, 3);
+    ck_assert_int_eq(st.queued, 2); /* the owner's two are still queued */
+    cio_pool_destroy(fe);
+    atomic_store(&release_gate, true);
+    ck_assert_int_eq(cio_job_join(&gate, CIO_NEVER), 1);
+    ck_assert_int_eq(cio_job_join(&mine[0], CIO_NEVER), 1);
+    ck_assert_int_eq(cio_job_join(&mine[1], CIO_NEVER), 1);
+    finish_pool(p);
+    ck_assert_int_eq(atomic_load(&owner_ran), 2);
+    ck_assert_int_eq(atomic_load(&front_ran), 0);
+    return 0;
+}
+
+START_TEST(attached_cancel_shutdown_drops_only_its_own_queued_jobs)
+{
+    ck_assert_int_eq(t_run(main_front_cancel_queued, NULL), 0);
+}
+END_TEST
+
+static intptr_t main_front_cancel_running(void *arg)
+{
+    (void)arg;
+    static coop_flags mine, theirs;
+    cio_pool *p = make_pool(2, 4), *fe;
+    ck_assert_int_eq(cio_pool_attach(p, NULL, &fe), 0);
+    cio_job a, b;
+    ck_assert_int_eq(cio_pool_submit(p, &a, job_cooperative, &mine, CIO_NEVER), 0);
+    ck_assert_int_eq(cio_pool_submit(fe, &b, job_cooperative, &theirs, CIO_NEVER), 0);
+    ck_assert(T_AWAIT(atomic_load(&mine.started) && atomic_load(&theirs.started), T_PATIENCE_MS));
+    /* Returns once its running job has stopped... */
+    ck_assert_int_eq(cio_pool_shutdown(fe, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))), 0);
+    ck_assert_int_eq(cio_future_result(&b.fut), -ECANCELED);
+    ck_assert_int_eq(atomic_load(&theirs.saw_cancel), 1);
+    /* ...and the owner's was not asked to. */
+    ck_assert(!cio_future_done(&a.fut));
+    ck_assert_int_eq(atomic_load(&mine.saw_cancel), 0);
+    cio_pool_destroy(fe);
+    cio_job_cancel(&a);
+    ck_assert_int_eq(cio_job_join(&a, CIO_NEVER), -ECANCELED);
+    finish_pool(p);
+    return 0;
+}
+
+START_TEST(attached_cancel_shutdown_stops_only_its_own_running_jobs)
+{
+    ck_assert_int_eq(t_run(main_front_cancel_running, NULL), 0);
+}
+END_TEST
+
+static intptr_t main_owner_busy(void *arg)
+{
+    (void)arg;
+    cio_pool *p = make_pool(1, 4), *fe;
+    ck_assert_int_eq(cio_pool_attach(p, NULL, &fe), 0);
+    ck_assert_int_eq(cio_pool_shutdown(p, CIO_POOL_DRAIN, CIO_NEVER), -EBUSY);
+    ck_assert_int_gt(cio_pool_run(p, job_tid, NULL, CIO_NEVER), 0); /* nothing changed */
+    ck_assert_int_gt(cio_pool_run(fe, job_tid, NULL, CIO_NEVER), 0);
+    ck_assert_int_eq(cio_pool_shutdown(fe, CIO_POOL_DRAIN, CIO_NEVER), 0);
+    cio_pool_destroy(fe);
+    finish_pool(p);
+    return 0;
+}
+
+START_TEST(owner_shutdown_with_a_front_end_attached_is_ebusy)
+{
+    ck_assert_int_eq(t_run(main_owner_busy, NULL), 0);
+}
+END_TEST
+
+static intptr_t main_attach_after_shutdown(void *arg)
+{
+    (void)arg;
+    cio_pool *p = make_pool(1, 4), *fe = NULL;
+    ck_assert_int_eq(cio_pool_shutdown(p, CIO_POOL_DRAIN, CIO_NEVER), 0);
+    int rc = cio_pool_attach(p, NULL, &fe);
+    ck_assert_ptr_null(fe);
+    cio_pool_destroy(p);
+    return rc;
+}
+
+START_TEST(attach_to_a_shut_down_pool_is_eshutdown)
+{
+    ck_assert_int_eq(t_run(main_attach_after_shutdown, NULL), -ESHUTDOWN);
 }
 END_TEST
 
@@ -491,6 +743,13 @@ static Suite *pool_suite(void)
     T_CASE(s, join_of_finished_job_returns_its_result, 5);
     T_CASE(s, completion_without_msg_ring_uses_eventfd_post, 10);
     T_CASE(s, pool_works_on_a_plain_ring, 10);
+    T_CASE(s, attached_loop_jobs_complete_on_that_loop, 10);
+    T_CASE(s, attached_loop_without_msg_ring_completes_on_that_loop, 10);
+    T_CASE(s, two_loops_submitting_at_once_all_complete, 15);
+    T_CASE(s, attached_cancel_shutdown_drops_only_its_own_queued_jobs, 10);
+    T_CASE(s, attached_cancel_shutdown_stops_only_its_own_running_jobs, 10);
+    T_CASE(s, owner_shutdown_with_a_front_end_attached_is_ebusy, 5);
+    T_CASE(s, attach_to_a_shut_down_pool_is_eshutdown, 5);
     T_CASE(s, posts_from_threads_all_run_on_the_loop, 10);
     T_CASE(s, stop_from_another_thread_wakes_the_loop, 10);
     return s;
