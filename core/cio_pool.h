@@ -29,7 +29,7 @@ enum cio_pool_priority {
 };
 
 typedef struct cio_pool_opts {
-    unsigned threads; /* default: number of CPUs this process may use */
+    unsigned threads; /* default: cio_cpu_count() */
     unsigned queue;   /* queued (not yet running) jobs, default 1024 */
     enum cio_pool_priority priority;
     int nice;          /* with CIO_POOL_PRIO_LOW: the nice increment (0 = 19) */
@@ -63,6 +63,12 @@ int cio_pool_create(cio_loop *loop, cio_pool **out, const cio_pool_opts *opts);
  * Call on loop's thread. 0, -ENOMEM, -ESHUTDOWN (p is shutting down) or
  * -EINVAL (no loop). */
 int cio_pool_attach(cio_pool *p, cio_loop *loop, cio_pool **out);
+
+/* The CPUs this process may use: its affinity mask's count, lowered to the
+ * CPU quota of its cgroup and the cgroup's ancestors (v2 cpu.max, v1
+ * cpu.cfs_quota_us / cpu.cfs_period_us), rounded up; at least 1. Reads
+ * /proc and /sys: call it at startup, not per request. */
+unsigned cio_cpu_count(void);
 
 /* [awaits] Submits job (waiting while the queue is full: backpressure) and
  * returns 0 once queued; the result arrives in job->fut. Returns -ETIMEDOUT,

@@ -242,19 +242,121 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* ---- API ------------------------------------------------------------------------------ */
+/* ---- CPUs this process may use ---------------------------------------------------- */
 
-static unsigned cpus_available(void)
+/* The two numbers at the start of file (v2's "max" reads as -1); 0 read. */
+static int read_pair(const char *dir, const char *file, long long v[2])
 {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-        int n = CPU_COUNT(&set);
-        if (n > 0)
-            return (unsigned)n;
+    char name[4400];
+    snprintf(name, sizeof(name), "%s/%s", dir, file);
+    FILE *f = fopen(name, "re");
+    if (!f)
+        return 0;
+    char a[32] = "", b[32] = "";
+    int n = fscanf(f, "%31s %31s", a, b);
+    fclose(f);
+    for (int i = 0; i < n && i < 2; i++) {
+        const char *t = i ? b : a;
+        v[i] = strcmp(t, "max") == 0 ? -1 : strtoll(t, NULL, 10);
     }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
+    return n < 0 ? 0 : n;
 }
+
+/* CPUs a quota of quota per period buys, rounded up; 0: no limit. */
+static unsigned quota_cpus(long long quota, long long period)
+{
+    if (quota <= 0 || period <= 0)
+        return 0;
+    long long n = (quota + period - 1) / period;
+    return n > 4096 ? 4096 : (unsigned)n;
+}
+
+/* The CPU quota of the cgroup in dir: v2 keeps "quota period" in cpu.max
+ * ("max" for none), v1 the two in cpu.cfs_quota_us (-1 for none) and
+ * cpu.cfs_period_us. 0: no limit there. */
+static unsigned dir_quota(const char *dir, bool v2)
+{
+    long long q[2] = {-1, -1}, period[2] = {-1, -1};
+    if (v2)
+        return read_pair(dir, "cpu.max", q) == 2 ? quota_cpus(q[0], q[1]) : 0;
+    if (read_pair(dir, "cpu.cfs_quota_us", q) < 1 || read_pair(dir, "cpu.cfs_period_us", period) < 1)
+        return 0;
+    return quota_cpus(q[0], period[0]);
+}
+
+/* The tightest quota from the cgroup path (under mount) up to the mount's
+ * root, which counts too: in a container the root is the container's own
+ * cgroup, and the path may name one only the host sees. 0: none. */
+static unsigned path_quota(const char *mount, const char *cg, bool v2)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s", cg);
+    unsigned lowest = 0;
+    for (;;) {
+        char dir[4400];
+        snprintf(dir, sizeof(dir), "%s%s", mount, strcmp(path, "/") ? path : "");
+        unsigned n = dir_quota(dir, v2);
+        if (n && (!lowest || n < lowest))
+            lowest = n;
+        char *slash = strrchr(path, '/');
+        if (!slash || !strcmp(path, "/"))
+            break;
+        slash[slash == path] = 0; /* "/a" -> "/", "/a/b" -> "/a" */
+    }
+    return lowest;
+}
+
+/* The CPU quota of the process's cgroups (/proc/self/cgroup): v2 ("0::"),
+ * or v1's cpu controller; 0: none. */
+static unsigned cgroup_cpus(void)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f)
+        return 0;
+    unsigned lowest = 0;
+    char line[4200];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *ctrl = strchr(line, ':');
+        char *path = ctrl ? strchr(ctrl + 1, ':') : NULL;
+        if (!path)
+            continue;
+        *path++ = 0;
+        ctrl++;
+        unsigned n = 0;
+        if (*ctrl == 0) {
+            n = path_quota("/sys/fs/cgroup", path, true);
+        } else {
+            for (char *save, *c = strtok_r(ctrl, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+                if (strcmp(c, "cpu") == 0) {
+                    unsigned a = path_quota("/sys/fs/cgroup/cpu", path, false);
+                    unsigned b = path_quota("/sys/fs/cgroup/cpu,cpuacct", path, false);
+                    n = a && (!b || a < b) ? a : b;
+                }
+            }
+        }
+        if (n && (!lowest || n < lowest))
+            lowest = n;
+    }
+    fclose(f);
+    return lowest;
+}
+
+unsigned cio_cpu_count(void)
+{
+    unsigned n = 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        n = (unsigned)CPU_COUNT(&set);
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (unsigned)c : 1;
+    }
+    unsigned quota = cgroup_cpus();
+    return quota && quota < n ? quota : n;
+}
+
+/* ---- API ------------------------------------------------------------------------------ */
 
 static void front_init(cio_pool *p, pool_shared *s, cio_loop *loop)
 {
@@ -277,7 +379,7 @@ int cio_pool_create(cio_loop *loop, cio_pool **out, const cio_pool_opts *opts)
     if (o.priority == CIO_POOL_PRIO_LOW && o.nice == 0)
         o.nice = 19;
     if (!o.threads)
-        o.threads = cpus_available();
+        o.threads = cio_cpu_count();
     if (!o.queue)
         o.queue = 1024;
     if (!o.stack_size)

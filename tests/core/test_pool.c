@@ -1,9 +1,16 @@
 /* The thread pool: offloading, backpressure, cancellation, shutdown, posts,
- * front ends for other loops. */
+ * front ends for other loops, the CPU count. */
 #include "harness.h"
 
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void spin(cio_time ns)
@@ -657,6 +664,80 @@ START_TEST(attach_to_a_shut_down_pool_is_eshutdown)
 }
 END_TEST
 
+/* ---- cio_cpu_count ------------------------------------------------------------------ */
+
+START_TEST(cpu_count_is_within_the_affinity_mask)
+{
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    unsigned n = cio_cpu_count();
+    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_le(n, (unsigned)CPU_COUNT(&set));
+}
+END_TEST
+
+static bool write_file(const char *dir, const char *file, const char *text)
+{
+    char name[512];
+    snprintf(name, sizeof(name), "%s/%s", dir, file);
+    int fd = open(name, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    close(fd);
+    return ok;
+}
+
+/* Makes a cgroup with a quota of half a CPU in dir: v2 where /sys/fs/cgroup
+ * is cgroup2, else under v1's cpu controller. False where that is not
+ * allowed here (not root, read-only, no cpu controller). */
+static bool make_half_cpu_cgroup(char *dir, size_t len)
+{
+    if (geteuid() != 0)
+        return false;
+    struct statfs sf;
+    bool v2 = statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+    if (v2) {
+        (void)write_file("/sys/fs/cgroup", "cgroup.subtree_control", "+cpu");
+        snprintf(dir, len, "/sys/fs/cgroup/corio-test-%d", (int)getpid());
+    } else {
+        if (statfs("/sys/fs/cgroup/cpu", &sf) != 0 || sf.f_type != CGROUP_SUPER_MAGIC)
+            return false;
+        snprintf(dir, len, "/sys/fs/cgroup/cpu/corio-test-%d", (int)getpid());
+    }
+    if (mkdir(dir, 0755) != 0)
+        return false;
+    bool ok = v2 ? write_file(dir, "cpu.max", "50000 100000")
+                 : write_file(dir, "cpu.cfs_period_us", "100000") &&
+                       write_file(dir, "cpu.cfs_quota_us", "50000");
+    if (!ok)
+        rmdir(dir);
+    return ok;
+}
+
+START_TEST(cpu_count_follows_the_cgroup_quota)
+{
+    char dir[256];
+    if (!make_half_cpu_cgroup(dir, sizeof(dir))) {
+        fprintf(stderr, "note: no writable cgroup with a cpu controller: quota not tested\n");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        char me[32];
+        snprintf(me, sizeof(me), "%d", (int)getpid());
+        _exit(write_file(dir, "cgroup.procs", me) ? (int)cio_cpu_count() : 100);
+    }
+    int status = 0;
+    pid_t w = waitpid(pid, &status, 0);
+    int removed = rmdir(dir);
+    ck_assert_int_eq(w, pid);
+    ck_assert_int_eq(removed, 0);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 1); /* half a CPU, rounded up */
+}
+END_TEST
+
 /* ---- cio_loop_post from foreign threads ------------------------------------------ */
 
 enum { POSTS = 1000 };
@@ -750,6 +831,8 @@ static Suite *pool_suite(void)
     T_CASE(s, attached_cancel_shutdown_stops_only_its_own_running_jobs, 10);
     T_CASE(s, owner_shutdown_with_a_front_end_attached_is_ebusy, 5);
     T_CASE(s, attach_to_a_shut_down_pool_is_eshutdown, 5);
+    T_CASE(s, cpu_count_is_within_the_affinity_mask, 5);
+    T_CASE(s, cpu_count_follows_the_cgroup_quota, 10);
     T_CASE(s, posts_from_threads_all_run_on_the_loop, 10);
     T_CASE(s, stop_from_another_thread_wakes_the_loop, 10);
     return s;
