@@ -138,6 +138,7 @@ typedef struct cio__post {
     struct cio__post *next;
     void (*fn)(void *arg);
     void *arg;
+    bool heap; /* cio_loop_post's own: freed once taken */
 } cio__post;
 
 /* A completion moved off the CQ to make room, waiting for its turn to run. */
@@ -211,7 +212,8 @@ struct cio_loop {
     struct io_uring_sqe sqe_spare; /* handed out once the ring is broken */
 
     uint64_t inflight; /* ring operations awaiting their last CQE */
-    uint64_t external; /* pool jobs in flight (complete via the ring) */
+    uint64_t external; /* work on other threads that will post back (the pool's
+                          exit notice, cio_loop_call): the loop is not quiet */
     atomic_bool stop;
     bool closing; /* being destroyed: do not re-arm the wake-up read */
 

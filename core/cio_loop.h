@@ -157,6 +157,25 @@ void cio_loop_abandon(cio_loop *loop);
  * loop objects. Returns 0 or -ENOMEM; fn is never called if it fails. */
 int cio_loop_post(cio_loop *loop, void (*fn)(void *arg), void *arg);
 
+/* [awaits] Runs fn(arg) on target's thread (NULL: the current loop) and
+ * returns once it has run: asyncio's run_coroutine_threadsafe(...).result()
+ * for a plain callback, which must not await. On the current loop fn is
+ * called directly. On another loop it runs during one of target's turns
+ * (target must be turning, or be destroyed: destroy runs what was posted),
+ * while the calling task waits shielded from cancellation and deadlines, so
+ * arg may point into the caller's frame; a cancellation that arrives
+ * meanwhile is reported by the next awaiting call. Call it from a task
+ * when target is another loop (else it aborts). Allocates nothing: 0. */
+int cio_loop_call(cio_loop *target, void (*fn)(void *arg), void *arg);
+
+/* [awaits] cio_loop_call on several loops at once: fn(arg, i) runs on
+ * targets[i]'s thread, the entries for the current loop directly once the
+ * others are posted, and the call returns when every one has run. Returns
+ * 0, or -ENOMEM (more than 8 other loops and no memory for their posts:
+ * fn ran nowhere). */
+int cio_loop_call_all(cio_loop *const *targets, size_t n, void (*fn)(void *arg, size_t i),
+                      void *arg);
+
 /* Ring setup flags that took effect (IORING_SETUP_*), for diagnostics. */
 unsigned cio_loop_ring_flags(const cio_loop *loop);
 

@@ -9,6 +9,10 @@
  * unless ENTER_INTERVAL has passed since the last one: a busy loop still
  * reaps completions every few tens of microseconds, without a system call
  * per turn.
+ *
+ * Cross-thread posts go on a mutex-guarded list, and an eventfd read armed
+ * in the ring wakes the loop. cio_loop_call builds on them with posts that
+ * live in the caller's frame: there and back without an allocation.
  */
 #include "cio_internal.h"
 
@@ -177,9 +181,10 @@ static void posts_drain(cio_loop *l)
         cio__post *next = p->next;
         void (*fn)(void *) = p->fn;
         void *arg = p->arg;
-        free(p);
+        if (p->heap)
+            free(p);
         if (fn)
-            fn(arg);
+            fn(arg); /* may end the life of a caller-owned p */
         p = next;
     }
 }
@@ -207,14 +212,10 @@ static void efd_signal(cio_loop *l)
     }
 }
 
-int cio_loop_post(cio_loop *l, void (*fn)(void *arg), void *arg)
+/* Queues p (fn and arg set) on l and wakes it. */
+static void post_push(cio_loop *l, cio__post *p)
 {
-    cio__post *p = malloc(sizeof(*p));
-    if (!p)
-        return -ENOMEM;
     p->next = NULL;
-    p->fn = fn;
-    p->arg = arg;
     pthread_mutex_lock(&l->post_lock);
     if (l->post_tail)
         l->post_tail->next = p;
@@ -226,7 +227,123 @@ int cio_loop_post(cio_loop *l, void (*fn)(void *arg), void *arg)
      * a worker loop) never has its poster touch the loop after that. */
     efd_signal(l);
     pthread_mutex_unlock(&l->post_lock);
+}
+
+int cio_loop_post(cio_loop *l, void (*fn)(void *arg), void *arg)
+{
+    cio__post *p = malloc(sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->fn = fn;
+    p->arg = arg;
+    p->heap = true;
+    post_push(l, p);
     return 0;
+}
+
+/* ---- calls on other loops ---------------------------------------------------------- */
+
+typedef struct call_batch call_batch;
+
+/* One target's share of a call: the post there and the post back, in the
+ * caller's frame, which waits until the post back has run. */
+typedef struct {
+    cio__post there, back;
+    call_batch *b;
+    size_t i;
+} call_leg;
+
+struct call_batch {
+    void (*fn)(void *arg); /* cio_loop_call's, or */
+    void (*fn_i)(void *arg, size_t i);
+    void *arg;
+    cio_loop *home;
+    size_t pending; /* legs not back yet (home side) */
+    cio_future done;
+};
+
+static void call_invoke(call_batch *b, size_t i)
+{
+    if (b->fn)
+        b->fn(b->arg);
+    else
+        b->fn_i(b->arg, i);
+}
+
+/* On the target's thread. */
+static void leg_there(void *arg)
+{
+    call_leg *g = arg;
+    call_invoke(g->b, g->i);
+    post_push(g->b->home, &g->back); /* g may be gone once this returns */
+}
+
+/* Back on the caller's thread. */
+static void leg_back(void *arg)
+{
+    call_batch *b = ((call_leg *)arg)->b;
+    if (--b->pending == 0) {
+        b->home->external--;
+        (void)cio_future_set(&b->done, 0);
+    }
+}
+
+static int call_many(cio_loop *const *targets, size_t n, call_batch *b)
+{
+    cio_loop *self = cio__tls_loop;
+    size_t foreign = 0;
+    for (size_t i = 0; i < n; i++)
+        foreign += targets[i] != self;
+    if (foreign && !(self && self->current)) {
+        fprintf(stderr, "corio: cio_loop_call to another loop outside a task\n");
+        abort();
+    }
+    call_leg on_stack[8];
+    call_leg *legs = foreign <= 8 ? on_stack : malloc(foreign * sizeof(*legs));
+    if (!legs)
+        return -ENOMEM;
+    b->home = self;
+    b->pending = foreign;
+    cio_future_init(&b->done);
+    if (foreign)
+        self->external++; /* a cio_loop_run must wait for the legs to come back */
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (targets[i] == self)
+            continue;
+        call_leg *g = &legs[k++];
+        *g = (call_leg){.there = {.fn = leg_there, .arg = g},
+                        .back = {.fn = leg_back, .arg = g},
+                        .b = b,
+                        .i = i};
+        post_push(targets[i], &g->there);
+    }
+    /* The current loop's entries meanwhile, while the others run. */
+    for (size_t i = 0; i < n; i++)
+        if (targets[i] == self)
+            call_invoke(b, i);
+    /* Shielded: the legs point into this frame until they are back. */
+    if (foreign)
+        cio__await_shielded(&b->done);
+    if (legs != on_stack)
+        free(legs);
+    return 0;
+}
+
+int cio_loop_call(cio_loop *target, void (*fn)(void *arg), void *arg)
+{
+    target = cio__loop_or_current(target);
+    if (target == cio__tls_loop) {
+        fn(arg);
+        return 0;
+    }
+    call_batch b = {.fn = fn, .arg = arg};
+    return call_many(&target, 1, &b);
+}
+
+int cio_loop_call_all(cio_loop *const *targets, size_t n, void (*fn)(void *arg, size_t i), void *arg)
+{
+    call_batch b = {.fn_i = fn, .arg = arg};
+    return call_many(targets, n, &b);
 }
 
 void cio_loop_stop(cio_loop *l)

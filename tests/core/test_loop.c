@@ -1,4 +1,5 @@
-/* The loop: ring setup and fallbacks, CQ overflow, run/stop semantics. */
+/* The loop: ring setup and fallbacks, CQ overflow, run/stop semantics,
+ * calls on other loops. */
 #include "harness.h"
 
 #include "cio_internal.h" /* the ring, for the refusing-kernel emulation */
@@ -585,6 +586,192 @@ START_TEST(heap_trim_gives_a_burst_back_when_quiet)
 }
 END_TEST
 
+/* ---- cio_loop_call: a callback on another loop's thread ---- */
+
+typedef struct {
+    pthread_t thread;
+    cio_loop *loop;
+    int calls;
+} call_seen;
+
+static void note_call(void *arg)
+{
+    call_seen *c = arg;
+    c->thread = pthread_self();
+    c->loop = cio_loop_current();
+    c->calls++;
+}
+
+static intptr_t main_call_other(void *arg)
+{
+    (void)arg;
+    t_thread t;
+    t_thread_start(&t, NULL, NULL);
+    call_seen seen = {0};
+    ck_assert_int_eq(cio_loop_call(t.loop, note_call, &seen), 0);
+    ck_assert_int_eq(seen.calls, 1); /* it has run by the time the call returns */
+    ck_assert(pthread_equal(seen.thread, t.th));
+    ck_assert_ptr_eq(seen.loop, t.loop);
+    return t_thread_stop(&t);
+}
+
+START_TEST(call_runs_fn_on_the_target_loops_thread)
+{
+    ck_assert_int_eq(t_run(main_call_other, NULL), 0);
+}
+END_TEST
+
+static intptr_t main_call_self(void *arg)
+{
+    (void)arg;
+    call_seen seen = {0};
+    ck_assert_int_eq(cio_loop_call(cio_loop_current(), note_call, &seen), 0);
+    ck_assert_int_eq(seen.calls, 1);
+    ck_assert(pthread_equal(seen.thread, pthread_self()));
+    return 0;
+}
+
+START_TEST(call_on_the_current_loop_runs_fn_directly)
+{
+    ck_assert_int_eq(t_run(main_call_self, NULL), 0);
+}
+END_TEST
+
+enum { FAN = 4 };
+
+typedef struct {
+    atomic_int calls[FAN];
+    pthread_t thread[FAN];
+} fan_seen;
+
+static void note_fan(void *arg, size_t i)
+{
+    fan_seen *f = arg;
+    f->thread[i] = pthread_self();
+    atomic_fetch_add(&f->calls[i], 1);
+}
+
+static intptr_t main_call_all(void *arg)
+{
+    (void)arg;
+    t_thread t[3];
+    for (int i = 0; i < 3; i++)
+        t_thread_start(&t[i], NULL, NULL);
+    /* Three other loops and this one. */
+    cio_loop *targets[FAN] = {t[0].loop, t[1].loop, cio_loop_current(), t[2].loop};
+    pthread_t expect[FAN] = {t[0].th, t[1].th, pthread_self(), t[2].th};
+    fan_seen seen = {0};
+    ck_assert_int_eq(cio_loop_call_all(targets, FAN, note_fan, &seen), 0);
+    for (int i = 0; i < FAN; i++) {
+        ck_assert_int_eq(atomic_load(&seen.calls[i]), 1);
+        ck_assert(pthread_equal(seen.thread[i], expect[i]));
+    }
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(t_thread_stop(&t[i]), 0);
+    return 0;
+}
+
+START_TEST(call_all_runs_once_on_each_targets_thread)
+{
+    ck_assert_int_eq(t_run(main_call_all, NULL), 0);
+}
+END_TEST
+
+typedef struct {
+    atomic_int entered;
+    atomic_bool release;
+    int value;
+} slow_call;
+
+static slow_call *in_flight; /* in the calling task's frame while it calls */
+
+/* On the target: holds on until released, then writes into the caller's
+ * frame. */
+static void slow_fn(void *arg)
+{
+    slow_call *s = arg;
+    atomic_store(&s->entered, 1);
+    while (!atomic_load(&s->release))
+        usleep(200);
+    s->value = 42;
+}
+
+static intptr_t cancelled_caller(void *arg)
+{
+    slow_call s = {0};
+    in_flight = &s;
+    ck_assert_int_eq(cio_loop_call(arg, slow_fn, &s), 0);
+    ck_assert_int_eq(s.value, 42);
+    in_flight = NULL;
+    return cio_yield(); /* the cancellation shows here */
+}
+
+static intptr_t main_call_cancelled(void *arg)
+{
+    (void)arg;
+    t_thread t;
+    t_thread_start(&t, NULL, NULL);
+    cio_task *c;
+    ck_assert_int_eq(cio_spawn(NULL, &c, cancelled_caller, t.loop), 0);
+    ck_assert(T_AWAIT(in_flight && atomic_load(&in_flight->entered), T_PATIENCE_MS));
+    cio_task_cancel(c);
+    /* Until fn has run, the caller cannot have returned, however long. */
+    cio_sleep(CIO_MS(20));
+    ck_assert(!cio_future_done(cio_task_future(c)));
+    atomic_store(&in_flight->release, true);
+    ck_assert_int_eq(cio_join(c, CIO_NEVER), -ECANCELED);
+    return t_thread_stop(&t);
+}
+
+START_TEST(cancelled_caller_still_waits_for_fn)
+{
+    ck_assert_int_eq(t_run(main_call_cancelled, NULL), 0);
+}
+END_TEST
+
+static t_thread keeper;       /* the target of the next test */
+static atomic_int home_done;  /* its main task has returned */
+static int caller_finished;
+
+static void wait_for_home(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&home_done))
+        usleep(200);
+    usleep(50000); /* the home loop is in cio_run's clean-up meanwhile */
+}
+
+static intptr_t late_caller(void *arg)
+{
+    (void)arg;
+    caller_finished = cio_loop_call(keeper.loop, wait_for_home, NULL) == 0;
+    return 0;
+}
+
+static intptr_t main_leaves_a_call(void *arg)
+{
+    (void)arg;
+    t_thread_start(&keeper, NULL, NULL);
+    ck_assert_int_eq(cio_spawn(NULL, NULL, late_caller, NULL), 0);
+    cio_yield(); /* the call is posted */
+    atomic_store(&home_done, 1);
+    return 0;
+}
+
+/* A task waiting for a call keeps its loop from going quiet: cio_run's
+ * clean-up waits for it rather than report a deadlock. */
+START_TEST(run_cleanup_waits_for_a_call_in_flight)
+{
+    cio_loop *l;
+    ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
+    ck_assert_int_eq(cio_run(l, main_leaves_a_call, NULL), 0);
+    ck_assert_int_eq(caller_finished, 1);
+    cio_loop_destroy(l);
+    ck_assert_int_eq(cio_loop_post(keeper.loop, t_thread_stop_cb, &keeper), 0);
+    pthread_join(keeper.th, NULL);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
     Suite *s = suite_create("loop");
@@ -601,6 +788,11 @@ static Suite *loop_suite(void)
     T_CASE(s, completion_callbacks_see_a_fresh_clock, 10);
     T_CASE(s, overload_refused_submissions_never_abort, 60);
     T_CASE(s, heap_trim_gives_a_burst_back_when_quiet, 10);
+    T_CASE(s, call_runs_fn_on_the_target_loops_thread, 10);
+    T_CASE(s, call_on_the_current_loop_runs_fn_directly, 5);
+    T_CASE(s, call_all_runs_once_on_each_targets_thread, 10);
+    T_CASE(s, cancelled_caller_still_waits_for_fn, 10);
+    T_CASE(s, run_cleanup_waits_for_a_call_in_flight, 10);
     return s;
 }
 
