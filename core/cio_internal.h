@@ -233,6 +233,7 @@ struct cio_loop {
     cio_heap_stats heap_stats;
 
     cio_loop_stats stats;
+    _Atomic cio_time last_turn; /* now of the latest finished turn, for other threads */
 
     /* the slow-task watchdog (task.c) */
     cio_time slow_threshold; /* 0: off */

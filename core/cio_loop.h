@@ -176,6 +176,16 @@ int cio_loop_call(cio_loop *target, void (*fn)(void *arg), void *arg);
 int cio_loop_call_all(cio_loop *const *targets, size_t n, void (*fn)(void *arg, size_t i),
                       void *arg);
 
+/* When loop last finished a turn: the clock reading that turn took after its
+ * wait in the kernel (its cio_now()). For a health check on another thread:
+ * thread-safe, and nearly free (the loop stores it once per turn, a relaxed
+ * atomic). A loop held up by a task that computes without awaiting stops
+ * advancing it, but so does an idle loop, which waits in io_uring_enter
+ * without turning: with the heartbeat on (cio_lag_start, say 100 ms) an idle
+ * loop still turns every interval, and cio_clock() - last_turn well above
+ * the interval means the loop is stuck. */
+cio_time cio_loop_last_turn(const cio_loop *loop);
+
 /* Ring setup flags that took effect (IORING_SETUP_*), for diagnostics. */
 unsigned cio_loop_ring_flags(const cio_loop *loop);
 

@@ -442,6 +442,7 @@ int cio_loop_create(cio_loop **out, const cio_loop_opts *opts)
         l->buf_count <<= 1; /* the ring size must be a power of 2 */
     l->buf_size = o.buf_size ? o.buf_size : 16 * 1024;
     l->now = cio_clock();
+    atomic_init(&l->last_turn, l->now);
     cio__stacks_init(l, o.stack_size);
     cio_timer_init(&l->lag_timer, l, cio__lag_tick);
     cio_timer_init(&l->heap_timer, l, NULL);
@@ -553,6 +554,9 @@ static int turn(cio_loop *l)
         cio__sendq_run_due(l); /* one send per connection for all this turn queued */
     if (!cio_list_empty(&l->writers))
         cio__log_flush(l);
+    /* Relaxed: a plain store on the loop's side; readers want a time, not
+     * an ordering. */
+    atomic_store_explicit(&l->last_turn, l->now, memory_order_relaxed);
     return 0;
 }
 
@@ -681,6 +685,11 @@ void cio_loop_abandon(cio_loop *l)
 cio_loop *cio_loop_current(void)
 {
     return cio__tls_loop;
+}
+
+cio_time cio_loop_last_turn(const cio_loop *l)
+{
+    return atomic_load_explicit(&l->last_turn, memory_order_relaxed);
 }
 
 unsigned cio_loop_ring_flags(const cio_loop *l)

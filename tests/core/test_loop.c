@@ -1,5 +1,5 @@
 /* The loop: ring setup and fallbacks, CQ overflow, run/stop semantics,
- * calls on other loops. */
+ * calls on other loops, liveness. */
 #include "harness.h"
 
 #include "cio_internal.h" /* the ring, for the refusing-kernel emulation */
@@ -772,6 +772,97 @@ START_TEST(run_cleanup_waits_for_a_call_in_flight)
 }
 END_TEST
 
+/* ---- cio_loop_last_turn: liveness seen from other threads ---- */
+
+static atomic_int hb_waiting;
+
+static intptr_t heartbeat_idle(void *arg)
+{
+    t_thread *t = arg;
+    ck_assert_int_eq(cio_lag_start(NULL, CIO_MS(100)), 0);
+    atomic_store(&hb_waiting, 1);
+    return cio_event_wait(&t->stop, CIO_NEVER);
+}
+
+static intptr_t main_idle_heartbeat(void *arg)
+{
+    (void)arg;
+    static t_thread t;
+    t_thread_start(&t, heartbeat_idle, &t);
+    ck_assert(T_AWAIT(atomic_load(&hb_waiting), T_PATIENCE_MS));
+    /* Its only task waits; only the heartbeat wakes the loop. Two advances:
+     * the first may be the turn in which the task began to wait. */
+    cio_time v = cio_loop_last_turn(t.loop);
+    for (int i = 0; i < 2; i++) {
+        ck_assert(T_AWAIT(cio_loop_last_turn(t.loop) > v, 5000));
+        v = cio_loop_last_turn(t.loop);
+    }
+    return t_thread_stop(&t);
+}
+
+START_TEST(idle_loop_with_heartbeat_advances_last_turn)
+{
+    ck_assert_int_eq(t_run(main_idle_heartbeat, NULL), 0);
+}
+END_TEST
+
+static struct {
+    cio_loop *loop;
+    atomic_int phase;          /* 1 while the task spins, 2 once it is done */
+    _Atomic cio_time at_start; /* last_turn as the spin began */
+    atomic_int samples, moved; /* the watcher's readings during the spin */
+} blocked;
+
+/* Another thread reading the loop's last turn, as a health check would. */
+static void *turn_watcher(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&blocked.phase) != 2) {
+        int before = atomic_load(&blocked.phase);
+        cio_time v = cio_loop_last_turn(blocked.loop);
+        if (before == 1 && atomic_load(&blocked.phase) == 1) { /* read during the spin */
+            atomic_fetch_add(&blocked.samples, 1);
+            if (v != atomic_load(&blocked.at_start))
+                atomic_fetch_add(&blocked.moved, 1);
+        }
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static intptr_t main_blocked(void *arg)
+{
+    (void)arg;
+    blocked.loop = cio_loop_current();
+    ck_assert_int_eq(cio_lag_start(NULL, CIO_MS(10)), 0); /* due many times during the spin */
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, turn_watcher, NULL), 0);
+    cio_sleep(CIO_MS(1));
+    cio_time v0 = cio_loop_last_turn(blocked.loop);
+    atomic_store(&blocked.at_start, v0);
+    atomic_store(&blocked.phase, 1);
+    /* 300 ms on the CPU without awaiting, and on until the watcher has
+     * read at least once (it may wait for a CPU on a loaded machine). */
+    cio_time end = cio_clock() + CIO_MS(300), give_up = cio_clock() + CIO_SEC(5);
+    while (cio_clock() < end || (atomic_load(&blocked.samples) == 0 && cio_clock() < give_up)) {
+    }
+    cio_time v1 = cio_loop_last_turn(blocked.loop);
+    atomic_store(&blocked.phase, 2);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(v1, v0);
+    ck_assert_int_gt(atomic_load(&blocked.samples), 0);
+    ck_assert_int_eq(atomic_load(&blocked.moved), 0);
+    cio_sleep(CIO_MS(1)); /* the spinning turn has finished by now */
+    ck_assert_int_gt(cio_loop_last_turn(blocked.loop), v0);
+    return 0;
+}
+
+START_TEST(blocked_loop_does_not_advance_last_turn)
+{
+    ck_assert_int_eq(t_run(main_blocked, NULL), 0);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
     Suite *s = suite_create("loop");
@@ -793,6 +884,8 @@ static Suite *loop_suite(void)
     T_CASE(s, call_all_runs_once_on_each_targets_thread, 10);
     T_CASE(s, cancelled_caller_still_waits_for_fn, 10);
     T_CASE(s, run_cleanup_waits_for_a_call_in_flight, 10);
+    T_CASE(s, idle_loop_with_heartbeat_advances_last_turn, 15);
+    T_CASE(s, blocked_loop_does_not_advance_last_turn, 15);
     return s;
 }
 
