@@ -45,28 +45,39 @@ void cio_buf_consume(cio_buf *b, size_t n);
 void cio_buf_free(cio_buf *b);
 
 /* An immutable, reference-counted run of bytes to send: encoded once and
- * queued on any number of send queues (a broadcast frame). Single-threaded,
- * like everything attached to a loop: the count is not atomic, so queueing
- * costs no locked instruction per subscriber. Several loops share one
- * segment by reference this way: the owning loop takes one reference per
- * other loop and posts the pointer to it (cio_loop_post); since the bytes
- * never change, the other loop queues them on its own connections under a
- * local segment of its own count that points at them (a kind not built
- * yet: multi-loop mode is the operations issue's), and when that count
- * reaches zero posts the release back to the owner. Two posts per loop,
- * none per subscriber. */
+ * queued on any number of send queues (a broadcast frame). A segment used on
+ * one loop counts its references with plain increments, so queueing costs no
+ * locked instruction per subscriber. One that is to cross to other loops (a
+ * broadcast forwarded to every worker) is marked with cio_seg_share() first:
+ * from then on its count is atomic, and each loop queues it on its own
+ * connections by reference (no copy per loop). */
 typedef struct cio_seg {
-    uint32_t refs;
+    uint32_t refs; /* the count, and CIO_SEG_SHARED once shared */
     uint32_t len;
     uint8_t data[];
 } cio_seg;
+
+#define CIO_SEG_SHARED 0x80000000u
 
 /* A segment of len bytes (fill data before queuing it) with one reference,
  * or NULL. */
 cio_seg *cio_seg_new(size_t len);
 static inline cio_seg *cio_seg_ref(cio_seg *s)
 {
-    s->refs++;
+    /* The flag never changes once other threads can see the segment, so a
+     * relaxed read of it is enough (a plain load on x86-64 and arm64). */
+    if (__atomic_load_n(&s->refs, __ATOMIC_RELAXED) & CIO_SEG_SHARED)
+        __atomic_fetch_add(&s->refs, 1, __ATOMIC_RELAXED);
+    else
+        s->refs++;
+    return s;
+}
+/* Makes s's count atomic, so that other threads may take and drop
+ * references. Call while only this thread can see s, before handing it
+ * over (cio_loop_post's lock orders the hand-over). Returns s. */
+static inline cio_seg *cio_seg_share(cio_seg *s)
+{
+    s->refs |= CIO_SEG_SHARED;
     return s;
 }
 /* Drops a reference; the last one frees the segment. Safe on NULL. */

@@ -48,8 +48,15 @@ cio_seg *cio_seg_new(size_t len)
 
 void cio_seg_unref(cio_seg *s)
 {
-    if (s && --s->refs == 0)
+    if (!s)
+        return;
+    if (__atomic_load_n(&s->refs, __ATOMIC_RELAXED) & CIO_SEG_SHARED) {
+        /* acq_rel: every thread's use of the bytes happens before the free */
+        if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == CIO_SEG_SHARED)
+            free(s);
+    } else if (--s->refs == 0) {
         free(s);
+    }
 }
 
 /* ---- parts ---------------------------------------------------------------------- */
