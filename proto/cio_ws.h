@@ -171,6 +171,32 @@ size_t cio_ws_subscribers(cio_ws_topics *t, const char *name);
 int cio_ws_publish(cio_ws_topics *t, const char *name, bool binary, const void *data, size_t len,
                    cio_ws *except);
 
+/* Topics that span loops: a group holds one member topic set per loop (a
+ * multi-loop process's workers). A message published to any member also
+ * reaches the subscribers of the others: its frames are made once, marked
+ * shared (cio_seg_share) and posted by reference to each other loop that
+ * has topics at all, which queues them on its own subscribers (one post
+ * per loop, none per subscriber; a loop makes its own compressed frame if
+ * the publisher's had no use for one). A loop that falls 64 MiB of posted
+ * frames behind loses the excess, counted in cio_ws_topic_group_dropped.
+ * cio_ws_subscribers counts the calling member's subscribers only.
+ * Lifetime: create the group before its members and destroy it after every
+ * member's loop has ended; a member is destroyed on its own loop, after
+ * which messages still on their way to it are dropped. */
+typedef struct cio_ws_topic_group cio_ws_topic_group;
+
+/* A group for n members. 0, -EINVAL (n == 0) or -ENOMEM. */
+int cio_ws_topic_group_create(size_t n, cio_ws_topic_group **out);
+/* Frees the group (every member destroyed, every member's loop ended). */
+void cio_ws_topic_group_destroy(cio_ws_topic_group *g);
+/* Member i (0 <= i < n) of g, for the calling thread's loop: the topic set
+ * used there as any other (destroy it with cio_ws_topics_destroy). 0,
+ * -EINVAL (no loop, i out of range or taken) or -ENOMEM. Thread-safe. */
+int cio_ws_topics_create_member(cio_ws_topic_group *g, size_t i, cio_ws_topics **out);
+/* Messages a member could not be sent (it was 64 MiB behind, or memory
+ * ran out). Thread-safe. */
+uint64_t cio_ws_topic_group_dropped(const cio_ws_topic_group *g);
+
 /* The same from any thread: the message is copied and published on loop,
  * which must own t. 0 or -ENOMEM. */
 int cio_ws_publish_post(cio_loop *loop, cio_ws_topics *t, const char *name, bool binary,

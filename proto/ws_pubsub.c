@@ -26,8 +26,28 @@ typedef struct ws_topic {
 struct cio_ws_topics {
     ws_topic **buckets;
     size_t nbuckets, ntopics;
+    cio_ws_topic_group *group; /* or NULL */
+    size_t index;              /* in group */
     ws_deflate dfl; /* compresses broadcasts once: no context takeover */
     bool dfl_ready;
+};
+
+/* What a loop forwarded and another has not delivered yet stays below this
+ * (a loop that falls behind loses messages, counted, rather than letting
+ * the posts grow without bound). */
+#define FORWARD_PENDING_MAX (64u << 20)
+
+typedef struct group_slot {
+    cio_ws_topics *topics; /* atomic: NULL until created and after destroyed */
+    cio_loop *loop;
+    size_t ntopics;        /* atomic: the member's topic count, to skip empty members */
+    size_t pending;        /* atomic: bytes posted to it, not yet delivered */
+} group_slot;
+
+struct cio_ws_topic_group {
+    size_t n;
+    uint64_t dropped; /* atomic */
+    group_slot slot[];
 };
 
 static uint32_t hash_name(const char *s, size_t n)
@@ -57,6 +77,11 @@ void cio_ws_topics_destroy(cio_ws_topics *t)
 {
     if (!t)
         return;
+    if (t->group) {
+        /* Messages still on their way here find no topics and are dropped. */
+        __atomic_store_n(&t->group->slot[t->index].ntopics, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->group->slot[t->index].topics, NULL, __ATOMIC_RELEASE);
+    }
     for (size_t i = 0; i < t->nbuckets; i++) {
         for (ws_topic *tp = t->buckets[i], *next; tp; tp = next) {
             next = tp->next;
@@ -71,6 +96,8 @@ void cio_ws_topics_destroy(cio_ws_topics *t)
     free(t->buckets);
     free(t);
 }
+
+static void count_topics(cio_ws_topics *t);
 
 static ws_topic *find(cio_ws_topics *t, const char *name, size_t n, uint32_t h)
 {
@@ -105,6 +132,7 @@ static void topic_remove(cio_ws_topics *t, ws_topic *tp)
         pp = &(*pp)->next;
     *pp = tp->next;
     t->ntopics--;
+    count_topics(t);
     free(tp);
 }
 
@@ -129,6 +157,7 @@ int cio_ws_subscribe(cio_ws *ws, cio_ws_topics *t, const char *name)
         tp->next = t->buckets[h & (t->nbuckets - 1)];
         t->buckets[h & (t->nbuckets - 1)] = tp;
         t->ntopics++;
+        count_topics(t);
     }
     ws_sub *s = ws_sub_add(ws, t, tp);
     if (!s) {
@@ -206,16 +235,29 @@ static cio_seg *frame_seg_deflated(cio_ws_topics *t, unsigned op, const void *p,
     return s; /* the frame is data[WS_HEADER_MAX - hl, len) */
 }
 
-int cio_ws_publish(cio_ws_topics *t, const char *name, bool binary, const void *data, size_t len,
-                   cio_ws *except)
+/* A message's frames, made when first needed: plain always the same;
+ * deflated once for all subscribers that share compressed frames. */
+typedef struct frames {
+    unsigned op;
+    const void *data; /* the payload */
+    size_t len;
+    cio_seg *plain;
+    cio_seg *deflated;
+    size_t doff; /* where the deflated frame starts in its segment */
+    bool oom;
+} frames;
+
+static cio_seg *frames_plain(frames *f)
 {
-    size_t n = strlen(name);
-    ws_topic *tp = find(t, name, n, hash_name(name, n));
-    if (!tp)
-        return 0;
-    unsigned op = binary ? WS_OP_BINARY : WS_OP_TEXT;
-    cio_seg *plain = NULL, *deflated = NULL;
-    size_t doff = 0;
+    if (!f->plain && !f->oom && !(f->plain = frame_seg(f->op, false, f->data, f->len)))
+        f->oom = true;
+    return f->plain;
+}
+
+/* Queues the message on every subscriber of tp but except; returns how
+ * many took it. */
+static size_t deliver(cio_ws_topics *t, ws_topic *tp, frames *f, cio_ws *except)
+{
     size_t delivered = 0;
     /* Walk with the next node saved: a subscriber over its bound is closed,
      * which may unlink it from this topic. */
@@ -227,36 +269,173 @@ int cio_ws_publish(cio_ws_topics *t, const char *name, bool binary, const void *
         node = next;
         if (ws == except || !ws_can_send(ws))
             continue;
-        cio_seg *seg;
+        cio_seg *seg = NULL;
         size_t off = 0;
-        if (ws_shares_deflated(ws) && len >= 32) {
-            if (!deflated) {
-                deflated = frame_seg_deflated(t, op, data, len);
-                if (deflated) {
-                    size_t clen = deflated->len - WS_HEADER_MAX;
+        if (ws_shares_deflated(ws) && f->len >= 32) {
+            if (!f->deflated) {
+                f->deflated = frame_seg_deflated(t, f->op, f->data, f->len);
+                if (f->deflated) {
+                    size_t clen = f->deflated->len - WS_HEADER_MAX;
                     uint8_t hdr[WS_HEADER_MAX];
-                    doff = WS_HEADER_MAX - ws_frame_header(hdr, op, true, true, clen);
+                    f->doff = WS_HEADER_MAX - ws_frame_header(hdr, f->op, true, true, clen);
                 }
             }
-            seg = deflated;
-            off = doff;
-        } else {
-            seg = NULL;
+            seg = f->deflated;
+            off = f->doff;
         }
-        if (!seg) {
-            if (!plain && !(plain = frame_seg(op, false, data, len))) {
-                cio_seg_unref(deflated);
-                return -ENOMEM;
-            }
-            seg = plain;
-            off = 0;
-        }
+        if (!seg && !(seg = frames_plain(f)))
+            return delivered;
         if (ws_queue_seg(ws, seg, off, seg->len - off) == 0)
             delivered++;
     }
-    cio_seg_unref(plain);
-    cio_seg_unref(deflated);
+    return delivered;
+}
+
+static void forward(cio_ws_topics *t, const char *name, size_t n, frames *f);
+
+int cio_ws_publish(cio_ws_topics *t, const char *name, bool binary, const void *data, size_t len,
+                   cio_ws *except)
+{
+    size_t n = strlen(name);
+    ws_topic *tp = find(t, name, n, hash_name(name, n));
+    frames f = {.op = binary ? WS_OP_BINARY : WS_OP_TEXT, .data = data, .len = len};
+    size_t delivered = tp ? deliver(t, tp, &f, except) : 0;
+    if (t->group && !f.oom)
+        forward(t, name, n, &f);
+    cio_seg_unref(f.plain);
+    cio_seg_unref(f.deflated);
+    if (f.oom)
+        return -ENOMEM;
     return (int)(delivered > INT32_MAX ? INT32_MAX : delivered);
+}
+
+/* ---- groups: topics spanning loops ------------------------------------------------------- */
+
+int cio_ws_topic_group_create(size_t n, cio_ws_topic_group **out)
+{
+    if (n == 0)
+        return -EINVAL;
+    cio_ws_topic_group *g = calloc(1, sizeof(*g) + n * sizeof(group_slot));
+    if (!g)
+        return -ENOMEM;
+    g->n = n;
+    *out = g;
+    return 0;
+}
+
+void cio_ws_topic_group_destroy(cio_ws_topic_group *g)
+{
+    free(g);
+}
+
+uint64_t cio_ws_topic_group_dropped(const cio_ws_topic_group *g)
+{
+    return __atomic_load_n(&g->dropped, __ATOMIC_RELAXED);
+}
+
+int cio_ws_topics_create_member(cio_ws_topic_group *g, size_t i, cio_ws_topics **out)
+{
+    cio_loop *loop = cio_loop_current();
+    if (i >= g->n || !loop || __atomic_load_n(&g->slot[i].topics, __ATOMIC_ACQUIRE))
+        return -EINVAL;
+    int rc = cio_ws_topics_create(out);
+    if (rc < 0)
+        return rc;
+    (*out)->group = g;
+    (*out)->index = i;
+    g->slot[i].loop = loop;
+    __atomic_store_n(&g->slot[i].topics, *out, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static void count_topics(cio_ws_topics *t)
+{
+    if (t->group)
+        __atomic_store_n(&t->group->slot[t->index].ntopics, t->ntopics, __ATOMIC_RELAXED);
+}
+
+/* A message on its way to another loop: the frames by reference. */
+typedef struct ws_fwd {
+    cio_ws_topic_group *g;
+    size_t to;
+    unsigned op;
+    cio_seg *plain;    /* shared */
+    cio_seg *deflated; /* shared, or NULL: the receiving loop makes it if needed */
+    size_t doff, hl, charge;
+    char name[];
+} ws_fwd;
+
+static void forwarded(void *arg)
+{
+    ws_fwd *m = arg;
+    group_slot *sl = &m->g->slot[m->to];
+    /* Only this loop sets or clears its own slot: a plain read is current. */
+    cio_ws_topics *t = sl->topics;
+    size_t n = strlen(m->name);
+    ws_topic *tp = t ? find(t, m->name, n, hash_name(m->name, n)) : NULL;
+    if (tp) {
+        frames f = {.op = m->op,
+                    .data = m->plain->data + m->hl,
+                    .len = m->plain->len - m->hl,
+                    .plain = m->plain,
+                    .deflated = m->deflated,
+                    .doff = m->doff};
+        (void)deliver(t, tp, &f, NULL);
+        m->plain = f.plain;
+        m->deflated = f.deflated; /* made here if it was not: this loop's own */
+    }
+    __atomic_fetch_sub(&sl->pending, m->charge, __ATOMIC_RELAXED);
+    cio_seg_unref(m->plain);
+    cio_seg_unref(m->deflated);
+    free(m);
+}
+
+/* Posts the message to every other member that has topics at all: the
+ * frames cross by reference, one post per loop, none per subscriber. */
+static void forward(cio_ws_topics *t, const char *name, size_t n, frames *f)
+{
+    cio_ws_topic_group *g = t->group;
+    bool shared = false;
+    for (size_t i = 0; i < g->n; i++) {
+        group_slot *sl = &g->slot[i];
+        if (i == t->index || !__atomic_load_n(&sl->topics, __ATOMIC_ACQUIRE) ||
+            !__atomic_load_n(&sl->ntopics, __ATOMIC_RELAXED))
+            continue;
+        if (!frames_plain(f))
+            return;
+        size_t charge = f->plain->len + (f->deflated ? f->deflated->len : 0);
+        ws_fwd *m = malloc(sizeof(*m) + n + 1);
+        if (!m || __atomic_add_fetch(&sl->pending, charge, __ATOMIC_RELAXED) > FORWARD_PENDING_MAX) {
+            if (m)
+                __atomic_fetch_sub(&sl->pending, charge, __ATOMIC_RELAXED);
+            free(m);
+            __atomic_fetch_add(&g->dropped, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        if (!shared) {
+            cio_seg_share(f->plain);
+            if (f->deflated)
+                cio_seg_share(f->deflated);
+            shared = true;
+        }
+        uint8_t hdr[WS_HEADER_MAX];
+        *m = (ws_fwd){.g = g,
+                      .to = i,
+                      .op = f->op,
+                      .plain = cio_seg_ref(f->plain),
+                      .deflated = f->deflated ? cio_seg_ref(f->deflated) : NULL,
+                      .doff = f->doff,
+                      .hl = ws_frame_header(hdr, f->op, true, false, f->len),
+                      .charge = charge};
+        memcpy(m->name, name, n + 1);
+        if (cio_loop_post(sl->loop, forwarded, m) < 0) {
+            __atomic_fetch_sub(&sl->pending, charge, __ATOMIC_RELAXED);
+            cio_seg_unref(m->plain);
+            cio_seg_unref(m->deflated);
+            free(m);
+            __atomic_fetch_add(&g->dropped, 1, __ATOMIC_RELAXED);
+        }
+    }
 }
 
 /* ---- publishing from another thread ----------------------------------------------------- */
