@@ -76,6 +76,15 @@ typedef struct cio_http_opts {
  * defaults). Returns 0, -ENOMEM, or -errno from opening the document root. */
 int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_server **out);
 
+/* Makes srv count open connections per client address (max_conns_per_addr)
+ * in with's table, so that the limit holds across servers on several loops
+ * (a multi-loop process's workers, each with its own server): an address
+ * gets max_conns_per_addr connections in all, not on each. Call before srv
+ * listens; with must outlive srv. The table is taken under a lock, only on
+ * accept and close and only with the limit set. 0 or -EINVAL (srv is with,
+ * or already listens). */
+int cio_http_server_share_addrs(cio_http_server *srv, cio_http_server *with);
+
 /* Applies new settings to a running server (a daemon's SIGHUP): limits,
  * timeouts, the document root, serve_dotfiles, the access log (the old
  * writer stays the caller's to destroy). They count for what starts

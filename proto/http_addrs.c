@@ -77,7 +77,13 @@ static int grow(http_addrs *t)
     return 0;
 }
 
-int http_addrs_take(http_addrs *t, uint8_t family, const uint8_t *addr, uint64_t limit)
+void http_addrs_init(http_addrs *t)
+{
+    *t = (http_addrs){0};
+    pthread_mutex_init(&t->lock, NULL);
+}
+
+static int take_locked(http_addrs *t, uint8_t family, const uint8_t *addr, uint64_t limit)
 {
     if (t->nentries >= t->nbuckets && grow(t) < 0 && !t->nbuckets)
         return -ENOMEM; /* a table that cannot grow still works, with longer chains */
@@ -104,7 +110,15 @@ int http_addrs_take(http_addrs *t, uint8_t family, const uint8_t *addr, uint64_t
     return 1;
 }
 
-void http_addrs_put(http_addrs *t, uint8_t family, const uint8_t *addr)
+int http_addrs_take(http_addrs *t, uint8_t family, const uint8_t *addr, uint64_t limit)
+{
+    pthread_mutex_lock(&t->lock);
+    int rc = take_locked(t, family, addr, limit);
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+static void put_locked(http_addrs *t, uint8_t family, const uint8_t *addr)
 {
     if (!t->nbuckets)
         return;
@@ -119,14 +133,25 @@ void http_addrs_put(http_addrs *t, uint8_t family, const uint8_t *addr)
     t->nentries--;
 }
 
+void http_addrs_put(http_addrs *t, uint8_t family, const uint8_t *addr)
+{
+    pthread_mutex_lock(&t->lock);
+    put_locked(t, family, addr);
+    pthread_mutex_unlock(&t->lock);
+}
+
 uint32_t http_addrs_count(http_addrs *t, uint8_t family, const uint8_t *addr)
 {
-    if (!t->nbuckets)
-        return 0;
-    uint8_t k[16];
-    key(k, family, addr);
-    struct http_addr *e = *slot(t, family, k);
-    return e ? e->count : 0;
+    pthread_mutex_lock(&t->lock);
+    uint32_t n = 0;
+    if (t->nbuckets) {
+        uint8_t k[16];
+        key(k, family, addr);
+        struct http_addr *e = *slot(t, family, k);
+        n = e ? e->count : 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
 }
 
 void http_addrs_fini(http_addrs *t)
@@ -138,5 +163,6 @@ void http_addrs_fini(http_addrs *t)
         }
     }
     free(t->buckets);
+    pthread_mutex_destroy(&t->lock);
     memset(t, 0, sizeof(*t));
 }

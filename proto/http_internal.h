@@ -10,6 +10,7 @@
 #ifndef CIO_HTTP_INTERNAL_H
 #define CIO_HTTP_INTERNAL_H
 
+#include <pthread.h>
 #include "cio_http.h"
 
 #include <assert.h>
@@ -99,12 +100,17 @@ typedef struct http_listener {
     bool proxy; /* connections start with a PROXY protocol header */
 } http_listener;
 
-/* Open connections per client address (http_addrs.c). */
+/* Open connections per client address (http_addrs.c). Servers on several
+ * loops may share one (cio_http_server_share_addrs): every call takes its
+ * lock, uncontended on one loop (~20 ns, and only with the limit set). */
 typedef struct http_addrs {
+    pthread_mutex_t lock;
     struct http_addr **buckets;
     size_t nbuckets, nentries;
     uint64_t seed;
 } http_addrs;
+
+void http_addrs_init(http_addrs *t);
 
 /* Counts one more connection from addr (4 bytes for AF_INET, 16 for
  * AF_INET6): 1, or 0 when the address already has limit of them (nothing
@@ -131,6 +137,7 @@ struct cio_http_server {
     cio_http_stats st;
     cio_http_metrics *metrics; /* responses by method and status, durations */
     http_addrs addrs;          /* when max_conns_per_addr is set */
+    http_addrs *addrs_used;    /* &addrs, or a table shared with another loop's server */
     cio_timer refused_timer;   /* logs the refusals of the last interval */
     uint64_t refused_unlogged; /* refused since the last line */
     char refused_last[48];     /* the last address refused */

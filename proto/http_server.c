@@ -63,6 +63,14 @@ int cio_http_server_reconfigure(cio_http_server *srv, const cio_http_opts *opts)
     return 0;
 }
 
+int cio_http_server_share_addrs(cio_http_server *srv, cio_http_server *with)
+{
+    if (srv == with || srv->nconns || srv->nlisteners)
+        return -EINVAL;
+    srv->addrs_used = with->addrs_used;
+    return 0;
+}
+
 int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_server **out)
 {
     cio_http_server *srv = calloc(1, sizeof(*srv));
@@ -95,6 +103,8 @@ int cio_http_server_create(cio_loop *loop, const cio_http_opts *opts, cio_http_s
     srv->o.server_header = NULL;
     srv->o.root = NULL;
     http_settings_init(&srv->settings);
+    http_addrs_init(&srv->addrs);
+    srv->addrs_used = &srv->addrs;
     cio_list_init(&srv->conns);
     cio_event_init(&srv->drained);
     cio_event_init(&srv->listeners_closed);
@@ -137,7 +147,7 @@ void http_server_conn_removed(cio_http_server *srv, cio_http_conn *c)
 {
     if (c->addr_counted) {
         c->addr_counted = false;
-        http_addrs_put(&srv->addrs, c->rfamily, c->raddr);
+        http_addrs_put(srv->addrs_used, c->rfamily, c->raddr);
     }
     cio_list_del(&c->link);
     srv->nconns--;
@@ -214,7 +224,7 @@ bool http_server_conn_admit(cio_http_server *srv, cio_http_conn *c)
 {
     if (!srv->o.max_conns_per_addr || !c->rfamily || c->addr_counted)
         return true;
-    int rc = http_addrs_take(&srv->addrs, c->rfamily, c->raddr, srv->o.max_conns_per_addr);
+    int rc = http_addrs_take(srv->addrs_used, c->rfamily, c->raddr, srv->o.max_conns_per_addr);
     if (rc == 0) {
         note_refused(srv, c->rfamily, c->raddr);
         return false;
@@ -250,7 +260,7 @@ static void on_accept(cio_listener *ls, int fd)
     }
     bool counted = false;
     if (srv->o.max_conns_per_addr && family && !hl->proxy) {
-        int rc = http_addrs_take(&srv->addrs, family, addr, srv->o.max_conns_per_addr);
+        int rc = http_addrs_take(srv->addrs_used, family, addr, srv->o.max_conns_per_addr);
         if (rc == 0) {
             refuse(srv, fd, family, addr);
             return;
@@ -260,7 +270,7 @@ static void on_accept(cio_listener *ls, int fd)
     cio_http_conn *c = cio_http_conn_new(srv);
     if (!c) {
         if (counted)
-            http_addrs_put(&srv->addrs, family, addr);
+            http_addrs_put(srv->addrs_used, family, addr);
         close(fd);
         return;
     }
