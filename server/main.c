@@ -13,6 +13,15 @@
  * privileges are dropped (--user/--group), and only then is the daemon
  * ready (systemd's READY=1; the waiting parent of --daemon exits 0).
  *
+ * Workers (--workers N): N shared-nothing loops, each on a thread of its
+ * own with its own ring, server and listening sockets (SO_REUSEPORT on the
+ * same addresses). Worker 0 is the main thread's loop ("loop 0"): it also
+ * reads the signals, runs discovery and the admin listeners, and owns the
+ * thread pool, which every loop submits to. Loop 0 steers the others
+ * only by posting to them (cio_loop_post): set up, listen, drain, end;
+ * and they answer the same way. Settings (SIGHUP) reach each worker as a
+ * reference-counted snapshot, applied on its own loop.
+ *
  * Exit status: 0 after a clean shutdown, 1 when the server cannot start
  * (e.g. the address is in use, the pidfile is locked), 2 for configuration
  * errors.
@@ -26,7 +35,10 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,51 +52,123 @@
 #define MMAP_THRESHOLD     (128 * 1024) /* glibc's starting value, kept fixed */
 #define BUDGET_DEFAULT     (UINT64_C(256) << 20) /* limits.max_buffered_bytes 0, uncontained */
 
-typedef struct daemon {
+/* Settings in force, shared by the workers: SIGHUP makes a new one and
+ * hands every worker a reference; the last worker to let go frees it. */
+typedef struct cfg_ref {
+    atomic_uint refs;
     cio_config cfg;
+} cfg_ref;
+
+/* The access log's file, shared the same way (SIGHUP reopens it). fd -1:
+ * "off"; STDERR_FILENO: "-" (not ours to close). */
+typedef struct fd_ref {
+    atomic_uint refs;
+    int fd;
+} fd_ref;
+
+static cfg_ref *cfg_hold(cfg_ref *r)
+{
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    return r;
+}
+
+static void cfg_release(cfg_ref *r)
+{
+    if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+        cio_config_free(&r->cfg);
+        free(r);
+    }
+}
+
+static fd_ref *fd_hold(fd_ref *r)
+{
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    return r;
+}
+
+static void fd_release(fd_ref *r)
+{
+    if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+        if (r->fd > STDERR_FILENO)
+            close(r->fd);
+        free(r);
+    }
+}
+
+typedef struct daemon daemon_t;
+
+/* One worker: a loop, its server and what it owns. Worker 0 runs on the
+ * main thread (signals, discovery, the admin listeners, the pool's
+ * owner); the others on threads of their own. Fields are the worker's
+ * loop's but where said. */
+typedef struct worker {
+    daemon_t *d;
+    unsigned index;
+    corio_app app;
+    pthread_t thread;     /* main thread's */
+    cio_http_server *srv;
+    cio_http_server *admin; /* worker 0's, when admin_listen is set */
+    cio_budget budget;
+    cio_log_writer *access;
+    cfg_ref *cfg;         /* the settings this worker runs with */
+    fd_ref *access_fd;
+    cio_event go;         /* set by loop 0: listen now */
+    cio_event stop;       /* set by loop 0: drain now */
+    cio_event exit;       /* set by loop 0: every worker has drained: end */
+    cio_scope *drain;     /* the drain in progress */
+    bool cut;             /* a second signal: drain with no grace */
+    cio_time slow_logged; /* the watchdog's last line */
+    uint64_t slow_held;   /* reports since, not logged */
+    cio_time slow_worst;
+} worker;
+
+struct daemon {
+    cio_config cfg; /* as started: what needs a restart is read from here */
+    cfg_ref *live;  /* loop 0's: the latest settings handed to the workers */
+    fd_ref *access_fd;
     int argc;
     char **argv; /* read again at SIGHUP */
     int sigfd;
     int ready_fd;   /* --daemon: tells the waiting parent how the start went, or -1 */
     int pidfile_fd; /* the locked pidfile, or -1 */
     int term_fd;    /* the terminal's stderr while the process log goes to a file, or -1 */
-    /* what SIGHUP reconfigures */
-    corio_app *app;
-    cio_http_server *srv;
-    cio_http_server *admin; /* admin_listen's, or NULL */
-    cio_budget *budget;
-    cio_log_writer *access;
-    int access_fd;
-    cio_time slow_logged; /* the watchdog's last line */
-    uint64_t slow_held;   /* reports since, not logged */
-    cio_time slow_worst;
+    corio_shared sh;
+    worker *w;
+    unsigned n;
+    /* loop 0's: workers' reports (set up, listening, drained) */
+    unsigned reports;
+    unsigned failures;
+    unsigned abandons;
+    cio_event reported;
     cio_event stop;
-    cio_scope *drain; /* the shutdown in progress, cancelled by a second signal */
     int signals;
-    bool abandon;    /* exit with work still running on the pool */
-    bool self_lost;  /* --require-self and discovery failed: exit 1 */
-    cio_discovery *disc;
-} daemon_t;
+    bool abandon;   /* exit with work still running on the pool */
+    bool self_lost; /* --require-self and discovery failed: exit 1 */
+};
 
-static int open_access_log(const char *spec, cio_log_writer **out, int *fd_out)
+/* ---- logs ----------------------------------------------------------------------------- */
+
+/* The access log's file for spec ("off", "-" or a path). At startup and
+ * SIGHUP, on loop 0: a blocking open is fine. */
+static int open_access_fd(const char *spec, fd_ref **out)
 {
-    *out = NULL;
-    *fd_out = -1;
-    if (strcmp(spec, "off") == 0)
-        return 0;
-    int fd = STDERR_FILENO;
-    if (strcmp(spec, "-") != 0) {
-        /* At startup, before serving: a blocking open is fine here. */
-        fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0)
-            return -errno;
-        *fd_out = fd;
+    fd_ref *r = malloc(sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    atomic_init(&r->refs, 1);
+    r->fd = strcmp(spec, "off") == 0 ? -1 : STDERR_FILENO;
+    if (r->fd >= 0 && strcmp(spec, "-") != 0 &&
+        (r->fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) < 0) {
+        int rc = -errno;
+        free(r);
+        return rc;
     }
-    return cio_log_writer_create(NULL, fd, 4 * 1024 * 1024, out);
+    *out = r;
+    return 0;
 }
 
 /* The process log to a file (log.error), put in place of stderr: the
- * loop's writer writes to fd 2, so lines go to the new file from the next
+ * loops' writers write to fd 2, so lines go to the new file from the next
  * write on. Also how SIGHUP reopens it after a rename (logrotate). At
  * startup and SIGHUP: a blocking open is fine. 0 or -errno. */
 static int open_error_log(const char *path)
@@ -99,10 +183,16 @@ static int open_error_log(const char *path)
     return rc;
 }
 
-static cio_http_opts http_opts_of(const cio_config *cfg, cio_log_writer *access, cio_budget *b)
+/* ---- a worker's settings -------------------------------------------------------------- */
+
+/* The server's options for one of n workers: the process-wide
+ * max_connections is shared out among them (each pauses accepting at its
+ * share; SO_REUSEPORT spreads connections evenly enough). */
+static cio_http_opts http_opts_of(const cio_config *cfg, unsigned n, cio_log_writer *access,
+                                  cio_budget *b)
 {
     return (cio_http_opts){
-        .max_connections = cfg->limits.max_connections,
+        .max_connections = (cfg->limits.max_connections + n - 1) / n,
         .max_header_bytes = cfg->limits.max_header_bytes,
         .max_uri_bytes = cfg->limits.max_uri_bytes,
         .max_body_bytes = cfg->limits.max_body_bytes,
@@ -144,119 +234,287 @@ static void ws_opts_of(const cio_config *cfg, corio_app *app, cio_budget *b)
 }
 
 /* The slow-task watchdog's report: a handler (or another task) kept the
- * loop for ns without awaiting. At most one line a second; the ones held
- * back are counted in the next (all are in corio_slow_handlers_total). */
+ * loop for ns without awaiting. At most one line a second per worker; the
+ * ones held back are counted in the next (all are in
+ * corio_slow_handlers_total). */
 static void slow_report(void *ud, const char *name, cio_time ns)
 {
-    daemon_t *d = ud;
+    worker *w = ud;
     cio_time now = cio_now();
-    if (ns > d->slow_worst)
-        d->slow_worst = ns;
-    if (d->slow_logged && now - d->slow_logged < CIO_SEC(1)) {
-        d->slow_held++;
+    if (ns > w->slow_worst)
+        w->slow_worst = ns;
+    if (w->slow_logged && now - w->slow_logged < CIO_SEC(1)) {
+        w->slow_held++;
         return;
     }
-    char more[96] = "";
-    if (d->slow_held)
+    char more[96] = "", who[32] = "";
+    if (w->slow_held)
         snprintf(more, sizeof(more), " (and %llu more in the last second, the worst %.0f ms)",
-                 (unsigned long long)d->slow_held, (double)d->slow_worst / 1e6);
-    cio_warn("slow handler: %s ran %.0f ms without awaiting; every connection of this loop "
+                 (unsigned long long)w->slow_held, (double)w->slow_worst / 1e6);
+    if (w->d->n > 1)
+        snprintf(who, sizeof(who), " (worker %u)", w->index);
+    cio_warn("slow handler: %s ran %.0f ms without awaiting; every connection of this loop%s "
              "waited meanwhile (debug.slow_ms %llu)%s",
-             name ? name : "a task", (double)ns / 1e6, (unsigned long long)d->cfg.debug.slow_ms,
-             more);
-    d->slow_logged = now;
-    d->slow_held = 0;
-    d->slow_worst = 0;
+             name ? name : "a task", (double)ns / 1e6, who,
+             (unsigned long long)w->cfg->cfg.debug.slow_ms, more);
+    w->slow_logged = now;
+    w->slow_held = 0;
+    w->slow_worst = 0;
+}
+
+/* Takes settings (and the access log's file) into use on w's loop: the
+ * servers' options, the WebSocket routes', the watchdog's threshold. The
+ * references become w's. At start and at SIGHUP. */
+static void worker_apply(worker *w, cfg_ref *c, fd_ref *afd)
+{
+    const cio_config *cfg = &c->cfg;
+    cio_log_writer *access = w->access;
+    if (afd != w->access_fd) {
+        access = NULL;
+        int rc = afd->fd >= 0 ? cio_log_writer_create(NULL, afd->fd, 4 * 1024 * 1024, &access) : 0;
+        if (rc < 0 && w->access_fd) {
+            cio_error("access log: %s (keeping the old one)", strerror(-rc));
+            fd_release(afd);
+            afd = fd_hold(w->access_fd);
+            access = w->access;
+        } else if (rc < 0) {
+            cio_error("access log: %s (none on worker %u)", strerror(-rc), w->index);
+        }
+    }
+    if (w->srv) {
+        cio_http_opts o = http_opts_of(cfg, w->d->n, access, &w->budget);
+        int rc = cio_http_server_reconfigure(w->srv, &o);
+        if (rc == 0 && w->admin)
+            rc = cio_http_server_reconfigure(w->admin, &o);
+        if (rc < 0 && w->index == 0)
+            cio_error("SIGHUP: %s: %s", cfg->root ? cfg->root : "root", strerror(-rc));
+    }
+    ws_opts_of(cfg, &w->app, &w->budget);
+    (void)cio_slow_watch(NULL, CIO_MS(cfg->debug.slow_ms), slow_report, w);
+    if (access != w->access)
+        cio_log_writer_destroy(w->access); /* writes out what it holds */
+    w->access = access;
+    w->app.access = access;
+    cfg_release(w->cfg);
+    fd_release(w->access_fd);
+    w->cfg = c;
+    w->access_fd = afd;
+}
+
+typedef struct apply_msg {
+    worker *w;
+    cfg_ref *c;
+    fd_ref *afd;
+} apply_msg;
+
+static void apply_posted(void *arg)
+{
+    apply_msg *m = arg;
+    worker_apply(m->w, m->c, m->afd);
+    free(m);
+}
+
+/* Hands settings to every worker (loop 0 applies its own at once). */
+static void apply_everywhere(daemon_t *d, cfg_ref *c, fd_ref *afd)
+{
+    for (unsigned i = 1; i < d->n; i++) {
+        apply_msg *m = malloc(sizeof(*m));
+        if (!m || cio_loop_post(d->sh.loops[i], apply_posted, m) < 0) {
+            free(m);
+            cio_error("SIGHUP: worker %u keeps its settings: out of memory", i);
+            continue;
+        }
+        *m = (apply_msg){&d->w[i], cfg_hold(c), fd_hold(afd)};
+    }
+    worker_apply(&d->w[0], cfg_hold(c), fd_hold(afd));
+}
+
+/* ---- loop 0 telling the workers, the workers telling loop 0 --------------------------- */
+
+typedef void (*worker_fn)(worker *w);
+
+typedef struct worker_msg {
+    worker *w;
+    worker_fn fn;
+} worker_msg;
+
+static void worker_msg_run(void *arg)
+{
+    worker_msg *m = arg;
+    m->fn(m->w);
+    free(m);
+}
+
+/* Runs fn(w) on w's loop (at once when that is the calling one). A post
+ * fails only for want of memory: retried, since these messages start and
+ * stop workers. */
+static void tell(worker *w, worker_fn fn)
+{
+    if (!w->d->sh.loops[w->index])
+        return; /* its thread could not make a loop (and has ended) */
+    if (w->d->sh.loops[w->index] == cio_loop_current()) {
+        fn(w);
+        return;
+    }
+    worker_msg *m;
+    while (!(m = malloc(sizeof(*m))))
+        sched_yield();
+    *m = (worker_msg){w, fn};
+    while (cio_loop_post(w->d->sh.loops[w->index], worker_msg_run, m) < 0)
+        sched_yield();
+}
+
+static void tell_all(daemon_t *d, worker_fn fn)
+{
+    for (unsigned i = 0; i < d->n; i++)
+        tell(&d->w[i], fn);
+}
+
+static void set_go(worker *w)
+{
+    cio_event_set(&w->go);
+}
+static void set_stop(worker *w)
+{
+    cio_event_set(&w->stop);
+}
+static void set_exit(worker *w)
+{
+    cio_event_set(&w->exit);
+}
+static void cut_drain(worker *w)
+{
+    w->cut = true;
+    if (w->drain)
+        cio_scope_cancel(w->drain);
+}
+
+/* Reports arrive on loop 0 and are counted there. */
+enum report { REPORT_OK, REPORT_FAILED, REPORT_ABANDON };
+
+static void counted(daemon_t *d, enum report r)
+{
+    d->failures += r == REPORT_FAILED;
+    d->abandons += r == REPORT_ABANDON;
+    if (++d->reports == d->n)
+        cio_event_set(&d->reported);
+}
+
+static void report_ok(worker *w)
+{
+    counted(w->d, REPORT_OK);
+}
+static void report_failed(worker *w)
+{
+    counted(w->d, REPORT_FAILED);
+}
+static void report_abandon(worker *w)
+{
+    counted(w->d, REPORT_ABANDON);
+}
+
+static void report(worker *w, enum report r)
+{
+    static const worker_fn fns[] = {report_ok, report_failed, report_abandon};
+    /* Runs fns[r](w) on loop 0, whose worker is d->w[0]: the w passed is
+     * the reporting one, the loop is loop 0's. */
+    worker_msg *m;
+    if (w->index == 0) {
+        fns[r](w);
+        return;
+    }
+    while (!(m = malloc(sizeof(*m))))
+        sched_yield();
+    *m = (worker_msg){w, fns[r]};
+    while (cio_loop_post(w->d->sh.loops[0], worker_msg_run, m) < 0)
+        sched_yield();
+}
+
+/* [awaits] On loop 0: waits until every worker has reported once more;
+ * returns how many reported failures. */
+static unsigned gather(daemon_t *d)
+{
+    cio_event_wait(&d->reported, CIO_NEVER);
+    unsigned failed = d->failures;
+    d->reports = 0;
+    d->failures = 0;
+    cio_event_init(&d->reported);
+    return failed;
+}
+
+/* ---- SIGHUP ------------------------------------------------------------------------------ */
+
+/* What changed between a and b, those that need a restart or those that
+ * do not, as "key, key, ...". */
+static size_t changes(const cio_config *a, const cio_config *b, bool restart, char *out,
+                      size_t cap)
+{
+    cio_config_change ch[64];
+    size_t n = cio_config_diff(a, b, ch, 64), len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n && i < 64; i++)
+        if (ch[i].restart == restart && len < cap)
+            len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? ", " : "", ch[i].key);
+    return len;
 }
 
 /* SIGHUP: reopens the log files (logrotate renamed them), and reads the
  * command line and its file again: what can change while running is
- * applied, what cannot is named and kept; a configuration that does not
+ * applied on every worker, what cannot is named (against the values the
+ * process started with) and ignored; a configuration that does not
  * validate changes nothing. */
 static void reload(daemon_t *d)
 {
     corio_notify("RELOADING=1");
-    cio_config nc;
     char err[512];
-    if (cio_config_from_args(&nc, d->argc, d->argv, NULL, err, sizeof(err)) < 0) {
+    cfg_ref *nc = calloc(1, sizeof(*nc));
+    if (!nc) {
+        cio_error("SIGHUP: out of memory: keeping the running configuration");
+        corio_notify("READY=1");
+        return;
+    }
+    atomic_init(&nc->refs, 1);
+    if (cio_config_from_args(&nc->cfg, d->argc, d->argv, NULL, err, sizeof(err)) < 0) {
         cio_error("SIGHUP: %s: keeping the running configuration", err);
-        cio_config_free(&nc);
-        goto reopen;
+        cfg_release(nc);
+        nc = cfg_hold(d->live);
+    } else {
+        char live[1024], later[1024];
+        size_t ll = changes(&d->live->cfg, &nc->cfg, false, live, sizeof(live));
+        size_t rl = changes(&d->cfg, &nc->cfg, true, later, sizeof(later));
+        /* Said at the level in force before: lowering it to warn still
+         * confirms the reload. */
+        if (ll)
+            cio_info("SIGHUP: applied: %s", live);
+        if (rl)
+            cio_warn("SIGHUP: changed, but they need a restart (still running with the old "
+                     "values): %s",
+                     later);
+        if (!ll && !rl)
+            cio_info("SIGHUP: configuration unchanged");
     }
-    cio_config_change ch[64];
-    size_t n = cio_config_diff(&d->cfg, &nc, ch, 64);
-    char live[1024] = "", later[1024] = "";
-    size_t ll = 0, rl = 0;
-    for (size_t i = 0; i < n && i < 64; i++) {
-        char *buf = ch[i].restart ? later : live;
-        size_t *len = ch[i].restart ? &rl : &ll;
-        if (*len < sizeof(live))
-            *len += (size_t)snprintf(buf + *len, sizeof(live) - *len, "%s%s", *len ? ", " : "",
-                                     ch[i].key);
-    }
-    /* What is applied moves into the running configuration; the rest of
-     * nc (what needs a restart) is dropped with it. */
-    cio_config *c = &d->cfg;
-#define TAKE(field)                                                                              \
-    do {                                                                                         \
-        __typeof__(c->field) t_ = c->field;                                                      \
-        c->field = nc.field;                                                                     \
-        nc.field = t_;                                                                           \
-    } while (0)
-    TAKE(limits);
-    TAKE(timeouts);
-    TAKE(root);
-    TAKE(serve_dotfiles);
-    TAKE(log.level);
-    TAKE(log.access);
-    TAKE(log.format);
-    TAKE(websocket);
-    TAKE(health);
-    TAKE(debug);
-#undef TAKE
-    cio_config_free(&nc);
-    /* Said at the level in force before: lowering it to warn still
-     * confirms the reload. */
-    if (ll)
-        cio_info("SIGHUP: applied: %s", live);
-    if (rl)
-        cio_warn("SIGHUP: changed, but they need a restart (still running with the old values): %s",
-                 later);
-    if (!ll && !rl)
-        cio_info("SIGHUP: configuration unchanged");
-    cio_log_set_level((enum cio_log_level)c->log.level);
-    ws_opts_of(c, d->app, d->budget);
-    (void)cio_slow_watch(NULL, CIO_MS(c->debug.slow_ms), slow_report, d);
-reopen:;
+    cio_log_set_level((enum cio_log_level)nc->cfg.log.level);
+    atomic_store(&d->sh.stall_ms, nc->cfg.health.stall_ms);
     /* The logs are reopened in any case: that is what logrotate asks. */
-    int rc = open_error_log(d->cfg.log.error);
+    int rc = open_error_log(d->cfg.log.error); /* reopened, never moved */
     if (rc < 0)
         cio_error("SIGHUP: error log %s: %s", d->cfg.log.error, strerror(-rc));
-    cio_log_writer *w;
-    int fd;
-    rc = open_access_log(d->cfg.log.access, &w, &fd);
+    fd_ref *afd;
+    rc = open_access_fd(nc->cfg.log.access, &afd);
     if (rc < 0) {
-        cio_error("SIGHUP: access log %s: %s (keeping the old one)", d->cfg.log.access,
+        cio_error("SIGHUP: access log %s: %s (keeping the old one)", nc->cfg.log.access,
                   strerror(-rc));
-        w = d->access;
-        fd = -2; /* unchanged */
+        afd = fd_hold(d->access_fd);
     }
-    cio_http_opts o = http_opts_of(&d->cfg, w, d->budget);
-    rc = cio_http_server_reconfigure(d->srv, &o);
-    if (rc == 0 && d->admin)
-        rc = cio_http_server_reconfigure(d->admin, &o);
-    if (rc < 0)
-        cio_error("SIGHUP: %s: %s", d->cfg.root ? d->cfg.root : "root", strerror(-rc));
-    if (fd != -2) {
-        cio_log_writer_destroy(d->access);
-        if (d->access_fd >= 0)
-            close(d->access_fd);
-        d->access = w;
-        d->access_fd = fd;
-        d->app->access = w;
-    }
+    apply_everywhere(d, nc, afd);
+    cfg_release(d->live);
+    fd_release(d->access_fd);
+    d->live = nc;
+    d->access_fd = afd;
     corio_notify("READY=1");
 }
+
+/* ---- signals, discovery ------------------------------------------------------------------ */
 
 static intptr_t watch_signals(void *arg)
 {
@@ -274,24 +532,56 @@ static intptr_t watch_signals(void *arg)
         if (d->signals == 1) {
             corio_notify("STOPPING=1");
             cio_info("%s: shutting down gracefully (drain %llu ms)", strsignal((int)si.ssi_signo),
-                     (unsigned long long)d->cfg.timeouts.drain_ms);
+                     (unsigned long long)d->live->cfg.timeouts.drain_ms);
             cio_event_set(&d->stop);
         } else {
             cio_warn("%s again: closing all connections now", strsignal((int)si.ssi_signo));
-            if (d->drain)
-                cio_scope_cancel(d->drain);
+            tell_all(d, cut_drain);
         }
     }
 }
 
-/* --require-self: a member that cannot tell which entry it is must not
- * run on (its supervisor restarts it, or someone fixes the list). */
-static intptr_t require_self(void *arg)
+/* Tells every worker discovery's answer (the routes that need self wait
+ * for it on their own loop). */
+typedef struct self_msg {
+    corio_app *app;
+    int rc;
+    const char *self;
+} self_msg;
+
+static void self_set(void *arg)
+{
+    self_msg *m = arg;
+    m->app->self_rc = m->rc;
+    m->app->self = m->self;
+    cio_event_set(&m->app->self_known);
+    free(m);
+}
+
+static intptr_t announce_self(void *arg)
 {
     daemon_t *d = arg;
-    const char *self;
-    int rc = cio_discovery_await_self(d->disc, &self, CIO_NEVER);
-    if (rc == -ESRCH) {
+    const char *self = NULL;
+    int rc = cio_discovery_await_self(d->sh.disc, &self, CIO_NEVER);
+    if (rc == -ECANCELED)
+        return rc;
+    atomic_store(&d->sh.disc_state, (int)cio_discovery_state(d->sh.disc));
+    for (unsigned i = 0; i < d->n; i++) {
+        self_msg *m = malloc(sizeof(*m));
+        while (!m && !cio_cancelled() && cio_sleep(CIO_MS(10)) == 0)
+            m = malloc(sizeof(*m));
+        if (!m)
+            return -ECANCELED;
+        *m = (self_msg){&d->w[i].app, rc, self};
+        if (i == 0)
+            self_set(m);
+        else
+            while (cio_loop_post(d->sh.loops[i], self_set, m) < 0)
+                sched_yield();
+    }
+    if (rc == -ESRCH && d->cfg.discovery.require_self && d->cfg.nservers) {
+        /* A member that cannot tell which entry it is must not run on (its
+         * supervisor restarts it, or someone fixes the list). */
         cio_error("--require-self: exiting, since this server is not in \"servers\"");
         d->self_lost = true;
         cio_event_set(&d->stop);
@@ -323,6 +613,7 @@ static int discovery_create(const cio_config *cfg, cio_http_client *client, cons
     return rc;
 }
 
+/* ---- memory ------------------------------------------------------------------------------ */
 
 /* The lowest memory limit on the way from cgroup path (under mount) up to
  * its root, read from file in each; UINT64_MAX when none. v2 writes "max"
@@ -389,23 +680,29 @@ static uint64_t buffered_limit(const cio_config *cfg, uint64_t *cgroup_max)
     return *cgroup_max / 4 < BUDGET_DEFAULT ? *cgroup_max / 4 : BUDGET_DEFAULT;
 }
 
-/* [awaits] Listens on every address of list. A daemon restarted at once
+/* ---- a worker's life ---------------------------------------------------------------------- */
+
+/* [awaits] Listens on every address of list (with SO_REUSEPORT when
+ * several workers share them: each has a socket of its own, and the
+ * kernel spreads connections among them). A daemon restarted at once
  * (after kill -9, by a supervisor) finds its old listening socket still
- * bound for ~10 ms, until the kernel has torn down the dead process's ring:
- * EADDRINUSE is retried for a while, as nginx does (5 tries 500 ms apart).
- * 0 or -errno (logged). */
-static int listen_all(cio_http_server *srv, const cio_listen *list, size_t n, const char *what)
+ * bound for ~10 ms, until the kernel has torn down the dead process's
+ * ring: EADDRINUSE is retried for a while, as nginx does (5 tries 500 ms
+ * apart). 0 or -errno (logged). */
+static int listen_all(cio_http_server *srv, const cio_listen *list, size_t n, bool reuseport,
+                      const char *what, bool tell)
 {
     for (size_t i = 0; i < n; i++) {
         char bound[64];
         cio_time give_up = cio_after(BIND_RETRY_FOR);
         bool told = false;
         int rc;
-        cio_http_listen_opts lo = {.proxy_protocol = list[i].proxy_protocol};
+        cio_http_listen_opts lo = {.reuseport = reuseport,
+                                   .proxy_protocol = list[i].proxy_protocol};
         while ((rc = cio_http_listen_with(srv, (const struct sockaddr *)&list[i].addr,
                                           list[i].addrlen, &lo, bound)) == -EADDRINUSE &&
                cio_now() < give_up) {
-            if (!told)
+            if (!told && tell)
                 cio_warn("%s is in use; trying again for %d s", list[i].text,
                          (int)(BIND_RETRY_FOR / CIO_SEC(1)));
             told = true;
@@ -416,24 +713,202 @@ static int listen_all(cio_http_server *srv, const cio_listen *list, size_t n, co
             cio_error("cannot listen on %s: %s", list[i].text, strerror(-rc));
             return rc;
         }
-        cio_info("%s on %s%s", what, bound,
-                 list[i].proxy_protocol ? " (PROXY protocol required)" : "");
+        if (tell)
+            cio_info("%s on %s%s", what, bound,
+                     list[i].proxy_protocol ? " (PROXY protocol required)" : "");
     }
     return 0;
 }
+
+/* [awaits] Sets up worker w on the calling loop: budget, rooms, pool,
+ * access log, server (and admin server) with the routes. Not listening
+ * yet. 0 or -errno (logged). */
+static int worker_setup(worker *w)
+{
+    daemon_t *d = w->d;
+    const cio_config *cfg = &d->cfg;
+    corio_app *app = &w->app;
+    app->sh = &d->sh;
+    app->worker = w->index;
+    cio_event_init(&app->self_known);
+    if (atomic_load(&d->sh.disc_state) == CIO_PEER_STANDALONE) {
+        app->self_rc = 0; /* nothing to find */
+        cio_event_set(&app->self_known);
+    }
+    uint64_t cgroup_max;
+    uint64_t limit = buffered_limit(cfg, &cgroup_max);
+    cio_budget_init(&w->budget, NULL, limit / d->n); /* shared out, like max_connections */
+    if (w->index == 0 && cgroup_max / 4 < BUDGET_DEFAULT)
+        cio_info("memory budget for buffered bytes: %llu MiB (the cgroup may use %llu MiB)",
+                 (unsigned long long)(limit >> 20), (unsigned long long)(cgroup_max >> 20));
+    int rc = cio_ws_topics_create_member(d->sh.rooms, w->index, &app->rooms);
+    if (rc < 0) {
+        cio_error("websocket rooms: %s", strerror(-rc));
+        return rc;
+    }
+    if (w->index > 0 && (rc = cio_pool_attach(d->w[0].app.pool, NULL, &app->pool)) < 0) {
+        cio_error("thread pool: %s", strerror(-rc));
+        return rc;
+    }
+    cfg_ref *c = cfg_hold(d->live);
+    fd_ref *afd = fd_hold(d->access_fd);
+    w->access_fd = NULL; /* a new file for worker_apply */
+    worker_apply(w, c, afd);
+    cio_http_opts o = http_opts_of(&c->cfg, d->n, w->access, &w->budget);
+    rc = cio_http_server_create(NULL, &o, &w->srv);
+    if (rc < 0) {
+        cio_error("cannot start: %s%s%s", cfg->root ? cfg->root : "", cfg->root ? ": " : "",
+                  strerror(-rc));
+        return rc;
+    }
+    app->srv = w->srv;
+    if (w->index > 0)
+        (void)cio_http_server_share_addrs(w->srv, d->w[0].srv);
+    if (w->index == 0 && cfg->nadmin_listen) {
+        /* Operators' routes on addresses of their own, not public ones. */
+        rc = cio_http_server_create(NULL, &o, &w->admin);
+        if (rc < 0) {
+            cio_error("admin server: %s", strerror(-rc));
+            return rc;
+        }
+    }
+    rc = corio_routes_register(w->srv, app, w->admin);
+    if (rc < 0) {
+        cio_error("cannot register routes: %s", strerror(-rc));
+        return rc;
+    }
+    cio_lag_start(NULL, CIO_MS(100)); /* also what keeps an idle loop turning (/healthz) */
+    return 0;
+}
+
+/* [awaits] Listens (worker 0 also on the admin addresses). */
+static int worker_listen(worker *w)
+{
+    const cio_config *cfg = &w->d->cfg;
+    bool many = w->d->n > 1;
+    int rc = listen_all(w->srv, cfg->listen, cfg->nlisten, many, "listening", w->index == 0);
+    if (rc == 0 && w->admin)
+        rc = listen_all(w->admin, cfg->admin_listen, cfg->nadmin_listen, false,
+                        "listening (/metrics, /cluster)", true);
+    return rc;
+}
+
+/* [awaits] Stops accepting and lets requests in flight finish within
+ * timeouts.drain_ms (none after a second signal). Returns REPORT_ABANDON
+ * when requests still wait for pool jobs that cannot be stopped. */
+static enum report worker_drain(worker *w)
+{
+    cio_scope drain;
+    cio_scope_enter(&drain, CIO_NEVER, false);
+    w->drain = &drain;
+    cio_time until = w->cut ? cio_now() : cio_after(CIO_MS(w->cfg->cfg.timeouts.drain_ms));
+    int rc = cio_http_server_shutdown(w->srv, until);
+    w->drain = NULL;
+    cio_scope_exit(&drain);
+    if (rc < 0) {
+        cio_http_stats st;
+        cio_http_server_stats(w->srv, &st);
+        if (st.connections > 0) {
+            /* Handlers still waiting for pool jobs that cannot be stopped:
+             * exit without them rather than overrun the drain deadline.
+             * Their memory stays untouched until the process is gone. */
+            cio_warn("drain deadline passed with %llu request(s) still running: exiting",
+                     (unsigned long long)st.connections);
+            return REPORT_ABANDON;
+        }
+        cio_warn("drain deadline passed: connections with requests in flight were closed");
+    }
+    return REPORT_OK;
+}
+
+/* Frees what worker_setup made (after the drain, or a failed start). */
+static void worker_teardown(worker *w)
+{
+    if (w->srv) {
+        cio_http_server_shutdown(w->srv, cio_now()); /* at once: drained, or never served */
+        cio_http_server_destroy(w->srv);
+        w->srv = w->app.srv = NULL;
+    }
+    if (w->admin) {
+        cio_http_server_shutdown(w->admin, cio_now());
+        cio_http_server_destroy(w->admin);
+        w->admin = NULL;
+    }
+    if (w->index > 0 && w->app.pool) {
+        /* A job that does not stop within 5 s keeps its memory. */
+        if (cio_pool_shutdown(w->app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))) == 0)
+            cio_pool_destroy(w->app.pool);
+        w->app.pool = NULL;
+    }
+    cio_ws_topics_destroy(w->app.rooms);
+    w->app.rooms = NULL;
+    cio_budget_fini(&w->budget);
+    cio_log_writer_destroy(w->access);
+    w->access = w->app.access = NULL;
+    cfg_release(w->cfg);
+    fd_release(w->access_fd);
+    w->cfg = NULL;
+    w->access_fd = NULL;
+}
+
+/* A worker other than 0: its loop's main task. Every step is reported to
+ * loop 0, which starts the next for all workers at once. */
+static intptr_t worker_main(void *arg)
+{
+    worker *w = arg;
+    int rc = worker_setup(w);
+    report(w, rc < 0 ? REPORT_FAILED : REPORT_OK);
+    cio_event_wait(&w->go, CIO_NEVER);
+    if (rc == 0 && !w->cut) {
+        rc = worker_listen(w);
+        report(w, rc < 0 ? REPORT_FAILED : REPORT_OK);
+        cio_event_wait(&w->stop, CIO_NEVER);
+        enum report r = worker_drain(w);
+        if (r == REPORT_ABANDON)
+            cio_loop_abandon(cio_loop_current()); /* its logs written out: the process exits */
+        report(w, r);
+        if (r == REPORT_ABANDON) {
+            while (cio_sleep(CIO_SEC(60)) == 0)
+                ; /* until loop 0 exits the process */
+            return 0;
+        }
+    }
+    cio_event_wait(&w->exit, CIO_NEVER);
+    worker_teardown(w);
+    return 0;
+}
+
+static void *worker_thread(void *arg)
+{
+    worker *w = arg;
+    cio_loop *loop;
+    int rc = cio_loop_create(&loop, NULL);
+    if (rc < 0) {
+        /* Loop 0 waits for this worker's report: it must hear of it (and
+         * tells it nothing more: its loops[] entry stays NULL). */
+        fprintf(stderr, "corio: worker %u: io_uring: %s\n", w->index, strerror(-rc));
+        report(w, REPORT_FAILED);
+        return NULL;
+    }
+    /* Loop 0 reads loops[] only after this worker's first report (the
+     * post orders the two). */
+    w->d->sh.loops[w->index] = loop;
+    cio_run(loop, worker_main, w);
+    cio_loop_destroy(loop);
+    return NULL;
+}
+
+/* ---- the process: loop 0 -------------------------------------------------------------------- */
 
 static intptr_t serve(void *arg)
 {
     daemon_t *d = arg;
     cio_config *cfg = &d->cfg;
-    corio_app app = {0};
-    cio_http_server *srv = NULL, *admin = NULL;
-    cio_budget budget;
-    cio_log_writer *access = NULL;
     cio_http_client *client = NULL;
-    cio_task *self_watch = NULL;
-    int access_fd = -1;
+    cio_task *announce = NULL, *watcher = NULL;
     intptr_t result = 1;
+    unsigned started = 1; /* worker threads running, counting this one */
+    worker *w0 = &d->w[0];
 
     static const enum cio_pool_priority prio[] = {
         [CIO_CONFIG_POOL_LOW] = CIO_POOL_PRIO_LOW,
@@ -443,114 +918,106 @@ static intptr_t serve(void *arg)
     cio_pool_opts po = {.threads = cfg->pool_threads,
                         .queue = cfg->pool_queue,
                         .priority = prio[cfg->pool_priority]};
-    uint64_t cgroup_max;
-    uint64_t limit = buffered_limit(cfg, &cgroup_max);
-    cio_budget_init(&budget, NULL, limit);
-    if (cgroup_max / 4 < BUDGET_DEFAULT)
-        cio_info("memory budget for buffered bytes: %llu MiB (the cgroup may use %llu MiB)",
-                 (unsigned long long)(limit >> 20), (unsigned long long)(cgroup_max >> 20));
-    ws_opts_of(cfg, &app, &budget);
-    d->app = &app;
-    d->budget = &budget;
-    int rc = cio_peer_id_generate(&app.id);
+    d->sh.start_time = corio_process_start_time();
+    atomic_store(&d->sh.stall_ms, d->live->cfg.health.stall_ms);
+    atomic_store(&d->sh.disc_state, cfg->nservers ? CIO_PEER_SEARCHING : CIO_PEER_STANDALONE);
+    int rc = cio_peer_id_generate(&d->sh.id);
     if (rc < 0) {
         cio_error("cannot generate the server id: %s", strerror(-rc));
         return 1;
     }
-    rc = cio_ws_topics_create(&app.rooms);
+    rc = cio_ws_topic_group_create(d->n, &d->sh.rooms);
     if (rc < 0) {
         cio_error("websocket rooms: %s", strerror(-rc));
         return 1;
     }
-    rc = cio_pool_create(NULL, &app.pool, &po);
+    rc = cio_pool_create(NULL, &w0->app.pool, &po);
     if (rc < 0) {
         cio_error("thread pool: %s", strerror(-rc));
         return 1;
-    }
-    rc = open_access_log(cfg->log.access, &access, &access_fd);
-    if (rc < 0) {
-        cio_error("access log %s: %s", cfg->log.access, strerror(-rc));
-        goto out;
-    }
-    cio_http_opts o = http_opts_of(cfg, access, &budget);
-    rc = cio_http_server_create(NULL, &o, &srv);
-    d->srv = srv;
-    d->access = access;
-    d->access_fd = access_fd;
-    app.srv = srv;
-    app.access = access;
-    app.start_time = corio_process_start_time();
-    if (rc < 0) {
-        cio_error("cannot start: %s%s%s", cfg->root ? cfg->root : "", cfg->root ? ": " : "",
-                  strerror(-rc));
-        goto out;
     }
     /* The peer-ID protocol's queries go through a client whose name
      * lookups run on threads of its own (not behind /hash jobs). */
     rc = cio_http_client_create(NULL, NULL, &client);
     if (rc == 0)
-        rc = discovery_create(cfg, client, &app.id, &app.disc);
+        rc = discovery_create(cfg, client, &d->sh.id, &d->sh.disc);
     if (rc < 0) {
         cio_error("discovery: %s", strerror(-rc));
         goto out;
     }
-    d->disc = app.disc;
-    if (cfg->nadmin_listen) {
-        /* Operators' routes on addresses of their own, not public ones. */
-        rc = cio_http_server_create(NULL, &o, &admin);
-        if (rc < 0) {
-            cio_error("admin server: %s", strerror(-rc));
-            goto out;
-        }
-        d->admin = admin;
-    }
-    rc = corio_routes_register(srv, &app, admin);
+    rc = open_access_fd(d->live->cfg.log.access, &d->access_fd);
     if (rc < 0) {
-        cio_error("cannot register routes: %s", strerror(-rc));
+        cio_error("access log %s: %s", d->live->cfg.log.access, strerror(-rc));
         goto out;
     }
-    rc = listen_all(srv, cfg->listen, cfg->nlisten, "listening");
-    if (rc == 0 && admin)
-        rc = listen_all(admin, cfg->admin_listen, cfg->nadmin_listen,
-                        "listening (/metrics, /cluster)");
-    if (rc < 0)
-        goto out;
+    /* Every worker is set up, then every worker listens: no route (nor
+     * /metrics) runs before every loop exists. */
+    cio_event_init(&d->reported);
+    rc = worker_setup(w0);
+    report(w0, rc < 0 ? REPORT_FAILED : REPORT_OK);
+    for (unsigned i = 1; i < d->n; i++, started++) {
+        rc = -pthread_create(&d->w[i].thread, NULL, worker_thread, &d->w[i]);
+        if (rc < 0) {
+            cio_error("worker %u: %s", i, strerror(-rc));
+            break;
+        }
+    }
+    if (started < d->n) {
+        /* Those that started report; the others never will. */
+        d->reports += d->n - started;
+        d->failures += d->n - started;
+        if (d->reports == d->n)
+            cio_event_set(&d->reported);
+    }
+    if (gather(d) > 0) {
+        /* Those waiting to listen skip it, and wait to end. */
+        for (unsigned i = 1; i < started; i++) {
+            tell(&d->w[i], cut_drain);
+            tell(&d->w[i], set_go);
+        }
+        goto stop_workers;
+    }
+    for (unsigned i = 0; i < d->n; i++)
+        tell(&d->w[i], set_go);
+    rc = worker_listen(w0);
+    report(w0, rc < 0 ? REPORT_FAILED : REPORT_OK);
+    if (gather(d) > 0)
+        goto drain;
+    if (d->n > 1)
+        cio_info("%u workers share the listening addresses (SO_REUSEPORT)", d->n);
+
     /* The first round goes out now that we listen: our own entry can
      * answer it. */
-    rc = cio_discovery_start(app.disc);
-    if (rc == 0 && cfg->discovery.require_self && cfg->nservers)
-        rc = cio_spawn(NULL, &self_watch, require_self, d);
+    rc = cio_discovery_start(d->sh.disc);
+    if (rc == 0 && cfg->nservers)
+        rc = cio_spawn(NULL, &announce, announce_self, d);
     if (rc < 0) {
         cio_error("discovery: %s", strerror(-rc));
-        goto out;
+        goto drain;
     }
-    cio_lag_start(NULL, CIO_MS(100));
-    (void)cio_slow_watch(NULL, CIO_MS(cfg->debug.slow_ms), slow_report, d);
     /* Memory that returns: what a burst freed goes back to the kernel once
      * the loop is quiet (CORIO_NO_TRIM=1 turns it off, for comparisons). */
     if (!getenv("CORIO_NO_TRIM"))
         cio_heap_trim_start(NULL, HEAP_TRIM_INTERVAL, HEAP_TRIM_MIN);
     cio_pool_stats ps;
-    cio_pool_get_stats(app.pool, &ps);
+    cio_pool_get_stats(w0->app.pool, &ps);
     /* Bound to every address: now the privileges that took can go. */
     char err[256];
     if (corio_drop_privileges(cfg->user, cfg->group, err, sizeof(err)) < 0) {
         cio_error("%s: refusing to run on with the privileges it has", err);
-        goto out;
+        goto drain;
     }
     if (d->pidfile_fd >= 0 && (rc = corio_pidfile_write(d->pidfile_fd)) < 0) {
         cio_error("pidfile %s: %s", cfg->pidfile, strerror(-rc));
-        goto out;
+        goto drain;
     }
-    cio_info("corio %s ready (id %s, pool: %u threads, root: %s, servers: %zu%s)", CIO_VERSION,
-             app.id.hex, ps.threads, cfg->root ? cfg->root : "none", cfg->nservers,
-             cfg->nservers ? ", searching for self" : ", standalone");
-
-    cio_task *watcher;
+    cio_info("corio %s ready (id %s, workers: %u, pool: %u threads, root: %s, servers: %zu%s)",
+             CIO_VERSION, d->sh.id.hex, d->n, ps.threads, cfg->root ? cfg->root : "none",
+             cfg->nservers, cfg->nservers ? ", searching for self" : ", standalone");
     rc = cio_spawn(NULL, &watcher, watch_signals, d);
     if (rc < 0) {
         cio_error("cannot watch signals: %s", strerror(-rc));
-        goto out;
+        goto drain;
     }
     corio_notify("READY=1");
     corio_daemon_started(d->ready_fd);
@@ -560,92 +1027,65 @@ static intptr_t serve(void *arg)
         d->term_fd = -1;
     }
     cio_event_wait(&d->stop, CIO_NEVER);
+    result = d->self_lost ? 1 : 0;
 
+drain:
     /* No more searching: requests still waiting for self are answered 503
      * now rather than at the end of the drain. (The view stays readable:
-     * the discovery is freed after the server.) */
-    cio_discovery_stop(app.disc);
-    cio_scope drain;
-    cio_scope_enter(&drain, CIO_NEVER, false);
-    d->drain = &drain;
-    rc = cio_http_server_shutdown(srv, cio_after(CIO_MS(cfg->timeouts.drain_ms)));
-    d->drain = NULL;
-    cio_scope_exit(&drain);
-    if (rc < 0) {
-        cio_http_stats st;
-        cio_http_server_stats(srv, &st);
-        if (st.connections > 0) {
-            /* Handlers still waiting for pool jobs that cannot be stopped:
-             * exit without them rather than overrun the drain deadline. Their
-             * memory stays untouched until the process is gone. */
-            cio_warn("drain deadline passed with %llu request(s) still running: exiting",
-                     (unsigned long long)st.connections);
-            d->abandon = true;
-            cio_loop_stop(cio_loop_current());
-            return d->self_lost ? 1 : 0;
-        }
-        cio_warn("drain deadline passed: connections with requests in flight were closed");
+     * the discovery is freed after the workers.) */
+    cio_discovery_stop(d->sh.disc);
+    if (result != 0 && !d->self_lost)
+        tell_all(d, cut_drain); /* a failed start: no grace */
+    for (unsigned i = 1; i < d->n; i++)
+        tell(&d->w[i], set_stop);
+    report(w0, worker_drain(w0));
+    gather(d);
+    if (d->abandons) {
+        d->abandon = true;
+        cio_loop_stop(cio_loop_current());
+        return result;
     }
-    cio_task_cancel(watcher);
-    cio_join(watcher, CIO_NEVER);
-    result = d->self_lost ? 1 : 0;
     /* The admin listeners served /metrics through the drain; their
      * scrapes are short. */
-    if (admin)
-        (void)cio_http_server_shutdown(admin, cio_after(CIO_SEC(1)));
+    if (w0->admin)
+        (void)cio_http_server_shutdown(w0->admin, cio_after(CIO_SEC(1)));
+stop_workers:
+    for (unsigned i = 1; i < started; i++)
+        tell(&d->w[i], set_exit);
+    for (unsigned i = 1; i < started; i++)
+        pthread_join(d->w[i].thread, NULL); /* each has freed its own; no client is left */
+    started = 1;
 out:
-    if (self_watch) {
-        cio_task_cancel(self_watch);
-        cio_join(self_watch, CIO_NEVER);
+    if (watcher) {
+        cio_task_cancel(watcher);
+        cio_join(watcher, CIO_NEVER);
     }
-    if (srv) {
-        if (!result || d->self_lost)
-            cio_http_server_destroy(srv); /* drained above */
-        else {
-            cio_http_server_shutdown(srv, cio_now());
-            cio_http_server_destroy(srv);
-        }
+    if (announce) {
+        cio_task_cancel(announce);
+        cio_join(announce, CIO_NEVER);
     }
-    if (admin) {
-        if (result && !d->self_lost)
-            cio_http_server_shutdown(admin, cio_now());
-        cio_http_server_destroy(admin);
-    }
+    worker_teardown(w0);
     /* After the servers: their handlers may await self until they are done. */
-    if (app.disc) {
-        cio_discovery_stop(app.disc);
-        cio_discovery_destroy(app.disc);
+    if (d->sh.disc) {
+        cio_discovery_stop(d->sh.disc);
+        cio_discovery_destroy(d->sh.disc);
     }
     cio_http_client_destroy(client);
     /* A job that does not stop within 5 s keeps its memory: the process
      * exits without freeing the pool. */
-    if (cio_pool_shutdown(app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))) == 0)
-        cio_pool_destroy(app.pool);
-    cio_ws_topics_destroy(app.rooms);
-    cio_budget_fini(&budget);
-    /* SIGHUP may have replaced them. */
-    cio_log_writer_destroy(d->access);
-    if (d->access_fd >= 0)
-        close(d->access_fd);
+    if (w0->app.pool &&
+        cio_pool_shutdown(w0->app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))) == 0)
+        cio_pool_destroy(w0->app.pool);
+    cio_ws_topic_group_destroy(d->sh.rooms);
     if (result == 0 || d->self_lost)
         cio_info("stopped");
     return result;
 }
 
-/* Settings the configuration knows but this daemon does not serve yet
- * (issue 10 lands in steps): refused at start rather than ignored. NULL
- * when none is set, else the message. */
-static const char *not_yet(const cio_config *cfg)
-{
-    if (cfg->workers != 1)
-        return "workers: only 1 is supported so far (multi-core workers are not built yet)";
-    return NULL;
-}
-
 int main(int argc, char **argv)
 {
     daemon_t d = {.argc = argc, .argv = argv, .sigfd = -1, .ready_fd = -1, .pidfile_fd = -1,
-                  .term_fd = -1, .access_fd = -1};
+                  .term_fd = -1};
     char err[512];
     cio_config_action action;
     if (cio_config_from_args(&d.cfg, argc, argv, &action, err, sizeof(err)) < 0) {
@@ -663,22 +1103,38 @@ int main(int argc, char **argv)
         cio_config_free(&d.cfg);
         return 0;
     case CIO_CONFIG_CHECK:
-        if (not_yet(&d.cfg)) {
-            fprintf(stderr, "corio: %s\n", not_yet(&d.cfg));
-            cio_config_free(&d.cfg);
-            return 2;
-        }
         printf("corio: configuration OK\n");
         cio_config_free(&d.cfg);
         return 0;
     case CIO_CONFIG_RUN:
         break;
     }
-    const char *missing = not_yet(&d.cfg);
-    if (missing) {
-        fprintf(stderr, "corio: %s\n", missing);
+    /* The settings the workers run with: a copy of their own, which
+     * SIGHUP replaces (d.cfg stays as started). */
+    d.live = calloc(1, sizeof(*d.live));
+    if (!d.live || cio_config_from_args(&d.live->cfg, argc, argv, NULL, err, sizeof(err)) < 0) {
+        fprintf(stderr, "corio: %s\n", d.live ? err : strerror(ENOMEM));
+        free(d.live);
         cio_config_free(&d.cfg);
         return 2;
+    }
+    atomic_init(&d.live->refs, 1);
+    d.n = d.cfg.workers ? d.cfg.workers : cio_cpu_count();
+    d.w = calloc(d.n, sizeof(*d.w));
+    d.sh.apps = calloc(d.n, sizeof(*d.sh.apps));
+    d.sh.loops = calloc(d.n, sizeof(*d.sh.loops));
+    if (!d.w || !d.sh.apps || !d.sh.loops) {
+        fprintf(stderr, "corio: %s\n", strerror(ENOMEM));
+        return 2;
+    }
+    d.sh.nworkers = d.n;
+    for (unsigned i = 0; i < d.n; i++) {
+        d.w[i].d = &d;
+        d.w[i].index = i;
+        cio_event_init(&d.w[i].go);
+        cio_event_init(&d.w[i].stop);
+        cio_event_init(&d.w[i].exit);
+        d.sh.apps[i] = &d.w[i].app;
     }
 
     /* A vanished peer gives EPIPE, not SIGPIPE. */
@@ -744,6 +1200,7 @@ int main(int argc, char **argv)
     if (nofile && nofile < 4096)
         cio_warn("open files limited to %llu (ulimit -n): few connections fit",
                  (unsigned long long)nofile);
+    d.sh.loops[0] = loop;
     intptr_t r = cio_run(loop, serve, &d);
     if (d.abandon) {
         cio_loop_abandon(loop);
@@ -764,6 +1221,11 @@ done:
     corio_pidfile_remove(d.cfg.pidfile, d.pidfile_fd);
     if (d.sigfd >= 0)
         close(d.sigfd);
+    cfg_release(d.live);
+    fd_release(d.access_fd);
+    free(d.w);
+    free(d.sh.apps);
+    free(d.sh.loops);
     cio_config_free(&d.cfg);
     return status;
 }

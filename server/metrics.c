@@ -140,118 +140,195 @@ double corio_process_start_time(void)
     return now - (ran > 0 ? ran : 0);
 }
 
-/* ---- the server ---------------------------------------------------------------------- */
+/* ---- the workers ----------------------------------------------------------------------- */
 
-static void http_metrics(out *o, cio_http_server *srv)
+/* One worker's figures, copied on its own loop (its counters are plain
+ * fields of that loop's thread: read there, never from another thread). */
+typedef struct snap {
+    cio_http_metrics http;
+    cio_http_stats st;
+    cio_ws_stats ws;
+    cio_loop_stats ls;
+    uint64_t lag_hist[64];
+    cio_time lag_sum;
+    cio_lag_stats lag;
+    uint64_t slow;
+    uint64_t log_dropped, access_dropped;
+    cio_pool_stats ps;
+} snap;
+
+typedef struct gather {
+    corio_shared *sh;
+    snap *s;
+} gather;
+
+static void take_snap(void *arg, size_t i)
 {
-    const cio_http_metrics *m = cio_http_server_metrics(srv);
+    gather *g = arg;
+    corio_app *app = g->sh->apps[i];
+    snap *s = &g->s[i];
+    cio_loop *loop = cio_loop_current();
+    s->http = *cio_http_server_metrics(app->srv);
+    cio_http_server_stats(app->srv, &s->st);
+    cio_ws_stats_get(&s->ws);
+    cio_loop_get_stats(loop, &s->ls);
+    cio_lag_histogram(loop, s->lag_hist, &s->lag_sum);
+    cio_lag_get(loop, &s->lag);
+    s->slow = cio_slow_count(loop);
+    s->log_dropped = cio_log_dropped_lines(loop);
+    s->access_dropped = app->access ? cio_log_writer_dropped_lines(app->access) : 0;
+    cio_pool_get_stats(app->pool, &s->ps);
+}
+
+#define EACH(i, n) for (unsigned i = 0; i < (n); i++)
+
+static void http_metrics(out *o, const snap *s, unsigned n)
+{
     head(o, "corio_http_requests_total", "counter", "HTTP responses by method and status code.");
-    for (int i = 0; i < CIO_HTTP_M_COUNT; i++)
-        for (int c = 0; c < 500; c++)
-            if (m->responses[i][c])
+    for (int m = 0; m < CIO_HTTP_M_COUNT; m++)
+        for (int c = 0; c < 500; c++) {
+            uint64_t v = 0;
+            EACH(w, n) v += s[w].http.responses[m][c];
+            if (v)
                 put(o, "corio_http_requests_total{method=\"%s\",code=\"%d\"} %llu\n",
-                    cio_http_method_label(i), c + 100, (unsigned long long)m->responses[i][c]);
+                    cio_http_method_label(m), c + 100, (unsigned long long)v);
+        }
     head(o, "corio_http_request_duration_seconds", "histogram",
          "Time from a complete request head to the end of its response.");
-    uint64_t cum = 0;
+    uint64_t cum = 0, count = 0;
+    cio_time sum = 0;
     for (int b = 0; b < CIO_HTTP_DURATION_BUCKETS; b++) {
-        cum += m->duration[b];
+        EACH(w, n) cum += s[w].http.duration[b];
         put(o, "corio_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
             cio_http_duration_bounds[b], (unsigned long long)cum);
     }
+    EACH(w, n) count += s[w].http.duration_count, sum += s[w].http.duration_sum;
     put(o, "corio_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-        (unsigned long long)m->duration_count);
-    put(o, "corio_http_request_duration_seconds_sum %.9f\n", (double)m->duration_sum / 1e9);
-    put(o, "corio_http_request_duration_seconds_count %llu\n",
-        (unsigned long long)m->duration_count);
+        (unsigned long long)count);
+    put(o, "corio_http_request_duration_seconds_sum %.9f\n", (double)sum / 1e9);
+    put(o, "corio_http_request_duration_seconds_count %llu\n", (unsigned long long)count);
 
-    cio_http_stats st;
-    cio_http_server_stats(srv, &st);
-    one(o, "corio_connections_open", "gauge", "Open HTTP connections (WebSocket ones included).",
-        (double)st.connections);
+    head(o, "corio_connections_open", "gauge",
+         "Open HTTP connections (WebSocket ones included), by worker.");
+    EACH(w, n) put(o, "corio_connections_open{worker=\"%u\"} %llu\n", w,
+                   (unsigned long long)s[w].st.connections);
+    uint64_t accepted = 0, refused = 0;
+    EACH(w, n) accepted += s[w].st.accepted, refused += s[w].st.budget_refused;
     one(o, "corio_connections_accepted_total", "counter", "Connections accepted.",
-        (double)st.accepted);
+        (double)accepted);
     one(o, "corio_budget_refused_total", "counter",
         "Requests answered 503 because their body did not fit the memory budget.",
-        (double)st.budget_refused);
+        (double)refused);
 
-    cio_ws_stats ws;
-    cio_ws_stats_get(&ws);
-    one(o, "corio_ws_connections_open", "gauge", "Open WebSocket connections.", (double)ws.open);
+    head(o, "corio_ws_connections_open", "gauge", "Open WebSocket connections, by worker.");
+    EACH(w, n) put(o, "corio_ws_connections_open{worker=\"%u\"} %llu\n", w,
+                   (unsigned long long)s[w].ws.open);
+    uint64_t in = 0, outm = 0;
+    EACH(w, n) in += s[w].ws.messages_in, outm += s[w].ws.messages_out;
     head(o, "corio_ws_messages_total", "counter",
          "WebSocket data messages received (in) and queued to send (out).");
-    put(o, "corio_ws_messages_total{direction=\"in\"} %llu\n", (unsigned long long)ws.messages_in);
-    put(o, "corio_ws_messages_total{direction=\"out\"} %llu\n",
-        (unsigned long long)ws.messages_out);
+    put(o, "corio_ws_messages_total{direction=\"in\"} %llu\n", (unsigned long long)in);
+    put(o, "corio_ws_messages_total{direction=\"out\"} %llu\n", (unsigned long long)outm);
 }
 
-static void loop_metrics(out *o, cio_loop *loop)
+static void loop_metrics(out *o, const snap *s, unsigned n)
 {
-    cio_loop_stats ls;
-    cio_loop_get_stats(loop, &ls);
+    uint64_t in = 0, outb = 0, slow = 0;
+    EACH(w, n) in += s[w].ls.bytes_in, outb += s[w].ls.bytes_out, slow += s[w].slow;
     head(o, "corio_bytes_total", "counter", "Bytes received from and sent to HTTP and WebSocket peers.");
-    put(o, "corio_bytes_total{direction=\"in\"} %llu\n", (unsigned long long)ls.bytes_in);
-    put(o, "corio_bytes_total{direction=\"out\"} %llu\n", (unsigned long long)ls.bytes_out);
-    one(o, "corio_coroutines_alive", "gauge", "Tasks (coroutines) not yet finished.",
-        (double)ls.tasks_live);
+    put(o, "corio_bytes_total{direction=\"in\"} %llu\n", (unsigned long long)in);
+    put(o, "corio_bytes_total{direction=\"out\"} %llu\n", (unsigned long long)outb);
+    head(o, "corio_coroutines_alive", "gauge", "Tasks (coroutines) not yet finished, by worker.");
+    EACH(w, n) put(o, "corio_coroutines_alive{worker=\"%u\"} %llu\n", w,
+                   (unsigned long long)s[w].ls.tasks_live);
     one(o, "corio_slow_handlers_total", "counter",
-        "Times a handler or task ran longer than debug.slow_ms without awaiting.",
-        (double)cio_slow_count(loop));
+        "Times a handler or task ran longer than debug.slow_ms without awaiting.", (double)slow);
 
-    /* The heartbeat's log2 histogram, every other power of two from 1 us. */
-    uint64_t h[64];
-    cio_time sum;
-    cio_lag_histogram(loop, h, &sum);
-    cio_lag_stats lag;
-    cio_lag_get(loop, &lag);
+    /* Each loop's heartbeat: its log2 histogram, every other power of two
+     * from 1 us. */
     head(o, "corio_loop_lag_seconds", "histogram",
-         "How late the loop's heartbeat timer fired (the loop was busy or blocked).");
-    uint64_t cum = 0;
-    unsigned i = 0;
-    for (unsigned k = 10; k <= 32; k += 2) {
-        for (; i <= k; i++)
-            cum += h[i];
-        put(o, "corio_loop_lag_seconds_bucket{le=\"%.9g\"} %llu\n", (double)(1ull << k) / 1e9,
-            (unsigned long long)cum);
+         "How late each worker loop's heartbeat timer fired (the loop was busy or blocked).");
+    EACH(w, n) {
+        uint64_t cum = 0;
+        unsigned i = 0;
+        for (unsigned k = 10; k <= 32; k += 2) {
+            for (; i <= k; i++)
+                cum += s[w].lag_hist[i];
+            put(o, "corio_loop_lag_seconds_bucket{worker=\"%u\",le=\"%.9g\"} %llu\n", w,
+                (double)(1ull << k) / 1e9, (unsigned long long)cum);
+        }
+        put(o, "corio_loop_lag_seconds_bucket{worker=\"%u\",le=\"+Inf\"} %llu\n", w,
+            (unsigned long long)s[w].lag.ticks);
+        put(o, "corio_loop_lag_seconds_sum{worker=\"%u\"} %.9f\n", w,
+            (double)s[w].lag_sum / 1e9);
+        put(o, "corio_loop_lag_seconds_count{worker=\"%u\"} %llu\n", w,
+            (unsigned long long)s[w].lag.ticks);
     }
-    put(o, "corio_loop_lag_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)lag.ticks);
-    put(o, "corio_loop_lag_seconds_sum %.9f\n", (double)sum / 1e9);
-    put(o, "corio_loop_lag_seconds_count %llu\n", (unsigned long long)lag.ticks);
-    one(o, "corio_loop_drift_seconds", "gauge",
-        "The heartbeat's accumulated lateness against its ideal schedule.",
-        (double)lag.drift_ns / 1e9);
+    head(o, "corio_loop_drift_seconds", "gauge",
+         "Each worker loop's heartbeat: accumulated lateness against its ideal schedule.");
+    EACH(w, n) put(o, "corio_loop_drift_seconds{worker=\"%u\"} %.9f\n", w,
+                   (double)s[w].lag.drift_ns / 1e9);
 }
 
 int corio_metrics_render(corio_app *app, cio_buf *b)
 {
     out o = {.b = *b};
-    cio_loop *loop = cio_loop_current();
-    http_metrics(&o, app->srv);
-    loop_metrics(&o, loop);
+    corio_shared *sh = app->sh;
+    unsigned n = sh->nworkers;
+    gather g = {.sh = sh, .s = calloc(n, sizeof(snap))};
+    if (!g.s)
+        return -ENOMEM;
+    /* Each worker copies its own figures, on its own loop, all at once. */
+    int rc = cio_loop_call_all(sh->loops, n, take_snap, &g);
+    if (rc < 0) {
+        free(g.s);
+        return rc;
+    }
+    http_metrics(&o, g.s, n);
+    loop_metrics(&o, g.s, n);
 
-    cio_pool_stats ps;
-    cio_pool_get_stats(app->pool, &ps);
-    one(&o, "corio_pool_threads", "gauge", "Thread-pool workers.", (double)ps.threads);
+    const cio_pool_stats *ps = &g.s[0].ps; /* threads and queue: the process's */
+    one(&o, "corio_pool_threads", "gauge", "Thread-pool workers.", (double)ps->threads);
     one(&o, "corio_pool_queue_depth", "gauge", "Thread-pool jobs queued, not yet running.",
-        (double)ps.queued);
+        (double)ps->queued);
     one(&o, "corio_pool_busy_threads", "gauge", "Thread-pool workers running a job.",
-        (double)ps.running);
+        (double)ps->running);
 
     head(&o, "corio_discovery_state", "gauge",
          "Peer-ID discovery: 1 for the state this server is in, 0 for the others.");
-    enum cio_peer_state now = cio_discovery_state(app->disc);
-    for (int s = CIO_PEER_STANDALONE; s <= CIO_PEER_FAILED; s++)
+    int now = atomic_load(&sh->disc_state);
+    for (int st = CIO_PEER_STANDALONE; st <= CIO_PEER_FAILED; st++)
         put(&o, "corio_discovery_state{state=\"%s\"} %d\n",
-            cio_peer_state_name((enum cio_peer_state)s), s == (int)now);
+            cio_peer_state_name((enum cio_peer_state)st), st == now);
 
+    uint64_t errd = 0, accd = 0;
+    EACH(w, n) errd += g.s[w].log_dropped, accd += g.s[w].access_dropped;
     head(&o, "corio_log_lines_dropped_total", "counter",
          "Log lines dropped because the log's writer had fallen behind.");
-    put(&o, "corio_log_lines_dropped_total{log=\"error\"} %llu\n",
-        (unsigned long long)cio_log_dropped_lines(loop));
-    put(&o, "corio_log_lines_dropped_total{log=\"access\"} %llu\n",
-        (unsigned long long)(app->access ? cio_log_writer_dropped_lines(app->access) : 0));
+    put(&o, "corio_log_lines_dropped_total{log=\"error\"} %llu\n", (unsigned long long)errd);
+    put(&o, "corio_log_lines_dropped_total{log=\"access\"} %llu\n", (unsigned long long)accd);
+    one(&o, "corio_ws_forwards_dropped_total", "counter",
+        "Room messages a worker could not be sent (it had fallen 64 MiB behind).",
+        (double)cio_ws_topic_group_dropped(sh->rooms));
+    one(&o, "corio_workers", "gauge", "Serving workers (loops).", (double)n);
 
-    process_metrics(&o, app->start_time);
+    process_metrics(&o, sh->start_time);
+    free(g.s);
     *b = o.b;
     return o.oom ? -ENOMEM : 0;
+}
+
+bool corio_loops_alive(const corio_shared *sh, unsigned *stuck, cio_time *since)
+{
+    cio_time limit = CIO_MS(atomic_load(&sh->stall_ms));
+    cio_time now = cio_clock();
+    for (unsigned w = 0; w < sh->nworkers; w++) {
+        cio_time ago = now - cio_loop_last_turn(sh->loops[w]);
+        if (limit > 0 && ago > limit) {
+            *stuck = w;
+            *since = ago;
+            return false;
+        }
+    }
+    return true;
 }

@@ -25,6 +25,38 @@ static int plaintext(cio_http_req *req, void *ud)
     return cio_http_respond(req, 200, "text/plain", "Hello, World!", 13);
 }
 
+/* Discovery runs on loop 0: an id heard on another worker goes there. */
+typedef struct heard_msg {
+    cio_discovery *disc;
+    cio_peer_id id;
+} heard_msg;
+
+static void heard_on_loop0(void *arg)
+{
+    heard_msg *m = arg;
+    cio_discovery_heard(m->disc, m->id.hex);
+    free(m);
+}
+
+static void heard(corio_app *app, const cio_peer_id *pid)
+{
+    if (app->worker == 0) {
+        cio_discovery_heard(app->sh->disc, pid->hex);
+        return;
+    }
+    /* Discovery itself runs at most one early round per 100 ms: so many
+     * posts suffice, whatever the rate of /server_id requests. */
+    if (app->heard_posted && cio_now() - app->heard_posted < CIO_MS(100))
+        return;
+    heard_msg *m = malloc(sizeof(*m));
+    if (!m)
+        return; /* the next regular round hears it */
+    app->heard_posted = cio_now();
+    *m = (heard_msg){app->sh->disc, *pid};
+    if (cio_loop_post(app->sh->loops[0], heard_on_loop0, m) < 0)
+        free(m);
+}
+
 /* The process's id as a JSON string (the peer-ID protocol's question). */
 static int server_id(cio_http_req *req, void *ud)
 {
@@ -39,21 +71,30 @@ static int server_id(cio_http_req *req, void *ud)
         memcpy(quoted + 1, peer.p, 32);
         quoted[33] = '"';
         if (cio_peer_id_parse(quoted, 34, &pid))
-            cio_discovery_heard(app->disc, pid.hex);
+            heard(app, &pid);
     }
     char body[36];
     body[0] = '"';
-    memcpy(body + 1, app->id.hex, 32);
+    memcpy(body + 1, app->sh->id.hex, 32);
     body[33] = '"';
     return cio_http_respond(req, 200, "application/json", body, 34);
 }
 
-/* Liveness: answered by the loop itself, so a loop that is stuck (or a
- * process that is gone) fails it. */
+/* Liveness: answered by a loop, so a process that is gone or whose loop
+ * is stuck fails it; and 503 when any worker's loop has not completed a
+ * turn for health.stall_ms (a stuck loop, not a busy one: a busy loop
+ * turns many times a second). */
 static int healthz(cio_http_req *req, void *ud)
 {
-    (void)ud;
-    return cio_http_respond(req, 200, "text/plain", "ok\n", 3);
+    corio_app *app = ud;
+    unsigned stuck;
+    cio_time since;
+    if (corio_loops_alive(app->sh, &stuck, &since))
+        return cio_http_respond(req, 200, "text/plain", "ok\n", 3);
+    char *body = cio_arena_printf(cio_http_arena(req),
+                                  "stalled: worker %u's loop has not turned for %lld ms\n", stuck,
+                                  (long long)(since / CIO_MS(1)));
+    return cio_http_respond(req, 503, "text/plain", body, body ? strlen(body) : 0);
 }
 
 /* Readiness: ready once this server knows which entry of "servers" it is
@@ -62,7 +103,7 @@ static int healthz(cio_http_req *req, void *ud)
 static int readyz(cio_http_req *req, void *ud)
 {
     corio_app *app = ud;
-    enum cio_peer_state st = cio_discovery_state(app->disc);
+    enum cio_peer_state st = (enum cio_peer_state)atomic_load(&app->sh->disc_state);
     if (st == CIO_PEER_FOUND || st == CIO_PEER_STANDALONE)
         return cio_http_respond(req, 200, "text/plain", "ready\n", 6);
     cio_http_add_header(req, "Retry-After", "1");
@@ -130,17 +171,24 @@ static int json_respond(cio_http_req *req, jbuf *j)
     return rc;
 }
 
-/* The cluster as this server sees it, read from discovery's view. */
-static int cluster(cio_http_req *req, void *ud)
+/* The cluster as this server sees it, read from discovery's view on loop
+ * 0 (the other workers ask it to write the document there). */
+typedef struct cluster_ask {
+    corio_shared *sh;
+    jbuf j;
+} cluster_ask;
+
+static void cluster_json(void *arg)
 {
-    corio_app *app = ud;
-    cio_discovery *d = app->disc;
+    cluster_ask *a = arg;
+    jbuf *jp = &a->j;
+    cio_discovery *d = a->sh->disc;
     int self = cio_discovery_self(d);
     size_t n = cio_discovery_count(d);
-    jbuf j = {0};
+#define j (*jp)
     JLIT(&j, "{\"self\": ");
     json_str(&j, self >= 0 ? cio_discovery_peer(d, (size_t)self)->name : NULL);
-    json_printf(&j, ", \"id\": \"%s\", \"state\": \"%s\", \"aliases\": [", app->id.hex,
+    json_printf(&j, ", \"id\": \"%s\", \"state\": \"%s\", \"aliases\": [", a->sh->id.hex,
                 cio_peer_state_name(cio_discovery_state(d)));
     bool first = true;
     for (size_t i = 0; i < n; i++)
@@ -175,7 +223,17 @@ static int cluster(cio_http_req *req, void *ud)
     if (n)
         JLIT(&j, "\n");
     JLIT(&j, "]}\n");
-    return json_respond(req, &j);
+#undef j
+}
+
+static int cluster(cio_http_req *req, void *ud)
+{
+    corio_app *app = ud;
+    cluster_ask a = {.sh = app->sh};
+    int rc = cio_loop_call(app->sh->loops[0], cluster_json, &a);
+    if (rc < 0)
+        return rc;
+    return json_respond(req, &a.j);
 }
 
 /* CORIO_DEBUG=1 only: keeps the loop busy for ?ms=N (1..10000) without
@@ -216,8 +274,11 @@ static int metrics(cio_http_req *req, void *ud)
 static int client_request(cio_http_req *req, void *ud)
 {
     corio_app *app = ud;
-    const char *self;
-    int rc = cio_discovery_await_self(app->disc, &self, CIO_NEVER);
+    /* Loop 0 sets the event once discovery has its answer. */
+    int rc = cio_event_wait(&app->self_known, CIO_NEVER);
+    if (rc == 0)
+        rc = app->self_rc;
+    const char *self = app->self;
     if (rc == -ESRCH || rc == -ESHUTDOWN) {
         cio_http_add_header(req, "Retry-After", "1");
         static const char msg[] = "this server has not found itself in \"servers\"\n";
@@ -228,7 +289,7 @@ static int client_request(cio_http_req *req, void *ud)
     jbuf j = {0};
     JLIT(&j, "{\"self\": ");
     json_str(&j, self);
-    json_printf(&j, ", \"id\": \"%s\"}\n", app->id.hex);
+    json_printf(&j, ", \"id\": \"%s\"}\n", app->sh->id.hex);
     return json_respond(req, &j);
 }
 

@@ -7,25 +7,53 @@
 #include "cio_peer.h"
 #include "cio_ws.h"
 
-typedef struct corio_app {
-    cio_pool *pool;
+#include <stdatomic.h>
+
+typedef struct corio_app corio_app;
+
+/* What every worker shares: set up before the workers start and read-only
+ * afterwards, but for the atomics. */
+typedef struct corio_shared {
+    unsigned nworkers;
+    corio_app **apps;        /* every worker's, by index */
+    cio_loop **loops;        /* every worker's loop, by index (loops[0] is the main one) */
+    cio_peer_id id;          /* this process's id, served at /server_id */
+    cio_discovery *disc;     /* which entry of "servers" this server is (loop 0's) */
+    _Atomic int disc_state;  /* its state, for every loop (enum cio_peer_state) */
+    cio_ws_topic_group *rooms; /* /ws/chat's rooms, spanning the workers */
+    _Atomic uint64_t stall_ms; /* health.stall_ms (SIGHUP may change it) */
+    double start_time;       /* the process's start, seconds since the epoch */
+} corio_shared;
+
+/* One worker: a loop on a thread of its own, with its own server. */
+struct corio_app {
+    corio_shared *sh;
+    unsigned worker;       /* index in sh */
+    cio_pool *pool;        /* the process's pool, completing on this loop */
     cio_time pool_wait;    /* for room in a full pool queue, then 503 + Retry-After */
     cio_ws_opts ws_opts;   /* /ws/echo */
     cio_ws_opts chat_opts; /* /ws/chat: the same, with frames shared by the room */
-    cio_ws_topics *rooms;  /* /ws/chat's rooms */
-    cio_peer_id id;        /* this process's id, served at /server_id */
-    cio_discovery *disc;   /* which entry of "servers" this server is */
+    cio_ws_topics *rooms;  /* this loop's member of sh->rooms */
     cio_http_server *srv;  /* for /metrics */
     cio_log_writer *access; /* the access log (SIGHUP replaces it), or NULL */
-    double start_time;     /* the process's start, seconds since the epoch */
-} corio_app;
+    cio_event self_known;  /* set once discovery has an answer (self_rc) */
+    int self_rc;           /* cio_discovery_await_self's */
+    const char *self;      /* and the entry it found (the discovery's memory) */
+    cio_time heard_posted; /* the latest peer id passed on to loop 0 */
+};
 
-/* Appends the Prometheus text exposition of the process's metrics to b.
- * 0 or -ENOMEM (b holds what was written). */
+/* Appends the Prometheus text exposition of the process's metrics (summed
+ * over every worker, with a worker label on per-loop gauges) to b.
+ * [awaits] the other workers' loops. 0 or -ENOMEM (b holds what was
+ * written). */
 int corio_metrics_render(corio_app *app, cio_buf *b);
 
 /* When the process started, in seconds since the epoch (/proc). */
 double corio_process_start_time(void);
+
+/* Whether every worker's loop turned within health.stall_ms; if not, the
+ * first that did not, and how long ago it last turned. Thread-safe. */
+bool corio_loops_alive(const corio_shared *sh, unsigned *stuck, cio_time *since);
 
 /* Registers the built-in routes (/plaintext, /json, /echo, /hash, /ws/echo,
  * /ws/chat, /server_id, /healthz, /readyz, /cluster, /client-request,
