@@ -7,6 +7,8 @@
 #include "../core/harness.h"
 #include "cio_ws.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -548,10 +550,126 @@ START_TEST(publish_reaches_the_other_members)
 }
 END_TEST
 
+/* ---- rooms spanning loops (topic groups) --------------------------------------------- */
+
+static void group_open(cio_ws *ws, void *ud)
+{
+    cio_ws_subscribe(ws, ud, "r");
+}
+
+static const cio_ws_handler group_h = {.on_open = group_open};
+
+static int r_group(cio_http_req *req, void *ud)
+{
+    int rc = cio_ws_accept(req, &opts, &group_h, ud);
+    return rc < 0 ? rc : 0;
+}
+
+typedef struct far_side {
+    cio_ws_topic_group *g;
+    wsx x;
+    atomic_bool subscribed; /* the other loop may publish now */
+    atomic_bool published;  /* it has: this member may go */
+    int frames;
+    sframe f[4];
+} far_side;
+
+/* Loop B: one subscriber to "r" on member 1, until a frame arrives. */
+static intptr_t far_main(void *arg)
+{
+    far_side *fs = arg;
+    cio_http_server *s;
+    cio_ws_topics *t;
+    ck_assert_int_eq(cio_http_server_create(NULL, NULL, &s), 0);
+    ck_assert_int_eq(cio_ws_topics_create_member(fs->g, 1, &t), 0);
+    cio_http_route(s, "GET", "/group", r_group, t);
+    cio_http_conn *c = cio_http_conn_new(s);
+    cio_mem_transport m;
+    cio_mem_transport_init(&m, NULL, cio_http_conn_cbs(), c);
+    cio_mem_transport_feed(&m, fs->x.in, fs->x.in_len);
+    ck_assert_int_eq(cio_http_conn_start(c, &m.t), 0);
+    ck_assert(T_AWAIT(cio_ws_subscribers(t, "r") == 1, T_PATIENCE_MS));
+    atomic_store(&fs->subscribed, true);
+    /* The 101, then the frame: wait until a frame parses. */
+    cio_time until = cio_after(CIO_MS(T_PATIENCE_MS));
+    while (cio_now() < until &&
+           sframes((const uint8_t *)m.out.p, m.out.len, fs->f, 4) < 1)
+        cio_sleep(CIO_MS(1));
+    memcpy(fs->x.out, m.out.p, m.out.len < sizeof(fs->x.out) ? m.out.len : sizeof(fs->x.out));
+    fs->x.out_len = m.out.len < sizeof(fs->x.out) ? m.out.len : sizeof(fs->x.out);
+    ck_assert(T_AWAIT(atomic_load(&fs->published), T_PATIENCE_MS));
+    cio_http_server_shutdown(s, cio_after(CIO_SEC(2)));
+    cio_http_server_destroy(s);
+    cio_ws_topics_destroy(t);
+    cio_mem_transport_fini(&m);
+    return 0;
+}
+
+static void *far_thread(void *arg)
+{
+    t_run(far_main, arg);
+    return NULL;
+}
+
+typedef struct near_side {
+    far_side *fs;
+    int delivered;
+} near_side;
+
+static intptr_t near_main(void *arg)
+{
+    near_side *ns = arg;
+    cio_ws_topics *t;
+    ck_assert_int_eq(cio_ws_topics_create_member(ns->fs->g, 0, &t), 0);
+    ck_assert(T_AWAIT(atomic_load(&ns->fs->subscribed), T_PATIENCE_MS));
+    /* No subscriber here: the message only crosses to loop B. */
+    ns->delivered = cio_ws_publish(t, "r", false, "across loops", 12, NULL);
+    cio_ws_topics_destroy(t);
+    return 0;
+}
+
+START_TEST(publish_reaches_subscribers_on_another_loop)
+{
+    static far_side fs;
+    static wbuf b;
+    memset(&fs, 0, sizeof(fs));
+    b.n = 0;
+    cio_ws_opts_defaults(&opts);
+    ck_assert_int_eq(cio_ws_topic_group_create(2, &fs.g), 0);
+    input(&fs.x, &b, UPGRADE("/group") "\r\n");
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, far_thread, &fs), 0);
+    near_side ns = {.fs = &fs};
+    t_run(near_main, &ns);
+    atomic_store(&fs.published, true);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(ns.delivered, 0); /* none on the publisher's loop */
+    sframe f[4];
+    ck_assert_int_eq(sframes(fs.x.out, fs.x.out_len, f, 4), 1);
+    ck_assert(f[0].op == 1 && f[0].n == 12 && memcmp(f[0].p, "across loops", 12) == 0);
+    ck_assert_uint_eq(cio_ws_topic_group_dropped(fs.g), 0);
+    cio_ws_topic_group_destroy(fs.g);
+}
+END_TEST
+
+START_TEST(member_slot_is_taken_once)
+{
+    cio_ws_topic_group *g;
+    ck_assert_int_eq(cio_ws_topic_group_create(0, &g), -EINVAL);
+    ck_assert_int_eq(cio_ws_topic_group_create(1, &g), 0);
+    cio_ws_topics *t;
+    /* Not on a loop: refused. */
+    ck_assert_int_eq(cio_ws_topics_create_member(g, 0, &t), -EINVAL);
+    cio_ws_topic_group_destroy(g);
+}
+END_TEST
+
 static Suite *ws_suite(void)
 {
     Suite *s = suite_create("ws");
     T_CASE(s, handshake_answers_101_with_the_accept_key, 10);
+    T_CASE(s, publish_reaches_subscribers_on_another_loop, 15);
+    T_CASE(s, member_slot_is_taken_once, 10);
     T_CASE(s, handshake_without_version_is_426, 10);
     T_CASE(s, echo_keeps_type_and_joins_fragments, 10);
     T_CASE(s, violation_fails_with_its_code, 10);
