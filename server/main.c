@@ -135,6 +135,7 @@ struct daemon {
     corio_shared sh;
     worker *w;
     unsigned n;
+    uint16_t *ports; /* per listen address, the port worker 0 bound */
     /* loop 0's: workers' reports (set up, listening, drained) */
     unsigned reports;
     unsigned failures;
@@ -319,12 +320,17 @@ static void apply_everywhere(daemon_t *d, cfg_ref *c, fd_ref *afd)
 {
     for (unsigned i = 1; i < d->n; i++) {
         apply_msg *m = malloc(sizeof(*m));
-        if (!m || cio_loop_post(d->sh.loops[i], apply_posted, m) < 0) {
-            free(m);
+        if (!m) {
             cio_error("SIGHUP: worker %u keeps its settings: out of memory", i);
             continue;
         }
         *m = (apply_msg){&d->w[i], cfg_hold(c), fd_hold(afd)};
+        if (cio_loop_post(d->sh.loops[i], apply_posted, m) < 0) {
+            cfg_release(m->c);
+            fd_release(m->afd);
+            free(m);
+            cio_error("SIGHUP: worker %u keeps its settings: out of memory", i);
+        }
     }
     worker_apply(&d->w[0], cfg_hold(c), fd_hold(afd));
 }
@@ -682,15 +688,25 @@ static uint64_t buffered_limit(const cio_config *cfg, uint64_t *cgroup_max)
 
 /* ---- a worker's life ---------------------------------------------------------------------- */
 
+/* The port of a "host:port" text (as cio_http_listen_with writes it). */
+static uint16_t port_of(const char *text)
+{
+    const char *c = strrchr(text, ':');
+    return c ? (uint16_t)strtoul(c + 1, NULL, 10) : 0;
+}
+
 /* [awaits] Listens on every address of list (with SO_REUSEPORT when
  * several workers share them: each has a socket of its own, and the
- * kernel spreads connections among them). A daemon restarted at once
+ * kernel spreads connections among them). ports, when given, holds per
+ * entry the port to use instead of the listed one (0: as listed) and
+ * receives the port bound: worker 0 binds first, and the others take its
+ * ports, so that "port 0" is one free port for all of them. A daemon restarted at once
  * (after kill -9, by a supervisor) finds its old listening socket still
  * bound for ~10 ms, until the kernel has torn down the dead process's
  * ring: EADDRINUSE is retried for a while, as nginx does (5 tries 500 ms
  * apart). 0 or -errno (logged). */
 static int listen_all(cio_http_server *srv, const cio_listen *list, size_t n, bool reuseport,
-                      const char *what, bool tell)
+                      const char *what, bool tell, uint16_t *ports)
 {
     for (size_t i = 0; i < n; i++) {
         char bound[64];
@@ -699,8 +715,15 @@ static int listen_all(cio_http_server *srv, const cio_listen *list, size_t n, bo
         int rc;
         cio_http_listen_opts lo = {.reuseport = reuseport,
                                    .proxy_protocol = list[i].proxy_protocol};
-        while ((rc = cio_http_listen_with(srv, (const struct sockaddr *)&list[i].addr,
-                                          list[i].addrlen, &lo, bound)) == -EADDRINUSE &&
+        struct sockaddr_storage addr = list[i].addr;
+        if (ports && ports[i]) {
+            if (addr.ss_family == AF_INET)
+                ((struct sockaddr_in *)&addr)->sin_port = htons(ports[i]);
+            else if (addr.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&addr)->sin6_port = htons(ports[i]);
+        }
+        while ((rc = cio_http_listen_with(srv, (const struct sockaddr *)&addr, list[i].addrlen,
+                                          &lo, bound)) == -EADDRINUSE &&
                cio_now() < give_up) {
             if (!told && tell)
                 cio_warn("%s is in use; trying again for %d s", list[i].text,
@@ -713,6 +736,8 @@ static int listen_all(cio_http_server *srv, const cio_listen *list, size_t n, bo
             cio_error("cannot listen on %s: %s", list[i].text, strerror(-rc));
             return rc;
         }
+        if (ports)
+            ports[i] = port_of(bound);
         if (tell)
             cio_info("%s on %s%s", what, bound,
                      list[i].proxy_protocol ? " (PROXY protocol required)" : "");
@@ -786,10 +811,11 @@ static int worker_listen(worker *w)
 {
     const cio_config *cfg = &w->d->cfg;
     bool many = w->d->n > 1;
-    int rc = listen_all(w->srv, cfg->listen, cfg->nlisten, many, "listening", w->index == 0);
+    int rc = listen_all(w->srv, cfg->listen, cfg->nlisten, many, "listening", w->index == 0,
+                        w->d->ports);
     if (rc == 0 && w->admin)
         rc = listen_all(w->admin, cfg->admin_listen, cfg->nadmin_listen, false,
-                        "listening (/metrics, /cluster)", true);
+                        "listening (/metrics, /cluster)", true, NULL);
     return rc;
 }
 
@@ -977,10 +1003,14 @@ static intptr_t serve(void *arg)
         }
         goto stop_workers;
     }
-    for (unsigned i = 0; i < d->n; i++)
-        tell(&d->w[i], set_go);
+    /* Worker 0 binds first: the others take the ports it got. */
     rc = worker_listen(w0);
     report(w0, rc < 0 ? REPORT_FAILED : REPORT_OK);
+    for (unsigned i = 1; i < d->n; i++) {
+        if (rc < 0)
+            tell(&d->w[i], cut_drain); /* they skip listening */
+        tell(&d->w[i], set_go);
+    }
     if (gather(d) > 0)
         goto drain;
     if (d->n > 1)
@@ -1128,6 +1158,11 @@ int main(int argc, char **argv)
         return 2;
     }
     d.sh.nworkers = d.n;
+    d.ports = calloc(d.cfg.nlisten ? d.cfg.nlisten : 1, sizeof(*d.ports));
+    if (!d.ports) {
+        fprintf(stderr, "corio: %s\n", strerror(ENOMEM));
+        return 2;
+    }
     for (unsigned i = 0; i < d.n; i++) {
         d.w[i].d = &d;
         d.w[i].index = i;
@@ -1226,6 +1261,7 @@ done:
     free(d.w);
     free(d.sh.apps);
     free(d.sh.loops);
+    free(d.ports);
     cio_config_free(&d.cfg);
     return status;
 }
