@@ -615,11 +615,7 @@ static intptr_t main_call_other(void *arg)
     return t_thread_stop(&t);
 }
 
-START_TEST(call_runs_fn_on_the_target_loops_thread)
-{
-    ck_assert_int_eq(t_run(main_call_other, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(call_runs_fn_on_the_target_loops_thread, main_call_other, 0)
 
 static intptr_t main_call_self(void *arg)
 {
@@ -631,11 +627,7 @@ static intptr_t main_call_self(void *arg)
     return 0;
 }
 
-START_TEST(call_on_the_current_loop_runs_fn_directly)
-{
-    ck_assert_int_eq(t_run(main_call_self, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(call_on_the_current_loop_runs_fn_directly, main_call_self, 0)
 
 enum { FAN = 4 };
 
@@ -671,11 +663,7 @@ static intptr_t main_call_all(void *arg)
     return 0;
 }
 
-START_TEST(call_all_runs_once_on_each_targets_thread)
-{
-    ck_assert_int_eq(t_run(main_call_all, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(call_all_runs_once_on_each_targets_thread, main_call_all, 0)
 
 typedef struct {
     atomic_int entered;
@@ -723,11 +711,7 @@ static intptr_t main_call_cancelled(void *arg)
     return t_thread_stop(&t);
 }
 
-START_TEST(cancelled_caller_still_waits_for_fn)
-{
-    ck_assert_int_eq(t_run(main_call_cancelled, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(cancelled_caller_still_waits_for_fn, main_call_cancelled, 0)
 
 static t_thread keeper;       /* the target of the next test */
 static atomic_int home_done;  /* its main task has returned */
@@ -800,11 +784,7 @@ static intptr_t main_idle_heartbeat(void *arg)
     return t_thread_stop(&t);
 }
 
-START_TEST(idle_loop_with_heartbeat_advances_last_turn)
-{
-    ck_assert_int_eq(t_run(main_idle_heartbeat, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(idle_loop_with_heartbeat_advances_last_turn, main_idle_heartbeat, 0)
 
 static struct {
     cio_loop *loop;
@@ -857,11 +837,7 @@ static intptr_t main_blocked(void *arg)
     return 0;
 }
 
-START_TEST(blocked_loop_does_not_advance_last_turn)
-{
-    ck_assert_int_eq(t_run(main_blocked, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(blocked_loop_does_not_advance_last_turn, main_blocked, 0)
 
 static Suite *loop_suite(void)
 {

@@ -479,11 +479,7 @@ static intptr_t main_attached_loop(void *arg)
     return 0;
 }
 
-START_TEST(attached_loop_jobs_complete_on_that_loop)
-{
-    ck_assert_int_eq(t_run(main_attached_loop, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(attached_loop_jobs_complete_on_that_loop, main_attached_loop, 0)
 
 START_TEST(attached_loop_without_msg_ring_completes_on_that_loop)
 {
@@ -538,11 +534,7 @@ static intptr_t main_two_loops(void *arg)
     return 0;
 }
 
-START_TEST(two_loops_submitting_at_once_all_complete)
-{
-    ck_assert_int_eq(t_run(main_two_loops, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(two_loops_submitting_at_once_all_complete, main_two_loops, 0)
 
 static atomic_int owner_ran, front_ran;
 
@@ -591,11 +583,7 @@ static intptr_t main_front_cancel_queued(void *arg)
     return 0;
 }
 
-START_TEST(attached_cancel_shutdown_drops_only_its_own_queued_jobs)
-{
-    ck_assert_int_eq(t_run(main_front_cancel_queued, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(attached_cancel_shutdown_drops_only_its_own_queued_jobs, main_front_cancel_queued, 0)
 
 static intptr_t main_front_cancel_running(void *arg)
 {
@@ -621,11 +609,7 @@ static intptr_t main_front_cancel_running(void *arg)
     return 0;
 }
 
-START_TEST(attached_cancel_shutdown_stops_only_its_own_running_jobs)
-{
-    ck_assert_int_eq(t_run(main_front_cancel_running, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(attached_cancel_shutdown_stops_only_its_own_running_jobs, main_front_cancel_running, 0)
 
 static intptr_t main_owner_busy(void *arg)
 {
@@ -641,11 +625,7 @@ static intptr_t main_owner_busy(void *arg)
     return 0;
 }
 
-START_TEST(owner_shutdown_with_a_front_end_attached_is_ebusy)
-{
-    ck_assert_int_eq(t_run(main_owner_busy, NULL), 0);
-}
-END_TEST
+T_LOOP_TEST(owner_shutdown_with_a_front_end_attached_is_ebusy, main_owner_busy, 0)
 
 static intptr_t main_attach_after_shutdown(void *arg)
 {
@@ -658,11 +638,7 @@ static intptr_t main_attach_after_shutdown(void *arg)
     return rc;
 }
 
-START_TEST(attach_to_a_shut_down_pool_is_eshutdown)
-{
-    ck_assert_int_eq(t_run(main_attach_after_shutdown, NULL), -ESHUTDOWN);
-}
-END_TEST
+T_LOOP_TEST(attach_to_a_shut_down_pool_is_eshutdown, main_attach_after_shutdown, -ESHUTDOWN)
 
 /* ---- cio_cpu_count ------------------------------------------------------------------ */
 
