@@ -70,6 +70,15 @@ int cio_pool_attach(cio_pool *p, cio_loop *loop, cio_pool **out);
  * /proc and /sys: call it at startup, not per request. */
 unsigned cio_cpu_count(void);
 
+/* Calls fn(ud, dir, v2) for each cgroup directory whose limits bind this
+ * process, from its own cgroup up to the root of the hierarchy: in the v2
+ * hierarchy (v2 true; under /sys/fs/cgroup) and in the v1 hierarchy of the
+ * controller v1_ctrl ("cpu", "memory"; under /sys/fs/cgroup/<controllers>).
+ * The root counts: in a container it is the container's own cgroup, while
+ * the path /proc/self/cgroup gives may exist only on the host. Blocking file
+ * reads: for startup. */
+void cio_cgroup_walk(const char *v1_ctrl, void (*fn)(void *ud, const char *dir, bool v2), void *ud);
+
 /* [awaits] Submits job (waiting while the queue is full: backpressure) and
  * returns 0 once queued; the result arrives in job->fut. Returns -ETIMEDOUT,
  * -ECANCELED (job not submitted) or -ESHUTDOWN. */
