@@ -30,11 +30,13 @@
 #include "daemon.h"
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -621,56 +623,30 @@ static int discovery_create(const cio_config *cfg, cio_http_client *client, cons
 
 /* ---- memory ------------------------------------------------------------------------------ */
 
-/* The lowest memory limit on the way from cgroup path (under mount) up to
- * its root, read from file in each; UINT64_MAX when none. v2 writes "max"
- * for no limit, v1 a number near 2^63. At startup: blocking reads are fine. */
-static uint64_t cgroup_limit(const char *mount, char *path, const char *file)
+/* Lowers *(uint64_t *)ud to the memory limit of the cgroup in dir: v2's
+ * memory.max ("max" for none, which does not parse), v1's
+ * memory.limit_in_bytes (a number near 2^63 for none). */
+static void note_memory_limit(void *ud, const char *dir, bool v2)
 {
-    uint64_t lowest = UINT64_MAX;
-    for (;;) {
-        char name[4400];
-        snprintf(name, sizeof(name), "%s%s/%s", mount, strcmp(path, "/") ? path : "", file);
-        FILE *f = fopen(name, "re");
-        if (f) {
-            unsigned long long v;
-            if (fscanf(f, "%llu", &v) == 1 && v < lowest)
-                lowest = v;
-            fclose(f);
-        }
-        char *slash = strrchr(path, '/');
-        if (!slash || slash == path)
-            break;
-        *slash = 0;
-    }
-    return lowest;
+    uint64_t *lowest = ud;
+    char name[4400];
+    snprintf(name, sizeof(name), "%s/%s", dir, v2 ? "memory.max" : "memory.limit_in_bytes");
+    FILE *f = fopen(name, "re");
+    if (!f)
+        return;
+    unsigned long long v;
+    if (fscanf(f, "%llu", &v) == 1 && v < *lowest)
+        *lowest = v;
+    fclose(f);
 }
 
-/* The memory the process's cgroup may use: cgroup v2 (memory.max), or the
- * v1 memory controller (memory.limit_in_bytes); UINT64_MAX when unlimited. */
+/* The memory the process's cgroups may use: the lowest limit from its own
+ * cgroup up (v2, or the v1 memory controller); UINT64_MAX when unlimited.
+ * At startup: blocking reads are fine. */
 static uint64_t cgroup_memory_max(void)
 {
-    FILE *f = fopen("/proc/self/cgroup", "re");
-    if (!f)
-        return UINT64_MAX;
-    uint64_t lowest = UINT64_MAX, v;
-    char line[4096];
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\n")] = 0;
-        char *ctrl = strchr(line, ':');
-        char *path = ctrl ? strchr(ctrl + 1, ':') : NULL;
-        if (!path)
-            continue;
-        *path++ = 0;
-        ctrl++;
-        if (*ctrl == 0) /* "0::/path": the v2 hierarchy */
-            v = cgroup_limit("/sys/fs/cgroup", path, "memory.max");
-        else if (strcmp(ctrl, "memory") == 0)
-            v = cgroup_limit("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes");
-        else
-            continue;
-        lowest = v < lowest ? v : lowest;
-    }
-    fclose(f);
+    uint64_t lowest = UINT64_MAX;
+    cio_cgroup_walk("memory", note_memory_limit, &lowest);
     return lowest;
 }
 
