@@ -17,9 +17,12 @@
  * THREADS
  *   A loop and everything attached to it (tasks, futures, timers, sync
  *   primitives, streams) belongs to the thread that created the loop. The only
- *   calls that may be made from other threads are cio_loop_post() and
- *   cio_loop_stop(). Thread-pool jobs run on worker threads and must not touch
- *   loop objects; their result travels back through the future of the job.
+ *   calls that may be made from other threads are cio_loop_post(),
+ *   cio_loop_stop() and cio_loop_last_turn(); cio_loop_call() runs a callback
+ *   on another loop's thread and waits for it, and cio_pool_attach() lets
+ *   another loop use a pool's threads. Thread-pool jobs run on worker threads
+ *   and must not touch loop objects; their result travels back through the
+ *   future of the job, to the loop of the pool (front end) they came through.
  *
  * ERRORS
  *   Calls return 0 or a non-negative value on success and -errno on failure;
