@@ -138,7 +138,10 @@ struct daemon {
     worker *w;
     unsigned n;
     uint16_t *ports; /* per listen address, the port worker 0 bound */
-    /* loop 0's: workers' reports (set up, listening, drained) */
+    /* loop 0's: workers' reports (set up, listening, drained), one per
+     * phase from each worker that has a loop */
+    unsigned alive;  /* workers with a loop */
+    unsigned expect; /* reports this phase */
     unsigned reports;
     unsigned failures;
     unsigned abandons;
@@ -398,13 +401,15 @@ static void cut_drain(worker *w)
 }
 
 /* Reports arrive on loop 0 and are counted there. */
-enum report { REPORT_OK, REPORT_FAILED, REPORT_ABANDON };
+enum report { REPORT_OK, REPORT_FAILED, REPORT_ABANDON, REPORT_GONE };
 
 static void counted(daemon_t *d, enum report r)
 {
-    d->failures += r == REPORT_FAILED;
+    d->failures += r == REPORT_FAILED || r == REPORT_GONE;
     d->abandons += r == REPORT_ABANDON;
-    if (++d->reports == d->n)
+    if (r == REPORT_GONE)
+        d->alive--; /* no loop: it reports nothing more */
+    if (++d->reports == d->expect)
         cio_event_set(&d->reported);
 }
 
@@ -420,10 +425,14 @@ static void report_abandon(worker *w)
 {
     counted(w->d, REPORT_ABANDON);
 }
+static void report_gone(worker *w)
+{
+    counted(w->d, REPORT_GONE);
+}
 
 static void report(worker *w, enum report r)
 {
-    static const worker_fn fns[] = {report_ok, report_failed, report_abandon};
+    static const worker_fn fns[] = {report_ok, report_failed, report_abandon, report_gone};
     /* Runs fns[r](w) on loop 0, whose worker is d->w[0]: the w passed is
      * the reporting one, the loop is loop 0's. */
     worker_msg *m;
@@ -438,14 +447,16 @@ static void report(worker *w, enum report r)
         sched_yield();
 }
 
-/* [awaits] On loop 0: waits until every worker has reported once more;
- * returns how many reported failures. */
+/* [awaits] On loop 0: waits until every worker with a loop has reported
+ * the phase; returns how many reported failures, and readies the count
+ * for the next phase. */
 static unsigned gather(daemon_t *d)
 {
     cio_event_wait(&d->reported, CIO_NEVER);
     unsigned failed = d->failures;
     d->reports = 0;
     d->failures = 0;
+    d->expect = d->alive;
     cio_event_init(&d->reported);
     return failed;
 }
@@ -861,19 +872,18 @@ static intptr_t worker_main(void *arg)
     int rc = worker_setup(w);
     report(w, rc < 0 ? REPORT_FAILED : REPORT_OK);
     cio_event_wait(&w->go, CIO_NEVER);
-    if (rc == 0 && !w->cut) {
-        rc = worker_listen(w);
-        report(w, rc < 0 ? REPORT_FAILED : REPORT_OK);
-        cio_event_wait(&w->stop, CIO_NEVER);
-        enum report r = worker_drain(w);
-        if (r == REPORT_ABANDON)
-            cio_loop_abandon(cio_loop_current()); /* its logs written out: the process exits */
-        report(w, r);
-        if (r == REPORT_ABANDON) {
-            while (cio_sleep(CIO_SEC(60)) == 0)
-                ; /* until loop 0 exits the process */
-            return 0;
-        }
+    /* After a failure elsewhere (cut), every phase is still reported. */
+    int lrc = rc == 0 && !w->cut ? worker_listen(w) : 0;
+    report(w, lrc < 0 ? REPORT_FAILED : REPORT_OK);
+    cio_event_wait(&w->stop, CIO_NEVER);
+    enum report r = rc == 0 ? worker_drain(w) : REPORT_OK;
+    if (r == REPORT_ABANDON)
+        cio_loop_abandon(cio_loop_current()); /* its logs written out: the process exits */
+    report(w, r);
+    if (r == REPORT_ABANDON) {
+        while (cio_sleep(CIO_SEC(60)) == 0)
+            ; /* until loop 0 exits the process */
+        return 0;
     }
     cio_event_wait(&w->exit, CIO_NEVER);
     worker_teardown(w);
@@ -889,7 +899,7 @@ static void *worker_thread(void *arg)
         /* Loop 0 waits for this worker's report: it must hear of it (and
          * tells it nothing more: its loops[] entry stays NULL). */
         fprintf(stderr, "corio: worker %u: io_uring: %s\n", w->index, strerror(-rc));
-        report(w, REPORT_FAILED);
+        report(w, REPORT_GONE);
         return NULL;
     }
     /* Loop 0 reads loops[] only after this worker's first report (the
@@ -954,9 +964,12 @@ static intptr_t serve(void *arg)
     }
     /* Every worker is set up, then every worker listens: no route (nor
      * /metrics) runs before every loop exists. */
+    /* Each phase ends when every worker with a loop has reported it; after
+     * a failure the others still go through every phase, with no grace. */
+    d->alive = d->expect = d->n;
     cio_event_init(&d->reported);
-    rc = worker_setup(w0);
-    report(w0, rc < 0 ? REPORT_FAILED : REPORT_OK);
+    int setup_rc = worker_setup(w0);
+    report(w0, setup_rc < 0 ? REPORT_FAILED : REPORT_OK);
     for (unsigned i = 1; i < d->n; i++, started++) {
         rc = -pthread_create(&d->w[i].thread, NULL, worker_thread, &d->w[i]);
         if (rc < 0) {
@@ -965,29 +978,24 @@ static intptr_t serve(void *arg)
         }
     }
     if (started < d->n) {
-        /* Those that started report; the others never will. */
-        d->reports += d->n - started;
+        /* Those that never started never report. */
+        d->alive -= d->n - started;
+        d->expect -= d->n - started;
         d->failures += d->n - started;
-        if (d->reports == d->n)
+        if (d->reports == d->expect)
             cio_event_set(&d->reported);
     }
-    if (gather(d) > 0) {
-        /* Those waiting to listen skip it, and wait to end. */
-        for (unsigned i = 1; i < started; i++) {
-            tell(&d->w[i], cut_drain);
-            tell(&d->w[i], set_go);
-        }
-        goto stop_workers;
-    }
+    bool failed = gather(d) > 0;
     /* Worker 0 binds first: the others take the ports it got. */
-    rc = worker_listen(w0);
+    rc = failed ? 0 : worker_listen(w0);
+    failed = failed || rc < 0;
     report(w0, rc < 0 ? REPORT_FAILED : REPORT_OK);
-    for (unsigned i = 1; i < d->n; i++) {
-        if (rc < 0)
+    for (unsigned i = 1; i < started; i++) {
+        if (failed)
             tell(&d->w[i], cut_drain); /* they skip listening */
         tell(&d->w[i], set_go);
     }
-    if (gather(d) > 0)
+    if (gather(d) > 0 || failed)
         goto drain;
     if (d->n > 1)
         cio_info("%u workers share the listening addresses (SO_REUSEPORT)", d->n);
@@ -1044,7 +1052,7 @@ drain:
         tell_all(d, cut_drain); /* a failed start: no grace */
     for (unsigned i = 1; i < d->n; i++)
         tell(&d->w[i], set_stop);
-    report(w0, worker_drain(w0));
+    report(w0, setup_rc == 0 ? worker_drain(w0) : REPORT_OK);
     gather(d);
     if (d->abandons) {
         d->abandon = true;
@@ -1055,7 +1063,6 @@ drain:
      * scrapes are short. */
     if (w0->admin)
         (void)cio_http_server_shutdown(w0->admin, cio_after(CIO_SEC(1)));
-stop_workers:
     for (unsigned i = 1; i < started; i++)
         tell(&d->w[i], set_exit);
     for (unsigned i = 1; i < started; i++)
