@@ -854,3 +854,33 @@ def ws_connect(addr, path, deflate=False, timeout=3.0):
         s.close()
         raise OSError("no 101: %r" % head[:40])
     return s
+
+
+def until(check, timeout=30.0, step=0.05, what="the expected state"):
+    """Calls check() until it returns without raising AssertionError (or
+    OSError); returns its result. At the deadline the last failure is
+    raised, prefixed with `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except (AssertionError, OSError) as e:
+            if time.monotonic() >= deadline:
+                raise AssertionError("%s not reached within %.0f s; last: %s"
+                                     % (what, timeout, e)) from e
+        time.sleep(step)
+
+
+def listening_on(port):
+    """Whether some socket listens on TCP port `port` (IPv4 or IPv6)."""
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        return True
+        except FileNotFoundError:
+            pass
+    return False

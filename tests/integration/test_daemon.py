@@ -55,18 +55,7 @@ LONG_PATH = "/" + "a" * 200  # 404 with the default limits.max_uri_bytes (no roo
 
 
 def until(check, timeout=DEADLINE, step=0.05, what="the expected state"):
-    """Calls check() until it returns without raising AssertionError (or
-    OSError); returns its result. At the deadline the last failure is
-    raised, prefixed with `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, OSError) as e:
-            if time.monotonic() >= deadline:
-                raise AssertionError("%s not reached within %.0f s; last: %s"
-                                     % (what, timeout, e)) from e
-        time.sleep(step)
+    return H.until(check, timeout, step, what)
 
 
 def read_text(path):

@@ -88,19 +88,7 @@ def peer(view, name):
     raise AssertionError("%s is not in /cluster's peers: %r" % (name, view))
 
 
-def listening_on(port):
-    """Whether some socket listens on TCP port `port` (IPv4 or IPv6)."""
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(path) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        return True
-        except FileNotFoundError:
-            pass
-    return False
+listening_on = H.listening_on
 
 
 def wait_port_released(port):
