@@ -884,3 +884,19 @@ def listening_on(port):
         except FileNotFoundError:
             pass
     return False
+
+
+class Reserved:
+    """A port held by a bound socket that never listens: the kernel will not
+    hand it out to another bind(0), while a server started on it (with
+    SO_REUSEADDR) can still bind and listen there, so a test knows its port
+    before the server starts, and a restarted server gets the same one."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, 0))
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()

@@ -143,18 +143,7 @@ def tagged_pids(tag):
 get = H.get_on_port  # one GET on a fresh connection: (status, body)
 
 
-class Reserved:
-    """A port held by a bound socket that never listens (see the module's
-    docstring)."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((H.HOST, 0))
-        self.port = self.sock.getsockname()[1]
-
-    def close(self):
-        self.sock.close()
+Reserved = H.Reserved  # a port bound, never listening: every process started on it binds the same
 
 
 class NotifySocket:

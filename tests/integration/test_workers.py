@@ -64,18 +64,7 @@ class Overshoot(Exception):
     """A counter went past the value a test waits for: no use waiting."""
 
 
-class Reserved:
-    """A port held by a bound socket that never listens (see the module's
-    docstring)."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((H.HOST, 0))
-        self.port = self.sock.getsockname()[1]
-
-    def close(self):
-        self.sock.close()
+Reserved = H.Reserved  # a port bound, never listening: every process started on it binds the same
 
 
 def socket_inodes(pid):
