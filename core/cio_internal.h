@@ -117,6 +117,12 @@ struct cio_task {
     const char *name; /* for diagnostics (cio_task_set_name), or NULL */
     uint8_t state;
     uint8_t refs; /* handle/group + running */
+
+    /* for debug mode (debug.c) */
+    bool spawned_in_task;      /* by a task: the one expected to join it */
+    uint32_t dbg_jobs;         /* pool jobs outstanding on its stack */
+    const void *spawned_at;    /* the spawn call's return address */
+    struct cio__unjoined *dbg; /* finished with its handle held */
 #if CIO_ASAN
     void *asan_fake;
 #endif
@@ -240,6 +246,11 @@ struct cio_loop {
     void (*slow_fn)(void *ud, const char *name, cio_time ns);
     void *slow_ud;
     uint64_t slow_count;
+
+    /* debug mode (debug.c) */
+    bool debug;             /* its switch (cio_debug_set) */
+    struct cio__debug *dbg; /* its state, NULL until first used */
+
     cio_list writers;    /* cio_log_writer flushed at the end of each turn */
     cio_list sendq_due;  /* cio_sendq.due_link: sent at the end of each turn */
     cio_log_writer *log; /* this loop's process-log writer (stderr) */
@@ -343,5 +354,38 @@ static inline cio_loop *cio__loop_or_current(cio_loop *l)
 {
     return l ? l : cio__tls_loop;
 }
+
+/* ---- debug mode (debug.c) ------------------------------------------------ */
+
+/* The loop thread's count of voluntary context switches, read around each
+ * task run; each run's closing reading opens the next one's (valid) unless
+ * a callback ran in between. */
+typedef struct cio__debug_mark {
+    long nvcsw;
+    cio_time start;
+    bool valid;
+} cio__debug_mark;
+
+/* Around a run of t by the scheduler while l->debug is on. run_end reports
+ * a run that slept in the kernel and, when t has ended, its abandoned pool
+ * jobs; it returns true if t's stack must not be reused yet (it keeps it). */
+void cio__debug_run_begin(cio_loop *l, cio__debug_mark *m);
+bool cio__debug_run_end(cio_loop *l, cio__debug_mark *m, cio_task *t);
+/* The last reference to t, which debug mode tracked, is gone. */
+void cio__debug_task_released(cio_task *t);
+/* Pool submissions: a job on the submitting task's stack is tracked. */
+void cio__debug_track_job(cio_loop *l, cio_job *job);
+static inline void cio__debug_job_submitted(cio_job *job)
+{
+    cio_loop *l = cio__tls_loop;
+    if (cio__unlikely(l != NULL && l->debug))
+        cio__debug_track_job(l, job);
+}
+/* cio_future_set of a watched future (a tracked job's). */
+void cio__debug_future_set(cio_future *f, intptr_t result);
+/* Completes f (not done) and runs its subscriptions (future.c). */
+void cio__future_complete(cio_future *f, intptr_t result);
+/* Loop teardown: reports the tasks never joined and frees debug state. */
+void cio__debug_fini(cio_loop *l);
 
 #endif /* CIO_INTERNAL_H */

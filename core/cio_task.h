@@ -57,6 +57,104 @@ int cio_slow_watch(cio_loop *loop, cio_time threshold,
 /* The runs counted so far on loop (NULL: the current one). */
 uint64_t cio_slow_count(const cio_loop *loop);
 
+/* Debug mode, asyncio's debug mode beyond the watchdog: checks too costly
+ * to run always (the daemon turns them on with CORIO_DEBUG=1). Off, the
+ * default, they cost one predictable branch per loop turn, task start,
+ * last release of a task, future set and pool submission. On: a
+ * getrusage() system call per task run (~0.4 us measured), a small
+ * allocation per finished task whose handle is still held, and tasks
+ * started in debug mode run 8 KiB deeper in their stack (see
+ * JOB_ABANDONED). Reports name the task (cio_task_set_name) and where it
+ * was spawned (the return address of its cio_spawn or cio_group_spawn
+ * call, with the binary and offset for addr2line). Kinds:
+ *
+ * CIO_DEBUG_BLOCKING: a task run during which the loop's thread slept in
+ *   the kernel (its voluntary context switches, getrusage(RUSAGE_THREAD)
+ *   ru_nvcsw, grew): a blocking read or write that waited, sleep(), a
+ *   contended mutex, fsync(), a page fault that waited for the disk. Every
+ *   other task and connection of the loop waited meanwhile: such work
+ *   belongs on the pool. Not caught: a blocking call that did not have to
+ *   sleep this time (a read served from the page cache, an uncontended
+ *   lock); CPU-bound work (the watchdog's); the thread being preempted
+ *   (involuntary switches are not counted); sleeps in completion, timer or
+ *   subscription callbacks and posted functions (only task runs are
+ *   measured). Under a tracer (strace, gdb) every traced system call
+ *   stops the thread and counts as a sleep.
+ * CIO_DEBUG_UNJOINED_ERROR: a task spawned by another task finished with
+ *   an error (result < 0) while its handle was held, and was neither joined
+ *   nor detached CIO_DEBUG_UNJOINED_GRACE later: asyncio's "Task exception
+ *   was never retrieved". A heuristic: a handle joined later still (after a
+ *   wait-all over slower siblings, say) is reported too. Once per task.
+ * CIO_DEBUG_NEVER_JOINED: from cio_loop_destroy(), each task that finished
+ *   while debug mode was on and was never joined nor detached: its handle
+ *   was dropped and its result never read. Certain, but late (a daemon's at
+ *   exit); cio_debug_stats.unjoined counts them meanwhile. Such tasks are
+ *   freed with the loop (without debug mode they leak).
+ * CIO_DEBUG_JOB_ABANDONED: a task ended while a pool job whose cio_job
+ *   lies on its own stack was still outstanding (submitted, not joined):
+ *   its result would be written into a stack the next task reuses. Debug
+ *   mode keeps that stack out of use until the job completes (and runs the
+ *   task's function 8 KiB deeper, so that the task's own exit does not
+ *   write over the job first), so the mistake is reported instead of
+ *   corrupting memory. Only tasks started in debug mode are protected so.
+ *   Not caught: a cio_job
+ *   on the heap freed early; one in a function's frame that returned
+ *   while its task lives on (reported only if still outstanding when the
+ *   task ends; the frame's memory was reused meanwhile).
+ *
+ * Not checked: a cio_future set but never awaited. A future is plain
+ * memory of its owner, and nothing tells when it is dropped. */
+enum cio_debug_kind {
+    CIO_DEBUG_BLOCKING,
+    CIO_DEBUG_UNJOINED_ERROR,
+    CIO_DEBUG_NEVER_JOINED,
+    CIO_DEBUG_JOB_ABANDONED,
+};
+
+#define CIO_DEBUG_UNJOINED_GRACE CIO_SEC(1)
+
+typedef struct cio_debug_report {
+    enum cio_debug_kind kind;
+    const char *task;       /* its name, or NULL (a finished task's: a copy, <= 63 bytes) */
+    const void *spawned_at; /* return address of the spawn call, or NULL */
+    intptr_t result;        /* UNJOINED_ERROR, NEVER_JOINED: the task's result */
+    uint64_t sleeps;        /* BLOCKING: times the thread slept during the run */
+    cio_time ns;            /* BLOCKING: the run's length */
+    const void *job;        /* JOB_ABANDONED: the cio_job */
+    const char *text;       /* the report as one line, as the log gets it */
+} cio_debug_report;
+
+/* Turns debug mode on loop (NULL: the current one) on or off, from the
+ * loop's next turn (the task runs of the current one, if called from a
+ * task, keep the mode they started with). Only tasks that finish and jobs
+ * submitted while it is on are tracked. Returns 0, -EINVAL (no loop) or
+ * -ENOMEM (its state is allocated on first use). */
+int cio_debug_set(cio_loop *loop, bool on);
+bool cio_debug_enabled(const cio_loop *loop);
+
+/* Sends every report to fn(ud, r) instead of the process log (fn NULL:
+ * back to the log, where each kind gets at most one line a second, the
+ * ones held back counted in the next, and teardown names the first 8
+ * never-joined tasks, then counts the rest). fn runs on the loop's thread
+ * outside any task (between task runs, in a timer callback, or inside
+ * cio_loop_destroy for NEVER_JOINED, when the loop must not be used); it
+ * must not await. r and its strings are valid during the call only.
+ * Returns 0, -EINVAL (no loop) or -ENOMEM. */
+int cio_debug_set_reporter(cio_loop *loop, void (*fn)(void *ud, const cio_debug_report *r),
+                           void *ud);
+
+typedef struct cio_debug_stats {
+    uint64_t blocking;        /* CIO_DEBUG_BLOCKING reports */
+    uint64_t unjoined_errors; /* CIO_DEBUG_UNJOINED_ERROR reports */
+    uint64_t jobs_abandoned;  /* CIO_DEBUG_JOB_ABANDONED reports */
+    uint64_t unjoined;        /* now: tracked finished tasks whose handle is held
+                                 (NEVER_JOINED, if the loop were destroyed now) */
+} cio_debug_stats;
+
+/* Debug mode's counters on loop (NULL: the current one); zeros if it was
+ * never used. */
+void cio_debug_get_stats(const cio_loop *loop, cio_debug_stats *out);
+
 /* The running task, or NULL outside coroutines. */
 cio_task *cio_current(void);
 
@@ -106,6 +204,7 @@ typedef struct cio_future {
     cio_list waiters;
     intptr_t result;
     bool done;
+    bool watched; /* internal: debug mode tracks it (a pool job's) */
 } cio_future;
 
 /* A callback subscription, for code that is not a coroutine. */

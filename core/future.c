@@ -16,12 +16,11 @@ void cio_future_init(cio_future *f)
     cio_list_init(&f->waiters);
     f->result = 0;
     f->done = false;
+    f->watched = false;
 }
 
-int cio_future_set(cio_future *f, intptr_t result)
+void cio__future_complete(cio_future *f, intptr_t result)
 {
-    if (f->done)
-        return -EALREADY;
     f->done = true;
     f->result = result;
     cio_list *n;
@@ -29,6 +28,16 @@ int cio_future_set(cio_future *f, intptr_t result)
         cio_waiter *w = cio_container_of(n, cio_waiter, link);
         w->fn(w, f);
     }
+}
+
+int cio_future_set(cio_future *f, intptr_t result)
+{
+    if (f->done)
+        return -EALREADY;
+    if (cio__unlikely(f->watched))
+        cio__debug_future_set(f, result); /* a job debug mode tracks */
+    else
+        cio__future_complete(f, result);
     return 0;
 }
 

@@ -345,6 +345,7 @@ static void enqueue(cio_pool *p, cio_job *job, cio_fn fn, void *arg)
 {
     pool_shared *s = p->s;
     cio_future_init(&job->fut);
+    cio__debug_job_submitted(job);
     job->fn = fn;
     job->arg = arg;
     job->next = NULL;

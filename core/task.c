@@ -41,6 +41,8 @@ static void task_release(cio_task *t)
     cio_loop *l = t->loop;
     if (--t->refs != 0)
         return;
+    if (cio__unlikely(t->dbg != NULL))
+        cio__debug_task_released(t); /* joined or detached after all */
     if (l->task_free_len < TASK_FREE_MAX) {
         t->next_ready = l->task_free;
         l->task_free = t;
@@ -52,6 +54,7 @@ static void task_release(cio_task *t)
 
 void cio__tasks_fini(cio_loop *l)
 {
+    cio__debug_fini(l); /* frees the finished tasks nobody joined, too */
     while (l->task_free) {
         cio_task *t = l->task_free;
         l->task_free = t->next_ready;
@@ -79,10 +82,6 @@ void cio__task_wake(cio_task *t)
         ready_push(t->loop, t);
 }
 
-/* Runs ready tasks in FIFO order, including those made ready meanwhile, up
- * to a budget of task runs: the turn's fixed costs (clock, timers, kernel
- * entry) are shared by many runs, while tasks that keep yielding to each
- * other still cannot keep the loop from reaping I/O for long. */
 /* The coarse clock: a few nanoseconds to read (a vDSO load), a jiffy's
  * resolution (1 to 4 ms): enough for a watchdog whose thresholds are tens
  * of milliseconds, and cheap enough to read around every switch. */
@@ -93,34 +92,82 @@ static cio_time coarse_now(void)
     return (cio_time)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void cio__run_ready(cio_loop *l)
+static inline cio_task *ready_pop(cio_loop *l)
 {
+    cio_task *t = l->ready_head;
+    l->ready_head = t->next_ready;
+    if (!l->ready_head)
+        l->ready_tail = NULL;
+    return t;
+}
+
+/* Runs t until it awaits or ends; returns whether the slow-task watchdog
+ * reported the run (its callback ran). */
+static inline bool run_task(cio_loop *l, cio_task *t)
+{
+    t->state = CIO__T_RUNNING;
+    l->current = t;
+    cio_time t0 = l->slow_threshold ? coarse_now() : 0;
+    cio__ctx_switch(l, &l->sched, &t->ctx, NULL, t, false);
+    l->current = NULL;
+    if (l->slow_threshold && t0) { /* (not when turned on meanwhile) */
+        /* It ran from t0 until it awaited (or ended): everything else
+         * on this loop waited that long. */
+        cio_time ran = coarse_now() - t0;
+        if (ran > l->slow_threshold) {
+            l->slow_count++;
+            if (l->slow_fn)
+                l->slow_fn(l->slow_ud, t->name, ran);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A finished task hands its stack back (unless debug mode keeps it) and
+ * drops the running reference. */
+static inline void task_retire(cio_loop *l, cio_task *t, bool keep_stack)
+{
+    if (!keep_stack)
+        cio__stack_put(l, t->stack);
+    t->stack = NULL;
+    task_release(t);
+}
+
+/* cio__run_ready with debug mode's checks around each run. */
+static void run_ready_debug(cio_loop *l)
+{
+    cio__debug_mark m = {.valid = false};
     size_t n = RUN_BUDGET;
     while (n-- > 0 && l->ready_head) {
-        cio_task *t = l->ready_head;
-        l->ready_head = t->next_ready;
-        if (!l->ready_head)
-            l->ready_tail = NULL;
-        t->state = CIO__T_RUNNING;
-        l->current = t;
-        cio_time t0 = l->slow_threshold ? coarse_now() : 0;
-        cio__ctx_switch(l, &l->sched, &t->ctx, NULL, t, false);
-        l->current = NULL;
-        if (l->slow_threshold && t0) { /* (not when turned on meanwhile) */
-            /* It ran from t0 until it awaited (or ended): everything else
-             * on this loop waited that long. */
-            cio_time ran = coarse_now() - t0;
-            if (ran > l->slow_threshold) {
-                l->slow_count++;
-                if (l->slow_fn)
-                    l->slow_fn(l->slow_ud, t->name, ran);
-            }
-        }
-        if (t->state == CIO__T_DONE) {
-            cio__stack_put(l, t->stack);
-            t->stack = NULL;
-            task_release(t); /* the running reference */
-        }
+        cio_task *t = ready_pop(l);
+        cio__debug_run_begin(l, &m);
+        bool reported = run_task(l, t);
+        bool keep = cio__debug_run_end(l, &m, t);
+        if (reported)
+            m.valid = false; /* the watchdog's callback ran: measure afresh */
+        if (t->state == CIO__T_DONE)
+            task_retire(l, t, keep);
+    }
+}
+
+/* Runs ready tasks in FIFO order, including those made ready meanwhile, up
+ * to a budget of task runs: the turn's fixed costs (clock, timers, kernel
+ * entry) are shared by many runs, while tasks that keep yielding to each
+ * other still cannot keep the loop from reaping I/O for long. Debug mode
+ * costs this path one branch a turn. */
+void cio__run_ready(cio_loop *l)
+{
+    if (cio__unlikely(l->debug)) {
+        run_ready_debug(l);
+        return;
+    }
+    size_t n = RUN_BUDGET;
+    while (n-- > 0 && l->ready_head) {
+        cio_task *t = ready_pop(l);
+        (void)run_task(l, t);
+        if (t->state == CIO__T_DONE)
+            task_retire(l, t, false);
     }
 }
 
@@ -132,10 +179,34 @@ static void task_suspend(cio_task *t)
 
 static void group_child_done(cio_group *g, intptr_t r);
 
+/* Debug mode runs a task's function this much deeper in its stack. When
+ * the function returns, the task's own exit path (setting its future,
+ * waking its joiner, the switch away) runs where the function's frames
+ * were: a cio_job it left outstanding there would be overwritten before
+ * debug mode can see the task end and keep the stack. The gap is where
+ * the exit path runs instead. */
+#if CIO_ASAN
+#define DEBUG_EXIT_GAP (32 * 1024) /* instrumented frames are larger */
+#else
+#define DEBUG_EXIT_GAP (8 * 1024)
+#endif
+
+/* Nothing may run between the function's return and this frame's: hence
+ * no ASan instrumentation (it would call in to unpoison the frame), and a
+ * use of the gap after the call (no tail call, which would drop it). */
+__attribute__((noinline, no_sanitize_address)) static intptr_t run_fn_deep(cio_task *t)
+{
+    char gap[DEBUG_EXIT_GAP];
+    __asm__ volatile("" : : "r"(gap) : "memory");
+    intptr_t r = t->fn(t->arg);
+    __asm__ volatile("" : : "r"(gap) : "memory");
+    return r;
+}
+
 void cio__task_main(cio_task *t)
 {
     cio__ctx_first_entry(t);
-    intptr_t r = t->fn(t->arg);
+    intptr_t r = cio__unlikely(t->loop->debug) ? run_fn_deep(t) : t->fn(t->arg);
     if (t->scope != &t->root || t->groups) {
         fprintf(stderr, "corio: task %p returned inside a scope or group it did not leave\n",
                 (void *)t);
@@ -152,11 +223,12 @@ void cio__task_main(cio_task *t)
     abort(); /* a finished task is never resumed */
 }
 
-static int spawn(cio_loop *l, cio_task **out, cio_fn fn, void *arg, cio_group *g)
+static int spawn(cio_loop *l, cio_task **out, cio_fn fn, void *arg, cio_group *g, const void *site)
 {
     cio_task *t = task_alloc(l);
     if (!t)
         return -ENOMEM;
+    t->dbg = NULL;
     t->stack = cio__stack_get(l);
     if (!t->stack) {
         t->refs = 1;
@@ -167,6 +239,9 @@ static int spawn(cio_loop *l, cio_task **out, cio_fn fn, void *arg, cio_group *g
     t->loop = l;
     t->fn = fn;
     t->name = NULL;
+    t->spawned_at = site;
+    t->spawned_in_task = l->current != NULL;
+    t->dbg_jobs = 0;
     t->arg = arg;
     t->wait = NULL;
     t->groups = NULL;
@@ -194,7 +269,7 @@ int cio_spawn(cio_loop *l, cio_task **out, cio_fn fn, void *arg)
     l = cio__loop_or_current(l);
     if (!l || !fn)
         return -EINVAL;
-    return spawn(l, out, fn, arg, NULL);
+    return spawn(l, out, fn, arg, NULL, __builtin_return_address(0));
 }
 
 void cio_task_set_name(cio_task *t, const char *name)
@@ -508,7 +583,7 @@ void cio_group_init(cio_group *g, cio_time deadline)
 int cio_group_spawn(cio_group *g, cio_task **out, cio_fn fn, void *arg)
 {
     cio_task *t;
-    int rc = spawn(g->owner->loop, &t, fn, arg, g);
+    int rc = spawn(g->owner->loop, &t, fn, arg, g, __builtin_return_address(0));
     if (rc < 0)
         return rc;
     cio_list_push(&g->children, &t->group_link);
