@@ -11,6 +11,9 @@
  *                      after first use), from /proc/self/statm
  *   pool_roundtrip_us  cio_pool_run of a no-op job, median
  *   timer_ops_per_s    callback timers armed and fired
+ *
+ * CORIO_DEBUG=1 runs yield_ns and spawn_join_ns in debug mode (cio_debug_set):
+ * what its checks cost a task switch.
  */
 #include "bench.h"
 
@@ -23,6 +26,14 @@
 
 /* Scales every iteration count (--scale N): longer runs, steadier figures. */
 static int iterations_scale = 1;
+
+/* CORIO_DEBUG=1: the task benchmarks run in debug mode. */
+static void debug_from_env(cio_loop *l)
+{
+    const char *v = getenv("CORIO_DEBUG");
+    if (v && strcmp(v, "1") == 0)
+        (void)cio_debug_set(l, true);
+}
 
 #define BATCHES 7
 
@@ -87,6 +98,7 @@ static double bench_yield(void)
 {
     cio_loop *l;
     cio_loop_create(&l, NULL);
+    debug_from_env(l);
     long n = 2000000L * iterations_scale;
     cio_time t0 = cio_clock();
     cio_run(l, yield_loop, (void *)(intptr_t)n);
@@ -116,6 +128,7 @@ static double bench_spawn_join(void)
 {
     cio_loop *l;
     cio_loop_create(&l, NULL);
+    debug_from_env(l);
     long n = 1000000L * iterations_scale;
     cio_run(l, spawn_join_loop, (void *)(intptr_t)10000); /* warm pools */
     cio_time t0 = cio_clock();
