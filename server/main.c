@@ -790,6 +790,14 @@ static int worker_setup(worker *w)
         return rc;
     }
     cio_lag_start(NULL, CIO_MS(100)); /* also what keeps an idle loop turning (/healthz) */
+    /* CORIO_DEBUG=1: the costly checks too (blocking calls on the loop
+     * thread, tasks never joined, abandoned pool jobs), into this log. */
+    const char *debug = getenv("CORIO_DEBUG");
+    if (debug && strcmp(debug, "1") == 0) {
+        (void)cio_debug_set(NULL, true);
+        cio_task_set_name(NULL, w->index == 0 ? "serve (the daemon's start and shutdown)"
+                                              : "a worker's start and shutdown");
+    }
     return 0;
 }
 
