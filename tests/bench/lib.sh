@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # tests/bench/lib.sh - helpers shared by the benchmark scripts (http_vs_nginx.sh,
-# idle_conns.sh, hash_latency.sh, abandoned_work.sh, ws_vs_uws.sh, ws_idle.sh).
+# workers_vs_nginx.sh, idle_conns.sh, hash_latency.sh, abandoned_work.sh,
+# ws_vs_uws.sh, ws_idle.sh).
 # Sourced, never run.
 #
 # The caller sets bench_name (for messages) before sourcing, and calls
@@ -190,20 +191,29 @@ bench_start_corio() {
     bench_check_keepalive "http://127.0.0.1:$port/plaintext" corio
 }
 
-# bench_start_nginx VAR_WORKER_PID DIR PORT CPUS [WORKER_CONNECTIONS [KEEPALIVE_TIMEOUT]]:
+# bench_start_nginx VAR_WORKER_PID DIR PORT CPUS [WORKER_CONNECTIONS [KEEPALIVE_TIMEOUT [WORKERS]]]:
 # writes DIR/nginx.conf (one worker, access log off, `return 200 "Hello,
-# World!"` at /plaintext), starts nginx pinned to CPUS, waits for it to answer,
-# and stores the PID of its single worker (the process that serves, and whose
-# CPU time and RSS count) in VAR_WORKER_PID.
+# World!"` at /plaintext), starts nginx pinned to CPUS ("" = not pinned),
+# waits for it to answer, and stores the PID of its single worker (the process
+# that serves, and whose CPU time and RSS count) in VAR_WORKER_PID.
+# WORKERS (default 1) > 1: `worker_processes WORKERS` and `listen ... reuseport`
+# (one SO_REUSEPORT socket per worker, as corio --workers N); VAR_WORKER_PID
+# then gets the first worker. Either way the master's PID is left in
+# bench_nginx_master and the workers' in the array bench_nginx_workers.
+bench_nginx_master=
+bench_nginx_workers=()
 bench_start_nginx() {
     local -n _wpid=$1
-    local dir=$2 port=$3 cpus=$4 wconns=${5:-4096} kat=${6:-75s} master cmd i
+    local dir=$2 port=$3 cpus=$4 wconns=${5:-4096} kat=${6:-75s} nworkers=${7:-1} master cmd i
+    local reuseport=
+    [[ "$nworkers" =~ ^[1-9][0-9]*$ ]] || bench_die "bench_start_nginx: bad worker count '$nworkers'"
+    [ "$nworkers" -gt 1 ] && reuseport=" reuseport"
     mkdir -p "$dir/body"
     cat >"$dir/nginx.conf" <<EOF
 # written by tests/bench ($bench_name)
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes $nworkers;
 worker_rlimit_nofile 20000;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
@@ -216,7 +226,7 @@ http {
     keepalive_requests 1000000;
     keepalive_timeout $kat;
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port$reuseport;
         location /plaintext {
             default_type text/plain;
             return 200 "Hello, World!";
@@ -232,13 +242,18 @@ EOF
     bench_pids+=("$master")
     bench_wait_http "$master" "http://127.0.0.1:$port/plaintext" "$dir/error.log" 10
     _wpid=
+    # shellcheck disable=SC2034 # read by the calling script
+    bench_nginx_master=$master
+    bench_nginx_workers=()
     for i in $(seq 1 50); do
-        _wpid=$(pgrep -P "$master" | head -n 1)
-        [ -n "$_wpid" ] && break
+        mapfile -t bench_nginx_workers < <(pgrep -P "$master" | sort -n)
+        [ ${#bench_nginx_workers[@]} -ge "$nworkers" ] && break
         sleep 0.1
     done
-    [ -n "$_wpid" ] || bench_die "cannot find nginx's worker process (master $master)"
-    [ "$(pgrep -P "$master" | wc -l)" -eq 1 ] || bench_die "nginx has more than one worker"
+    [ ${#bench_nginx_workers[@]} -gt 0 ] || bench_die "cannot find nginx's worker process (master $master)"
+    [ ${#bench_nginx_workers[@]} -eq "$nworkers" ] ||
+        bench_die "nginx has ${#bench_nginx_workers[@]} workers, not $nworkers (master $master)"
+    _wpid=${bench_nginx_workers[0]}
     bench_check_keepalive "http://127.0.0.1:$port/plaintext" nginx
 }
 
@@ -249,6 +264,33 @@ bench_cpu_ticks() {
     # drop "pid (comm) " (comm may hold spaces); utime/stime are fields 14/15
     s=${s##*) }
     echo "$s" | awk '{ print $12 + $13 }'
+}
+
+# bench_cpu_ticks_sum PID...: utime+stime summed over the PIDs (each with all
+# its threads), in clock ticks; e.g. nginx's master and its workers.
+bench_cpu_ticks_sum() {
+    local p x t=0
+    for p in "$@"; do
+        x=$(bench_cpu_ticks "$p") || return 1
+        t=$((t + x))
+    done
+    echo "$t"
+}
+
+# bench_task_ticks PID...: one line "TID TICKS" (utime+stime) for every thread
+# of every PID (from /proc/PID/task/TID/stat), to see how a server's CPU time
+# splits between its threads or processes. Threads that exit in between are
+# skipped.
+bench_task_ticks() {
+    local p f s a
+    for p in "$@"; do
+        for f in /proc/"$p"/task/*/stat; do
+            s=$(<"$f") 2>/dev/null || continue
+            read -r -a a <<<"${s##*) }"
+            f=${f%/stat}
+            echo "${f##*/} $((a[11] + a[12]))"
+        done
+    done
 }
 
 # Prints the busy clock ticks of the whole machine (user, nice, system, irq,
