@@ -87,9 +87,6 @@ echo "# command: DURATION=$DURATION WARMUP=$WARMUP REPEAT=$REPEAT SCENARIOS='${s
 echo "# wrk: $(wrk -v 2>&1 | head -n 1 | awk '{ print $1, $2 }'); CPU ticks: $hz/s"
 
 NOISE_PCT=${NOISE_PCT:-10}
-fmt_ms() { # wrk 4.1 prints 0.00us as a percentile with pipelining (see README)
-    awk -v v="$1" 'BEGIN { if (v != "nan" && v + 0 > 0) printf "%.3f ms", v; else print "n/a" }'
-}
 
 results=$bench_tmp/results.tsv
 : >"$results"
@@ -102,8 +99,7 @@ for sc in "${scenarios[@]}"; do
             mapfile -t cmd < <(wrk_cmd "$sc" "$s")
             if [ "$WARMUP" -gt 0 ]; then
                 mapfile -t wcmd < <(wrk_cmd "$sc" "$s" "$WARMUP")
-                timeout -k 5 $((WARMUP + 30)) "${wcmd[@]}" >/dev/null 2>&1 ||
-                    bench_die "warm-up of $s failed: ${wcmd[*]}"
+                bench_warmup "$s" "${wcmd[@]}"
             fi
             out=$bench_tmp/wrk-$sc-$s-$i.txt
             busy0=$(bench_busy_ticks)
@@ -138,7 +134,7 @@ for sc in "${scenarios[@]}"; do
             [ "$err" -gt 0 ] && note="$note, $err ERRORS (socket errors or non-2xx)"
             [ "$noise" -gt "$NOISE_PCT" ] && note="$note, NOISY: other processes used ${noise}% of a CPU"
             printf '%-10s %-5s run %d/%d: %10.0f req/s  p99 %9s  p50 %9s  CPU %7.3f us/req  (%d requests, %s s CPU%s)\n' \
-                "$sc" "$s" "$i" "$REPEAT" "$rps" "$(fmt_ms "$p99")" "$(fmt_ms "$p50")" "$cpuus" "$req" \
+                "$sc" "$s" "$i" "$REPEAT" "$rps" "$(bench_fmt_ms "$p99")" "$(bench_fmt_ms "$p50")" "$cpuus" "$req" \
                 "$cpus" "$note"
         done
     done
@@ -164,7 +160,7 @@ printf '%-10s %-5s %12s %12s %12s %12s %7s\n' scenario server req/s p99 p50 "CPU
 for sc in "${scenarios[@]}"; do
     for s in "${servers[@]}"; do
         printf '%-10s %-5s %12.0f %12s %12s %12.3f %7d\n' "$sc" "$s" "$(med "$sc" "$s" 4)" \
-            "$(fmt_ms "$(med "$sc" "$s" 5)")" "$(fmt_ms "$(med "$sc" "$s" 6)")" "$(med "$sc" "$s" 7)" \
+            "$(bench_fmt_ms "$(med "$sc" "$s" 5)")" "$(bench_fmt_ms "$(med "$sc" "$s" 6)")" "$(med "$sc" "$s" 7)" \
             "$(errs "$sc" "$s")"
     done
 done

@@ -479,3 +479,17 @@ bench_raw_and_exit() {
     [ "${STRICT:-0}" = 1 ] && [ "$2" -gt 0 ] && exit 1
     exit 0
 }
+
+# bench_fmt_ms VALUE: milliseconds as "1.234 ms", or n/a (wrk 4.1 prints
+# 0.00us as a percentile with pipelining, see README).
+bench_fmt_ms() {
+    awk -v v="$1" 'BEGIN { if (v != "nan" && v + 0 > 0) printf "%.3f ms", v; else print "n/a" }'
+}
+
+# bench_warmup NAME WRK-COMMAND...: runs a warm-up load, bounded in time by
+# WARMUP + 30 s; dies naming NAME if wrk fails.
+bench_warmup() {
+    local name=$1
+    shift
+    timeout -k 5 $((WARMUP + 30)) "$@" >/dev/null 2>&1 || bench_die "warm-up of $name failed: $*"
+}

@@ -135,9 +135,6 @@ for s in "${servers[@]}"; do
 done
 echo "# nginx: $("$NGINX_BIN" -v 2>&1 | sed 's/.*: //'); wrk: $(wrk -v 2>&1 | head -n 1 | awk '{ print $1, $2 }'); CPU ticks: $hz/s"
 
-fmt_ms() { # wrk 4.1 prints 0.00us as a percentile with pipelining (see README)
-    awk -v v="$1" 'BEGIN { if (v != "nan" && v + 0 > 0) printf "%.3f ms", v; else print "n/a" }'
-}
 
 results=$bench_tmp/results.tsv
 : >"$results"
@@ -150,8 +147,7 @@ for sc in "${scenarios[@]}"; do
             mapfile -t cmd < <(wrk_cmd "$sc" "$s")
             if [ "$WARMUP" -gt 0 ]; then
                 mapfile -t wcmd < <(wrk_cmd "$sc" "$s" "$WARMUP")
-                timeout -k 5 $((WARMUP + 30)) "${wcmd[@]}" >/dev/null 2>&1 ||
-                    bench_die "warm-up of $s failed: ${wcmd[*]}"
+                bench_warmup "$s" "${wcmd[@]}"
                 alive "$s" || died "$s"
             fi
             out=$bench_tmp/wrk-$sc-$s-$i.txt
@@ -207,7 +203,7 @@ for sc in "${scenarios[@]}"; do
             fi
             [ "$noise" -gt "$NOISE_PCT" ] && note="$note, NOISY: other processes used ${noise}% of a CPU"
             printf '%-10s %-7s run %d/%d: %9.0f req/s  p50 %9s  p99 %9s  server %7.3f us/req %4d%% CPU (split %s)  wrk %6.3f us/req %4d%% CPU  (%d requests, %s s server CPU%s)\n' \
-                "$sc" "$s" "$i" "$REPEAT" "$rps" "$(fmt_ms "$p50")" "$(fmt_ms "$p99")" "$cpuus" "$cpupct" "$split" \
+                "$sc" "$s" "$i" "$REPEAT" "$rps" "$(bench_fmt_ms "$p50")" "$(bench_fmt_ms "$p99")" "$cpuus" "$cpupct" "$split" \
                 "$wrkus" "$wrkpct" "$req" "$cpus" "$note"
         done
     done
@@ -235,7 +231,7 @@ printf '%-10s %-7s %10s %10s %10s %11s %7s %9s %7s %6s\n' scenario server req/s 
 for sc in "${scenarios[@]}"; do
     for s in "${servers[@]}"; do
         printf '%-10s %-7s %10.0f %10s %10s %11.3f %6.0f%% %10.3f %6.0f%% %6d\n' "$sc" "$s" "$(med "$sc" "$s" 4)" \
-            "$(fmt_ms "$(med "$sc" "$s" 6)")" "$(fmt_ms "$(med "$sc" "$s" 5)")" "$(med "$sc" "$s" 7)" \
+            "$(bench_fmt_ms "$(med "$sc" "$s" 6)")" "$(bench_fmt_ms "$(med "$sc" "$s" 5)")" "$(med "$sc" "$s" 7)" \
             "$(med "$sc" "$s" 8)" "$(med "$sc" "$s" 9)" "$(med "$sc" "$s" 10)" "$(errs "$sc" "$s")"
     done
 done
