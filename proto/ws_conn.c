@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -108,6 +109,45 @@ static void ws_close_transport(cio_ws *ws);
 static _Thread_local ws_active *act_free_list;
 static _Thread_local unsigned act_free_len;
 static _Thread_local size_t act_free_bufs; /* buffer bytes the cached states keep */
+static _Thread_local cio_buf deflate_out;   /* a message compressed before it is framed */
+static _Thread_local bool thread_cached;    /* the caches above hold memory */
+
+static void act_destroy(ws_active *a);
+
+/* A loop's thread that ends (a worker) frees what its caches hold: a key
+ * whose destructor runs at the thread's exit. (The main thread's are
+ * still reachable at exit.) */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void caches_free(void *unused)
+{
+    (void)unused;
+    while (act_free_list) {
+        ws_active *a = act_free_list;
+        act_free_list = a->next_free;
+        act_destroy(a);
+    }
+    act_free_len = 0;
+    act_free_bufs = 0;
+    cio_buf_free(&deflate_out);
+    thread_cached = false;
+}
+
+static void cache_key_make(void)
+{
+    (void)pthread_key_create(&cache_key, caches_free);
+}
+
+/* Called before a cache first keeps memory on this thread. */
+static void caches_note(void)
+{
+    if (thread_cached)
+        return;
+    thread_cached = true;
+    pthread_once(&cache_once, cache_key_make);
+    (void)pthread_setspecific(cache_key, &thread_cached); /* any non-NULL value */
+}
 
 static void sq_error(cio_sendq *q, int err);
 static void budget_woke(cio_budget_waiter *w);
@@ -184,6 +224,7 @@ static void act_release_if_idle(cio_ws *ws)
         cio_buf_free(&a->msg);
     cio_sendq_trim(&a->sq, keep);
     act_free_bufs += a->msg.cap + a->sq.spare.cap;
+    caches_note();
     a->next_free = act_free_list;
     act_free_list = a;
     act_free_len++;
@@ -250,7 +291,6 @@ static void deflate_used(cio_ws *ws)
         arm_timer(ws);
 }
 
-static _Thread_local cio_buf deflate_out; /* a message compressed before it is framed */
 
 int cio_ws_send(cio_ws *ws, bool binary, const void *data, size_t len)
 {
@@ -262,6 +302,7 @@ int cio_ws_send(cio_ws *ws, bool binary, const void *data, size_t len)
     bool rsv1 = false;
     if (ws->dfl) {
         deflate_out.len = 0;
+        caches_note();
         int rc = ws_deflate_compress(ws->dfl, data, len, true, &deflate_out);
         deflate_used(ws);
         if (rc < 0)

@@ -635,6 +635,7 @@ START_TEST(publish_reaches_subscribers_on_another_loop)
     memset(&fs, 0, sizeof(fs));
     b.n = 0;
     cio_ws_opts_defaults(&opts);
+    opts.close_timeout = CIO_MS(50); /* the shutdown's close gets no answer */
     ck_assert_int_eq(cio_ws_topic_group_create(2, &fs.g), 0);
     input(&fs.x, &b, UPGRADE("/group") "\r\n");
     pthread_t th;
