@@ -45,8 +45,11 @@ typedef struct cio_job {
     cio_pool *pool;
     intptr_t result;
     cio_completion comp; /* delivery of the result to the loop */
-    _Atomic int state;
-    _Atomic bool cancel_requested;
+    /* internal: shared with the worker threads, read and written only with
+     * __atomic builtins (plain fields, not _Atomic, so that C++ can include
+     * this header) */
+    int state;
+    bool cancel_requested;
 } cio_job;
 
 /* Creates a pool whose jobs complete on loop (NULL = current). The pool
