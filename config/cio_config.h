@@ -15,6 +15,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 #define CIO_CONFIG_MAX_LISTEN  16
 #define CIO_CONFIG_MAX_ORIGINS 64 /* websocket.origins entries */
@@ -242,6 +243,7 @@ void cio_config_free(cio_config *c);
 /* Usage text for --help. */
 void cio_config_usage(FILE *out, const char *argv0);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

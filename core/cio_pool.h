@@ -10,6 +10,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* ------------------------------------------------------------------------ */
 /* Thread pool (executor for blocking and CPU-heavy work)                    */
@@ -139,6 +140,7 @@ typedef struct cio_pool_stats {
  * threads' and queue's. */
 void cio_pool_get_stats(cio_pool *p, cio_pool_stats *out);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* A byte string that is not NUL-terminated. */
 typedef struct cio_str {
@@ -421,6 +422,7 @@ void cio_http_date(int64_t t, char out[30]);
 /* Parses an HTTP date (IMF-fixdate, RFC 850, asctime). -1 if invalid. */
 int64_t cio_http_parse_date(const char *s, size_t n);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif
