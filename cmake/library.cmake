@@ -7,7 +7,7 @@
 # with corio_library_part(). The objects are compiled once, position-
 # independent, with hidden visibility: only what the public headers declare
 # (between their "#pragma GCC visibility push(default)" and pop) is exported
-# from libcorio.so.
+# from libcorio.so; tests/install/symbols.sh checks it.
 #
 # Targets: corio_shared and corio_static (both output name "corio"), as
 # corio::corio and corio::corio_static here and in the installed package.
@@ -35,7 +35,8 @@ if(NOT CORIO_SANITIZE AND NOT CORIO_FUZZ)
   target_link_options(corio_shared PRIVATE LINKER:--no-undefined)
 endif()
 
-# The public headers.
+# The public headers, installed into include/corio/ (and compiled alone in
+# C and C++ by tests/install/headers.sh).
 set(CORIO_PUBLIC_HEADERS
     core/cio.h core/cio_loop.h core/cio_task.h core/cio_sync.h core/cio_pool.h core/cio_io.h
     core/cio_buf.h core/cio_net.h core/cio_log.h proto/cio_http.h proto/cio_ws.h proto/cio_peer.h
