@@ -20,8 +20,7 @@ add_library(corio::corio_static ALIAS corio_static)
 # release may change the ABI (README, "Using corio as a library").
 set_target_properties(corio_shared PROPERTIES OUTPUT_NAME corio EXPORT_NAME corio
                                               VERSION ${PROJECT_VERSION} SOVERSION 0)
-set_target_properties(corio_static PROPERTIES OUTPUT_NAME corio EXPORT_NAME corio_static
-                                              POSITION_INDEPENDENT_CODE ON)
+set_target_properties(corio_static PROPERTIES OUTPUT_NAME corio EXPORT_NAME corio_static)
 foreach(t corio_shared corio_static)
   target_include_directories(
     ${t} INTERFACE $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/core>
