@@ -15,6 +15,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* ------------------------------------------------------------------------ */
 /* Transports: callback-driven byte streams for protocol code                */
@@ -349,6 +350,7 @@ int cio_stream_flush(cio_stream *s, cio_time deadline);
  * how much of src went out is not known: treat the stream as broken. */
 int cio_stream_write_all(cio_stream *s, const void *src, size_t len, cio_time deadline);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -25,13 +25,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
+
 /* A byte string that is not NUL-terminated. */
 typedef struct cio_str {
     const char *p;
     size_t n;
 } cio_str;
 
+#ifdef __cplusplus
+#define CIO_STR(lit) (cio_str{(lit), sizeof(lit) - 1})
+#else
 #define CIO_STR(lit) ((cio_str){(lit), sizeof(lit) - 1})
+#endif
 
 typedef struct cio_http_server cio_http_server;
 typedef struct cio_http_req cio_http_req;
@@ -413,4 +422,8 @@ void cio_http_date(int64_t t, char out[30]);
 /* Parses an HTTP date (IMF-fixdate, RFC 850, asctime). -1 if invalid. */
 int64_t cio_http_parse_date(const char *s, size_t n);
 
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
 #endif
+#endif /* CIO_HTTP_H */
