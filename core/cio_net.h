@@ -296,6 +296,14 @@ typedef struct cio_listener {
 int cio_listener_open(cio_listener *ls, cio_loop *loop, const struct sockaddr *addr,
                       socklen_t addrlen, int backlog, bool reuseport,
                       void (*on_accept)(cio_listener *ls, int fd), void *ud);
+/* Accepts on fd, a stream socket already bound and listening that was made
+ * elsewhere (inherited: systemd's socket activation; or a dup() of a socket
+ * that other loops accept on too: the kernel hands each connection to one
+ * of them). Sets O_NONBLOCK and FD_CLOEXEC on it. On success the listener
+ * owns fd (cio_listener_close closes it); on failure fd stays the caller's.
+ * 0, -EINVAL (not a listening stream socket), or -errno (-ENOTSOCK, -EBADF). */
+int cio_listener_adopt(cio_listener *ls, cio_loop *loop, int fd,
+                       void (*on_accept)(cio_listener *ls, int fd), void *ud);
 /* Stops accepting (connections wait in the kernel backlog) / resumes. */
 void cio_listener_pause(cio_listener *ls);
 void cio_listener_resume(cio_listener *ls);
