@@ -388,7 +388,14 @@ void cio_socket_transport_init(cio_socket_transport *s, cio_loop *loop, int fd,
 static void listener_arm(cio_listener *ls)
 {
     struct io_uring_sqe *sqe = cio__sqe(ls->loop);
-    io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    /* A shared socket gets one accept at a time: a multishot accept keeps
+     * its place at the head of the socket's wait queue and would be woken
+     * for every connection; a single one re-armed after each joins the
+     * queue's tail, so the wake-ups rotate among the loops that wait. */
+    if (ls->shared)
+        io_uring_prep_accept(sqe, ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    else
+        io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     cio__sqe_set_comp(ls->loop, sqe, &ls->comp);
     ls->armed = true;
 }
@@ -447,10 +454,11 @@ static void listener_done(cio_completion *c, int32_t res, uint32_t cflags)
 }
 
 /* Fills ls for fd and arms the accept. */
-static void listener_start(cio_listener *ls, cio_loop *loop, int fd,
+static void listener_start(cio_listener *ls, cio_loop *loop, int fd, bool shared,
                            void (*on_accept)(cio_listener *ls, int fd), void *ud)
 {
     memset(ls, 0, sizeof(*ls));
+    ls->shared = shared;
     ls->loop = cio__loop_or_current(loop);
     ls->on_accept = on_accept;
     ls->ud = ud;
@@ -475,7 +483,7 @@ int cio_listener_open(cio_listener *ls, cio_loop *loop, const struct sockaddr *a
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, addr, addrlen) < 0 || listen(fd, backlog) < 0)
         goto fail;
-    listener_start(ls, loop, fd, on_accept, ud);
+    listener_start(ls, loop, fd, false, on_accept, ud);
     return 0;
 fail:;
     int rc = -errno;
@@ -483,7 +491,7 @@ fail:;
     return rc;
 }
 
-int cio_listener_adopt(cio_listener *ls, cio_loop *loop, int fd,
+int cio_listener_adopt(cio_listener *ls, cio_loop *loop, int fd, bool shared,
                        void (*on_accept)(cio_listener *ls, int fd), void *ud)
 {
     int listening = 0, type = 0;
@@ -501,7 +509,7 @@ int cio_listener_adopt(cio_listener *ls, cio_loop *loop, int fd,
     if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) ||
         fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
         return -errno;
-    listener_start(ls, loop, fd, on_accept, ud);
+    listener_start(ls, loop, fd, shared, on_accept, ud);
     return 0;
 }
 

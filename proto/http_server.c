@@ -316,7 +316,7 @@ static int listen_on(cio_http_server *srv, const struct sockaddr *addr, socklen_
         return -ENOMEM;
     hl->srv = srv;
     hl->proxy = o && o->proxy_protocol;
-    int rc = fd >= 0 ? cio_listener_adopt(&hl->ls, srv->loop, fd, on_accept, hl)
+    int rc = fd >= 0 ? cio_listener_adopt(&hl->ls, srv->loop, fd, o && o->shared, on_accept, hl)
                      : cio_listener_open(&hl->ls, srv->loop, addr, len, BACKLOG, reuseport,
                                          on_accept, hl);
     if (rc < 0) {

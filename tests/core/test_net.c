@@ -421,14 +421,14 @@ static intptr_t main_adopt(void *arg)
     int lfd = made_listening(&ss, &len);
     int copy = dup(lfd); /* stands for the service manager's copy */
     cio_listener a, b;
-    ck_assert_int_eq(cio_listener_adopt(&a, NULL, lfd, on_accept, NULL), 0);
+    ck_assert_int_eq(cio_listener_adopt(&a, NULL, lfd, true, on_accept, NULL), 0);
     ck_assert_int_ne(fcntl(lfd, F_GETFL) & O_NONBLOCK, 0);
     ck_assert_int_ne(fcntl(lfd, F_GETFD) & FD_CLOEXEC, 0);
     int c1 = connect_to(&ss, len);
     ck_assert(T_AWAIT(accepted == 1, T_PATIENCE_MS));
     /* A second listener on a dup of the same socket: either takes each
      * connection, and the socket outlives the first one's close. */
-    ck_assert_int_eq(cio_listener_adopt(&b, NULL, dup(lfd), on_accept, NULL), 0);
+    ck_assert_int_eq(cio_listener_adopt(&b, NULL, dup(lfd), true, on_accept, NULL), 0);
     listener_closed = 0;
     cio_listener_close(&a, on_listener_closed);
     ck_assert(wait_for(&listener_closed, 1000));
@@ -458,17 +458,17 @@ START_TEST(listener_refuses_to_adopt_what_does_not_listen)
     ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
     cio_listener ls;
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* not listening */
-    ck_assert_int_eq(cio_listener_adopt(&ls, l, s, on_accept, NULL), -EINVAL);
+    ck_assert_int_eq(cio_listener_adopt(&ls, l, s, false, on_accept, NULL), -EINVAL);
     ck_assert_int_ne(fcntl(s, F_GETFD), -1); /* still the caller's */
     close(s);
     s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_eq(cio_listener_adopt(&ls, l, s, on_accept, NULL), -EINVAL);
+    ck_assert_int_eq(cio_listener_adopt(&ls, l, s, false, on_accept, NULL), -EINVAL);
     close(s);
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
-    ck_assert_int_eq(cio_listener_adopt(&ls, l, p[0], on_accept, NULL), -ENOTSOCK);
+    ck_assert_int_eq(cio_listener_adopt(&ls, l, p[0], false, on_accept, NULL), -ENOTSOCK);
     close(p[0]), close(p[1]);
-    ck_assert_int_eq(cio_listener_adopt(&ls, l, p[0], on_accept, NULL), -EBADF);
+    ck_assert_int_eq(cio_listener_adopt(&ls, l, p[0], false, on_accept, NULL), -EBADF);
     cio_loop_destroy(l);
 }
 END_TEST

@@ -1016,12 +1016,13 @@ static intptr_t main_listen_fd(void *arg)
     ck_assert_int_eq(listen(lfd, 16), 0);
     char text[64], want[64];
     snprintf(want, sizeof(want), "127.0.0.1:%u", ntohs(a.sin_port));
-    ck_assert_int_eq(cio_http_listen_fd(s1, dup(lfd), NULL, text), 0);
+    cio_http_listen_opts lo = {.shared = true};
+    ck_assert_int_eq(cio_http_listen_fd(s1, dup(lfd), &lo, text), 0);
     ck_assert_str_eq(text, want);
     /* A second server (of another loop, in a daemon) on a copy of it. */
     ck_assert_int_eq(cio_http_server_create(NULL, NULL, &s2), 0);
     ck_assert_int_eq(cio_http_route(s2, "GET", "/hello", h_hello, NULL), 0);
-    ck_assert_int_eq(cio_http_listen_fd(s2, dup(lfd), NULL, NULL), 0);
+    ck_assert_int_eq(cio_http_listen_fd(s2, dup(lfd), &lo, NULL), 0);
     close(lfd); /* each server holds a copy of its own */
     cio_http_client *c = client_new(NULL);
     cio_http_response resp;
