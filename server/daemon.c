@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +211,87 @@ int corio_drop_privileges(const char *user, const char *group, char *err, size_t
         return -1;
     }
     return 0;
+}
+
+/* ---- socket activation ------------------------------------------------------------------ */
+
+#define LISTEN_FDS_START 3 /* SD_LISTEN_FDS_START */
+
+/* A decimal number that fits in an int, or -1. */
+static int decimal(const char *s)
+{
+    long v = 0;
+    if (!s || !*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > 100000000)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return (int)v;
+}
+
+/* NULL when fd is a listening TCP socket, or why it is not. */
+static const char *not_listening_tcp(int fd)
+{
+    int v = 0;
+    socklen_t len = sizeof(v);
+    if (fcntl(fd, F_GETFD) < 0)
+        return "not open";
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0)
+        return errno == ENOTSOCK ? "not a socket" : strerror(errno);
+    if (v != SOCK_STREAM)
+        return "not a stream socket";
+    len = sizeof(v);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 || (v != AF_INET && v != AF_INET6))
+        return "not an IPv4 or IPv6 socket";
+    len = sizeof(v);
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) < 0 || v != IPPROTO_TCP)
+        return "not a TCP socket";
+    len = sizeof(v);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || !v)
+        return "not listening";
+    return NULL;
+}
+
+int corio_listen_fds(int *fds, size_t max, char *err, size_t errlen)
+{
+    const char *pid_text = getenv("LISTEN_PID"), *n_text = getenv("LISTEN_FDS");
+    int pid = decimal(pid_text), n = 0, rc = 0;
+    char n_copy[16];
+    snprintf(n_copy, sizeof(n_copy), "%s", n_text ? n_text : "");
+    /* Meant for another process (a parent that did not clean up): ignored. */
+    if (pid_text && n_text && pid == (int)getpid()) {
+        n = decimal(n_text);
+        if (n < 0) {
+            snprintf(err, errlen, "socket activation: LISTEN_FDS=\"%s\": expected a number",
+                     n_copy);
+            rc = -1;
+        } else if ((size_t)n > max) {
+            snprintf(err, errlen, "socket activation: LISTEN_FDS=%d: at most %zu sockets", n,
+                     max);
+            rc = -1;
+        }
+    }
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        int fd = LISTEN_FDS_START + i;
+        const char *why = not_listening_tcp(fd);
+        if (!why && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+            why = strerror(errno);
+        if (why) {
+            snprintf(err, errlen,
+                     "socket activation: fd %d (LISTEN_FDS=%d) is not a listening TCP socket: %s",
+                     fd, n, why);
+            return -1;
+        }
+        fds[i] = fd;
+    }
+    return n;
 }
 
 /* ---- systemd's notify protocol ----------------------------------------------------------- */
