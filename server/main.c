@@ -33,10 +33,11 @@
  *
  * Exit status: 0 after a clean shutdown, 1 when the server cannot start
  * (e.g. the address is in use, the pidfile is locked), 2 for configuration
- * errors.
+ * errors. (corio --probe URL is a client instead: probe.c.)
  */
 #include "cio_config.h"
 #include "daemon.h"
+#include "probe.h"
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -1198,6 +1199,11 @@ int main(int argc, char **argv)
     daemon_t d = {.argc = argc, .argv = argv, .sigfd = -1, .ready_fd = -1, .pidfile_fd = -1,
                   .term_fd = -1};
     char err[512];
+    /* --probe URL: a client of a running server, not a server: before the
+     * configuration (it reads none). */
+    int probed = corio_probe_main(argc, argv);
+    if (probed >= 0)
+        return probed;
     cio_config_action action;
     if (cio_config_from_args(&d.cfg, argc, argv, &action, err, sizeof(err)) < 0) {
         fprintf(stderr, "corio: %s\n", err);
