@@ -213,6 +213,65 @@ int corio_drop_privileges(const char *user, const char *group, char *err, size_t
     return 0;
 }
 
+/* ---- io_uring refused ------------------------------------------------------------------- */
+
+/* The number after "key" at the start of a line of the file at path, or
+ * -1 ("Seccomp:" in /proc/self/status; "" for a file of one number). */
+static long proc_number(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char line[256];
+    long v = -1;
+    size_t klen = strlen(key);
+    while (v < 0 && fgets(line, sizeof(line), f))
+        if (strncmp(line, key, klen) == 0) {
+            char *end;
+            long n = strtol(line + klen, &end, 10);
+            if (end != line + klen)
+                v = n;
+        }
+    fclose(f);
+    return v;
+}
+
+void corio_uring_error(int rc, char *buf, size_t len)
+{
+    if (rc == -ENOTSUP) {
+        snprintf(buf, len, "io_uring: this kernel's io_uring lacks features corio needs "
+                           "(IORING_FEAT_EXT_ARG and NODROP: Linux 5.11 or later)");
+        return;
+    }
+    if (rc != -EPERM && rc != -ENOSYS) {
+        snprintf(buf, len, "io_uring: %s", strerror(-rc));
+        return;
+    }
+    long disabled = proc_number("/proc/sys/kernel/io_uring_disabled", "");
+    long seccomp = proc_number("/proc/self/status", "Seccomp:");
+    const char *why;
+    if (disabled == 2)
+        why = "sysctl kernel.io_uring_disabled is 2, which turns io_uring off for every "
+              "process: set it to 0 (sysctl -w kernel.io_uring_disabled=0)";
+    else if (disabled == 1)
+        why = "sysctl kernel.io_uring_disabled is 1, which allows io_uring only to root and "
+              "the group kernel.io_uring_group: set it to 0, or run corio in that group";
+    else if (seccomp == 2)
+        why = "a seccomp filter blocks it (Docker 25 and later block io_uring in their default "
+              "profile): run the container with --security-opt "
+              "seccomp=deploy/seccomp-io_uring.json (a profile that allows io_uring_setup, "
+              "io_uring_enter and io_uring_register); under systemd, allow them in "
+              "SystemCallFilter=";
+    else if (rc == -ENOSYS)
+        why = "this kernel has no io_uring (built without CONFIG_IO_URING, or a sandbox such "
+              "as gVisor that does not offer it): corio needs Linux 6.x with io_uring";
+    else
+        why = "a security policy refused it (a seccomp profile, a security module such as "
+              "SELinux, or sysctl kernel.io_uring_disabled): allow io_uring_setup, "
+              "io_uring_enter and io_uring_register for corio";
+    snprintf(buf, len, "io_uring is not available (io_uring_setup: %s): %s", strerror(-rc), why);
+}
+
 /* ---- socket activation ------------------------------------------------------------------ */
 
 #define LISTEN_FDS_START 3 /* SD_LISTEN_FDS_START */

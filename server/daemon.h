@@ -48,6 +48,15 @@ int corio_drop_privileges(const char *user, const char *group, char *err, size_t
  * activation: fd 3 (LISTEN_FDS=1) is not a listening TCP socket: ..."). */
 int corio_listen_fds(int *fds, size_t max, char *err, size_t errlen);
 
+/* What to say when a loop's ring cannot be made (rc: -errno from
+ * cio_loop_create), in one line without "corio: " nor a newline, into buf.
+ * A refusal (-EPERM, -ENOSYS: io_uring_setup refused by a seccomp profile,
+ * sysctl kernel.io_uring_disabled, a security module, or a kernel without
+ * io_uring) is named, with what allows it, from what /proc says:
+ * "io_uring is not available (io_uring_setup: Operation not permitted): a
+ * seccomp filter blocks it ...". Anything else: "io_uring: <strerror>". */
+void corio_uring_error(int rc, char *buf, size_t len);
+
 /* Sends state ("READY=1", "STOPPING=1", "RELOADING=1") to systemd's
  * $NOTIFY_SOCKET, if set (Type=notify); RELOADING=1 carries MONOTONIC_USEC. */
 void corio_notify(const char *state);

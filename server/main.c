@@ -993,7 +993,9 @@ static void *worker_thread(void *arg)
     if (rc < 0) {
         /* Loop 0 waits for this worker's report: it must hear of it (and
          * tells it nothing more: its loops[] entry stays NULL). */
-        fprintf(stderr, "corio: worker %u: io_uring: %s\n", w->index, strerror(-rc));
+        char why[768];
+        corio_uring_error(rc, why, sizeof(why));
+        fprintf(stderr, "corio: worker %u: %s\n", w->index, why);
         report(w, REPORT_GONE);
         return NULL;
     }
@@ -1325,7 +1327,9 @@ int main(int argc, char **argv)
     cio_loop *loop;
     int rc = cio_loop_create(&loop, NULL);
     if (rc < 0) {
-        fprintf(stderr, "corio: io_uring: %s\n", strerror(-rc));
+        char why[768];
+        corio_uring_error(rc, why, sizeof(why));
+        fprintf(stderr, "corio: %s\n", why);
         goto done;
     }
     if (nofile && nofile < 4096)
