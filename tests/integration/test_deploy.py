@@ -88,14 +88,28 @@ def man_entries():
     return entries
 
 
-class TestExampleConfig(unittest.TestCase):
+class DeployTestCase(unittest.TestCase):
+    def tool(self, name, package):
+        """The command's path, or the test is skipped naming the package."""
+        path = shutil.which(name)
+        if not path:
+            self.skipTest("no %s (Debian: %s)" % (name, package))
+        return path
+
+    def tmp(self):
+        """A temporary directory, removed at the end."""
+        d = tempfile.mkdtemp(prefix="corio-deploy-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
+
+class TestExampleConfig(DeployTestCase):
     def test_it_validates(self):
         """As installed, where /var/log/corio exists (here a temp dir stands
         for it: --check-config opens the access log's directory)."""
         text = read("corio.json")
         self.assertIn(LOG_DIR + "/", text)
-        tmp = tempfile.mkdtemp(prefix="corio-deploy-")
-        self.addCleanup(shutil.rmtree, tmp, True)
+        tmp = self.tmp()
         path = os.path.join(tmp, "corio.json")
         with open(path, "w") as f:
             f.write(text.replace(LOG_DIR, tmp))
@@ -107,18 +121,14 @@ class TestExampleConfig(unittest.TestCase):
                       read("corio.service"))
 
 
-class TestManPage(unittest.TestCase):
+class TestManPage(DeployTestCase):
     def test_groff_finds_nothing_to_warn_about(self):
-        if not shutil.which("groff"):
-            self.skipTest("no groff (Debian: groff-base)")
-        p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z",
+        p = subprocess.run([self.tool("groff", "groff-base"), "-man", "-Tutf8", "-ww", "-z",
                             os.path.join(DEPLOY, "corio.8")], capture_output=True, timeout=60)
         self.assertEqual((p.returncode, p.stderr.decode(), p.stdout.decode()), (0, "", ""))
 
     def test_man_renders_it(self):
-        if not shutil.which("man"):
-            self.skipTest("no man (Debian: man-db)")
-        p = subprocess.run(["man", "-l", "-P", "cat", os.path.join(DEPLOY, "corio.8")],
+        p = subprocess.run([self.tool("man", "man-db"), "-l", "-P", "cat", os.path.join(DEPLOY, "corio.8")],
                            capture_output=True, timeout=60, env=dict(os.environ, MANWIDTH="80"))
         self.assertEqual(p.returncode, 0, p.stderr)
         out = p.stdout.decode()
@@ -167,13 +177,10 @@ def unit_value(text, key):
     return [l.split("=", 1)[1] for l in text.splitlines() if l.startswith(key + "=")]
 
 
-class TestSystemdUnits(unittest.TestCase):
+class TestSystemdUnits(DeployTestCase):
     def test_systemd_analyze_verify(self):
-        tool = shutil.which("systemd-analyze")
-        if not tool:
-            self.skipTest("no systemd-analyze (Debian: systemd)")
-        tmp = tempfile.mkdtemp(prefix="corio-units-")
-        self.addCleanup(shutil.rmtree, tmp, True)
+        tool = self.tool("systemd-analyze", "systemd")
+        tmp = self.tmp()
         # The binary where the unit expects it, and the man page its
         # Documentation= names, in places of the test's own.
         for name in ("corio.service", "corio.socket"):
@@ -223,7 +230,7 @@ class TestSystemdUnits(unittest.TestCase):
         self.assertEqual(unit_value(sock, "Service"), ["corio.service"])
 
 
-class TestLogrotate(unittest.TestCase):
+class TestLogrotate(DeployTestCase):
     def test_it_rotates_the_example_logs_and_signals_sighup(self):
         snippet = read("corio.logrotate")
         access = json.loads(read("corio.json"))["log"]["access"]
@@ -233,11 +240,8 @@ class TestLogrotate(unittest.TestCase):
         self.assertIn("nocreate", snippet)
 
     def test_logrotate_reads_it(self):
-        tool = shutil.which("logrotate")
-        if not tool:
-            self.skipTest("no logrotate (Debian: logrotate)")
-        tmp = tempfile.mkdtemp(prefix="corio-logrotate-")
-        self.addCleanup(shutil.rmtree, tmp, True)
+        tool = self.tool("logrotate", "logrotate")
+        tmp = self.tmp()
         conf = os.path.join(tmp, "corio")
         with open(conf, "w") as f:
             f.write(read("corio.logrotate").replace(LOG_DIR, tmp))
@@ -253,11 +257,8 @@ class TestLogrotate(unittest.TestCase):
     def test_a_rotation_reopens_corios_access_log(self):
         """For real: logrotate renames the file and signals corio (here
         with kill, for want of systemd), which creates the next one."""
-        tool = shutil.which("logrotate")
-        if not tool:
-            self.skipTest("no logrotate (Debian: logrotate)")
-        tmp = tempfile.mkdtemp(prefix="corio-logrotate-")
-        self.addCleanup(shutil.rmtree, tmp, True)
+        tool = self.tool("logrotate", "logrotate")
+        tmp = self.tmp()
         log = os.path.join(tmp, "access.log")
         with H.CorioServer(args=["--access-log", log]) as srv:
             def lines(path):

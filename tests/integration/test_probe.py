@@ -150,15 +150,21 @@ class TestProbeAnswers(ProbeTestCase):
 
 
 class TestProbeRawServers(ProbeTestCase):
+    def probed(self, answer, path="/", *args, **kw):
+        """The probe of a raw server that answers answer(conn): (exit
+        status, stderr, seconds, the server)."""
+        s = self.raw_server(answer, **kw)
+        rc, err, took = probe("--probe", "http://127.0.0.1:%d%s" % (s.port, path), *args)
+        return rc, err, took, s
+
     def test_503_from_another_server_exits_1(self):
-        s = self.raw_server(send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"))
-        rc, err, _ = probe("--probe", "http://127.0.0.1:%d/readyz" % s.port)
+        rc, err, _, _ = self.probed(send(b"HTTP/1.1 503 Service Unavailable\r\n"
+                                         b"Content-Length: 0\r\n\r\n"), "/readyz")
         self.assertEqual(rc, 1)
         self.assertOneLine(err, "HTTP 503 Service Unavailable")
 
     def test_the_request_is_an_http11_get_with_host_and_close(self):
-        s = self.raw_server(send(b"HTTP/1.0 204 No Content\r\n\r\n"))
-        rc, err, _ = probe("--probe", "http://127.0.0.1:%d/a/b?c=d#e" % s.port)
+        rc, err, _, s = self.probed(send(b"HTTP/1.0 204 No Content\r\n\r\n"), "/a/b?c=d#e")
         self.assertEqual((rc, err), (0, ""))
         head = s.requests[0].decode("latin-1").split("\r\n")
         self.assertEqual(head[0], "GET /a/b?c=d HTTP/1.1")
@@ -166,9 +172,8 @@ class TestProbeRawServers(ProbeTestCase):
         self.assertIn("Connection: close", head)
 
     def test_interim_answers_are_skipped(self):
-        s = self.raw_server(send(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
-                                 b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-        rc, err, _ = probe("--probe", "http://127.0.0.1:%d/" % s.port)
+        rc, err, _, _ = self.probed(send(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                                         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
         self.assertEqual((rc, err), (0, ""))
 
     def test_an_answer_in_pieces(self):
@@ -176,34 +181,29 @@ class TestProbeRawServers(ProbeTestCase):
             for b in b"HTTP/1.1 200 OK\r\n\r\n":
                 c.sendall(bytes([b]))
             c.close()
-        s = self.raw_server(answer)
-        rc, err, _ = probe("--probe", "http://127.0.0.1:%d/" % s.port)
+        rc, err, _, _ = self.probed(answer)
         self.assertEqual((rc, err), (0, ""))
 
     def test_garbage_exits_1(self):
-        s = self.raw_server(send(b"SSH-2.0-OpenSSH_9.2\r\n"))
-        rc, err, _ = probe("--probe", "http://127.0.0.1:%d/" % s.port)
+        rc, err, _, _ = self.probed(send(b"SSH-2.0-OpenSSH_9.2\r\n"))
         self.assertEqual(rc, 1)
         self.assertOneLine(err, 'not an HTTP/1.x answer: "SSH-2.0-OpenSSH_9.2"')
 
     def test_a_close_without_an_answer_exits_1(self):
-        s = self.raw_server(send(b""))
-        rc, err, _ = probe("--probe", "http://127.0.0.1:%d/" % s.port)
+        rc, err, _, _ = self.probed(send(b""))
         self.assertEqual(rc, 1)
         self.assertOneLine(err, "closed the connection without an answer")
 
     def test_a_server_that_never_answers_exits_1_at_the_timeout(self):
-        s = self.raw_server(lambda c: None)  # reads the request, then holds the connection
-        rc, err, took = probe("--probe", "http://127.0.0.1:%d/healthz" % s.port,
-                              "--probe-timeout", "500")
+        # reads the request, then holds the connection
+        rc, err, took, _ = self.probed(lambda c: None, "/healthz", "--probe-timeout", "500")
         self.assertEqual(rc, 1)
         self.assertOneLine(err, "no answer within 500 ms")
         self.assertGreaterEqual(took, 0.45)
         self.assertLess(took, 20)
 
     def test_the_default_timeout_is_2_s(self):
-        s = self.raw_server(lambda c: None, read_head=False)
-        rc, err, took = probe("--probe", "http://127.0.0.1:%d/" % s.port)
+        rc, err, took, _ = self.probed(lambda c: None, read_head=False)
         self.assertEqual(rc, 1)
         self.assertOneLine(err, "no answer within 2000 ms")
         self.assertGreaterEqual(took, 1.95)

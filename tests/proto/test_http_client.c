@@ -1000,6 +1000,15 @@ T_LOOP_TEST(cancelling_the_scope_stops_the_fetch_and_closes_the_connection, main
 
 /* ---- a listening socket made elsewhere (socket activation) ------------------------------- */
 
+/* [awaits] GET /hello on 127.0.0.1:port answers 200. */
+static void get_hello(cio_http_client *c, uint16_t port)
+{
+    cio_http_response resp;
+    ck_assert_int_eq(cio_http_get(c, "127.0.0.1", port, "/hello", &resp, T_DEADLINE()), 0);
+    ck_assert_int_eq(resp.status, 200);
+    cio_http_response_free(&resp);
+}
+
 static intptr_t main_listen_fd(void *arg)
 {
     (void)arg;
@@ -1025,21 +1034,13 @@ static intptr_t main_listen_fd(void *arg)
     ck_assert_int_eq(cio_http_listen_fd(s2, dup(lfd), &lo, NULL), 0);
     close(lfd); /* each server holds a copy of its own */
     cio_http_client *c = client_new(NULL);
-    cio_http_response resp;
-    for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(cio_http_get(c, "127.0.0.1", ntohs(a.sin_port), "/hello", &resp,
-                                      T_DEADLINE()), 0);
-        ck_assert_int_eq(resp.status, 200);
-        cio_http_response_free(&resp);
-    }
+    for (int i = 0; i < 4; i++)
+        get_hello(c, ntohs(a.sin_port));
     /* One server stops: the other serves on the same socket. */
     client_free(c);
     srv_stop(s1);
     c = client_new(NULL);
-    ck_assert_int_eq(cio_http_get(c, "127.0.0.1", ntohs(a.sin_port), "/hello", &resp,
-                                  T_DEADLINE()), 0);
-    ck_assert_int_eq(resp.status, 200);
-    cio_http_response_free(&resp);
+    get_hello(c, ntohs(a.sin_port));
     client_free(c);
     srv_stop(s2);
     ck_assert_int_eq(cio_http_listen_fd(NULL, -1, NULL, NULL), -EBADF);
