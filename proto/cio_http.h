@@ -129,9 +129,22 @@ int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t
 typedef struct cio_http_listen_opts {
     bool reuseport;
     bool proxy_protocol;
+    bool shared; /* cio_http_listen_fd only: servers of other loops accept on the
+                    same socket (see cio_listener_adopt) */
 } cio_http_listen_opts;
 int cio_http_listen_with(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
                          const cio_http_listen_opts *o, char *text_out);
+
+/* Serves on fd, a listening TCP socket made elsewhere: one inherited
+ * through systemd's socket activation, or a dup() of it, so that the
+ * servers of several loops accept on one socket (with o->shared, set on
+ * each: they take turns). o->proxy_protocol as above; o->reuseport does
+ * not apply (the socket is bound already). On success srv owns fd
+ * (made non-blocking and close-on-exec; closed when srv stops listening);
+ * on failure it stays the caller's. text_out as above. 0, -EINVAL (not a
+ * listening stream socket), -ENOMEM or -errno (-EBADF, -ENOTSOCK). */
+int cio_http_listen_fd(cio_http_server *srv, int fd, const cio_http_listen_opts *o,
+                       char *text_out);
 
 /* Serves one connection over any transport the caller created with
  * cio_http_conn_cbs() and cio_http_conn_ud() (tests, fuzzers: cio_mem_transport). */
