@@ -211,26 +211,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # wrk's report -> "rps p50_ms p99_ms errors" (p99 -1 when wrk printed none)
 wrk_parse() {
-    awk '
-    function ms(v,   n, u) {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") return n / 1000
-        if (u == "ms") return n
-        if (u == "s")  return n * 1000
-        if (u == "m")  return n * 60000
-        if (u == "h")  return n * 3600000
-        return -1
-    }
-    /^Requests\/sec:/       { rps = $2 }
-    /^ +50% /               { p50 = ms($2) }
-    /^ +99% /               { p99 = ms($2) }
-    /Socket errors:/        { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
-    /Non-2xx or 3xx/        { err += $NF }
-    END {
-        if (rps == "" || p50 == "") exit 1
-        if (p99 == "") p99 = -1
-        printf "%.1f %.4f %.4f %d\n", rps, p50, p99, err
-    }' "$1"
+    awk -f "$kit/wrk/report.awk" "$1" | awk '{ print $2, $3, $4, $5 }'
 }
 
 # corio-bench's RESULT line -> "per_s p50_ms p99_ms errors"
