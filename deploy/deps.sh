@@ -6,7 +6,7 @@
 corio_deps_build=(build-essential cmake pkg-config liburing-dev node-llhttp libjansson-dev
                   libssl-dev zlib1g-dev)
 corio_deps_test=(check clang libclang-rt-14-dev curl python3 python3-websockets valgrind procps
-                 iproute2 chromium groff-base logrotate)
+                 iproute2 chromium groff-base logrotate wrk)
 # The WebSocket client tests also need Node.js and npm (for the npm packages ws
 # and playwright-core, installed into the build tree by ctest): any node and
 # npm already on PATH serve (Debian's npm package would conflict with a

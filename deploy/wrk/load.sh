@@ -13,7 +13,9 @@ time and prints its report (requests/s, latency percentiles, errors).
   -c N      open connections, all keep-alive (default 64)
   -d SECS   duration in seconds, 1..3600 (default 10)
   -p DEPTH  pipeline DEPTH requests per write (default 1 = no pipelining;
-            uses tests/bench/pipeline.lua)
+            uses pipeline.lua, next to this script)
+  -s LUA    run wrk with this Lua script (e.g. post_echo.lua, next to this
+            script: POST a 1 KiB body); not with -p
   -T SECS   wrk's per-request timeout (default 2); slower answers count as
             timeouts
   -C LIST   pin wrk to these CPUs (taskset -c LIST), e.g. 1 or 2-3
@@ -28,6 +30,9 @@ Examples:
   deploy/wrk/load.sh                                   # 64 conns, 10 s, /plaintext on :8080
   deploy/wrk/load.sh -c 1000 -d 30 http://10.0.0.5:8080/json
   deploy/wrk/load.sh -p 16 -C 1 http://127.0.0.1:8080/plaintext
+  deploy/wrk/load.sh -s deploy/wrk/post_echo.lua http://127.0.0.1:8080/echo
+
+For every scenario at once with one summary table, see deploy/load.sh.
 EOF
 }
 
@@ -37,13 +42,14 @@ die() {
 }
 isnum() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
 
-threads='' conns=64 secs=10 depth=1 tmo=2 cpus='' headers=()
-while getopts ':t:c:d:p:T:C:H:h' opt; do
+threads='' conns=64 secs=10 depth=1 tmo=2 cpus='' script='' headers=()
+while getopts ':t:c:d:p:s:T:C:H:h' opt; do
     case $opt in
     t) threads=$OPTARG ;;
     c) conns=$OPTARG ;;
     d) secs=${OPTARG%s} ;;
     p) depth=$OPTARG ;;
+    s) script=$OPTARG ;;
     T) tmo=${OPTARG%s} ;;
     C) cpus=$OPTARG ;;
     H) headers+=(-H "$OPTARG") ;;
@@ -65,6 +71,8 @@ if ! isnum "$secs" || [ "$secs" -gt 3600 ]; then
     die "-d must be 1..3600 seconds, not '$secs'"
 fi
 isnum "$depth" || die "bad -p '$depth'"
+[ -z "$script" ] || [ "$depth" -eq 1 ] || die "-p and -s do not go together (-p is a script too)"
+[ -z "$script" ] || [ -f "$script" ] || die "no wrk script '$script'"
 isnum "$tmo" || die "bad -T '$tmo'"
 if [ -z "$threads" ]; then
     threads=$(nproc)
@@ -96,24 +104,12 @@ fi
 cmd=()
 [ -n "$cpus" ] && cmd=(taskset -c "$cpus")
 cmd+=(wrk "-t$threads" "-c$conns" "-d${secs}s" "--timeout" "${tmo}s" --latency "${headers[@]}")
-tmpdir=
 if [ "$depth" -gt 1 ]; then
-    lua=$(cd "$(dirname "$0")/../.." && pwd)/tests/bench/pipeline.lua
-    if [ ! -f "$lua" ]; then # kit copied without the repo: use a private copy
-        tmpdir=$(mktemp -d)
-        trap 'rm -rf "$tmpdir"' EXIT
-        lua=$tmpdir/pipeline.lua
-        cat >"$lua" <<'EOF'
-local req
-init = function(args)
-   local r = {}
-   for i = 1, (tonumber(args[1]) or 16) do r[i] = wrk.format() end
-   req = table.concat(r)
-end
-request = function() return req end
-EOF
-    fi
+    lua=$(dirname "$0")/pipeline.lua
+    [ -f "$lua" ] || die "$lua is missing (copy deploy/wrk/ whole)"
     cmd+=(-s "$lua" "$url" -- "$depth")
+elif [ -n "$script" ]; then
+    cmd+=(-s "$script" "$url")
 else
     cmd+=("$url")
 fi

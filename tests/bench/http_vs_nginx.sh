@@ -36,7 +36,7 @@ SERVERS=${SERVERS:-corio nginx}
 read -r -a scenarios <<<"${SCENARIOS//,/ }"
 read -r -a servers <<<"${SERVERS//,/ }"
 PIPELINE_DEPTH=16
-pipeline_lua=$bench_root/tests/bench/pipeline.lua
+pipeline_lua=$bench_root/deploy/wrk/pipeline.lua
 
 # scenario -> connections, wrk script args
 scenario_conns() {

@@ -345,27 +345,11 @@ bench_seconds() {
 
 # bench_wrk_parse FILE: prints "requests rps p99_ms p50_ms errors" from wrk's
 # --latency output (errors = socket errors + non-2xx/3xx responses), or fails.
+# The parsing is the load kit's (deploy/wrk/report.awk).
 bench_wrk_parse() {
-    awk '
-    function ms(v,   n, u) {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") return n / 1000
-        if (u == "ms") return n
-        if (u == "s")  return n * 1000
-        if (u == "m")  return n * 60000
-        if (u == "h")  return n * 3600000
-        return -1
-    }
-    / requests in /         { req = $1 }
-    /^Requests\/sec:/       { rps = $2 }
-    /^ +50% /               { p50 = ms($2) }
-    /^ +99% /               { p99 = ms($2) }
-    /Socket errors:/        { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
-    /Non-2xx or 3xx/        { err += $NF }
-    END {
-        if (req == "" || rps == "" || p99 == "" || p99 < 0) exit 1
-        printf "%d %.2f %.3f %.3f %d\n", req, rps, p99, p50, err
-    }' "$1"
+    local r
+    r=$(awk -f "$bench_root/deploy/wrk/report.awk" "$1") || return 1
+    awk '$4 >= 0 { printf "%d %.2f %.3f %.3f %d\n", $1, $2, $4, $3, $5; ok = 1 } END { exit !ok }' <<<"$r"
 }
 
 # Median of the numbers on stdin (one per line).

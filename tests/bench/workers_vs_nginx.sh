@@ -30,7 +30,7 @@
 #   CONNS=256        wrk connections (-c)
 #   THREADS=2        wrk threads (-t)
 #   SCENARIOS=plain  plain (GET /plaintext, keep-alive) and/or pipeline16
-#                    (pipeline.lua, 16 requests per write); space or comma separated
+#                    (deploy/wrk/pipeline.lua, 16 requests per write); space or comma separated
 #   SERVERS="corio-1 corio-2 nginx-1 nginx-2"   corio-N / nginx-N, any N >= 1
 #   CORIO_BIN=...    default build/server/corio (built, Release, if missing)
 #   NGINX_BIN=...    default: nginx on PATH
@@ -57,7 +57,7 @@ NOISE_PCT=${NOISE_PCT:-10}
 read -r -a scenarios <<<"${SCENARIOS//,/ }"
 read -r -a servers <<<"${SERVERS//,/ }"
 PIPELINE_DEPTH=16
-pipeline_lua=$bench_root/tests/bench/pipeline.lua
+pipeline_lua=$bench_root/deploy/wrk/pipeline.lua
 
 for sc in "${scenarios[@]}"; do
     case $sc in plain | pipeline16) ;; *) bench_die "unknown scenario '$sc' (plain, pipeline16)" ;; esac

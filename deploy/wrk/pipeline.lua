@@ -1,8 +1,8 @@
--- tests/bench/pipeline.lua - wrk script: HTTP/1.1 pipelining.
+-- deploy/wrk/pipeline.lua - wrk script: HTTP/1.1 pipelining.
 -- Each write carries DEPTH requests back to back (default 16), built with
 -- wrk.format() from the URL's path, wrk.method and wrk.headers; wrk then
 -- reads DEPTH responses before it writes again.
---   wrk -t1 -c64 -d10s --latency -s tests/bench/pipeline.lua URL [-- DEPTH]
+--   wrk -t1 -c64 -d10s --latency -s deploy/wrk/pipeline.lua URL [-- DEPTH]
 
 local req
 
