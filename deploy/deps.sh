@@ -2,11 +2,17 @@
 # corio needs from Debian 12's packages with apt-get, if anything is missing.
 #   corio_install_deps build   # to build and run the daemon
 #   corio_install_deps test    # plus what the test suite drives it with
+#   corio_install_deps docker  # what tests/docker/cluster_test.sh needs: Debian's
+#                              # Docker 20.10 and docker-compose v1, debootstrap
 
 corio_deps_build=(build-essential cmake pkg-config liburing-dev node-llhttp libjansson-dev
                   libssl-dev zlib1g-dev)
 corio_deps_test=(check clang libclang-rt-14-dev curl python3 python3-websockets valgrind procps
                  iproute2 chromium)
+# (apparmor: docker.io recommends it, and where the kernel enables AppArmor,
+# dockerd needs apparmor_parser to load the profile it gives containers)
+corio_deps_docker=(docker.io docker-compose debootstrap debian-archive-keyring apparmor iptables iproute2
+                   curl python3)
 # The WebSocket client tests also need Node.js and npm (for the npm packages ws
 # and playwright-core, installed into the build tree by ctest): any node and
 # npm already on PATH serve (Debian's npm package would conflict with a
@@ -15,6 +21,7 @@ corio_deps_test=(check clang libclang-rt-14-dev curl python3 python3-websockets 
 corio_install_deps() {
     local want=("${corio_deps_build[@]}") missing=() p
     [ "${1:-build}" = test ] && want+=("${corio_deps_test[@]}")
+    [ "${1:-build}" = docker ] && want=("${corio_deps_docker[@]}")
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
