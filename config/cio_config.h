@@ -12,6 +12,11 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
+
 #define CIO_CONFIG_MAX_LISTEN  16
 #define CIO_CONFIG_MAX_ORIGINS 64 /* websocket.origins entries */
 #define CIO_CONFIG_MAX_SERVERS 64 /* "servers" entries */
@@ -238,4 +243,8 @@ void cio_config_free(cio_config *c);
 /* Usage text for --help. */
 void cio_config_usage(FILE *out, const char *argv0);
 
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
 #endif
+#endif /* CIO_CONFIG_H */

@@ -49,6 +49,20 @@
  *   stacks survive suspension, stack memory is fine. Tasks are owned by the
  *   handle returned from cio_spawn until cio_join() or cio_detach(); children
  *   of a group are owned by the group until cio_group_wait() returns.
+ *
+ * LIBRARY
+ *   libcorio (libcorio.a, libcorio.so.0) is core, proto (cio_http.h,
+ *   cio_ws.h, cio_peer.h) and config (cio_config.h). Its API is what the
+ *   public headers declare: each wraps its declarations in
+ *   "#pragma GCC visibility push(default)" and the library is compiled with
+ *   -fvisibility=hidden, so the shared library exports exactly those and
+ *   nothing of its internals (cio__* helpers, http_*, ws_*, llhttp). Two
+ *   cio__ functions are exported because inline functions of the headers
+ *   call them (cio__buf_grow, cio__sendq_reserve_part): ABI, not API.
+ *   Fields of public structs are the library's unless documented for the
+ *   caller. The SONAME stays libcorio.so.0 until the API is declared
+ *   stable: until then a release may change the ABI, and programs linked
+ *   against the shared library are rebuilt with each.
  */
 #ifndef CIO_H
 #define CIO_H

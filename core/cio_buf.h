@@ -10,6 +10,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* ------------------------------------------------------------------------ */
 /* Buffers and shared segments                                               */
@@ -107,6 +108,7 @@ int cio_arena_defer(cio_arena *a, void (*fn)(void *arg), void *arg);
 void cio_arena_reset(cio_arena *a);
 void cio_arena_fini(cio_arena *a);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* ------------------------------------------------------------------------ */
 /* I/O through the ring ([awaits]; all return -errno on failure)             */
@@ -40,6 +41,7 @@ int cio_fsync(int fd, cio_time deadline);
 ssize_t cio_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out, size_t len,
                    unsigned flags, cio_time deadline);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

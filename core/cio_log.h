@@ -11,6 +11,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* ------------------------------------------------------------------------ */
 /* Non-blocking writers and logging                                          */
@@ -55,6 +56,7 @@ void cio_log(enum cio_log_level level, const char *fmt, ...) __attribute__((form
 #define cio_info(...)  cio_log(CIO_LOG_INFO, __VA_ARGS__)
 #define cio_debug(...) cio_log(CIO_LOG_DEBUG, __VA_ARGS__)
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

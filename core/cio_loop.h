@@ -12,6 +12,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 #define CIO_VERSION "0.1.0"
 
@@ -251,6 +252,7 @@ typedef struct cio_heap_stats {
 int cio_heap_trim_start(cio_loop *loop, cio_time interval, size_t min_free);
 void cio_heap_trim_get(const cio_loop *loop, cio_heap_stats *out);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* ------------------------------------------------------------------------ */
 /* Transports: callback-driven byte streams for protocol code                */
@@ -281,6 +282,7 @@ typedef struct cio_listener {
     cio_loop *loop;
     int fd;
     bool armed, paused, closing;
+    bool shared; /* other loops accept on the same socket (cio_listener_adopt) */
     cio_completion comp;
     cio_timer retry; /* re-arms after EMFILE/ENFILE */
     uint64_t backoffs;       /* accepts refused for want of fds or memory since the last report */
@@ -296,6 +298,17 @@ typedef struct cio_listener {
 int cio_listener_open(cio_listener *ls, cio_loop *loop, const struct sockaddr *addr,
                       socklen_t addrlen, int backlog, bool reuseport,
                       void (*on_accept)(cio_listener *ls, int fd), void *ud);
+/* Accepts on fd, a stream socket already bound and listening that was made
+ * elsewhere (inherited: systemd's socket activation). shared: listeners of
+ * other loops accept on the same socket (each on a dup() of it): then each
+ * connection is accepted by one of them, taking turns, with one accept in
+ * flight at a time instead of a multishot accept (which would take them
+ * all: it stays first in the socket's wait queue). Sets O_NONBLOCK and
+ * FD_CLOEXEC on fd. On success the listener owns fd (cio_listener_close
+ * closes it); on failure fd stays the caller's. 0, -EINVAL (not a
+ * listening stream socket), or -errno (-ENOTSOCK, -EBADF). */
+int cio_listener_adopt(cio_listener *ls, cio_loop *loop, int fd, bool shared,
+                       void (*on_accept)(cio_listener *ls, int fd), void *ud);
 /* Stops accepting (connections wait in the kernel backlog) / resumes. */
 void cio_listener_pause(cio_listener *ls);
 void cio_listener_resume(cio_listener *ls);
@@ -349,6 +362,7 @@ int cio_stream_flush(cio_stream *s, cio_time deadline);
  * how much of src went out is not known: treat the stream as broken. */
 int cio_stream_write_all(cio_stream *s, const void *src, size_t len, cio_time deadline);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

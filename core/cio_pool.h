@@ -10,6 +10,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* ------------------------------------------------------------------------ */
 /* Thread pool (executor for blocking and CPU-heavy work)                    */
@@ -45,8 +46,11 @@ typedef struct cio_job {
     cio_pool *pool;
     intptr_t result;
     cio_completion comp; /* delivery of the result to the loop */
-    _Atomic int state;
-    _Atomic bool cancel_requested;
+    /* internal: shared with the worker threads, read and written only with
+     * __atomic builtins (plain fields, not _Atomic, so that C++ can include
+     * this header) */
+    int state;
+    bool cancel_requested;
 } cio_job;
 
 /* Creates a pool whose jobs complete on loop (NULL = current). The pool
@@ -136,6 +140,7 @@ typedef struct cio_pool_stats {
  * threads' and queue's. */
 void cio_pool_get_stats(cio_pool *p, cio_pool_stats *out);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

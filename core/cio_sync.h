@@ -10,6 +10,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* ------------------------------------------------------------------------ */
 /* Timers                                                                    */
@@ -116,6 +117,7 @@ int cio_chan_try_recv(cio_chan *c, intptr_t *item);
  * buffered and then get -EPIPE. */
 void cio_chan_close(cio_chan *c);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* ------------------------------------------------------------------------ */
 /* Tasks                                                                     */
@@ -303,6 +304,7 @@ void cio_group_cancel(cio_group *g);
  * cannot be interrupted early: cancellation only cancels the children. */
 intptr_t cio_group_wait(cio_group *g);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

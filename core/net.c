@@ -14,6 +14,7 @@
 #include "cio_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -387,7 +388,14 @@ void cio_socket_transport_init(cio_socket_transport *s, cio_loop *loop, int fd,
 static void listener_arm(cio_listener *ls)
 {
     struct io_uring_sqe *sqe = cio__sqe(ls->loop);
-    io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    /* A shared socket gets one accept at a time: a multishot accept keeps
+     * its place at the head of the socket's wait queue and would be woken
+     * for every connection; a single one re-armed after each joins the
+     * queue's tail, so the wake-ups rotate among the loops that wait. */
+    if (ls->shared)
+        io_uring_prep_accept(sqe, ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    else
+        io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     cio__sqe_set_comp(ls->loop, sqe, &ls->comp);
     ls->armed = true;
 }
@@ -445,16 +453,25 @@ static void listener_done(cio_completion *c, int32_t res, uint32_t cflags)
         listener_arm(ls); /* also when the back-off timer cannot be armed: never stop accepting */
 }
 
-int cio_listener_open(cio_listener *ls, cio_loop *loop, const struct sockaddr *addr,
-                      socklen_t addrlen, int backlog, bool reuseport,
-                      void (*on_accept)(cio_listener *ls, int fd), void *ud)
+/* Fills ls for fd and arms the accept. */
+static void listener_start(cio_listener *ls, cio_loop *loop, int fd, bool shared,
+                           void (*on_accept)(cio_listener *ls, int fd), void *ud)
 {
     memset(ls, 0, sizeof(*ls));
+    ls->shared = shared;
     ls->loop = cio__loop_or_current(loop);
     ls->on_accept = on_accept;
     ls->ud = ud;
     ls->comp.fn = listener_done;
     cio_timer_init(&ls->retry, ls->loop, listener_retry);
+    ls->fd = fd;
+    listener_arm(ls);
+}
+
+int cio_listener_open(cio_listener *ls, cio_loop *loop, const struct sockaddr *addr,
+                      socklen_t addrlen, int backlog, bool reuseport,
+                      void (*on_accept)(cio_listener *ls, int fd), void *ud)
+{
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -466,13 +483,34 @@ int cio_listener_open(cio_listener *ls, cio_loop *loop, const struct sockaddr *a
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, addr, addrlen) < 0 || listen(fd, backlog) < 0)
         goto fail;
-    ls->fd = fd;
-    listener_arm(ls);
+    listener_start(ls, loop, fd, false, on_accept, ud);
     return 0;
 fail:;
     int rc = -errno;
     close(fd);
     return rc;
+}
+
+int cio_listener_adopt(cio_listener *ls, cio_loop *loop, int fd, bool shared,
+                       void (*on_accept)(cio_listener *ls, int fd), void *ud)
+{
+    int listening = 0, type = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+        return -errno; /* -ENOTSOCK, -EBADF */
+    len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return -errno;
+    if (!listening || type != SOCK_STREAM)
+        return -EINVAL;
+    /* As a socket of our own: the flags belong to the open file, which
+     * whoever passed it (systemd) shares, and neither matters to it. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return -errno;
+    listener_start(ls, loop, fd, shared, on_accept, ud);
+    return 0;
 }
 
 void cio_listener_pause(cio_listener *ls)

@@ -78,7 +78,8 @@ bool cio_job_cancelled(void)
     cio_job *j = tls_job;
     /* The owner's CANCEL shutdown comes after every other front end is gone,
      * so its own flag covers every job the threads may still run. */
-    return j && (atomic_load(&j->cancel_requested) || atomic_load(&j->pool->cancel));
+    return j && (__atomic_load_n(&j->cancel_requested, __ATOMIC_SEQ_CST) ||
+                 atomic_load(&j->pool->cancel));
 }
 
 /* ---- loop side ------------------------------------------------------------------ */
@@ -86,7 +87,7 @@ bool cio_job_cancelled(void)
 static void job_finish(cio_job *job, intptr_t result)
 {
     cio_pool *p = job->pool;
-    atomic_store(&job->state, JOB_DONE);
+    __atomic_store_n(&job->state, JOB_DONE, __ATOMIC_SEQ_CST);
     p->completed++;
     p->outstanding--;
     cio_sem_release(&p->space);
@@ -214,7 +215,7 @@ static void *worker_main(void *arg)
             s->tail = NULL;
         s->queued--;
         s->running++;
-        atomic_store(&job->state, JOB_RUNNING);
+        __atomic_store_n(&job->state, JOB_RUNNING, __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&s->lock);
 
         tls_job = job;
@@ -352,8 +353,8 @@ static void enqueue(cio_pool *p, cio_job *job, cio_fn fn, void *arg)
     job->pool = p;
     job->result = 0;
     job->comp.fn = job_cqe;
-    atomic_store(&job->state, JOB_QUEUED);
-    atomic_store(&job->cancel_requested, false);
+    __atomic_store_n(&job->state, JOB_QUEUED, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&job->cancel_requested, false, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&s->lock);
     if (s->tail)
         s->tail->next = job;
@@ -415,7 +416,7 @@ static bool unqueue(pool_shared *s, cio_job *job)
 {
     bool found = false;
     pthread_mutex_lock(&s->lock);
-    if (atomic_load(&job->state) == JOB_QUEUED) {
+    if (__atomic_load_n(&job->state, __ATOMIC_SEQ_CST) == JOB_QUEUED) {
         for (cio_job **pp = &s->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
             if (*pp == job) {
                 queue_unlink(s, pp, prev);
@@ -445,7 +446,7 @@ void cio_job_cancel(cio_job *job)
         finish_unrun(p, job);
         return;
     }
-    atomic_store(&job->cancel_requested, true);
+    __atomic_store_n(&job->cancel_requested, true, __ATOMIC_SEQ_CST);
 }
 
 intptr_t cio_job_join(cio_job *job, cio_time deadline)

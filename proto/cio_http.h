@@ -25,13 +25,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
+
 /* A byte string that is not NUL-terminated. */
 typedef struct cio_str {
     const char *p;
     size_t n;
 } cio_str;
 
+#ifdef __cplusplus
+#define CIO_STR(lit) (cio_str{(lit), sizeof(lit) - 1})
+#else
 #define CIO_STR(lit) ((cio_str){(lit), sizeof(lit) - 1})
+#endif
 
 typedef struct cio_http_server cio_http_server;
 typedef struct cio_http_req cio_http_req;
@@ -120,9 +129,22 @@ int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t
 typedef struct cio_http_listen_opts {
     bool reuseport;
     bool proxy_protocol;
+    bool shared; /* cio_http_listen_fd only: servers of other loops accept on the
+                    same socket (see cio_listener_adopt) */
 } cio_http_listen_opts;
 int cio_http_listen_with(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
                          const cio_http_listen_opts *o, char *text_out);
+
+/* Serves on fd, a listening TCP socket made elsewhere: one inherited
+ * through systemd's socket activation, or a dup() of it, so that the
+ * servers of several loops accept on one socket (with o->shared, set on
+ * each: they take turns). o->proxy_protocol as above; o->reuseport does
+ * not apply (the socket is bound already). On success srv owns fd
+ * (made non-blocking and close-on-exec; closed when srv stops listening);
+ * on failure it stays the caller's. text_out as above. 0, -EINVAL (not a
+ * listening stream socket), -ENOMEM or -errno (-EBADF, -ENOTSOCK). */
+int cio_http_listen_fd(cio_http_server *srv, int fd, const cio_http_listen_opts *o,
+                       char *text_out);
 
 /* Serves one connection over any transport the caller created with
  * cio_http_conn_cbs() and cio_http_conn_ud() (tests, fuzzers: cio_mem_transport). */
@@ -413,4 +435,8 @@ void cio_http_date(int64_t t, char out[30]);
 /* Parses an HTTP date (IMF-fixdate, RFC 850, asctime). -1 if invalid. */
 int64_t cio_http_parse_date(const char *s, size_t n);
 
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
 #endif
+#endif /* CIO_HTTP_H */

@@ -36,6 +36,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 /* A member's id: 128 bits from the kernel's CSPRNG, as 32 lowercase hex
  * characters and a NUL. */
@@ -147,6 +148,7 @@ const cio_peer_info *cio_discovery_peer(const cio_discovery *d, size_t i);
  * answer yet" (the first query is out), "not queried yet". Returns out. */
 const char *cio_peer_answer(const cio_peer_info *p, char *out, size_t len);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

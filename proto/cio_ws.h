@@ -23,6 +23,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the public API: see LIBRARY in cio.h */
 
 typedef struct cio_ws cio_ws;
 
@@ -227,6 +228,7 @@ void cio_ws_stats_get(cio_ws_stats *out);
 void *cio_ws_userdata(const cio_ws *ws);
 void cio_ws_set_userdata(cio_ws *ws, void *ud);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -301,8 +301,10 @@ int cio_http_listen(cio_http_server *srv, const struct sockaddr *addr, socklen_t
     return cio_http_listen_with(srv, addr, len, &o, text_out);
 }
 
-int cio_http_listen_with(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
-                         const cio_http_listen_opts *o, char *text_out)
+/* A listener for srv, on a socket that cio_listener_open makes (addr) or
+ * cio_listener_adopt takes over (fd >= 0). */
+static int listen_on(cio_http_server *srv, const struct sockaddr *addr, socklen_t len, int fd,
+                     const cio_http_listen_opts *o, char *text_out)
 {
     bool reuseport = o && o->reuseport;
     http_listener **ls = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof(*ls));
@@ -314,7 +316,9 @@ int cio_http_listen_with(cio_http_server *srv, const struct sockaddr *addr, sock
         return -ENOMEM;
     hl->srv = srv;
     hl->proxy = o && o->proxy_protocol;
-    int rc = cio_listener_open(&hl->ls, srv->loop, addr, len, BACKLOG, reuseport, on_accept, hl);
+    int rc = fd >= 0 ? cio_listener_adopt(&hl->ls, srv->loop, fd, o && o->shared, on_accept, hl)
+                     : cio_listener_open(&hl->ls, srv->loop, addr, len, BACKLOG, reuseport,
+                                         on_accept, hl);
     if (rc < 0) {
         free(hl);
         return rc;
@@ -327,12 +331,13 @@ int cio_http_listen_with(cio_http_server *srv, const struct sockaddr *addr, sock
         socklen_t sl;
         char ip[INET6_ADDRSTRLEN] = "?";
         int port = 0;
+        snprintf(text_out, 64, "?");
         if (cio_listener_address(&hl->ls, &ss, &sl) == 0) {
             if (ss.ss_family == AF_INET6) {
                 inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
                 port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
                 snprintf(text_out, 64, "[%s]:%d", ip, port);
-            } else {
+            } else if (ss.ss_family == AF_INET) {
                 inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
                 port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
                 snprintf(text_out, 64, "%s:%d", ip, port);
@@ -340,6 +345,20 @@ int cio_http_listen_with(cio_http_server *srv, const struct sockaddr *addr, sock
         }
     }
     return 0;
+}
+
+int cio_http_listen_with(cio_http_server *srv, const struct sockaddr *addr, socklen_t len,
+                         const cio_http_listen_opts *o, char *text_out)
+{
+    return listen_on(srv, addr, len, -1, o, text_out);
+}
+
+int cio_http_listen_fd(cio_http_server *srv, int fd, const cio_http_listen_opts *o,
+                       char *text_out)
+{
+    if (fd < 0)
+        return -EBADF;
+    return listen_on(srv, NULL, 0, fd, o, text_out);
 }
 
 /* ---- shutdown ------------------------------------------------------------------------- */

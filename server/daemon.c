@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +211,146 @@ int corio_drop_privileges(const char *user, const char *group, char *err, size_t
         return -1;
     }
     return 0;
+}
+
+/* ---- io_uring refused ------------------------------------------------------------------- */
+
+/* The number after "key" at the start of a line of the file at path, or
+ * -1 ("Seccomp:" in /proc/self/status; "" for a file of one number). */
+static long proc_number(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char line[256];
+    long v = -1;
+    size_t klen = strlen(key);
+    while (v < 0 && fgets(line, sizeof(line), f))
+        if (strncmp(line, key, klen) == 0) {
+            char *end;
+            long n = strtol(line + klen, &end, 10);
+            if (end != line + klen)
+                v = n;
+        }
+    fclose(f);
+    return v;
+}
+
+void corio_uring_error(int rc, char *buf, size_t len)
+{
+    if (rc == -ENOTSUP) {
+        snprintf(buf, len, "io_uring: this kernel's io_uring lacks features corio needs "
+                           "(IORING_FEAT_EXT_ARG and NODROP: Linux 5.11 or later)");
+        return;
+    }
+    if (rc != -EPERM && rc != -ENOSYS) {
+        snprintf(buf, len, "io_uring: %s", strerror(-rc));
+        return;
+    }
+    long disabled = proc_number("/proc/sys/kernel/io_uring_disabled", "");
+    long seccomp = proc_number("/proc/self/status", "Seccomp:");
+    const char *why;
+    if (disabled == 2)
+        why = "sysctl kernel.io_uring_disabled is 2, which turns io_uring off for every "
+              "process: set it to 0 (sysctl -w kernel.io_uring_disabled=0)";
+    else if (disabled == 1)
+        why = "sysctl kernel.io_uring_disabled is 1, which allows io_uring only to root and "
+              "the group kernel.io_uring_group: set it to 0, or run corio in that group";
+    else if (seccomp == 2)
+        why = "a seccomp filter blocks it (Docker 25 and later block io_uring in their default "
+              "profile): run the container with --security-opt "
+              "seccomp=deploy/seccomp-io_uring.json (a profile that allows io_uring_setup, "
+              "io_uring_enter and io_uring_register); under systemd, allow them in "
+              "SystemCallFilter=";
+    else if (rc == -ENOSYS)
+        why = "this kernel has no io_uring (built without CONFIG_IO_URING, or a sandbox such "
+              "as gVisor that does not offer it): corio needs Linux 6.x with io_uring";
+    else
+        why = "a security policy refused it (a seccomp profile, a security module such as "
+              "SELinux, or sysctl kernel.io_uring_disabled): allow io_uring_setup, "
+              "io_uring_enter and io_uring_register for corio";
+    snprintf(buf, len, "io_uring is not available (io_uring_setup: %s): %s", strerror(-rc), why);
+}
+
+/* ---- socket activation ------------------------------------------------------------------ */
+
+#define LISTEN_FDS_START 3 /* SD_LISTEN_FDS_START */
+
+/* A decimal number that fits in an int, or -1. */
+static int decimal(const char *s)
+{
+    long v = 0;
+    if (!s || !*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > 100000000)
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return (int)v;
+}
+
+/* NULL when fd is a listening TCP socket, or why it is not. */
+static const char *not_listening_tcp(int fd)
+{
+    int v = 0;
+    socklen_t len = sizeof(v);
+    if (fcntl(fd, F_GETFD) < 0)
+        return "not open";
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0)
+        return errno == ENOTSOCK ? "not a socket" : strerror(errno);
+    if (v != SOCK_STREAM)
+        return "not a stream socket";
+    len = sizeof(v);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len) < 0 || (v != AF_INET && v != AF_INET6))
+        return "not an IPv4 or IPv6 socket";
+    len = sizeof(v);
+    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) < 0 || v != IPPROTO_TCP)
+        return "not a TCP socket";
+    len = sizeof(v);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || !v)
+        return "not listening";
+    return NULL;
+}
+
+int corio_listen_fds(int *fds, size_t max, char *err, size_t errlen)
+{
+    const char *pid_text = getenv("LISTEN_PID"), *n_text = getenv("LISTEN_FDS");
+    int pid = decimal(pid_text), n = 0, rc = 0;
+    char n_copy[16];
+    snprintf(n_copy, sizeof(n_copy), "%s", n_text ? n_text : "");
+    /* Meant for another process (a parent that did not clean up): ignored. */
+    if (pid_text && n_text && pid == (int)getpid()) {
+        n = decimal(n_text);
+        if (n < 0) {
+            snprintf(err, errlen, "socket activation: LISTEN_FDS=\"%s\": expected a number",
+                     n_copy);
+            rc = -1;
+        } else if ((size_t)n > max) {
+            snprintf(err, errlen, "socket activation: LISTEN_FDS=%d: at most %zu sockets", n,
+                     max);
+            rc = -1;
+        }
+    }
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        int fd = LISTEN_FDS_START + i;
+        const char *why = not_listening_tcp(fd);
+        if (!why && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+            why = strerror(errno);
+        if (why) {
+            snprintf(err, errlen,
+                     "socket activation: fd %d (LISTEN_FDS=%d) is not a listening TCP socket: %s",
+                     fd, n, why);
+            return -1;
+        }
+        fds[i] = fd;
+    }
+    return n;
 }
 
 /* ---- systemd's notify protocol ----------------------------------------------------------- */

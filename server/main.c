@@ -6,7 +6,8 @@
  * timeouts.drain_ms, exit 0); a second one cuts the drain short. SIGHUP
  * reopens the log files and reloads what can change while running.
  *
- * Startup order: configuration; the open-files limit; the pidfile, locked;
+ * Startup order: configuration; the open-files limit; the sockets passed
+ * by socket activation (LISTEN_FDS), if any; the pidfile, locked;
  * --daemon detaches (before any ring or thread exists: a SINGLE_ISSUER ring
  * belongs to the task that made it, and threads do not survive a fork, so
  * both are made after); then the loop, the pool, the listeners; then
@@ -22,12 +23,21 @@
  * and they answer the same way. Settings (SIGHUP) reach each worker as a
  * reference-counted snapshot, applied on its own loop.
  *
+ * Socket activation (systemd's LISTEN_FDS): the sockets passed are served
+ * instead of binding "listen". They cannot be multiplied with SO_REUSEPORT
+ * (that takes a socket bound by the same user, before the first listen),
+ * so every worker accepts on a dup() of each: several rings on one socket,
+ * one accept in flight in each, so that they take turns (a multishot
+ * accept would keep the head of the socket's wait queue: worker 0 would
+ * get every connection).
+ *
  * Exit status: 0 after a clean shutdown, 1 when the server cannot start
  * (e.g. the address is in use, the pidfile is locked), 2 for configuration
- * errors.
+ * errors. (corio --probe URL is a client instead: probe.c.)
  */
 #include "cio_config.h"
 #include "daemon.h"
+#include "probe.h"
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -138,6 +148,12 @@ struct daemon {
     worker *w;
     unsigned n;
     uint16_t *ports; /* per listen address, the port worker 0 bound */
+    /* Socket activation: the listening sockets the service manager passed
+     * (fds 3...), served instead of binding "listen"; each worker accepts
+     * on a copy of its own, and loop 0 closes these once all have one. */
+    int lfds[CIO_CONFIG_MAX_LISTEN];
+    bool lproxy[CIO_CONFIG_MAX_LISTEN]; /* a "listen" entry with its address says so */
+    size_t nlfds;
     /* loop 0's: workers' reports (set up, listening, drained), one per
      * phase from each worker that has a loop */
     unsigned alive;  /* workers with a loop */
@@ -732,6 +748,76 @@ static int listen_all(cio_http_server *srv, const cio_listen *list, size_t n, bo
     return 0;
 }
 
+/* The listening sockets passed by the service manager, as they were
+ * passed: closed once every worker has its own copy (or at exit). */
+static void close_inherited(daemon_t *d)
+{
+    for (size_t i = 0; i < d->nlfds; i++)
+        if (d->lfds[i] >= 0) {
+            close(d->lfds[i]);
+            d->lfds[i] = -1;
+        }
+}
+
+/* Whether two socket addresses are one: family, address and port. */
+static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* An inherited socket takes proxy_protocol from the "listen" entry with
+ * its address, if there is one (none: plain connections). */
+static bool inherited_proxy(const cio_config *cfg, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return false;
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        if (same_sockaddr(&cfg->listen[i].addr, &ss))
+            return cfg->listen[i].proxy_protocol;
+    return false;
+}
+
+/* [awaits] Socket activation: listens on the sockets the service manager
+ * passed, each worker on a copy of its own (a dup: one socket, accepted on
+ * by every worker's ring, taking turns). 0 or -errno (logged). */
+static int listen_inherited(worker *w)
+{
+    daemon_t *d = w->d;
+    if (w->index == 0)
+        cio_info("socket activation: serving on the %zu socket(s) the service manager passed, "
+                 "not on \"listen\"",
+                 d->nlfds);
+    for (size_t i = 0; i < d->nlfds; i++) {
+        char bound[64];
+        cio_http_listen_opts lo = {.proxy_protocol = d->lproxy[i], .shared = d->n > 1};
+        int fd = fcntl(d->lfds[i], F_DUPFD_CLOEXEC, 3);
+        int rc = fd < 0 ? -errno : cio_http_listen_fd(w->srv, fd, &lo, bound);
+        if (rc < 0) {
+            if (fd >= 0)
+                close(fd);
+            cio_error("socket activation: fd %d: %s", d->lfds[i], strerror(-rc));
+            return rc;
+        }
+        if (w->index == 0)
+            cio_info("listening on %s (socket activation%s)", bound,
+                     lo.proxy_protocol ? ", PROXY protocol required" : "");
+    }
+    return 0;
+}
+
 /* [awaits] Sets up worker w on the calling loop: budget, rooms, pool,
  * access log, server (and admin server) with the routes. Not listening
  * yet. 0 or -errno (logged). */
@@ -806,8 +892,9 @@ static int worker_listen(worker *w)
 {
     const cio_config *cfg = &w->d->cfg;
     bool many = w->d->n > 1;
-    int rc = listen_all(w->srv, cfg->listen, cfg->nlisten, many, "listening", w->index == 0,
-                        w->d->ports);
+    int rc = w->d->nlfds ? listen_inherited(w)
+                         : listen_all(w->srv, cfg->listen, cfg->nlisten, many, "listening",
+                                      w->index == 0, w->d->ports);
     if (rc == 0 && w->admin)
         rc = listen_all(w->admin, cfg->admin_listen, cfg->nadmin_listen, false,
                         "listening (/metrics, /cluster)", true, NULL);
@@ -906,7 +993,9 @@ static void *worker_thread(void *arg)
     if (rc < 0) {
         /* Loop 0 waits for this worker's report: it must hear of it (and
          * tells it nothing more: its loops[] entry stays NULL). */
-        fprintf(stderr, "corio: worker %u: io_uring: %s\n", w->index, strerror(-rc));
+        char why[768];
+        corio_uring_error(rc, why, sizeof(why));
+        fprintf(stderr, "corio: worker %u: %s\n", w->index, why);
         report(w, REPORT_GONE);
         return NULL;
     }
@@ -1003,9 +1092,13 @@ static intptr_t serve(void *arg)
             tell(&d->w[i], cut_drain); /* they skip listening */
         tell(&d->w[i], set_go);
     }
-    if (gather(d) > 0 || failed)
+    failed = gather(d) > 0 || failed;
+    close_inherited(d); /* every worker that listens has a copy of its own */
+    if (failed)
         goto drain;
-    if (d->n > 1)
+    if (d->n > 1 && d->nlfds)
+        cio_info("%u workers accept on the same sockets", d->n);
+    else if (d->n > 1)
         cio_info("%u workers share the listening addresses (SO_REUSEPORT)", d->n);
 
     /* The first round goes out now that we listen: our own entry can
@@ -1108,6 +1201,11 @@ int main(int argc, char **argv)
     daemon_t d = {.argc = argc, .argv = argv, .sigfd = -1, .ready_fd = -1, .pidfile_fd = -1,
                   .term_fd = -1};
     char err[512];
+    /* --probe URL: a client of a running server, not a server: before the
+     * configuration (it reads none). */
+    int probed = corio_probe_main(argc, argv);
+    if (probed >= 0)
+        return probed;
     cio_config_action action;
     if (cio_config_from_args(&d.cfg, argc, argv, &action, err, sizeof(err)) < 0) {
         fprintf(stderr, "corio: %s\n", err);
@@ -1177,6 +1275,15 @@ int main(int argc, char **argv)
      * the hard one. */
     rlim_t nofile = corio_nofile_raise();
     int status = 1;
+    /* Socket activation: first, before any file is opened here. */
+    int nlfds = corio_listen_fds(d.lfds, CIO_CONFIG_MAX_LISTEN, err, sizeof(err));
+    if (nlfds < 0) {
+        fprintf(stderr, "corio: %s\n", err);
+        goto done;
+    }
+    d.nlfds = (size_t)nlfds;
+    for (size_t i = 0; i < d.nlfds; i++)
+        d.lproxy[i] = inherited_proxy(&d.cfg, d.lfds[i]);
     if (d.cfg.pidfile && (d.pidfile_fd = corio_pidfile_lock(d.cfg.pidfile, err, sizeof(err))) < 0) {
         fprintf(stderr, "corio: %s\n", err);
         goto done;
@@ -1220,7 +1327,9 @@ int main(int argc, char **argv)
     cio_loop *loop;
     int rc = cio_loop_create(&loop, NULL);
     if (rc < 0) {
-        fprintf(stderr, "corio: io_uring: %s\n", strerror(-rc));
+        char why[768];
+        corio_uring_error(rc, why, sizeof(why));
+        fprintf(stderr, "corio: %s\n", why);
         goto done;
     }
     if (nofile && nofile < 4096)
@@ -1245,6 +1354,7 @@ done:
         close(d.term_fd);
     }
     corio_pidfile_remove(d.cfg.pidfile, d.pidfile_fd);
+    close_inherited(&d);
     if (d.sigfd >= 0)
         close(d.sigfd);
     cfg_release(d.live);

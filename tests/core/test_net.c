@@ -2,6 +2,7 @@
  * the in-memory transport, and the multishot-accept listener. */
 #include "harness.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -399,6 +400,79 @@ START_TEST(listener_reports_bind_errors)
 }
 END_TEST
 
+/* A listening socket on 127.0.0.1, made here (as systemd makes one for
+ * socket activation), and its address. */
+static int made_listening(struct sockaddr_storage *ss, socklen_t *len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* blocking, as systemd's */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    *len = sizeof(*ss);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)ss, len), 0);
+    return fd;
+}
+
+static intptr_t main_adopt(void *arg)
+{
+    (void)arg;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int lfd = made_listening(&ss, &len);
+    int copy = dup(lfd); /* stands for the service manager's copy */
+    cio_listener a, b;
+    ck_assert_int_eq(cio_listener_adopt(&a, NULL, lfd, true, on_accept, NULL), 0);
+    ck_assert_int_ne(fcntl(lfd, F_GETFL) & O_NONBLOCK, 0);
+    ck_assert_int_ne(fcntl(lfd, F_GETFD) & FD_CLOEXEC, 0);
+    int c1 = connect_to(&ss, len);
+    ck_assert(T_AWAIT(accepted == 1, T_PATIENCE_MS));
+    /* A second listener on a dup of the same socket: either takes each
+     * connection, and the socket outlives the first one's close. */
+    ck_assert_int_eq(cio_listener_adopt(&b, NULL, dup(lfd), true, on_accept, NULL), 0);
+    listener_closed = 0;
+    cio_listener_close(&a, on_listener_closed);
+    ck_assert(wait_for(&listener_closed, 1000));
+    ck_assert_int_eq(fcntl(lfd, F_GETFD), -1); /* closed by the listener */
+    int c2 = connect_to(&ss, len);
+    ck_assert(T_AWAIT(accepted == 2, T_PATIENCE_MS));
+    listener_closed = 0;
+    cio_listener_close(&b, on_listener_closed);
+    ck_assert(wait_for(&listener_closed, 1000));
+    /* Closed by us, the socket still listens in its other holder's hands:
+     * a connection waits in the backlog for the next one to adopt it. */
+    int c3 = connect_to(&ss, len);
+    close(c1), close(c2), close(c3), close(copy);
+    return accepted;
+}
+
+START_TEST(listener_adopts_listening_sockets)
+{
+    accepted = 0;
+    ck_assert_int_eq(t_run(main_adopt, NULL), 2);
+}
+END_TEST
+
+START_TEST(listener_refuses_to_adopt_what_does_not_listen)
+{
+    cio_loop *l;
+    ck_assert_int_eq(cio_loop_create(&l, NULL), 0);
+    cio_listener ls;
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* not listening */
+    ck_assert_int_eq(cio_listener_adopt(&ls, l, s, false, on_accept, NULL), -EINVAL);
+    ck_assert_int_ne(fcntl(s, F_GETFD), -1); /* still the caller's */
+    close(s);
+    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(cio_listener_adopt(&ls, l, s, false, on_accept, NULL), -EINVAL);
+    close(s);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ck_assert_int_eq(cio_listener_adopt(&ls, l, p[0], false, on_accept, NULL), -ENOTSOCK);
+    close(p[0]), close(p[1]);
+    ck_assert_int_eq(cio_listener_adopt(&ls, l, p[0], false, on_accept, NULL), -EBADF);
+    cio_loop_destroy(l);
+}
+END_TEST
+
 /* ---- arena --------------------------------------------------------------------------- */
 
 static int order[4], norder;
@@ -443,6 +517,8 @@ static Suite *net_suite(void)
     T_CASE(s, mem_transport_delivers_in_chunks_and_completes_later, 5);
     T_CASE(s, listener_accepts_pauses_resumes_closes, 5);
     T_CASE(s, listener_reports_bind_errors, 5);
+    T_CASE(s, listener_adopts_listening_sockets, 5);
+    T_CASE(s, listener_refuses_to_adopt_what_does_not_listen, 5);
     T_CASE(s, arena_allocates_aligned_and_runs_defers_in_reverse, 5);
     return s;
 }

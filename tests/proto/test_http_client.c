@@ -998,6 +998,57 @@ static intptr_t main_cancel(void *arg)
 
 T_LOOP_TEST(cancelling_the_scope_stops_the_fetch_and_closes_the_connection, main_cancel, 0)
 
+/* ---- a listening socket made elsewhere (socket activation) ------------------------------- */
+
+/* [awaits] GET /hello on 127.0.0.1:port answers 200. */
+static void get_hello(cio_http_client *c, uint16_t port)
+{
+    cio_http_response resp;
+    ck_assert_int_eq(cio_http_get(c, "127.0.0.1", port, "/hello", &resp, T_DEADLINE()), 0);
+    ck_assert_int_eq(resp.status, 200);
+    cio_http_response_free(&resp);
+}
+
+static intptr_t main_listen_fd(void *arg)
+{
+    (void)arg;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    cio_http_server *s1, *s2;
+    ck_assert_int_eq(cio_http_server_create(NULL, NULL, &s1), 0);
+    ck_assert_int_eq(cio_http_route(s1, "GET", "/hello", h_hello, NULL), 0);
+    /* Not listening yet: refused, and still ours. */
+    ck_assert_int_eq(cio_http_listen_fd(s1, lfd, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(listen(lfd, 16), 0);
+    char text[64], want[64];
+    snprintf(want, sizeof(want), "127.0.0.1:%u", ntohs(a.sin_port));
+    cio_http_listen_opts lo = {.shared = true};
+    ck_assert_int_eq(cio_http_listen_fd(s1, dup(lfd), &lo, text), 0);
+    ck_assert_str_eq(text, want);
+    /* A second server (of another loop, in a daemon) on a copy of it. */
+    ck_assert_int_eq(cio_http_server_create(NULL, NULL, &s2), 0);
+    ck_assert_int_eq(cio_http_route(s2, "GET", "/hello", h_hello, NULL), 0);
+    ck_assert_int_eq(cio_http_listen_fd(s2, dup(lfd), &lo, NULL), 0);
+    close(lfd); /* each server holds a copy of its own */
+    cio_http_client *c = client_new(NULL);
+    for (int i = 0; i < 4; i++)
+        get_hello(c, ntohs(a.sin_port));
+    /* One server stops: the other serves on the same socket. */
+    client_free(c);
+    srv_stop(s1);
+    c = client_new(NULL);
+    get_hello(c, ntohs(a.sin_port));
+    client_free(c);
+    srv_stop(s2);
+    ck_assert_int_eq(cio_http_listen_fd(NULL, -1, NULL, NULL), -EBADF);
+    return 0;
+}
+
+T_LOOP_TEST(listen_fd_serves_on_a_socket_made_elsewhere, main_listen_fd, 0)
+
 /* ---- addresses ------------------------------------------------------------------------ */
 
 static intptr_t main_refused(void *arg)
@@ -1184,6 +1235,7 @@ static Suite *http_client_suite(void)
 {
     Suite *s = suite_create("http_client");
     T_CASE(s, get_returns_status_headers_and_body, 20);
+    T_CASE(s, listen_fd_serves_on_a_socket_made_elsewhere, 20);
     T_CASE(s, post_sends_body_with_content_length, 20);
     T_CASE(s, empty_post_says_content_length_0, 20);
     T_CASE(s, long_content_type_is_sent_whole, 20);
