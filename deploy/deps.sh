@@ -9,10 +9,6 @@ corio_deps_build=(build-essential cmake pkg-config liburing-dev node-llhttp libj
                   libssl-dev zlib1g-dev)
 corio_deps_test=(check clang libclang-rt-14-dev curl python3 python3-websockets valgrind procps
                  iproute2 chromium groff-base logrotate)
-# (apparmor: docker.io recommends it, and where the kernel enables AppArmor,
-# dockerd needs apparmor_parser to load the profile it gives containers)
-corio_deps_docker=(docker.io docker-compose debootstrap debian-archive-keyring apparmor iptables iproute2
-                   curl python3)
 # The WebSocket client tests also need Node.js and npm (for the npm packages ws
 # and playwright-core, installed into the build tree by ctest): any node and
 # npm already on PATH serve (Debian's npm package would conflict with a
@@ -20,6 +16,10 @@ corio_deps_docker=(docker.io docker-compose debootstrap debian-archive-keyring a
 # groff-base and logrotate check deploy/'s man page and logrotate snippet;
 # systemd-analyze (Debian's systemd, present on a full install) checks the
 # unit files where it is there.
+# (apparmor: docker.io recommends it, and where the kernel enables AppArmor,
+# dockerd needs apparmor_parser to load the profile it gives containers)
+corio_deps_docker=(docker.io docker-compose debootstrap debian-archive-keyring apparmor iptables iproute2
+                   curl python3)
 
 corio_install_deps() {
     local want=("${corio_deps_build[@]}") missing=() p
