@@ -4,7 +4,7 @@
 # allocation-failure test, for its leak check) again under
 # AddressSanitizer+UBSan, and core's tests on the portable ucontext switch,
 # the fuzzers for a while, and corio's Docker image as a 3-member cluster
-# (tests/docker/cluster_test.sh: root, ~3 minutes).
+# (tests/docker/cluster_test.sh: root, ~2 minutes).
 # In the Release tree ctest first installs the pinned npm packages (ws,
 # playwright-core) into build/npm (the fixture integration.npm_setup).
 # Exits non-zero on any failure.
