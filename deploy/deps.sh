@@ -2,6 +2,8 @@
 # corio needs from Debian 12's packages with apt-get, if anything is missing.
 #   corio_install_deps build   # to build and run the daemon
 #   corio_install_deps test    # plus what the test suite drives it with
+#   corio_install_deps docker  # what tests/docker/cluster_test.sh needs: Debian's
+#                              # Docker 20.10 and docker-compose v1, debootstrap
 
 corio_deps_build=(build-essential cmake pkg-config liburing-dev node-llhttp libjansson-dev
                   libssl-dev zlib1g-dev)
@@ -14,10 +16,15 @@ corio_deps_test=(check clang libclang-rt-14-dev curl python3 python3-websockets 
 # groff-base and logrotate check deploy/'s man page and logrotate snippet;
 # systemd-analyze (Debian's systemd, present on a full install) checks the
 # unit files where it is there.
+# (apparmor: docker.io recommends it, and where the kernel enables AppArmor,
+# dockerd needs apparmor_parser to load the profile it gives containers)
+corio_deps_docker=(docker.io docker-compose debootstrap debian-archive-keyring apparmor iptables iproute2
+                   curl python3)
 
 corio_install_deps() {
     local want=("${corio_deps_build[@]}") missing=() p
     [ "${1:-build}" = test ] && want+=("${corio_deps_test[@]}")
+    [ "${1:-build}" = docker ] && want=("${corio_deps_docker[@]}")
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
