@@ -477,3 +477,24 @@ bench_warmup() {
     shift
     timeout -k 5 $((WARMUP + 30)) "$@" >/dev/null 2>&1 || bench_die "warm-up of $name failed: $*"
 }
+
+# Summaries of a results table (tab-separated: scenario, server, run, then
+# the figures), shared by the wrk comparisons.
+# bench_res_median FILE SCENARIO SERVER COLUMN: the median over the runs,
+# n/a (0) values left out.
+bench_res_median() {
+    awk -F'\t' -v sc="$2" -v sv="$3" -v c="$4" '$1 == sc && $2 == sv && $c > 0 { print $c }' \
+        "$1" | bench_median
+}
+# bench_res_sum FILE SCENARIO SERVER COLUMN: the column summed over the runs.
+bench_res_sum() {
+    awk -F'\t' -v sc="$2" -v sv="$3" -v c="$4" '$1 == sc && $2 == sv { e += $c } END { print e + 0 }' "$1"
+}
+# bench_fx RATIO: "x1.234", or n/a.
+bench_fx() {
+    if [ "$1" = nan ]; then echo n/a; else echo "x$1"; fi
+}
+# bench_ratio A B: A/B with 3 decimals, or nan.
+bench_ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b <= 0) print "nan"; else printf "%.3f\n", a / b }'
+}

@@ -209,19 +209,10 @@ for sc in "${scenarios[@]}"; do
     done
 done
 
-med() { # scenario server column: median over the runs, n/a (0) values left out
-    awk -F'\t' -v sc="$1" -v sv="$2" -v c="$3" '$1 == sc && $2 == sv && $c > 0 { print $c }' \
-        "$results" | bench_median
-}
-errs() { # scenario server: errors summed over the runs
-    awk -F'\t' -v sc="$1" -v sv="$2" '$1 == sc && $2 == sv { e += $12 } END { print e + 0 }' "$results"
-}
-fx() { # ratio -> "x1.234" or n/a
-    if [ "$1" = nan ]; then echo n/a; else echo "x$1"; fi
-}
-ratio() { # a b -> a/b, or nan
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b <= 0) print "nan"; else printf "%.3f\n", a / b }'
-}
+med() { bench_res_median "$results" "$@"; }     # scenario server column
+errs() { bench_res_sum "$results" "$1" "$2" 12; } # scenario server: errors over the runs
+fx() { bench_fx "$@"; }
+ratio() { bench_ratio "$@"; }
 has() { [ -n "${seen[$1]:-}" ]; }
 
 echo
