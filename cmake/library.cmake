@@ -1,4 +1,4 @@
-# libcorio: core/, proto/ and config/ as one library for C (and C++)
+# libcorio: core/, proto/, config/ and server/'s app as one library for C (and C++)
 # programs, static (libcorio.a) and shared (libcorio.so.0), with the public
 # headers of those folders as its API (see LIBRARY in core/cio.h).
 #
@@ -26,6 +26,7 @@ foreach(t corio_shared corio_static)
     ${t} INTERFACE $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/core>
                    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/proto>
                    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/config>
+                   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/server>
                    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/corio>)
 endforeach()
 # Every dependency must be linked (not left for the program to bring);
@@ -39,7 +40,7 @@ endif()
 set(CORIO_PUBLIC_HEADERS
     core/cio.h core/cio_loop.h core/cio_task.h core/cio_sync.h core/cio_pool.h core/cio_io.h
     core/cio_buf.h core/cio_net.h core/cio_log.h proto/cio_http.h proto/cio_ws.h proto/cio_peer.h
-    config/cio_config.h)
+    config/cio_config.h server/cio_app.h)
 
 # The version the headers announce must be the project's.
 file(STRINGS ${PROJECT_SOURCE_DIR}/core/cio_loop.h _v REGEX "^#define CIO_VERSION ")

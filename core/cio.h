@@ -52,7 +52,8 @@
  *
  * LIBRARY
  *   libcorio (libcorio.a, libcorio.so.0) is core, proto (cio_http.h,
- *   cio_ws.h, cio_peer.h) and config (cio_config.h). Its API is what the
+ *   cio_ws.h, cio_peer.h), config (cio_config.h) and the app (server's
+ *   cio_app.h: the daemon's machinery). Its API is what the
  *   public headers declare: each wraps its declarations in
  *   "#pragma GCC visibility push(default)" and the library is compiled with
  *   -fvisibility=hidden, so the shared library exports exactly those and

@@ -105,7 +105,9 @@ int cio_http_server_reconfigure(cio_http_server *srv, const cio_http_opts *opts)
 /* Adds a route: method ("GET", "POST", ...) and a path pattern whose segments
  * are literal or ":name" parameters ("/users/:id"). A GET route also answers
  * HEAD. Literal segments win over parameters. 0, -EINVAL (also for more
- * than 32 segments) or -ENOMEM. */
+ * than 32 segments), -EEXIST (this method has a route matching the same
+ * paths: the same literals, parameters where it has them, whatever their
+ * names; streamed or not) or -ENOMEM. */
 int cio_http_route(cio_http_server *srv, const char *method, const char *pattern,
                    cio_http_handler fn, void *ud);
 

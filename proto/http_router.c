@@ -46,6 +46,20 @@ static bool valid_method(const char *m)
 
 #define PATH_SEGS_MAX 32 /* segments of a route at most: more are refused */
 
+/* Whether a and b match the same requests: one method, and segment by
+ * segment the same literal or both parameters ("/u/:id" is "/u/:name"). */
+static bool same_route(const http_route *a, const http_route *b)
+{
+    if (strcmp(a->method, b->method) != 0 || a->nsegs != b->nsegs)
+        return false;
+    for (size_t i = 0; i < a->nsegs; i++) {
+        bool pa = a->segs[i][0] == ':', pb = b->segs[i][0] == ':';
+        if (pa != pb || (!pa && strcmp(a->segs[i], b->segs[i]) != 0))
+            return false;
+    }
+    return true;
+}
+
 static int route_add(cio_http_server *srv, const char *method, const char *pattern,
                      cio_http_handler fn, void *ud, bool stream)
 {
@@ -97,8 +111,12 @@ static int route_add(cio_http_server *srv, const char *method, const char *patte
     for (size_t i = 0; i < rt->nsegs; i++)
         rt->seg_len[i] = (uint16_t)strlen(rt->segs[i]);
     http_route **tail = &srv->routes;
-    while (*tail)
-        tail = &(*tail)->next;
+    for (; *tail; tail = &(*tail)->next)
+        if (same_route(*tail, rt)) {
+            /* It would never run: the first one matches first. */
+            route_free(rt);
+            return -EEXIST;
+        }
     *tail = rt;
     http_allow_all_update(srv);
     return 0;

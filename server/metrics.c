@@ -7,7 +7,7 @@
  * Collecting costs the request path nothing but the counters it already
  * keeps (one loop's, no atomics): everything here is read at scrape time.
  */
-#include "server.h"
+#include "app_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -165,7 +165,7 @@ typedef struct gather {
 static void take_snap(void *arg, size_t i)
 {
     gather *g = arg;
-    corio_app *app = g->sh->apps[i];
+    cio_app_worker *app = g->sh->apps[i];
     snap *s = &g->s[i];
     cio_loop *loop = cio_loop_current();
     s->http = *cio_http_server_metrics(app->srv);
@@ -270,7 +270,7 @@ static void loop_metrics(out *o, const snap *s, unsigned n)
                    (double)s[w].lag.drift_ns / 1e9);
 }
 
-int corio_metrics_render(corio_app *app, cio_buf *b)
+int corio_metrics_render(cio_app_worker *app, cio_buf *b)
 {
     out o = {.b = *b};
     corio_shared *sh = app->sh;

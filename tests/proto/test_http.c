@@ -1192,6 +1192,32 @@ START_TEST(routes_have_at_most_32_segments)
 }
 END_TEST
 
+/* A second route for the same paths would never run: refused. */
+static intptr_t dup_routes(void *arg)
+{
+    (void)arg;
+    cio_http_server *s;
+    ck_assert_int_eq(cio_http_server_create(NULL, NULL, &s), 0);
+    ck_assert_int_eq(cio_http_route(s, "GET", "/dup/:a/x", h_path, NULL), 0);
+    ck_assert_int_eq(cio_http_route(s, "GET", "/dup/:b/x", h_path, NULL), -EEXIST);
+    ck_assert_int_eq(cio_http_route_stream(s, "GET", "/dup/:a/x", h_path, NULL), -EEXIST);
+    ck_assert_int_eq(cio_http_route(s, "POST", "/dup/:a/x", h_path, NULL), 0);
+    ck_assert_int_eq(cio_http_route(s, "GET", "/dup/y/x", h_path, NULL), 0);
+    ck_assert_int_eq(cio_http_route(s, "GET", "/dup/:a", h_path, NULL), 0);
+    ck_assert_int_eq(cio_http_server_shutdown(s, cio_now()), 0);
+    cio_http_server_destroy(s);
+    return 0;
+}
+
+START_TEST(routes_for_the_same_paths_are_refused)
+{
+    cio_loop *loop;
+    ck_assert_int_eq(cio_loop_create(&loop, NULL), 0);
+    ck_assert_int_eq(cio_run(loop, dup_routes, NULL), 0);
+    cio_loop_destroy(loop);
+}
+END_TEST
+
 /* ---- the PROXY protocol header ------------------------------------------------------ */
 
 static int proxy(const char *p, size_t n, uint8_t *family, char *text)
@@ -2211,6 +2237,7 @@ static Suite *http_suite(void)
     T_CASE(s, routes_match_the_decoded_normalised_path, 5);
     T_CASE(s, path_parameters_are_decoded, 5);
     T_CASE(s, routes_have_at_most_32_segments, 5);
+    T_CASE(s, routes_for_the_same_paths_are_refused, 5);
     T_CASE(s, proxy_v1_headers, 5);
     T_CASE(s, proxy_v2_headers, 5);
     T_CASE(s, malformed_escape_or_climbing_path_is_400, 5);
