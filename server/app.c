@@ -60,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BIND_RETRY_FOR  CIO_SEC(2) /* how long a listen address in use is retried */
@@ -272,6 +273,13 @@ static void slow_report(void *ud, const char *name, cio_time ns)
 {
     worker *w = ud;
     cio_time now = cio_now();
+    /* Every report, for the status page (the log below is rate-limited). */
+    corio_slow_rec *r = &w->app.slow_recent[w->app.slow_reports++ % CORIO_SLOW_KEPT];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->time = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    r->ms = (double)ns / 1e6;
+    snprintf(r->task, sizeof(r->task), "%s", name ? name : "a task");
     if (ns > w->slow_worst)
         w->slow_worst = ns;
     if (w->slow_logged && now - w->slow_logged < CIO_SEC(1)) {
@@ -868,6 +876,8 @@ static int worker_setup(worker *w)
         cio_info("memory budget for buffered bytes: %llu MiB (the cgroup may use %llu MiB)",
                  (unsigned long long)(limit >> 20), (unsigned long long)(cgroup_max >> 20));
     int rc = cio_ws_topics_create_member(d->sh.rooms, w->index, &app->rooms);
+    if (rc == 0)
+        rc = cio_ws_topics_create_member(d->sh.status_group, w->index, &app->status_topics);
     if (rc < 0) {
         cio_error("websocket rooms: %s", strerror(-rc));
         return rc;
@@ -989,7 +999,8 @@ static void worker_teardown(worker *w)
         w->app.pool = NULL;
     }
     cio_ws_topics_destroy(w->app.rooms);
-    w->app.rooms = NULL;
+    cio_ws_topics_destroy(w->app.status_topics);
+    w->app.rooms = w->app.status_topics = NULL;
     cio_budget_fini(&w->budget);
     cio_log_writer_destroy(w->access);
     w->access = w->app.access = NULL;
@@ -1068,6 +1079,8 @@ static intptr_t serve(void *arg)
                         .queue = cfg->pool_queue,
                         .priority = prio[cfg->pool_priority]};
     d->sh.start_time = corio_process_start_time();
+    d->sh.name = d->name;
+    d->sh.version = d->opts.version ? d->opts.version : CIO_VERSION;
     atomic_store(&d->sh.stall_ms, d->live->cfg.health.stall_ms);
     atomic_store(&d->sh.disc_state, cfg->nservers ? CIO_PEER_SEARCHING : CIO_PEER_STANDALONE);
     int rc = cio_peer_id_generate(&d->sh.id);
@@ -1076,6 +1089,8 @@ static intptr_t serve(void *arg)
         return 1;
     }
     rc = cio_ws_topic_group_create(d->n, &d->sh.rooms);
+    if (rc == 0)
+        rc = cio_ws_topic_group_create(d->n, &d->sh.status_group);
     if (rc < 0) {
         cio_error("websocket rooms: %s", strerror(-rc));
         return 1;
@@ -1123,6 +1138,12 @@ static intptr_t serve(void *arg)
             cio_event_set(&d->reported);
     }
     bool failed = gather(d) > 0;
+    /* The status page's snapshots: every worker's server exists, and the
+     * first snapshot is there before the first request can ask for it. */
+    if (!failed && (rc = corio_status_start(&d->sh)) < 0) {
+        cio_error("status page: %s", strerror(-rc));
+        failed = true;
+    }
     /* Worker 0 binds first: the others take the ports it got. */
     rc = failed ? 0 : worker_listen(w0);
     failed = failed || rc < 0;
@@ -1185,6 +1206,7 @@ static intptr_t serve(void *arg)
     result = d->self_lost ? 1 : 0;
 
 drain:
+    corio_status_stop(&d->sh); /* it asks every worker's loop */
     /* No more searching: requests still waiting for self are answered 503
      * now rather than at the end of the drain. (The view stays readable:
      * the discovery is freed after the workers.) */
@@ -1231,6 +1253,7 @@ out:
         cio_pool_shutdown(w0->app.pool, CIO_POOL_CANCEL, cio_after(CIO_SEC(5))) == 0)
         cio_pool_destroy(w0->app.pool);
     cio_ws_topic_group_destroy(d->sh.rooms);
+    cio_ws_topic_group_destroy(d->sh.status_group);
     if (result == 0 || d->self_lost)
         cio_info("stopped");
     return result;

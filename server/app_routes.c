@@ -1,7 +1,8 @@
 /*
  * app_routes.c - the app's built-in routes, those operators and the
  * peer-ID protocol need: /server_id, /healthz, /readyz, /cluster,
- * /metrics, and with CORIO_DEBUG=1 /debug/block.
+ * /metrics, and with CORIO_DEBUG=1 /debug/block (the status page's are
+ * status.c's); and the JSON writer they share.
  */
 #include "app_internal.h"
 
@@ -97,48 +98,37 @@ static int readyz(cio_http_req *req, void *ud)
     return cio_http_respond(req, 503, "text/plain", msg, strlen(msg));
 }
 
-/* A JSON document being built; a failed append is remembered (the
- * document is then not sent). */
-typedef struct jbuf {
-    cio_buf b;
-    bool oom;
-} jbuf;
-
-static void jraw(jbuf *j, const char *p, size_t n)
+void corio_json_raw(corio_json *j, const char *p, size_t n)
 {
     if (!j->oom && cio_buf_append(&j->b, p, n) < 0)
         j->oom = true;
 }
 
-#define JLIT(j, lit) jraw((j), (lit), sizeof(lit) - 1)
-
-/* Appends s as a JSON string (or null). */
-static void json_str(jbuf *j, const char *s)
+void corio_json_str(corio_json *j, const char *s)
 {
     if (!s) {
-        JLIT(j, "null");
+        CORIO_JLIT(j, "null");
         return;
     }
-    JLIT(j, "\"");
+    CORIO_JLIT(j, "\"");
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         char esc[8];
         if (ch == '"' || ch == '\\') {
             esc[0] = '\\';
             esc[1] = (char)ch;
-            jraw(j, esc, 2);
+            corio_json_raw(j, esc, 2);
         } else if (ch < 0x20) {
             snprintf(esc, sizeof(esc), "\\u%04x", ch);
-            jraw(j, esc, 6);
+            corio_json_raw(j, esc, 6);
         } else {
-            jraw(j, s, 1);
+            corio_json_raw(j, s, 1);
         }
     }
-    JLIT(j, "\"");
+    CORIO_JLIT(j, "\"");
 }
 
-static void json_printf(jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void json_printf(jbuf *j, const char *fmt, ...)
+void corio_json_printf(corio_json *j, const char *fmt, ...)
 {
     char tmp[128];
     va_list ap;
@@ -146,11 +136,10 @@ static void json_printf(jbuf *j, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
     if (n > 0)
-        jraw(j, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+        corio_json_raw(j, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* [awaits] Sends the document (or fails with -ENOMEM) and frees it. */
-static int json_respond(cio_http_req *req, jbuf *j)
+int corio_json_respond(cio_http_req *req, corio_json *j)
 {
     int rc = j->oom ? -ENOMEM : cio_http_respond(req, 200, "application/json", j->b.p, j->b.len);
     cio_buf_free(&j->b);
@@ -161,55 +150,60 @@ static int json_respond(cio_http_req *req, jbuf *j)
  * 0 (the other workers ask it to write the document there). */
 typedef struct cluster_ask {
     corio_shared *sh;
-    jbuf j;
+    corio_json j;
 } cluster_ask;
 
-static void cluster_json(void *arg)
+void corio_cluster_json(const corio_shared *sh, corio_json *jp)
 {
-    cluster_ask *a = arg;
-    jbuf *jp = &a->j;
-    cio_discovery *d = a->sh->disc;
+    cio_discovery *d = sh->disc;
     int self = cio_discovery_self(d);
     size_t n = cio_discovery_count(d);
 #define j (*jp)
-    JLIT(&j, "{\"self\": ");
-    json_str(&j, self >= 0 ? cio_discovery_peer(d, (size_t)self)->name : NULL);
-    json_printf(&j, ", \"id\": \"%s\", \"state\": \"%s\", \"aliases\": [", a->sh->id.hex,
-                cio_peer_state_name(cio_discovery_state(d)));
+    CORIO_JLIT(&j, "{\"self\": ");
+    corio_json_str(&j, self >= 0 ? cio_discovery_peer(d, (size_t)self)->name : NULL);
+    corio_json_printf(&j, ", \"id\": \"%s\", \"state\": \"%s\", \"aliases\": [", sh->id.hex,
+                      cio_peer_state_name(cio_discovery_state(d)));
     bool first = true;
     for (size_t i = 0; i < n; i++)
         if (cio_discovery_peer(d, i)->alias) {
             if (!first)
-                JLIT(&j, ", ");
-            json_str(&j, cio_discovery_peer(d, i)->name);
+                CORIO_JLIT(&j, ", ");
+            corio_json_str(&j, cio_discovery_peer(d, i)->name);
             first = false;
         }
-    JLIT(&j, "], \"peers\": [");
+    CORIO_JLIT(&j, "], \"peers\": [");
     cio_time now = cio_now();
     for (size_t i = 0; i < n; i++) {
         const cio_peer_info *p = cio_discovery_peer(d, i);
         char answer[96];
         if (i)
-            JLIT(&j, ",");
-        JLIT(&j, "\n  {\"name\": ");
-        json_str(&j, p->name);
-        JLIT(&j, ", \"id\": ");
-        json_str(&j, p->has_id ? p->id.hex : NULL);
-        json_printf(&j, ", \"up\": %s, \"self\": %s, \"alias\": %s, \"last_seen_ms\": ",
-                    p->up ? "true" : "false", p->self ? "true" : "false",
-                    p->alias ? "true" : "false");
+            CORIO_JLIT(&j, ",");
+        CORIO_JLIT(&j, "\n  {\"name\": ");
+        corio_json_str(&j, p->name);
+        CORIO_JLIT(&j, ", \"id\": ");
+        corio_json_str(&j, p->has_id ? p->id.hex : NULL);
+        corio_json_printf(&j, ", \"up\": %s, \"self\": %s, \"alias\": %s, \"last_seen_ms\": ",
+                          p->up ? "true" : "false", p->self ? "true" : "false",
+                          p->alias ? "true" : "false");
         if (p->last_seen)
-            json_printf(&j, "%lld", (long long)((now - p->last_seen) / CIO_MS(1)));
+            corio_json_printf(&j, "%lld", (long long)((now - p->last_seen) / CIO_MS(1)));
         else
-            JLIT(&j, "null");
-        json_printf(&j, ", \"restarts\": %u, \"answer\": ", p->restarts);
-        json_str(&j, cio_peer_answer(p, answer, sizeof(answer)));
-        JLIT(&j, "}");
+            CORIO_JLIT(&j, "null");
+        corio_json_printf(&j, ", \"restarts\": %u, \"answer\": ", p->restarts);
+        corio_json_str(&j, cio_peer_answer(p, answer, sizeof(answer)));
+        CORIO_JLIT(&j, "}");
     }
     if (n)
-        JLIT(&j, "\n");
-    JLIT(&j, "]}\n");
+        CORIO_JLIT(&j, "\n");
+    CORIO_JLIT(&j, "]}");
 #undef j
+}
+
+static void cluster_json(void *arg)
+{
+    cluster_ask *a = arg;
+    corio_cluster_json(a->sh, &a->j);
+    CORIO_JLIT(&a->j, "\n");
 }
 
 static int cluster(cio_http_req *req, void *ud)
@@ -219,7 +213,7 @@ static int cluster(cio_http_req *req, void *ud)
     int rc = cio_loop_call(app->sh->loops[0], cluster_json, &a);
     if (rc < 0)
         return rc;
-    return json_respond(req, &a.j);
+    return corio_json_respond(req, &a.j);
 }
 
 /* CORIO_DEBUG=1 only: keeps the loop busy for ?ms=N (1..10000) without
@@ -268,6 +262,7 @@ int corio_routes_register(cio_http_server *srv, cio_app_worker *app, cio_http_se
     }
     rc = rc ? rc : cio_http_route(ops, "GET", "/cluster", cluster, app);
     rc = rc ? rc : cio_http_route(ops, "GET", "/metrics", metrics, app);
+    rc = rc ? rc : corio_status_routes(ops, app);
     const char *debug = getenv("CORIO_DEBUG");
     if (!rc && debug && strcmp(debug, "1") == 0)
         rc = cio_http_route(srv, "GET", "/debug/block", debug_block, app);

@@ -37,7 +37,9 @@
  * when one has not for health.stall_ms), GET /readyz (200 once discovery
  * knows which entry of "servers" this process is, at once when
  * standalone), GET /server_id (the peer-ID protocol's question), GET
- * /cluster (discovery's view, JSON), GET /metrics (Prometheus text).
+ * /cluster (discovery's view, JSON), GET /metrics (Prometheus text), and
+ * the live status page: GET /status (HTML), GET /status.json and GET
+ * /ws/status (a snapshot a second to each viewer).
  * CORIO_DEBUG=1 adds GET /debug/block?ms=N and turns on debug mode
  * (cio_debug_set). A program's route on one of these paths is refused
  * (-EEXIST from its cio_http_route).

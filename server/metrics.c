@@ -142,23 +142,10 @@ double corio_process_start_time(void)
 
 /* ---- the workers ----------------------------------------------------------------------- */
 
-/* One worker's figures, copied on its own loop (its counters are plain
- * fields of that loop's thread: read there, never from another thread). */
-typedef struct snap {
-    cio_http_metrics http;
-    cio_http_stats st;
-    cio_ws_stats ws;
-    cio_loop_stats ls;
-    uint64_t lag_hist[64];
-    cio_time lag_sum;
-    cio_lag_stats lag;
-    uint64_t slow;
-    uint64_t log_dropped, access_dropped;
-    cio_pool_stats ps;
-} snap;
+typedef corio_snap snap;
 
 typedef struct gather {
-    corio_shared *sh;
+    const corio_shared *sh;
     snap *s;
 } gather;
 
@@ -178,6 +165,14 @@ static void take_snap(void *arg, size_t i)
     s->log_dropped = cio_log_dropped_lines(loop);
     s->access_dropped = app->access ? cio_log_writer_dropped_lines(app->access) : 0;
     cio_pool_get_stats(app->pool, &s->ps);
+    memcpy(s->slow_recent, app->slow_recent, sizeof(s->slow_recent));
+    s->slow_reports = app->slow_reports;
+}
+
+int corio_snaps_take(const corio_shared *sh, corio_snap *s)
+{
+    gather g = {.sh = sh, .s = s};
+    return cio_loop_call_all(sh->loops, sh->nworkers, take_snap, &g);
 }
 
 #define EACH(i, n) for (unsigned i = 0; i < (n); i++)
@@ -279,7 +274,7 @@ int corio_metrics_render(cio_app_worker *app, cio_buf *b)
     if (!g.s)
         return -ENOMEM;
     /* Each worker copies its own figures, on its own loop, all at once. */
-    int rc = cio_loop_call_all(sh->loops, n, take_snap, &g);
+    int rc = corio_snaps_take(sh, g.s);
     if (rc < 0) {
         free(g.s);
         return rc;

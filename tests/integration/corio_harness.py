@@ -817,6 +817,19 @@ class ServerTestCase(unittest.TestCase):
             cls.server.close()
 
 
+class DebugServerTestCase(ServerTestCase):
+    """A ServerTestCase whose daemon runs with CORIO_DEBUG=1 (debug mode, and
+    GET /debug/block?ms=N, a handler that keeps its loop busy)."""
+
+    @classmethod
+    def setUpClass(cls):
+        os.environ["CORIO_DEBUG"] = "1"
+        try:
+            super().setUpClass()
+        finally:
+            del os.environ["CORIO_DEBUG"]
+
+
 # -- WebSocket on raw sockets (tests that need no client library) -----------
 
 def ws_frame(op, payload, fin=True):

@@ -196,20 +196,12 @@ class TestMetrics(H.ServerTestCase):
         self.assertGreaterEqual(value(fams, "corio_pool_threads"), 1)
 
 
-class TestSlowHandlerWatchdog(H.ServerTestCase):
+class TestSlowHandlerWatchdog(H.DebugServerTestCase):
     """CORIO_DEBUG=1 adds GET /debug/block?ms=N, a handler that keeps the
     loop for N ms of the clock without awaiting: the watchdog (debug.slow_ms)
     names it in a warning and counts it."""
 
     server_config = {"debug": {"slow_ms": 100}, "log": {"access": "off"}}
-
-    @classmethod
-    def setUpClass(cls):
-        os.environ["CORIO_DEBUG"] = "1"
-        try:
-            super().setUpClass()
-        finally:
-            del os.environ["CORIO_DEBUG"]
 
     def slow_count(self):
         return value(parse(self.server.request("GET", "/metrics")[2].decode()),
