@@ -1,7 +1,7 @@
 # Install rules of what a host running the daemon needs besides bin/corio
 # (server/'s rule), all in component Server: deploy/'s systemd units, the
 # example configuration, the logrotate snippet and the man page
-# (README, "Host install (systemd)").
+# (README, "Host install (systemd)" and "Debian package").
 #
 # /etc and the unit directory are absolute only where GNUInstallDirs makes
 # them so, for the prefix /usr (the Debian package's: /etc/corio,
@@ -40,3 +40,5 @@ install(FILES ${_d}/corio.service ${_d}/corio.socket DESTINATION ${CORIO_SYSTEMD
 install(FILES ${_d}/corio.json DESTINATION ${_etc}/corio COMPONENT Server)
 install(FILES ${_d}/corio.logrotate DESTINATION ${_etc}/logrotate.d RENAME corio COMPONENT Server)
 install(FILES ${_man_gz} DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT Server)
+# The files cmake/package.cmake marks as the package's conffiles.
+set(CORIO_CONFFILES ${_etc}/corio/corio.json ${_etc}/logrotate.d/corio)
