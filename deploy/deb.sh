@@ -7,11 +7,12 @@
 #   deploy/deb.sh [OUTDIR]
 #   apt-get install ./OUTDIR/corio_*.deb      # README, "Debian package"
 set -euo pipefail
+out=${1:+$(realpath -m "$1")} # OUTDIR from where it is given
 cd "$(dirname "$0")/.."
 . deploy/deps.sh
 corio_install_deps deb
 tree=${CORIO_DEB_BUILD_DIR:-build-deb}
-out=${1:-$tree/debs}
+out=${out:-$tree/debs}
 
 cmake -S . -B "$tree" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
     -DCORIO_BUILD_TESTS=OFF >/dev/null
