@@ -148,6 +148,7 @@ say "dockerd answers: $("$docker" info -f '{{.ServerVersion}}, {{.Driver}}, secc
 timeout 300 deploy/docker-base-image.sh debian:bookworm-slim
 
 # ---- the Debian packages in a clean container ------------------------------
+say "base image there; waiting for deploy/deb.sh"
 wait "$deb_build" || { tail -n 30 "$tmp/deb-build.log" >&2; fail "deploy/deb.sh failed (tail of its output above)"; }
 deb_build=
 say "built the Debian packages (deploy/deb.sh); installing them in a clean debian:bookworm-slim container"
