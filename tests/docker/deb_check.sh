@@ -91,28 +91,29 @@ say "corio --config /etc/corio/corio.json: /healthz and /readyz answer (corio --
 
 # ---- a program of its own, built against libcorio-dev ---------------------------
 # shellcheck disable=SC2046 # the flags are words
-cc -Wall -Wextra -Werror -o /tmp/hello /src/main.c $(pkg-config --cflags --libs corio) ||
-    fail "cc main.c \$(pkg-config --cflags --libs corio)"
+cc -Wall -Wextra -Werror -o /tmp/hello /src/hello.c $(pkg-config --cflags --libs corio) ||
+    fail "cc hello.c \$(pkg-config --cflags --libs corio)"
 # shellcheck disable=SC2046
-cc -Wall -Wextra -Werror -static -o /tmp/hello-static /src/main.c $(pkg-config --static --cflags --libs corio) ||
-    fail "cc -static main.c \$(pkg-config --static --cflags --libs corio)"
+cc -Wall -Wextra -Werror -static -o /tmp/hello-static /src/hello.c $(pkg-config --static --cflags --libs corio) ||
+    fail "cc -static hello.c \$(pkg-config --static --cflags --libs corio)"
 grep -qE "libcorio\.so\.0 => $lib_re/libcorio\.so\.0 " <<<"$(ldd /tmp/hello)" || fail "hello does not load libcorio0's library: $(ldd /tmp/hello)"
 for h in hello hello-static; do
-    /tmp/$h >/tmp/$h.out 2>/tmp/$h.err &
+    # corio's flags (the app API): a port the kernel picks, read from its log
+    /tmp/$h --listen 127.0.0.1:0 --access-log off >/dev/null 2>/tmp/$h.err &
     pid=$!
     port=
     for _ in $(seq 100); do
-        port=$(head -n 1 /tmp/$h.out)
+        port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' /tmp/$h.err | head -n 1)
         [ -n "$port" ] && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    [[ $port =~ ^[0-9]+$ ]] || fail "$h printed no port: $(cat /tmp/$h.out /tmp/$h.err)"
-    # GET /hello is its only route (anything else is 404)
+    [[ $port =~ ^[0-9]+$ ]] || fail "$h logged no port: $(cat /tmp/$h.err)"
     corio --probe "http://127.0.0.1:$port/hello" || fail "$h: GET /hello"
+    corio --probe "http://127.0.0.1:$port/readyz" || fail "$h: the app's /readyz"
     stop "$pid" "$h"
 done
-say "a program built with pkg-config against libcorio-dev, shared and -static: GET /hello answers (corio --probe), SIGTERM: exit 0"
+say "a program built with pkg-config against libcorio-dev, shared and -static: GET /hello and the app's /readyz answer (corio --probe), SIGTERM: exit 0"
 
 # ---- removal ------------------------------------------------------------------
 dpkg -r corio >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log >&2; fail "dpkg -r corio"; }
