@@ -2,11 +2,15 @@
 # corio needs from Debian 12's packages with apt-get, if anything is missing.
 #   corio_install_deps build   # to build and run the daemon
 #   corio_install_deps test    # plus what the test suite drives it with
+#   corio_install_deps deb     # to build the Debian packages (deploy/deb.sh)
 #   corio_install_deps docker  # what tests/docker/cluster_test.sh needs: Debian's
 #                              # Docker 20.10 and docker-compose v1, debootstrap
 
 corio_deps_build=(build-essential cmake pkg-config liburing-dev node-llhttp libjansson-dev
                   libssl-dev zlib1g-dev)
+# dpkg-shlibdeps (dpkg-dev) computes the packages' Depends; CPack looks
+# for the shared objects among the files with file(1).
+corio_deps_deb=(dpkg-dev file)
 corio_deps_test=(check clang libclang-rt-14-dev curl python3 python3-websockets valgrind procps
                  iproute2 chromium groff-base logrotate wrk)
 # The WebSocket client tests also need Node.js and npm (for the npm packages ws
@@ -24,6 +28,7 @@ corio_deps_docker=(docker.io docker-compose debootstrap debian-archive-keyring a
 corio_install_deps() {
     local want=("${corio_deps_build[@]}") missing=() p
     [ "${1:-build}" = test ] && want+=("${corio_deps_test[@]}")
+    [ "${1:-build}" = deb ] && want+=("${corio_deps_deb[@]}")
     [ "${1:-build}" = docker ] && want=("${corio_deps_docker[@]}")
     for p in "${want[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,8 @@
 # allocation-failure test, for its leak check) again under
 # AddressSanitizer+UBSan, and core's tests on the portable ucontext switch,
 # the fuzzers for a while, and corio's Docker image as a 3-member cluster
-# (tests/docker/cluster_test.sh: root, ~2 minutes).
+# and its Debian packages in a clean container (tests/docker/cluster_test.sh:
+# root, ~2.5 minutes).
 # In the Release tree ctest first installs the pinned npm packages (ws,
 # playwright-core) into build/npm (the fixture integration.npm_setup).
 # Exits non-zero on any failure.
@@ -48,7 +49,7 @@ fuzz fuzz_http_response "${CORIO_FUZZ_SECONDS:-30}" tests/fuzz/http_response.dic
 fuzz fuzz_ws_frame "${CORIO_WS_FUZZ_SECONDS:-15}" tests/fuzz/ws_frame.dict tests/fuzz/corpus/ws_frame
 fuzz fuzz_ws_inflate "${CORIO_WS_FUZZ_SECONDS:-15}" tests/fuzz/ws_inflate.dict tests/fuzz/corpus/ws_inflate
 
-echo "== Docker: the image and a 3-node cluster (Debian's docker.io and docker-compose, a dockerd of the test's own)"
+echo "== Docker: the image, a 3-node cluster and the Debian packages (Debian's docker.io and docker-compose, a dockerd of the test's own)"
 tests/docker/cluster_test.sh
 
 echo "== all tests passed"

@@ -18,7 +18,10 @@
 #     member shut down gracefully (its log says so; exit status 0, not a
 #     SIGKILL);
 #   - with a seccomp profile that refuses the three io_uring calls, corio
-#     exits non-zero with one line that says so and names the fix.
+#     exits non-zero with one line that says so and names the fix;
+#   - the Debian packages (deploy/deb.sh, built here while debootstrap
+#     runs) install, run and purge in a clean container of the base image
+#     (tests/docker/deb_test.sh).
 # Whatever happens, a trap removes all it made: the containers, the dockerd
 # and its containerd, their directories, docker0 and the iptables rules and
 # chains dockerd added, and it puts back ip_forward. Root only. Fails (never
@@ -67,14 +70,17 @@ for p in /run/docker /run/containerd /run/runc /etc/docker/key.json; do
     [ -e "$p" ] || made_paths+=("$p")
 done
 dockerd_pid=
+deb_build=
 
 cleanup() {
     local rc=$? t p
     set +e
+    # deploy/deb.sh and its compilers (timeout leads their process group)
+    [ -n "$deb_build" ] && { kill -TERM -- -"$deb_build" || kill -TERM "$deb_build"; } 2>/dev/null
     if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
         say "cleanup: removing the containers"
         (cd deploy && timeout 30 "$compose" down --remove-orphans --timeout 2 >/dev/null 2>&1)
-        timeout 20 "$docker" rm -f "$project-ws" "$project-deny" >/dev/null 2>&1
+        timeout 20 "$docker" rm -f "$project-ws" "$project-deny" corio-deb-test >/dev/null 2>&1
         say "cleanup: stopping dockerd"
         kill -TERM "$dockerd_pid"
         for _ in $(seq 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
@@ -116,6 +122,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The Debian packages, built meanwhile (debootstrap spends its time waiting
+# for the mirror): deb_test.sh checks them once the base image is there.
+timeout 600 deploy/deb.sh "$tmp/debs" >"$tmp/deb-build.log" 2>&1 &
+deb_build=$!
+
 # ---- dockerd --------------------------------------------------------------
 # ip_forward before dockerd starts: with it off, dockerd turns it on and sets
 # the FORWARD policy to DROP, which breaks every other bridge on the machine.
@@ -135,6 +146,13 @@ say "dockerd answers: $("$docker" info -f '{{.ServerVersion}}, {{.Driver}}, secc
 
 # ---- images ---------------------------------------------------------------
 timeout 300 deploy/docker-base-image.sh debian:bookworm-slim
+
+# ---- the Debian packages in a clean container ------------------------------
+say "base image there; waiting for deploy/deb.sh"
+wait "$deb_build" || { tail -n 30 "$tmp/deb-build.log" >&2; fail "deploy/deb.sh failed (tail of its output above)"; }
+deb_build=
+say "built the Debian packages (deploy/deb.sh); installing them in a clean debian:bookworm-slim container"
+tests/docker/deb_test.sh "$tmp/debs" || fail "the Debian packages (tests/docker/deb_test.sh, above)"
 say "building the client image (in the background) and corio's image"
 timeout 300 "$docker" build -q -t corio-wsclient -f tests/docker/wsclient.Dockerfile tests/docker \
     >"$tmp/wsclient-build.log" 2>&1 &

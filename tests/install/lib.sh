@@ -28,6 +28,10 @@ skip() {
 prefix=$work/prefix
 cmake --install "$CORIO_BUILD_DIR" --prefix "$prefix" >"$work/install.log" ||
     fail "cmake --install: $(cat "$work/install.log")"
+# --prefix holds it all: a path made absolute at configure time would have
+# been written on this machine (cmake/host.cmake).
+outside=$(sed -n 's/^-- \(Installing\|Up-to-date\): //p' "$work/install.log" | grep -v "^$prefix/" || true)
+[ -z "$outside" ] || fail "installed outside --prefix $prefix: $outside"
 so=$(find "$prefix" -name libcorio.so -print -quit)
 [ -n "$so" ] || fail "no libcorio.so installed under $prefix"
 libdir=$(dirname "$so")
