@@ -944,7 +944,7 @@ static int worker_listen(worker *w)
                                       w->index == 0, w->d->ports);
     if (rc == 0 && w->admin)
         rc = listen_all(w->admin, cfg->admin_listen, cfg->nadmin_listen, false,
-                        "listening (/metrics, /cluster)", true, NULL);
+                        "listening (/metrics, /cluster, /status)", true, NULL);
     return rc;
 }
 

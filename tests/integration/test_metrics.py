@@ -232,7 +232,7 @@ class TestAdminListen(H.ServerTestCase):
     server_args = ["--access-log", "off", "--admin-listen", "127.0.0.1:0"]
 
     def admin_get(self, path):
-        line = self.server.wait_for_log(r"listening \(/metrics, /cluster\) on 127\.0\.0\.1:(\d+)")[0]
+        line = self.server.wait_for_log(r"listening \(/metrics, /cluster, /status\) on 127\.0\.0\.1:(\d+)")[0]
         return H.get_on_port(int(re.search(r":(\d+)$", line).group(1)), path)
 
     def test_operators_routes_are_on_the_admin_address_only(self):

@@ -257,7 +257,7 @@ class TestAdminListen(H.ServerTestCase):
     server_args = ["--access-log", "off", "--admin-listen", "127.0.0.1:0"]
 
     def admin_port(self):
-        line = self.server.wait_for_log(r"listening \(/metrics, /cluster\) on 127\.0\.0\.1:(\d+)")[0]
+        line = self.server.wait_for_log(r"listening \(/metrics, /cluster, /status\) on 127\.0\.0\.1:(\d+)")[0]
         return int(re.search(r":(\d+)$", line).group(1))
 
     def test_on_the_admin_address_only(self):
