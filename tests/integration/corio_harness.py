@@ -817,6 +817,22 @@ class ServerTestCase(unittest.TestCase):
             cls.server.close()
 
 
+def get_json(server, path, timeout=10):
+    """GET path from a CorioServer, which must answer 200: the parsed JSON
+    body."""
+    st, _, body = server.request("GET", path, timeout=timeout)
+    if st != 200:
+        raise AssertionError("GET %s answered %d: %r" % (path, st, body[:200]))
+    return json.loads(body)
+
+
+def server_id(server):
+    """The server's peer id (GET /server_id), checked to be 32 hex digits."""
+    sid = get_json(server, "/server_id")
+    assert re.fullmatch(r"[0-9a-f]{32}", sid), sid
+    return sid
+
+
 class DebugServerTestCase(ServerTestCase):
     """A ServerTestCase whose daemon runs with CORIO_DEBUG=1 (debug mode, and
     GET /debug/block?ms=N, a handler that keeps its loop busy)."""

@@ -61,17 +61,8 @@ def until(check, timeout=DEADLINE, step=0.05, what="the expected state"):
         time.sleep(step)
 
 
-def get_json(node, path):
-    st, _, body = node.request("GET", path, timeout=10)
-    if st != 200:
-        raise AssertionError("GET %s answered %d: %r" % (path, st, body[:200]))
-    return json.loads(body)
-
-
-def server_id(node):
-    sid = get_json(node, "/server_id")
-    assert re.fullmatch(r"[0-9a-f]{32}", sid), sid
-    return sid
+get_json = H.get_json
+server_id = H.server_id
 
 
 def found_re(entry, index, count, round_=None):
