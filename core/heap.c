@@ -6,9 +6,12 @@
  * malloc_trim(0) returns those pages (MADV_DONTNEED on every free page, in
  * every arena), but it walks the free lists and briefly locks each arena, so
  * it runs only when the loop is quiet and, since the last trim, the resident
- * size grew by at least min_free or the bytes in use fell by that much (a
- * trim in the middle of a burst saw them in use). A weak timer: it never
- * keeps a loop alive.
+ * size grew by at least min_free at some point or the bytes in use fell by
+ * that much (a trim in the middle of a burst saw them in use). The resident
+ * size is read at every tick, busy ones too, and its peak kept: a burst
+ * that started just after a trim and ended with the process no bigger than
+ * then (its own large buffers, mapped apart from the heap, gone again) still
+ * left its heap pages resident. A weak timer: it never keeps a loop alive.
  */
 #include "cio_internal.h"
 
@@ -61,14 +64,17 @@ static void heap_tick(cio_timer *t)
     uint64_t cqes = l->stats.cqes - l->heap_last_cqes;
     l->heap_last_cqes = l->stats.cqes;
     (void)cio_timer_start(t, cio_now() + l->heap_interval);
+    size_t rss = resident_bytes(); /* a read of statm: cheap enough every tick */
+    if (rss > l->heap_peak)
+        l->heap_peak = rss;
     if ((double)cqes > QUIET_CQES_PER_SEC * ((double)l->heap_interval / 1e9))
         return;
-    size_t rss = resident_bytes();
     size_t inuse = heap_in_use();
-    /* Worth a trim: the process grew since the last one, or its heap holds
-     * at least min_free less than then (freed since: resident, unless
-     * trimmed; a trim during a burst saw that memory in use). */
-    bool grew = !rss || rss >= l->heap_base + l->heap_min_free;
+    /* Worth a trim: the process grew since the last one (at its peak), or
+     * its heap holds at least min_free less than then (freed since:
+     * resident, unless trimmed; a trim during a burst saw that memory in
+     * use). */
+    bool grew = !rss || l->heap_peak >= l->heap_base + l->heap_min_free;
     bool freed = inuse + l->heap_min_free <= l->heap_inuse;
     if (!grew && !freed)
         return;
@@ -81,7 +87,7 @@ static void heap_tick(cio_timer *t)
     l->heap_stats.trims++;
     if (rss > after)
         l->heap_stats.released_bytes += rss - after;
-    l->heap_base = after;
+    l->heap_base = l->heap_peak = after;
     l->heap_inuse = inuse;
 }
 
@@ -96,7 +102,7 @@ int cio_heap_trim_start(cio_loop *l, cio_time interval, size_t min_free)
     l->heap_interval = interval;
     l->heap_min_free = min_free;
     l->heap_last_cqes = l->stats.cqes;
-    l->heap_base = resident_bytes();
+    l->heap_base = l->heap_peak = resident_bytes();
     l->heap_inuse = heap_in_use();
     return cio_timer_start(&l->heap_timer, cio_now() + interval);
 }
