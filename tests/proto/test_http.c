@@ -2102,6 +2102,30 @@ START_TEST(streamed_body_left_unread_closes_after_the_response)
 }
 END_TEST
 
+/* The chunked body of the first response in out (after its head), decoded
+ * into body (at most cap - 1 bytes): how it was cut into chunks (as the
+ * reads returned it) is left open. */
+static void first_chunked_body(const char *out, char *body, size_t cap)
+{
+    const char *p = strstr(out, "\r\n\r\n");
+    size_t n = 0;
+    ck_assert_ptr_nonnull(p);
+    for (p += 4;;) {
+        char *end;
+        unsigned long len = strtoul(p, &end, 16);
+        ck_assert_msg(end > p && strncmp(end, "\r\n", 2) == 0, "a chunk size in:\n%s", out);
+        if (len == 0)
+            break;
+        ck_assert_uint_lt(n + len, cap);
+        memcpy(body + n, end + 2, len);
+        n += len;
+        p = end + 2 + len;
+        ck_assert_msg(strncmp(p, "\r\n", 2) == 0, "a chunk's end in:\n%s", out);
+        p += 2;
+    }
+    body[n] = 0;
+}
+
 /* A response started before the body is in keeps the connection (keep-alive
  * is decided at the head for a streamed request), and a read after the
  * response has started sends no "100 Continue" into it. */
@@ -2110,8 +2134,13 @@ START_TEST(streamed_response_before_the_body_keeps_the_connection)
     exchange x = {.input = "POST /duplex HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n"
                            "Expect: 100-continue\r\n\r\nabcdef" GET("/users/8"),
                   .chunk = 8};
-    /* the echo as it was read, then the next request on the same connection */
-    expect_out(&x, (const char *const[]){"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n", "user 8", NULL});
+    /* the echo as it was read (in pieces of at most 4 bytes, cut wherever
+     * the reads found the input's pieces: that depends on when they came),
+     * then the next request on the same connection */
+    expect_out(&x, (const char *const[]){"\r\n0\r\n\r\n", "user 8", NULL});
+    char body[16];
+    first_chunked_body(x.out, body, sizeof(body));
+    ck_assert_str_eq(body, "abcdef");
     ck_assert_msg(strncmp(x.out, "HTTP/1.1 200 ", 13) == 0, "%s", x.out);
     ck_assert_ptr_null(strstr(x.out, "100 Continue"));
     ck_assert_ptr_null(strstr(x.out, "Connection: close"));
