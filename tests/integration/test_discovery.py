@@ -121,7 +121,8 @@ class Acceptor:
         self.closed = False
         sock.listen(64)
         self.port = sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
 
     def track(self, s):
         with self.lock:
@@ -154,6 +155,9 @@ class Acceptor:
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
         except OSError:
             pass
+        # ended before the fd can become another socket's (the thread would
+        # accept on that one)
+        self.thread.join(timeout=30)
         self.sock.close()
         for c in conns:
             try:

@@ -78,6 +78,20 @@ class RawServer:
                 pass
 
     def close(self):
+        # The thread ends before the listening socket's fd is closed: a
+        # thread still about to accept() would otherwise accept on whatever
+        # socket takes that fd number next (the next test's server), and
+        # answer its clients with this test's answer.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept()
+        except OSError:
+            pass
+        for c in list(self.conns):
+            try:
+                c.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv()
+            except OSError:
+                pass
+        self.thread.join(timeout=30)
         self.sock.close()
         for c in self.conns:
             c.close()

@@ -244,9 +244,10 @@ class _Acceptor:
 
     def close(self):
         try:
-            self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
         except OSError:
             pass
+        self.thread.join(timeout=30)  # before the fd can be another socket's
         self.sock.close()
 
 
