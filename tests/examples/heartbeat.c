@@ -56,7 +56,7 @@ static intptr_t blocking_call(void *arg)
     return 0;
 }
 
-static intptr_t afternoon(void *arg)
+static intptr_t experiment(void *arg)
 {
     (void)arg;
     cio_pool *pool;
@@ -94,7 +94,7 @@ int main(void)
     cio_loop *loop;
     if (cio_loop_create(&loop, NULL) < 0)
         return 1;
-    intptr_t r = cio_run(loop, afternoon, NULL);
+    intptr_t r = cio_run(loop, experiment, NULL);
     cio_loop_destroy(loop);
     return r == 0 ? 0 : 1;
 }

@@ -817,6 +817,84 @@ class ServerTestCase(unittest.TestCase):
             cls.server.close()
 
 
+def listening_socket():
+    """A TCP socket bound to a free port of 127.0.0.1, not listening yet."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+class Acceptor:
+    """Accepts on `sock` (made to listen) in a thread; handle(conn) runs
+    in a thread of its own per connection. close() stops everything."""
+
+    def __init__(self, sock, handle):
+        self.sock = sock
+        self.handle = handle
+        self.conns = []
+        self.lock = threading.Lock()
+        self.closed = False
+        sock.listen(64)
+        self.port = sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def track(self, s):
+        with self.lock:
+            if self.closed:
+                s.close()
+                return False
+            self.conns.append(s)
+            return True
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.track(conn):
+                threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn):
+        try:
+            self.handle(conn)
+        except OSError:
+            pass
+
+    def close(self):
+        with self.lock:
+            self.closed = True
+            conns, self.conns = self.conns, []
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        except OSError:
+            pass
+        # ended before the fd can become another socket's (the thread would
+        # accept on that one)
+        self.thread.join(timeout=30)
+        self.sock.close()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
+
+def read_head(conn):
+    """Reads a request head from a socket: its bytes, or b"" on EOF before
+    it ended."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
 def get_json(server, path, timeout=10):
     """GET path from a CorioServer, which must answer 200: the parsed JSON
     body."""

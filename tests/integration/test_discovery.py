@@ -109,78 +109,9 @@ class Reserved:
         self.sock.close()
 
 
-class Acceptor:
-    """Accepts on `sock` (made to listen) in a thread; handle(conn) runs
-    in a thread of its own per connection. close() stops everything."""
-
-    def __init__(self, sock, handle):
-        self.sock = sock
-        self.handle = handle
-        self.conns = []
-        self.lock = threading.Lock()
-        self.closed = False
-        sock.listen(64)
-        self.port = sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def track(self, s):
-        with self.lock:
-            if self.closed:
-                s.close()
-                return False
-            self.conns.append(s)
-            return True
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            if self.track(conn):
-                threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn):
-        try:
-            self.handle(conn)
-        except OSError:
-            pass
-
-    def close(self):
-        with self.lock:
-            self.closed = True
-            conns, self.conns = self.conns, []
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
-        except OSError:
-            pass
-        # ended before the fd can become another socket's (the thread would
-        # accept on that one)
-        self.thread.join(timeout=30)
-        self.sock.close()
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            c.close()
-
-
-def read_head(conn):
-    """Reads a request head; False on EOF before it ended."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(4096)
-        if not chunk:
-            return False
-        data += chunk
-    return True
-
-
 def garbage_handler(conn):
     """A server that is not corio: 200 with the body "hello" to anything."""
-    while read_head(conn):
+    while H.read_head(conn):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
                      b"Connection: close\r\n\r\nhello")
         break
@@ -193,14 +124,7 @@ def silent_handler(conn):
         pass
 
 
-def listening_socket():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    return s
-
-
-class Forwarder(Acceptor):
+class Forwarder(H.Acceptor):
     """A TCP forwarder from sock (made to listen now) to target (host, port)."""
 
     def __init__(self, sock, target):
@@ -264,12 +188,12 @@ class DiscoveryTest(unittest.TestCase):
         return r
 
     def garbage_peer(self):
-        a = Acceptor(listening_socket(), garbage_handler)
+        a = H.Acceptor(H.listening_socket(), garbage_handler)
         self.closers.append(a.close)
         return a
 
     def silent_peer(self):
-        a = Acceptor(listening_socket(), silent_handler)
+        a = H.Acceptor(H.listening_socket(), silent_handler)
         self.closers.append(a.close)
         return a
 

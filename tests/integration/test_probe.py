@@ -66,13 +66,7 @@ class RawServer:
             c.settimeout(30)
             try:
                 if self.read_head:
-                    head = b""
-                    while b"\r\n\r\n" not in head:
-                        chunk = c.recv(4096)
-                        if not chunk:
-                            break
-                        head += chunk
-                    self.requests.append(head)
+                    self.requests.append(H.read_head(c))
                 self.answer(c)
             except OSError:
                 pass

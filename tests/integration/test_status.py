@@ -8,7 +8,6 @@ snapshot, and admin_listen. The page in a real browser, against a
 import json
 import os
 import re
-import socket
 import struct
 import sys
 import time
@@ -38,7 +37,7 @@ def get_on(port, path):
 
 def ws_read_text(sock, timeout):
     """The next text message (unfragmented, unmasked: the server's frames),
-    skipping pings. socket.timeout past the deadline."""
+    skipping pings. TimeoutError past the deadline."""
     sock.settimeout(timeout)
 
     def exact(n):
@@ -176,15 +175,9 @@ class TestSlowAndLag(H.DebugServerTestCase):
 
 def answering_handler(body):
     def handle(conn):
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                conn.close()
-                return
-            data += chunk
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                     b"Connection: close\r\n\r\n%s" % (len(body), body))
+        if H.read_head(conn):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n%s" % (len(body), body))
         conn.close()
     return handle
 
@@ -195,13 +188,10 @@ class TestPeerTextStaysText(unittest.TestCase):
 
     def test_a_peer_answering_a_script_end_tag_cannot_break_out(self):
         evil = b"</script><script>alert(1)</script>"
-        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsock.bind(("127.0.0.1", 0))
-        peer = _Acceptor(lsock, answering_handler(evil))
+        peer = H.Acceptor(H.listening_socket(), answering_handler(evil))
         try:
             with H.CorioServer(args=["--access-log", "off", "--server",
-                                     "127.0.0.1:%d" % lsock.getsockname()[1]]) as server:
+                                     "127.0.0.1:%d" % peer.port]) as server:
                 def answered():
                     s = get_json(server, "/status.json")
                     self.assertIn("</script>", s["cluster"]["peers"][0]["answer"] or "")
@@ -218,37 +208,6 @@ class TestPeerTextStaysText(unittest.TestCase):
                 self.assertIn("</script>", s["cluster"]["peers"][0]["answer"])
         finally:
             peer.close()
-
-
-class _Acceptor:
-    """Accepts on a listening socket and hands each connection to handle, on
-    a thread each."""
-
-    def __init__(self, sock, handle):
-        import threading
-        self.sock, self.handle = sock, handle
-        sock.listen(16)
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                self.handle(conn)
-            except OSError:
-                pass
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
-        except OSError:
-            pass
-        self.thread.join(timeout=30)  # before the fd can be another socket's
-        self.sock.close()
 
 
 class TestAdminListen(H.ServerTestCase):
