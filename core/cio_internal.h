@@ -235,6 +235,7 @@ struct cio_loop {
     cio_time heap_interval;
     size_t heap_min_free, heap_base; /* resident bytes after the last trim */
     size_t heap_peak;                /* the most resident bytes seen since */
+    bool heap_busy;                  /* a busy tick since the last quiet one */
     size_t heap_inuse;               /* the allocator's bytes in use at the last trim */
     uint64_t heap_last_cqes;
     cio_heap_stats heap_stats;

@@ -27,6 +27,8 @@
 /* Busier than this many completions per second, the loop is working:
  * trimming then would only slow the work down and the memory is in use. */
 #define QUIET_CQES_PER_SEC 2000
+/* Freed, or grown, since the last trim: worth one when a burst has ended. */
+#define BURST_END_MIN (1u << 20)
 
 /* Resident bytes of this process, or 0 when unknown. */
 static size_t resident_bytes(void)
@@ -67,8 +69,12 @@ static void heap_tick(cio_timer *t)
     size_t rss = resident_bytes(); /* a read of statm: cheap enough every tick */
     if (rss > l->heap_peak)
         l->heap_peak = rss;
-    if ((double)cqes > QUIET_CQES_PER_SEC * ((double)l->heap_interval / 1e9))
+    if ((double)cqes > QUIET_CQES_PER_SEC * ((double)l->heap_interval / 1e9)) {
+        l->heap_busy = true;
         return;
+    }
+    bool burst_ended = l->heap_busy;
+    l->heap_busy = false;
     size_t inuse = heap_in_use();
     /* Worth a trim: the process grew since the last one (at its peak), or
      * its heap holds at least min_free less than then (freed since:
@@ -76,7 +82,13 @@ static void heap_tick(cio_timer *t)
      * use). */
     bool grew = !rss || l->heap_peak >= l->heap_base + l->heap_min_free;
     bool freed = inuse + l->heap_min_free <= l->heap_inuse;
-    if (!grew && !freed)
+    /* The first quiet look after a busy spell: whatever the burst freed
+     * since the last trim (a trim during it saw its memory in use, and
+     * what it used after that trim went unseen) goes back, if at least a
+     * MiB less is in use or the process is a MiB bigger. Once a burst. */
+    bool after_burst = burst_ended && (inuse + BURST_END_MIN <= l->heap_inuse ||
+                                       rss >= l->heap_base + BURST_END_MIN);
+    if (!grew && !freed && !after_burst)
         return;
 #ifdef __GLIBC__
     cio_time t0 = cio_clock();
